@@ -1,0 +1,1 @@
+from etl_platform.components.pipeline import Pipeline as Pipeline

@@ -1,0 +1,42 @@
+"""The Pipeline component type: a ``defs.yaml`` whose attributes are a PipelineSpec."""
+
+from pathlib import Path
+
+import dagster as dg
+
+from etl_platform.connectors.landing import landing_folder
+from etl_platform.factory import PipelineContext, build_pipeline_defs
+from etl_platform.spec import PipelineSpec
+from etl_platform.spec_checks import check_pipeline
+from etl_platform.spec_errors import SpecLocator
+
+
+class Pipeline(dg.Component):
+    """One pipeline: source files mapped, checked and loaded into the warehouse, then SQL models.
+
+    The pipeline's name is its folder's name (``defs/pipelines/<name>/defs.yaml``).
+    """
+
+    def __init__(self, spec: PipelineSpec, context: PipelineContext):
+        self.spec = spec
+        self.context = context
+
+    @classmethod
+    def get_model_cls(cls) -> type[PipelineSpec]:
+        return PipelineSpec
+
+    @classmethod
+    def load(cls, attributes: PipelineSpec | None, context: dg.ComponentLoadContext) -> "Pipeline":
+        if attributes is None:
+            raise dg.DagsterInvalidDefinitionError(f"{context.path}: a pipeline needs attributes")
+        name = Path(context.path).name
+        tree = context.resolution_context.source_position_tree
+        locate = SpecLocator(tree, fallback=str(context.path))
+        names = check_pipeline(attributes, name, locate, landing_folder())
+        defined_at = {"": locate.line_of([])}
+        for i in range(len(attributes.transforms)):
+            defined_at[f"transforms.{i}.sql"] = locate.line_of(["transforms", i, "sql"])
+        return cls(attributes, PipelineContext(name=name, names=names, defined_at=defined_at))
+
+    def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
+        return build_pipeline_defs(self.spec, self.context)

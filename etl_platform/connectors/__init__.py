@@ -1,0 +1,1 @@
+"""Sources and destinations. One module per kind; each registers itself by name."""

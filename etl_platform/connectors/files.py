@@ -1,0 +1,177 @@
+"""File formats DuckDB reads natively, one class per format, in a string-keyed registry.
+
+A format turns one file into a FROM-clause that DuckDB scans in parallel batches;
+nothing here materializes rows in Python. Adding a format is one class and one
+``register_format`` call.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+import duckdb
+
+from etl_platform.spec import ColumnSpec, CsvOptions
+from etl_platform.sql import literal, quote
+
+
+@dataclass(frozen=True)
+class ReaderRejects:
+    """Names of the temp tables where a reader records rows it could not parse."""
+
+    errors: str = "__reader_rejects"
+    scans: str = "__reader_scans"
+
+
+class FileFormat:
+    """How to scan one kind of file."""
+
+    name: ClassVar[str]
+    # True when the reader itself casts mapped columns (and records rows it cannot cast).
+    reader_converts_types: ClassVar[bool] = False
+
+    def __init__(self, options: CsvOptions):
+        self.options = options
+
+    def first_data_line(self) -> int:
+        """1-based line (or record) number of the first data row."""
+        return 1
+
+    def columns(self, con: duckdb.DuckDBPyConnection, path: Path, dialect: dict[str, str] | None = None) -> list[str]:
+        """Column names the file offers, without reading its rows."""
+        scan = self.scan(path, {}, dialect=dialect)
+        return [row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {scan}").fetchall()]
+
+    def inspect(self, con: duckdb.DuckDBPyConnection, path: Path, wanted: dict[str, ColumnSpec]) -> tuple[list[str], dict[str, str]]:
+        """The file's columns and the dialect to read it with."""
+        return self.columns(con, path), {}
+
+    def scan(
+        self,
+        path: Path,
+        columns: dict[str, ColumnSpec],
+        rejects: ReaderRejects | None = None,
+        dialect: dict[str, str] | None = None,
+    ) -> str:
+        raise NotImplementedError
+
+
+class CsvFormat(FileFormat):
+    """CSV with a detected (or declared) dialect; the reader casts mapped columns and
+    records rows it cannot parse (bad values, ragged rows) instead of failing the file."""
+
+    name = "csv"
+    reader_converts_types = True
+
+    def first_data_line(self) -> int:
+        return 1 + self.options.skip_lines + (1 if self.options.header else 0)
+
+    CANDIDATE_DELIMITERS = (",", ";", "\t", "|")
+
+    def columns(self, con: duckdb.DuckDBPyConnection, path: Path, dialect: dict[str, str] | None = None) -> list[str]:
+        # Sniff tolerantly: a few ragged rows must not hide the header (they are rejected later, by line).
+        scan = self.scan(path, {}, dialect=dialect).removesuffix(")") + ", ignore_errors=true)"
+        return [row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {scan}").fetchall()]
+
+    def inspect(self, con: duckdb.DuckDBPyConnection, path: Path, wanted: dict[str, ColumnSpec]) -> tuple[list[str], dict[str, str]]:
+        """Detect the dialect; when detection misses the mapped columns (small files with
+        ragged rows can fool the sniffer), try the usual delimiters before giving up."""
+        offered = self.columns(con, path)
+        if self.options.delimiter is not None or not missing_columns(offered, wanted):
+            return offered, {}
+        for delimiter in self.CANDIDATE_DELIMITERS:
+            try:
+                candidate = self.columns(con, path, {"delim": delimiter})
+            except duckdb.Error:
+                continue
+            if not missing_columns(candidate, wanted):
+                return candidate, {"delim": delimiter}
+        return offered, {}
+
+    def scan(
+        self,
+        path: Path,
+        columns: dict[str, ColumnSpec],
+        rejects: ReaderRejects | None = None,
+        dialect: dict[str, str] | None = None,
+    ) -> str:
+        opts = self.options
+        args = [
+            literal(str(path)),
+            f"header={str(opts.header).lower()}",
+            f"skip={opts.skip_lines}",
+            f"nullstr=[{', '.join(literal(s) for s in opts.null_strings)}]",
+            # Unmapped columns stay text so a stray value in a column we do not load rejects nothing.
+            "auto_type_candidates=['VARCHAR']",
+        ]
+        delimiter = opts.delimiter if opts.delimiter is not None else (dialect or {}).get("delim")
+        if delimiter is not None:
+            args.append(f"delim={literal(delimiter)}")
+        if opts.quote is not None:
+            args.append(f"quote={literal(opts.quote)}")
+        if opts.escape is not None:
+            args.append(f"escape={literal(opts.escape)}")
+        typed = {
+            col.source or name: col.duckdb_type for name, col in columns.items() if not col.parsed_in_sql
+        }
+        if typed:
+            args.append("types={" + ", ".join(f"{literal(k)}: {literal(v)}" for k, v in typed.items()) + "}")
+        if rejects:
+            args += ["store_rejects=true", f"rejects_table={literal(rejects.errors)}", f"rejects_scan={literal(rejects.scans)}"]
+        return f"read_csv({', '.join(args)})"
+
+
+class ParquetFormat(FileFormat):
+    name = "parquet"
+
+    def scan(self, path, columns, rejects=None, dialect=None) -> str:
+        return f"read_parquet({literal(str(path))})"
+
+
+class NdjsonFormat(FileFormat):
+    name = "ndjson"
+
+    def scan(self, path, columns, rejects=None, dialect=None) -> str:
+        return f"read_json({literal(str(path))}, format='newline_delimited', sample_size=-1)"
+
+
+class JsonFormat(FileFormat):
+    """A JSON array of objects (or newline-delimited objects, detected)."""
+
+    name = "json"
+
+    def scan(self, path, columns, rejects=None, dialect=None) -> str:
+        return f"read_json({literal(str(path))}, format='auto', sample_size=-1)"
+
+
+FORMATS: dict[str, type[FileFormat]] = {}
+
+
+def register_format(cls: type[FileFormat]) -> type[FileFormat]:
+    if not (isinstance(cls, type) and issubclass(cls, FileFormat)):
+        raise TypeError(f"{cls!r} is not a FileFormat")
+    if cls.name in FORMATS:
+        raise ValueError(f"file format {cls.name!r} is registered twice")
+    FORMATS[cls.name] = cls
+    return cls
+
+
+for _format in (CsvFormat, ParquetFormat, NdjsonFormat, JsonFormat):
+    register_format(_format)
+
+
+def file_format(name: str, options: CsvOptions) -> FileFormat:
+    try:
+        return FORMATS[name](options)
+    except KeyError:
+        raise ValueError(f"unknown file format {name!r}; known: {', '.join(sorted(FORMATS))}") from None
+
+
+def missing_columns(offered: Sequence[str], columns: dict[str, ColumnSpec]) -> list[str]:
+    """Mapped source columns a file does not have."""
+    present = set(offered)
+    return [col.source or name for name, col in columns.items() if (col.source or name) not in present]
+
+
+__all__ = ["FORMATS", "FileFormat", "ReaderRejects", "file_format", "missing_columns", "quote", "register_format"]

@@ -1,0 +1,38 @@
+"""The code location: every definition under ``defs/``, plus the policies that apply to all."""
+
+from pathlib import Path
+
+import dagster as dg
+
+from etl_platform.factory import DEFINED_AT
+from etl_platform.spec_errors import SpecError
+
+
+def check_references(defs: dg.Definitions) -> None:
+    """A SQL transform may read another pipeline's table; that table must exist somewhere."""
+    produced = {
+        key
+        for asset in defs.assets or []
+        for key in (asset.keys if isinstance(asset, dg.AssetsDefinition) else [asset.key])
+    }
+    for asset in defs.assets or []:
+        if not isinstance(asset, dg.AssetsDefinition):
+            continue
+        for key in asset.keys:
+            defined_at = asset.specs_by_key[key].metadata.get(DEFINED_AT)
+            if not defined_at:
+                continue
+            for dep in asset.asset_deps[key]:
+                if dep not in produced:
+                    raise SpecError(
+                        f"{defined_at} - the SQL refers to table '{'.'.join(dep.path)}', which no pipeline produces"
+                    )
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    loaded = dg.load_from_defs_folder(path_within_project=Path(__file__).parent)
+    check_references(loaded)
+    # Pipeline steps share one process: the multiprocess executor re-imports the code
+    # location for every step, which costs seconds per run. Celery/Kubernetes are for scale-out.
+    return dg.Definitions.merge(loaded, dg.Definitions(executor=dg.in_process_executor))

@@ -1,0 +1,9 @@
+import dagster as dg
+
+from etl_platform.resources.warehouse import WarehouseResource
+
+
+@dg.definitions
+def resources() -> dg.Definitions:
+    """Every resource key, bound once."""
+    return dg.Definitions(resources={"warehouse": WarehouseResource()})

@@ -1,0 +1,268 @@
+"""One pipeline spec -> its whole slice of definitions: assets, checks, job, schedule."""
+
+from dataclasses import dataclass
+
+import dagster as dg
+
+from etl_platform import settings
+from etl_platform.connectors.landing import landing_folder
+from etl_platform.resources.warehouse import WAREHOUSE_POOL, WarehouseResource
+from etl_platform.spec import PipelineSpec, TransformSpec
+from etl_platform.spec_checks import TableNames, transform_references
+from etl_platform.steps import ingest, transform
+from etl_platform.steps.load import SchemaMismatch, TableRef
+from etl_platform.steps.stage import LINEAGE_COLUMNS
+
+CHECK_REJECTED_SHARE = "rejected_rows_within_limit"
+CHECK_FILES_READABLE = "all_files_readable"
+DEFINED_AT = "etl/defined_at"
+
+REJECTED_SCHEMA = dg.TableSchema(
+    columns=[
+        dg.TableColumn("run_id", "VARCHAR", description="Dagster run that rejected the row."),
+        dg.TableColumn("source_file", "VARCHAR", description="File the row came from, relative to the landing folder."),
+        dg.TableColumn("source_line", "BIGINT", description="Line of the row in its file (the record number for multi-line records); empty when the whole file was rejected."),
+        dg.TableColumn("kind", "VARCHAR", description="'rule' (a row rule or a value that does not convert), 'parse' (the line could not be parsed) or 'file' (the whole file)."),
+        dg.TableColumn("reasons", "VARCHAR[]", description="Every rule the row broke."),
+        dg.TableColumn("record", "VARCHAR", description="The row as read: JSON of its values, or the raw line when it could not be parsed."),
+        dg.TableColumn("rejected_at", "TIMESTAMPTZ"),
+    ]
+)
+
+
+@dataclass(frozen=True)
+class PipelineContext:
+    """What the factory needs besides the spec: the pipeline's name, tables and where it was declared."""
+
+    name: str
+    names: TableNames
+    defined_at: dict[str, str]  # field path -> "file:line", for code references and late errors
+
+
+def _key(schema: str, table: str) -> dg.AssetKey:
+    return dg.AssetKey([schema, table])
+
+
+def _declared_schema(spec: PipelineSpec) -> dg.TableSchema:
+    columns = [
+        dg.TableColumn(name, col.duckdb_type, description=col.description or f"from '{col.source or name}'")
+        for name, col in spec.source.columns.items()
+    ]
+    if spec.destination.lineage_columns:
+        columns += [
+            dg.TableColumn("_source_file", LINEAGE_COLUMNS["_source_file"], description="File the row was loaded from."),
+            dg.TableColumn("_load_id", LINEAGE_COLUMNS["_load_id"], description="Dagster run that loaded the row."),
+        ]
+    return dg.TableSchema(columns=columns)
+
+
+def _schema_of(columns: list[tuple[str, str]]) -> dg.TableSchema:
+    return dg.TableSchema(columns=[dg.TableColumn(name, dtype) for name, dtype in columns])
+
+
+def transform_dependencies(t: TransformSpec, schema: str) -> list[dg.AssetKey]:
+    deps = []
+    for ref in sorted(transform_references(t.sql)):
+        parts = ref.split(".")
+        deps.append(_key(schema, parts[0]) if len(parts) == 1 else _key(parts[0], parts[1]))
+    return deps
+
+
+def build_pipeline_defs(spec: PipelineSpec, ctx: PipelineContext) -> dg.Definitions:
+    names = ctx.names
+    source_key = dg.AssetKey([ctx.name, "source_files"])
+    table_key, rejected_key = _key(names.schema, names.table), _key(names.schema, names.rejected)
+    fmt = spec.source.file_format
+    group = ctx.name
+    owners = list(spec.owners)
+    code_ref = {"etl/spec": ctx.defined_at.get("", "")}
+
+    source = dg.AssetSpec(
+        key=source_key,
+        description=f"Files matching '{spec.source.files}' in the landing folder (ETL_LANDING_DIR).",
+        group_name=group,
+        kinds={"file", fmt},
+        owners=owners,
+        metadata={"pattern": spec.source.files, "connection": spec.source.connection, **code_ref},
+    )
+
+    check_specs = [
+        dg.AssetCheckSpec(
+            CHECK_REJECTED_SHARE,
+            asset=table_key,
+            blocking=spec.checks.blocking,
+            description=f"At most {spec.checks.max_rejected_fraction:.1%} of the rows read are rejected.",
+        ),
+        dg.AssetCheckSpec(CHECK_FILES_READABLE, asset=table_key, description="No file was rejected whole."),
+    ]
+
+    @dg.multi_asset(
+        name=f"{ctx.name}__load",
+        specs=[
+            dg.AssetSpec(
+                key=table_key,
+                deps=[source_key],
+                description=spec.description or f"Rows loaded from '{spec.source.files}'.",
+                group_name=group,
+                kinds={"duckdb"},
+                owners=owners,
+                metadata={
+                    "dagster/column_schema": _declared_schema(spec),
+                    "dagster/table_name": f"{names.schema}.{names.table}",
+                    "sync_mode": spec.sync.mode,
+                    **code_ref,
+                },
+            ),
+            dg.AssetSpec(
+                key=rejected_key,
+                deps=[source_key],
+                description=f"Rows of {names.table} that broke a rule or could not be read, with the reasons, file, line and run.",
+                group_name=group,
+                kinds={"duckdb"},
+                owners=owners,
+                metadata={"dagster/column_schema": REJECTED_SCHEMA, "dagster/table_name": f"{names.schema}.{names.rejected}"},
+            ),
+        ],
+        check_specs=check_specs,
+        pool=WAREHOUSE_POOL,
+        can_subset=False,
+    )
+    def load_files(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+        folder = landing_folder()
+        files = folder.list(spec.source.files)
+        context.log.info(f"{len(files)} file(s) match '{spec.source.files}' in {folder.root}")
+        if not files and spec.sync.mode == "replace":
+            raise dg.Failure(
+                f"No files match '{spec.source.files}' in the landing folder; {names.schema}.{names.table} "
+                "was left as it was (replace never swaps in an empty load)."
+            )
+        target = ingest.Target(TableRef(names.schema, names.table), TableRef(names.schema, names.rejected))
+        with warehouse.get_connection() as con:
+            try:
+                result = ingest.run(
+                    con,
+                    spec,
+                    pipeline=ctx.name,
+                    files=files,
+                    relative=folder.relative,
+                    target=target,
+                    run_id=context.run.run_id,
+                    log=context.log.info,
+                    progress_interval=settings.progress_interval_seconds(),
+                )
+            except (ingest.LoadFailed, SchemaMismatch) as err:
+                raise dg.Failure(str(err)) from None
+            rejected_total = con.execute(f"SELECT count(*) FROM {target.rejected.sql}").fetchone()[0]
+        yield from _load_results(spec, result, table_key, rejected_key, rejected_total)
+
+    transforms = [_transform_asset(spec, ctx, t, i) for i, t in enumerate(spec.transforms)]
+    assets = [load_files, *transforms]
+    job = dg.define_asset_job(
+        f"{ctx.name}_job",
+        selection=dg.AssetSelection.assets(*[k for a in assets for k in a.keys]),
+        description=f"Load and build everything of pipeline {ctx.name}.",
+        executor_def=dg.in_process_executor,
+    )
+    schedules = []
+    if spec.triggers.cron:
+        schedules.append(
+            dg.ScheduleDefinition(
+                name=f"{ctx.name}_schedule",
+                cron_schedule=spec.triggers.cron,
+                execution_timezone=spec.triggers.timezone,
+                job=job,
+                default_status=dg.DefaultScheduleStatus.RUNNING if spec.triggers.start_running else dg.DefaultScheduleStatus.STOPPED,
+            )
+        )
+    return dg.Definitions(assets=[source, *assets], jobs=[job], schedules=schedules)
+
+
+def _load_results(spec: PipelineSpec, result: ingest.LoadResult, table_key, rejected_key, rejected_total: int):
+    share = result.rows_rejected / result.rows_read if result.rows_read else 0.0
+    rows_per_second = result.rows_read / result.seconds if result.seconds > 0 else 0.0
+    metadata = {
+        "dagster/row_count": result.table_rows,
+        "dagster/column_schema": _schema_of(result.columns),
+        "rows_read": result.rows_read,
+        "rows_accepted": result.rows_accepted,
+        "rows_rejected": result.rows_rejected,
+        "rows_written": result.committed.rows_written,
+        "files_read": len(result.files) - len(result.files_rejected),
+        "files_rejected": len(result.files_rejected),
+        "duration_seconds": round(result.seconds, 3),
+        "rows_per_second": round(rows_per_second),
+        "sync_mode": spec.sync.mode,
+        "files": dg.MetadataValue.md(_files_table(result)),
+    }
+    if spec.sync.mode == "incremental":
+        metadata |= {
+            "cursor_before": result.committed.cursor_before or "",
+            "cursor_after": result.committed.cursor_after or "",
+            "rows_before_cursor": result.committed.rows_before_cursor,
+        }
+    yield dg.MaterializeResult(asset_key=table_key, metadata=metadata)
+    yield dg.MaterializeResult(
+        asset_key=rejected_key,
+        metadata={
+            "dagster/row_count": rejected_total,
+            "rows_rejected_this_run": result.rows_rejected,
+            "rejected_by_reason": dg.MetadataValue.json(result.rejected_by_reason),
+        },
+    )
+    limit = spec.checks.max_rejected_fraction
+    yield dg.AssetCheckResult(
+        asset_key=table_key,
+        check_name=CHECK_REJECTED_SHARE,
+        passed=share <= limit,
+        severity=dg.AssetCheckSeverity.ERROR if spec.checks.blocking else dg.AssetCheckSeverity.WARN,
+        metadata={"rejected_share": round(share, 6), "limit": limit, "rows_rejected": result.rows_rejected, "rows_read": result.rows_read},
+    )
+    yield dg.AssetCheckResult(
+        asset_key=table_key,
+        check_name=CHECK_FILES_READABLE,
+        passed=not result.files_rejected,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"files_rejected": dg.MetadataValue.json({f.file: f.rejected_whole for f in result.files_rejected})},
+    )
+
+
+def _files_table(result: ingest.LoadResult) -> str:
+    lines = ["| file | rows read | rows rejected | note |", "| --- | ---: | ---: | --- |"]
+    for f in result.files[:200]:
+        note = f"rejected whole: {f.rejected_whole}" if f.rejected_whole else ""
+        lines.append(f"| {f.file} | {f.rows_read:,} | {f.rows_rejected:,} | {note} |")
+    if len(result.files) > 200:
+        lines.append(f"| … {len(result.files) - 200} more | | | |")
+    return "\n".join(lines)
+
+
+def _transform_asset(spec: PipelineSpec, ctx: PipelineContext, t: TransformSpec, index: int) -> dg.AssetsDefinition:
+    schema = ctx.names.schema
+
+    @dg.asset(
+        key=_key(schema, t.name),
+        deps=transform_dependencies(t, schema),
+        description=t.description or f"SQL model built from {', '.join(sorted(transform_references(t.sql)))}.",
+        group_name=ctx.name,
+        kinds={"duckdb", "sql"},
+        owners=list(spec.owners),
+        pool=WAREHOUSE_POOL,
+        metadata={
+            "sql": dg.MetadataValue.md(f"```sql\n{t.sql.strip()}\n```"),
+            "dagster/table_name": f"{schema}.{t.name}",
+            DEFINED_AT: ctx.defined_at.get(f"transforms.{index}.sql", ""),
+        },
+    )
+    def build(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+        with warehouse.get_connection() as con:
+            built = transform.build(con, schema=schema, name=t.name, sql=t.sql)
+        context.log.info(f"built {schema}.{t.name}: {built.rows:,} rows in {built.seconds:.2f}s")
+        return dg.MaterializeResult(
+            metadata={
+                "dagster/row_count": built.rows,
+                "dagster/column_schema": _schema_of(built.columns),
+                "duration_seconds": round(built.seconds, 3),
+            }
+        )
+
+    return build

@@ -1,0 +1,1 @@
+"""ConfigurableResources: clients and credentials only."""

@@ -1,0 +1,50 @@
+"""The DuckDB warehouse, through dagster-duckdb's resource."""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+from dagster._utils.backoff import backoff
+from dagster_duckdb import DuckDBResource
+from pydantic import Field
+
+from etl_platform import settings
+
+# Runs that write the warehouse share this Dagster concurrency pool; dagster.yaml gives it
+# one slot, because a DuckDB file has a single writer.
+WAREHOUSE_POOL = "duckdb_warehouse"
+
+
+class WarehouseResource(DuckDBResource):
+    """The DuckDB file every pipeline loads into and builds its transforms in."""
+
+    database: str = Field(
+        default="",
+        description="Path of the DuckDB file. Empty: ETL_WAREHOUSE_PATH, else <ETL_HOME>/warehouse.duckdb.",
+    )
+    memory_limit: str = Field(default="2GB", description="DuckDB memory limit; larger work spills to disk.")
+    threads: int | None = Field(default=None, description="DuckDB worker threads; default: all cores.")
+
+    @property
+    def path(self) -> Path:
+        return Path(self.database) if self.database else settings.warehouse_path()
+
+    @contextmanager
+    def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        config: dict[str, object] = {"custom_user_agent": "etl_platform", "memory_limit": self.memory_limit}
+        if self.threads:
+            config["threads"] = self.threads
+        config.update(self.connection_config)
+        # Another process may hold the file for a moment (a CLI preview, a read-only client).
+        con = backoff(
+            fn=duckdb.connect,
+            retry_on=(duckdb.IOException,),
+            kwargs={"database": str(self.path), "config": config},
+            max_retries=10,
+        )
+        try:
+            yield con
+        finally:
+            con.close()

@@ -1,0 +1,29 @@
+"""Where the platform keeps its local state.
+
+Every path has one environment variable and one default under ``ETL_HOME``, so the
+embedded default needs no configuration and production overrides each piece.
+Resolved when called, never at import: definitions stay environment-free.
+"""
+
+import os
+from pathlib import Path
+
+
+def etl_home() -> Path:
+    """Root of the local state folder (default ``./.etl_home`` in the working directory)."""
+    return Path(os.environ.get("ETL_HOME", ".etl_home")).absolute()
+
+
+def warehouse_path() -> Path:
+    """The DuckDB warehouse file."""
+    return Path(os.environ.get("ETL_WAREHOUSE_PATH", etl_home() / "warehouse.duckdb")).absolute()
+
+
+def landing_dir() -> Path:
+    """The local landing folder that file pipelines read from."""
+    return Path(os.environ.get("ETL_LANDING_DIR", etl_home() / "landing")).absolute()
+
+
+def progress_interval_seconds() -> float:
+    """How often a long load logs its progress."""
+    return float(os.environ.get("ETL_PROGRESS_INTERVAL", "5"))

@@ -1,0 +1,261 @@
+"""The pipeline contract: what a pipeline's ``defs.yaml`` may say.
+
+Every field description here is the user's documentation: it is what an editor
+shows when autocompleting ``defs.yaml`` (see ``etl_platform/schema/``).
+"""
+
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]*$"
+_TYPE = (
+    r"^(?i:varchar|string|text|bigint|integer|int|smallint|double|float|real|boolean|bool"
+    r"|date|time|timestamp|timestamptz|json|uuid|decimal\(\s*\d+\s*,\s*\d+\s*\))$"
+)
+_TYPE_ALIASES = {"string": "VARCHAR", "text": "VARCHAR", "int": "INTEGER", "bool": "BOOLEAN", "float": "DOUBLE", "real": "DOUBLE"}
+FILE_FORMATS = ("csv", "parquet", "json", "ndjson")
+
+
+class SpecModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+
+class ColumnSpec(SpecModel):
+    """How one target column is filled from the source."""
+
+    source: str | None = Field(
+        None,
+        alias="from",
+        description="Name of the column in the source (CSV header, JSON field, Parquet column). "
+        "Defaults to the target column's own name.",
+    )
+    type: str = Field(
+        "varchar",
+        pattern=_TYPE,
+        description="Target type: varchar, bigint, integer, smallint, double, decimal(p,s), boolean, "
+        "date, time, timestamp, timestamptz, json, uuid. A value that does not convert rejects its row "
+        "with the reason and line.",
+    )
+    format: str | None = Field(
+        None,
+        description="strptime format for date/timestamp columns, e.g. '%m/%d/%Y'. Without it ISO 8601 "
+        "(2024-01-31) is expected.",
+    )
+    expression: str | None = Field(
+        None,
+        description="SQL expression applied to the raw text before the cast, written in terms of `value`, "
+        "e.g. \"replace(value, ',', '')\" to drop thousands separators.",
+    )
+    description: str | None = Field(None, description="Shown in the column schema in the Dagster UI.")
+
+    @property
+    def duckdb_type(self) -> str:
+        normalised = re.sub(r"\s+", "", self.type).upper()
+        return _TYPE_ALIASES.get(normalised.lower(), normalised)
+
+    @property
+    def parsed_in_sql(self) -> bool:
+        """True when the value is read as text and converted by our SQL, not by the file reader."""
+        return self.format is not None or self.expression is not None
+
+
+class CsvOptions(SpecModel):
+    """CSV dialect. Everything left out is detected from the file."""
+
+    delimiter: str | None = Field(None, max_length=4, description="Field separator, e.g. ',' ';' '\\t' '|'.")
+    quote: str | None = Field(None, max_length=1, description="Quote character, usually '\"'.")
+    escape: str | None = Field(None, max_length=1, description="Escape character inside quoted fields.")
+    header: bool = Field(True, description="Whether the first line holds column names.")
+    skip_lines: int = Field(0, ge=0, description="Lines to skip before the header (banners, report titles).")
+    null_strings: tuple[str, ...] = Field(("",), description="Values read as NULL, e.g. ['', 'NA', 'n/a'].")
+
+
+class Limits(SpecModel):
+    """Upper bounds per input file; a file over a limit is rejected whole with the reason."""
+
+    max_file_bytes: int | None = Field(None, gt=0, description="Largest file accepted, in bytes.")
+    max_rows: int | None = Field(None, gt=0, description="Most data rows accepted in one file.")
+
+
+class SourceSpec(SpecModel):
+    """Where the rows come from."""
+
+    connection: str = Field(
+        "landing",
+        description="Connection to read from. 'landing' is the local landing folder (ETL_LANDING_DIR).",
+    )
+    files: str = Field(
+        description="Glob of files relative to the connection's folder, e.g. 'campaigns/*.csv' or "
+        "'shop/**/*.parquet'. Files are read in name order."
+    )
+    format: Literal["csv", "parquet", "json", "ndjson"] | None = Field(
+        None, description="File format. Inferred from the extension when left out."
+    )
+    csv: CsvOptions = Field(default_factory=CsvOptions, description="CSV dialect options.")
+    columns: dict[str, ColumnSpec] = Field(
+        min_length=1,
+        description="Target columns in order, each mapped from a source column and cast to a type. "
+        "Source columns not listed here are not loaded.",
+    )
+    limits: Limits = Field(default_factory=Limits, description="Per-file limits.")
+    on_bad_file: Literal["skip", "fail"] = Field(
+        "skip",
+        description="A file that cannot be read at all (missing mapped columns, over a limit, not parseable): "
+        "'skip' records it in the rejected table and loads the other files; 'fail' stops the load and "
+        "keeps the previous table.",
+    )
+
+    @field_validator("columns")
+    @classmethod
+    def _column_names_are_identifiers(cls, columns: dict[str, ColumnSpec]) -> dict[str, ColumnSpec]:
+        for name in columns:
+            if not re.match(IDENTIFIER, name):
+                raise ValueError(f"target column name {name!r} must be a plain identifier (letters, digits, _)")
+            if name.startswith("_"):
+                raise ValueError(f"target column name {name!r} may not start with '_' (reserved for lineage)")
+        return columns
+
+    @property
+    def file_format(self) -> str:
+        if self.format:
+            return self.format
+        suffix = self.files.rsplit(".", 1)[-1].lower()
+        return {"jsonl": "ndjson", "txt": "csv", "tsv": "csv"}.get(suffix, suffix)
+
+
+class SyncSpec(SpecModel):
+    """How a load combines with what the destination already holds."""
+
+    mode: Literal["replace", "append", "incremental", "merge"] = Field(
+        "replace",
+        description="replace: build the new table aside and swap it in atomically. append: add the rows. "
+        "merge: upsert by primary_key, keeping the latest row per key. incremental: load only rows whose "
+        "cursor is at or after the saved cursor (inclusive, de-duplicated), saving the new cursor in the "
+        "same transaction as the rows.",
+    )
+    primary_key: list[str] = Field(
+        default_factory=list, description="Target columns that identify a row. Required for merge."
+    )
+    cursor: str | None = Field(
+        None, description="Target column that only grows (a timestamp or id). Required for incremental."
+    )
+
+    @model_validator(mode="after")
+    def _mode_has_what_it_needs(self) -> "SyncSpec":
+        if self.mode == "merge" and not self.primary_key:
+            raise ValueError("mode 'merge' needs primary_key")
+        if self.mode == "incremental" and not self.cursor:
+            raise ValueError("mode 'incremental' needs cursor")
+        return self
+
+
+class AcceptedValues(SpecModel):
+    column: str = Field(description="Target column to test.")
+    values: list[str | int | float | bool] = Field(min_length=1, description="The only values allowed.")
+
+
+class RegexRule(SpecModel):
+    column: str = Field(description="Target column to test.")
+    pattern: str = Field(description="Regular expression the whole value must match.")
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, pattern: str) -> str:
+        try:
+            re.compile(pattern)
+        except re.error as err:
+            raise ValueError(f"invalid regular expression: {err}") from None
+        return pattern
+
+
+class RuleSpec(SpecModel):
+    """One row rule. Give exactly one of not_null, accepted_values, regex or check.
+
+    A row that breaks any rule goes to the rejected table with every rule it broke.
+    NULL values pass every rule except not_null.
+    """
+
+    name: str | None = Field(None, description="Name shown as the rejection reason. Generated when left out.")
+    not_null: list[str] | None = Field(None, description="Target columns that must have a value.")
+    accepted_values: AcceptedValues | None = Field(None, description="A column limited to a list of values.")
+    regex: RegexRule | None = Field(None, description="A column whose values must match a pattern.")
+    check: str | None = Field(
+        None, description="SQL boolean expression over target columns, e.g. 'spend >= 0' or 'clicks >= conversions'."
+    )
+
+    @model_validator(mode="after")
+    def _exactly_one_kind(self) -> "RuleSpec":
+        given = [k for k in ("not_null", "accepted_values", "regex", "check") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                "a rule needs exactly one of not_null, accepted_values, regex, check"
+                + (f" (got {', '.join(given)})" if given else "")
+            )
+        return self
+
+
+class DestinationSpec(SpecModel):
+    """Where valid and rejected rows are written."""
+
+    connection: Literal["warehouse"] = Field("warehouse", description="The DuckDB warehouse (ETL_WAREHOUSE_PATH).")
+    schema_name: str | None = Field(
+        None, alias="schema", pattern=IDENTIFIER, description="Warehouse schema. Defaults to the pipeline's name."
+    )
+    table: str = Field(pattern=IDENTIFIER, description="Table that receives the valid rows.")
+    rejected_table: str | None = Field(
+        None,
+        pattern=IDENTIFIER,
+        description="Table that receives rejected rows with their reasons, file, line and run id. "
+        "Defaults to '<table>_rejected'.",
+    )
+    lineage_columns: bool = Field(
+        True, description="Add _source_file and _load_id columns so every row can be traced to its file and run."
+    )
+
+
+class TransformSpec(SpecModel):
+    """A SQL model built in the warehouse from this pipeline's tables (or other pipelines' tables)."""
+
+    name: str = Field(pattern=IDENTIFIER, description="Table the SELECT is materialized into.")
+    sql: str = Field(
+        description="One SELECT statement. Refer to this pipeline's tables by name (e.g. 'campaigns'), "
+        "to another pipeline's as '<pipeline>.<table>'."
+    )
+    description: str | None = Field(None, description="Shown on the asset in the Dagster UI.")
+
+
+class ChecksSpec(SpecModel):
+    """Asset checks on the loaded table."""
+
+    max_rejected_fraction: float = Field(
+        0.05, ge=0, le=1, description="The load check fails when more than this share of rows is rejected."
+    )
+    blocking: bool = Field(
+        False, description="When true, a failed check stops downstream transforms from running on this load."
+    )
+
+
+class TriggersSpec(SpecModel):
+    """When the pipeline runs by itself."""
+
+    cron: str | None = Field(None, description="Cron schedule, e.g. '0 6 * * *' for 06:00 every day.")
+    timezone: str = Field("UTC", description="IANA timezone for the cron schedule, e.g. 'Europe/Berlin'.")
+    start_running: bool = Field(
+        False, description="Whether the schedule starts switched on; otherwise switch it on in the UI."
+    )
+
+
+class PipelineSpec(SpecModel):
+    """One pipeline: a source, how its rows are mapped and checked, where they land, what is built on them."""
+
+    description: str | None = Field(None, description="What this pipeline is for; shown on its assets.")
+    owners: list[str] = Field(default_factory=list, description="Emails or 'team:name' of the owners.")
+    source: SourceSpec
+    sync: SyncSpec = Field(default_factory=SyncSpec, description="How loads combine with existing rows.")
+    rules: list[RuleSpec] = Field(default_factory=list, description="Row rules; failing rows are rejected.")
+    destination: DestinationSpec
+    transforms: list[TransformSpec] = Field(default_factory=list, description="SQL models built after the load.")
+    checks: ChecksSpec = Field(default_factory=ChecksSpec, description="Checks on the loaded table.")
+    triggers: TriggersSpec = Field(default_factory=TriggersSpec, description="Schedules.")

@@ -1,0 +1,210 @@
+"""Checks a pipeline spec needs beyond its types: columns that exist, SQL that binds,
+references that resolve. Run when definitions load, so `dg check defs` reports them."""
+
+import difflib
+import json
+import re
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import duckdb
+
+from etl_platform.connectors.files import FORMATS, file_format, missing_columns
+from etl_platform.connectors.landing import LocalFolder
+from etl_platform.spec import IDENTIFIER, PipelineSpec
+from etl_platform.spec_errors import SpecLocator
+from etl_platform.sql import quote
+
+# Files whose header is compared with the mapping. A few recent ones are enough to tell a
+# wrong mapping (no file has the column) from one bad file (rejected when it is loaded).
+FILES_TO_PEEK = 3
+
+
+@dataclass(frozen=True)
+class TableNames:
+    """The warehouse tables one pipeline writes."""
+
+    schema: str
+    table: str
+    rejected: str
+    transforms: tuple[str, ...]
+
+    @property
+    def own(self) -> set[str]:
+        return {self.table, self.rejected, *self.transforms}
+
+
+def table_names(spec: PipelineSpec, pipeline: str) -> TableNames:
+    dest = spec.destination
+    return TableNames(
+        schema=dest.schema_name or pipeline,
+        table=dest.table,
+        rejected=dest.rejected_table or f"{dest.table}_rejected",
+        transforms=tuple(t.name for t in spec.transforms),
+    )
+
+
+@cache
+def _scratch() -> duckdb.DuckDBPyConnection:
+    return duckdb.connect(":memory:")
+
+
+def _first_line(err: Exception) -> str:
+    return str(err).strip().splitlines()[0]
+
+
+def _suggest(name: str, known: set[str]) -> str:
+    close = difflib.get_close_matches(name, sorted(known), n=1)
+    return f"; did you mean '{close[0]}'?" if close else ""
+
+
+def _bind(sql: str, columns: dict[str, str]) -> None:
+    """Raise if ``sql`` (an expression) does not bind against columns of these types."""
+    cols = ", ".join(f"NULL::{dtype} AS {quote(name)}" for name, dtype in columns.items())
+    _scratch().execute(f"SELECT ({sql}) FROM (SELECT {cols}) LIMIT 0")
+
+
+def check_pipeline(spec: PipelineSpec, pipeline: str, locate: SpecLocator, landing: LocalFolder | None) -> TableNames:
+    """Validate what types cannot; return the tables the pipeline writes."""
+    if not re.match(IDENTIFIER, pipeline):
+        raise locate.error([], f"pipeline name {pipeline!r} (its folder name) must be a plain identifier")
+    names = table_names(spec, pipeline)
+    src = spec.source
+    if src.connection != "landing":
+        raise locate.error(["source", "connection"], f"unknown connection {src.connection!r}; file pipelines read from 'landing'")
+    if src.file_format not in FORMATS:
+        field = ["source", "format"] if src.format else ["source", "files"]
+        raise locate.error(field, f"cannot tell the file format of {src.files!r}; set format to one of {', '.join(FORMATS)}")
+    if Path(src.files).is_absolute() or ".." in Path(src.files).parts:
+        raise locate.error(["source", "files"], "the pattern must stay inside the landing folder (no absolute paths or '..')")
+
+    target_types = {name: col.duckdb_type for name, col in src.columns.items()}
+    for name, col in src.columns.items():
+        if col.expression:
+            try:
+                _bind(col.expression, {"value": "VARCHAR"})
+            except duckdb.Error as err:
+                raise locate.error(["source", "columns", name, "expression"], _first_line(err)) from None
+    _check_sync(spec, locate, target_types)
+    _check_rules(spec, locate, target_types)
+    _check_transforms(spec, locate, names)
+    if landing is not None:
+        _check_mapping_against_files(spec, locate, landing)
+    return names
+
+
+def _check_sync(spec: PipelineSpec, locate: SpecLocator, target_types: dict[str, str]) -> None:
+    for i, key in enumerate(spec.sync.primary_key):
+        if key not in target_types:
+            raise locate.error(["sync", "primary_key", i], f"'{key}' is not a target column{_suggest(key, set(target_types))}")
+    if spec.sync.cursor and spec.sync.cursor not in target_types:
+        cursor = spec.sync.cursor
+        raise locate.error(["sync", "cursor"], f"'{cursor}' is not a target column{_suggest(cursor, set(target_types))}")
+
+
+def _check_rules(spec: PipelineSpec, locate: SpecLocator, target_types: dict[str, str]) -> None:
+    known = set(target_types)
+    for i, rule in enumerate(spec.rules):
+        columns = [(["not_null", j], c) for j, c in enumerate(rule.not_null or [])]
+        if rule.accepted_values:
+            columns.append((["accepted_values", "column"], rule.accepted_values.column))
+        if rule.regex:
+            columns.append((["regex", "column"], rule.regex.column))
+        for path, column in columns:
+            if column not in known:
+                raise locate.error(["rules", i, *path], f"'{column}' is not a target column{_suggest(column, known)}")
+        if rule.check is not None:
+            try:
+                _bind(rule.check, target_types)
+            except duckdb.Error as err:
+                raise locate.error(["rules", i, "check"], _first_line(err)) from None
+
+
+def transform_references(sql: str) -> set[str]:
+    """Tables a SELECT reads, as 'table' or 'schema.table', from DuckDB's parse tree (no binding,
+    so it works before any table exists). Names of CTEs are not tables."""
+    parsed = json.loads(_scratch().execute("SELECT json_serialize_sql(?)", [sql]).fetchone()[0])
+    if parsed.get("error"):
+        raise duckdb.ParserException(parsed.get("error_message", "cannot parse the SQL"))
+    tables: set[str] = set()
+    ctes: set[str] = set()
+
+    def walk(node) -> None:
+        if isinstance(node, dict):
+            if node.get("type") == "BASE_TABLE":
+                schema, table = node.get("schema_name") or "", node.get("table_name") or ""
+                tables.add(f"{schema}.{table}" if schema else table)
+            for entry in (node.get("cte_map") or {}).get("map", []):
+                ctes.add(entry["key"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(parsed)
+    return {t for t in tables if t not in ctes}
+
+
+def _check_transforms(spec: PipelineSpec, locate: SpecLocator, names: TableNames) -> None:
+    seen: set[str] = {names.table, names.rejected}
+    for i, transform in enumerate(spec.transforms):
+        if transform.name in seen:
+            raise locate.error(["transforms", i, "name"], f"'{transform.name}' is already a table of this pipeline")
+        seen.add(transform.name)
+    for i, transform in enumerate(spec.transforms):
+        try:
+            statements = duckdb.extract_statements(transform.sql)
+            refs = transform_references(transform.sql)
+        except duckdb.Error as err:
+            raise locate.error(["transforms", i, "sql"], _first_line(err)) from None
+        if len(statements) != 1 or statements[0].type != duckdb.StatementType.SELECT:
+            raise locate.error(["transforms", i, "sql"], "must be exactly one SELECT statement")
+        for ref in sorted(refs):
+            parts = ref.split(".")
+            if len(parts) == 1 and ref not in names.own:
+                raise locate.error(
+                    ["transforms", i, "sql"],
+                    f"refers to table '{ref}', which this pipeline does not produce{_suggest(ref, names.own)} "
+                    "(another pipeline's table is written '<pipeline>.<table>')",
+                )
+            if len(parts) == 1 and ref == transform.name:
+                raise locate.error(["transforms", i, "sql"], f"'{ref}' refers to itself")
+            if len(parts) > 2:
+                raise locate.error(["transforms", i, "sql"], f"'{ref}': write tables as '<table>' or '<pipeline>.<table>'")
+
+
+@cache
+def _header(path: Path, mtime_ns: int, size: int, fmt_name: str, csv_options) -> tuple[str, ...]:
+    fmt = file_format(fmt_name, csv_options)
+    return tuple(fmt.columns(_scratch(), path))
+
+
+def _check_mapping_against_files(spec: PipelineSpec, locate: SpecLocator, landing: LocalFolder) -> None:
+    """A mapped column that none of the latest files has is a mistake in the spec, not in a file."""
+    src = spec.source
+    try:
+        files = landing.list(src.files)[-FILES_TO_PEEK:]
+    except (OSError, ValueError):
+        return
+    headers = []
+    for path in files:
+        stat = path.stat()
+        try:
+            headers.append(_header(path, stat.st_mtime_ns, stat.st_size, src.file_format, src.csv))
+        except duckdb.Error:
+            continue  # an unreadable file is rejected when loaded; it says nothing about the spec
+    if not headers:
+        return
+    missing_everywhere = set.intersection(*(set(missing_columns(h, src.columns)) for h in headers))
+    for name, col in src.columns.items():
+        source = col.source or name
+        if source in missing_everywhere:
+            offered = sorted(set().union(*headers))
+            field = ["source", "columns", name, "from"] if col.source else ["source", "columns", name]
+            raise locate.error(
+                field,
+                f"column '{source}' is not in the {len(headers)} latest file(s) matching '{src.files}'"
+                f"{_suggest(source, set(offered))}; they have: {', '.join(offered)}",
+            )

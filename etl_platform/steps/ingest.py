@@ -1,0 +1,288 @@
+"""Extract, stage, validate and load a file pipeline in one DuckDB transaction.
+
+Files are scanned by DuckDB straight into a stage table (mapping and casting on the
+way), rows that break a rule are copied to the rejected table with their reasons,
+file and line, and the rest is committed by the pipeline's sync mode. A failure at
+any point rolls everything back: the destination keeps its previous contents.
+"""
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+
+from etl_platform.connectors.files import FileFormat, ReaderRejects, file_format, missing_columns
+from etl_platform.spec import PipelineSpec
+from etl_platform.sql import literal, quote
+from etl_platform.steps import load, stage
+from etl_platform.steps.progress import Progress
+
+REJECTED_COLUMNS = (
+    "run_id VARCHAR, source_file VARCHAR, source_line BIGINT, kind VARCHAR, "
+    "reasons VARCHAR[], record VARCHAR, rejected_at TIMESTAMPTZ"
+)
+
+
+class LoadFailed(Exception):
+    """The load could not complete; the destination was left as it was."""
+
+
+@dataclass
+class FileResult:
+    file: str
+    rows_read: int = 0
+    rows_rejected: int = 0
+    rejected_whole: str | None = None
+
+
+@dataclass
+class LoadResult:
+    rows_read: int
+    rows_accepted: int
+    rows_rejected: int
+    committed: load.Committed
+    files: list[FileResult]
+    rejected_by_reason: dict[str, int]
+    seconds: float
+    table_rows: int
+    columns: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def files_rejected(self) -> list[FileResult]:
+        return [f for f in self.files if f.rejected_whole]
+
+
+@dataclass(frozen=True)
+class Target:
+    table: load.TableRef
+    rejected: load.TableRef
+
+    @property
+    def stage(self) -> load.TableRef:
+        return load.TableRef(self.table.schema, f"__stage_{self.table.name}")
+
+
+class _FileFailed(Exception):
+    def __init__(self, file: Path, reason: str):
+        super().__init__(reason)
+        self.file, self.reason = file, reason
+
+
+def _first_error_line(err: Exception) -> str:
+    return str(err).strip().splitlines()[0][:500]
+
+
+def precheck(con: duckdb.DuckDBPyConnection, fmt: FileFormat, spec: PipelineSpec, path: Path) -> tuple[str | None, dict[str, str]]:
+    """Why a file must be rejected whole before reading its rows (or None), and its dialect."""
+    limits = spec.source.limits
+    size = path.stat().st_size
+    if size == 0:
+        return "file is empty", {}
+    if limits.max_file_bytes is not None and size > limits.max_file_bytes:
+        return f"file is {size:,} bytes, over the limit of {limits.max_file_bytes:,}", {}
+    try:
+        offered, dialect = fmt.inspect(con, path, spec.source.columns)
+    except duckdb.Error as err:
+        return f"cannot be read as {fmt.name}: {_first_error_line(err)}", {}
+    missing = missing_columns(offered, spec.source.columns)
+    if missing:
+        return f"missing mapped column(s) {', '.join(missing)}; the file has {', '.join(offered[:30])}", {}
+    return None, dialect
+
+
+class _Ingest:
+    def __init__(self, con, spec: PipelineSpec, target: Target, relative: Callable[[Path], str], run_id: str, pipeline: str, log):
+        self.con, self.spec, self.target, self.relative = con, spec, target, relative
+        self.run_id, self.pipeline, self.log = run_id, pipeline, log
+        self.fmt = file_format(spec.source.file_format, spec.source.csv)
+        self.reader_casts = self.fmt.reader_converts_types
+        self.with_cast_errors = stage.needs_cast_errors(spec.source.columns, reader_casts=self.reader_casts)
+        self.rules = stage.compile_rules(spec)
+        self.fails = stage.any_fails(self.rules, with_cast_errors=self.with_cast_errors)
+        self.rejects = ReaderRejects() if self.reader_casts else None
+
+    def stage_files(self, files: dict[Path, dict[str, str]], progress: Progress) -> list[tuple[Path, int, int | None]]:
+        """Scan each file into the stage table. Returns (file, rows staged, reader scan id)."""
+        con, spec = self.con, self.spec
+        columns_sql = ", ".join(f"{quote(n)} {t}" for n, t in stage.stage_columns(spec, with_cast_errors=self.with_cast_errors))
+        con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(self.target.table.schema)}")
+        con.execute(f"DROP TABLE IF EXISTS {self.target.stage.sql}")
+        con.execute(f"CREATE TABLE {self.target.stage.sql} ({columns_sql})")
+        for sql in stage.macros(spec.source.columns):
+            con.execute(sql)
+        staged, total = [], 0
+        for path, dialect in files.items():
+            lineage = {"_source_file": self.relative(path), "_load_id": self.run_id} if spec.destination.lineage_columns else {}
+            select = stage.select_list(spec.source.columns, reader_casts=self.reader_casts, lineage=lineage)
+            progress.file_started(self.relative(path), _estimate_rows(path))
+            try:
+                con.execute(f"INSERT INTO {self.target.stage.sql} SELECT {select} FROM {self.fmt.scan(path, spec.source.columns, self.rejects, dialect)}")
+            except duckdb.Error as err:
+                raise _FileFailed(path, f"cannot be read as {self.fmt.name}: {_first_error_line(err)}") from err
+            count = _scalar(con, f"SELECT count(*) FROM {self.target.stage.sql}")
+            rows, total = count - total, count
+            scan_id = None
+            if self.rejects:
+                scan_id = _scalar(con, f"SELECT max(scan_id) FROM {self.rejects.scans}")
+            limit = spec.source.limits.max_rows
+            if limit is not None and rows > limit:
+                raise _FileFailed(path, f"file has {rows:,} rows, over the limit of {limit:,}")
+            progress.file_finished(rows)
+            staged.append((path, rows, scan_id))
+        return staged
+
+    def record_rejections(self, staged, excluded: dict[Path, str]) -> None:
+        """Copy every rejected row, with reasons, file and line, into the rejected table."""
+        con, rej = self.con, self.target.rejected
+        con.execute(f"CREATE TABLE IF NOT EXISTS {rej.sql} ({REJECTED_COLUMNS})")
+        # Rules are evaluated once; the rowids of failing rows drive the copy and the delete.
+        con.execute(f"CREATE OR REPLACE TEMP TABLE __failing AS SELECT rowid AS row FROM {self.target.stage.sql} WHERE {self.fails}")
+        con.execute("CREATE OR REPLACE TEMP TABLE __files (file VARCHAR, first_row BIGINT, last_row BIGINT, first_line BIGINT, scan_id BIGINT)")
+        offset = 0
+        for path, rows, scan_id in staged:
+            con.execute("INSERT INTO __files VALUES (?, ?, ?, ?, ?)", [self.relative(path), offset, offset + rows - 1, self.fmt.first_data_line(), scan_id])
+            offset += rows
+        # Lines the reader rejected, per file, with how many accepted rows precede each: turns a
+        # row's position among accepted rows back into its line in the file.
+        if self.rejects:
+            con.execute(
+                f"""CREATE OR REPLACE TEMP TABLE __reader_lines AS
+                SELECT f.file, e.line, list(DISTINCT e.csv_line)[1] AS csv_line,
+                       list(DISTINCT CASE WHEN e.error_type = 'CAST' THEN e.column_name || ': not a valid ' || coalesce(m.type, 'value')
+                                          ELSE lower(e.error_type) || ' (' || e.error_message || ')' END) AS reasons,
+                       e.line - f.first_line - (row_number() OVER (PARTITION BY f.file ORDER BY e.line) - 1) AS accepted_before
+                FROM {self.rejects.errors} e JOIN __files f ON e.scan_id = f.scan_id
+                LEFT JOIN (SELECT unnest(?) AS col, unnest(?) AS type) m ON m.col = e.column_name
+                GROUP BY f.file, f.first_line, e.line"""
+                , [list(self._source_names()), list(self._source_types())],
+            )
+        else:
+            con.execute("CREATE OR REPLACE TEMP TABLE __reader_lines (file VARCHAR, line BIGINT, csv_line VARCHAR, reasons VARCHAR[], accepted_before BIGINT)")
+        target_cols = list(self.spec.source.columns)
+        record = "to_json({" + ", ".join(f"{literal(c)}: s.{quote(c)}" for c in target_cols) + "})::VARCHAR"
+        if self.with_cast_errors:
+            record = f"coalesce(s.{stage.RAW_RECORD}, {record})"
+        reasons = stage.reasons(self.rules, with_cast_errors=self.with_cast_errors)
+        base = _scalar(con, f"SELECT min(rowid) FROM {self.target.stage.sql}") or 0
+        con.execute(
+            f"""INSERT INTO {rej.sql}
+            SELECT ?, f.file,
+                   (s.rowid - {base} - f.first_row) + f.first_line
+                     + (SELECT count(*) FROM __reader_lines r WHERE r.file = f.file AND r.accepted_before <= s.rowid - {base} - f.first_row),
+                   'rule', {reasons}, {record}, now()
+            FROM (SELECT rowid, * FROM {self.target.stage.sql} WHERE rowid IN (SELECT row FROM __failing)) s
+            JOIN __files f ON s.rowid - {base} BETWEEN f.first_row AND f.last_row""",
+            [self.run_id],
+        )
+        con.execute(f"INSERT INTO {rej.sql} SELECT ?, file, line, 'parse', reasons, csv_line, now() FROM __reader_lines", [self.run_id])
+        for path, reason in excluded.items():
+            con.execute(f"INSERT INTO {rej.sql} VALUES (?, ?, NULL, 'file', [?], NULL, now())", [self.run_id, self.relative(path), reason])
+
+    def _source_names(self):
+        return (col.source or name for name, col in self.spec.source.columns.items())
+
+    def _source_types(self):
+        return (col.type for col in self.spec.source.columns.values())
+
+
+def _scalar(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None):
+    row = con.execute(sql, params or []).fetchone()
+    return row[0] if row else None
+
+
+def _estimate_rows(path: Path) -> int:
+    """Rows in a file, estimated from the size of its first lines (for progress only)."""
+    size = path.stat().st_size
+    with path.open("rb") as f:
+        head = f.read(65536)
+    lines = head.count(b"\n")
+    return int(size / (len(head) / lines)) if lines else 0
+
+
+def run(
+    con: duckdb.DuckDBPyConnection,
+    spec: PipelineSpec,
+    *,
+    pipeline: str,
+    files: list[Path],
+    relative: Callable[[Path], str],
+    target: Target,
+    run_id: str,
+    log: Callable[[str], None],
+    progress_interval: float,
+) -> LoadResult:
+    """Load ``files`` into ``target`` by the pipeline's sync mode; all or nothing."""
+    started = time.monotonic()
+    ingest = _Ingest(con, spec, target, relative, run_id, pipeline, log)
+    excluded: dict[Path, str] = {}
+    dialects: dict[Path, dict[str, str]] = {}
+    for path in files:
+        reason, dialects[path] = precheck(con, ingest.fmt, spec, path)
+        if reason:
+            excluded[path] = reason
+    while True:
+        if excluded and spec.source.on_bad_file == "fail":
+            path, reason = next(iter(excluded.items()))
+            raise LoadFailed(f"{relative(path)}: {reason}. on_bad_file is 'fail', so nothing was loaded.")
+        for path, reason in excluded.items():
+            log(f"rejecting file {relative(path)}: {reason}")
+        readable = {p: dialects[p] for p in files if p not in excluded}
+        con.execute("BEGIN TRANSACTION")
+        try:
+            with Progress(con, log, progress_interval, target.table.name) as progress:
+                staged = ingest.stage_files(readable, progress)
+            result = _validate_and_commit(ingest, staged, excluded, started)
+            con.execute("COMMIT")
+            return result
+        except _FileFailed as failed:
+            con.execute("ROLLBACK")
+            # Start over without the file: the transaction is all or nothing, so the other files' rows go again.
+            excluded[failed.file] = failed.reason
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+
+
+def _validate_and_commit(ingest: _Ingest, staged, excluded: dict[Path, str], started: float) -> LoadResult:
+    con, spec, target = ingest.con, ingest.spec, ingest.target
+    ingest.record_rejections(staged, excluded)
+    rows_staged = sum(rows for _, rows, _ in staged)
+    reader_rejected = _scalar(con, "SELECT count(*) FROM __reader_lines") or 0
+    rule_rejected = _scalar(con, "SELECT count(*) FROM __failing") or 0
+    con.execute(f"DELETE FROM {target.stage.sql} WHERE rowid IN (SELECT row FROM __failing)")
+    if ingest.with_cast_errors:
+        con.execute(f"ALTER TABLE {target.stage.sql} DROP COLUMN {stage.CAST_ERRORS}")
+        con.execute(f"ALTER TABLE {target.stage.sql} DROP COLUMN {stage.RAW_RECORD}")
+    committed = load.commit(
+        con, spec.sync, target.stage, target.table,
+        pipeline=ingest.pipeline, run_id=ingest.run_id, data_columns=list(spec.source.columns),
+    )
+    con.execute(f"DROP TABLE IF EXISTS {target.stage.sql}")
+    per_file = dict(
+        con.execute(f"SELECT source_file, count(*) FROM {target.rejected.sql} WHERE run_id = ? GROUP BY ALL", [ingest.run_id]).fetchall()
+    )
+    reader_rows = dict(con.execute("SELECT file, count(*) FROM __reader_lines GROUP BY ALL").fetchall())
+    files = [
+        FileResult(ingest.relative(p), rows + reader_rows.get(ingest.relative(p), 0), per_file.get(ingest.relative(p), 0))
+        for p, rows, _ in staged
+    ] + [FileResult(ingest.relative(p), rejected_whole=reason) for p, reason in excluded.items()]
+    by_reason = dict(
+        con.execute(
+            f"SELECT reason, count(*) FROM (SELECT unnest(reasons) AS reason FROM {target.rejected.sql} WHERE run_id = ? AND kind <> 'file') "
+            "GROUP BY reason ORDER BY count(*) DESC, reason LIMIT 25",
+            [ingest.run_id],
+        ).fetchall()
+    )
+    return LoadResult(
+        rows_read=rows_staged + reader_rejected,
+        rows_accepted=rows_staged - rule_rejected,
+        rows_rejected=rule_rejected + reader_rejected,
+        committed=committed,
+        files=files,
+        rejected_by_reason=by_reason,
+        seconds=time.monotonic() - started,
+        table_rows=_scalar(con, f"SELECT count(*) FROM {target.table.sql}") or 0,
+        columns=load.columns_of(con, target.table),
+    )

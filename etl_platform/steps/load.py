@@ -1,0 +1,199 @@
+"""Sync modes: how a staged, validated batch becomes part of the destination table.
+
+Every function here runs inside the caller's open transaction, so the rows, the
+rejected rows and the saved cursor commit together or not at all (ATOM, WM).
+"""
+
+from dataclasses import dataclass
+
+import duckdb
+
+from etl_platform.spec import SyncSpec
+from etl_platform.sql import literal, qualified, quote
+
+STATE_SCHEMA = "_etl"
+STATE_TABLE = "state"
+
+
+@dataclass(frozen=True)
+class TableRef:
+    schema: str
+    name: str
+
+    @property
+    def sql(self) -> str:
+        return qualified(self.schema, self.name)
+
+    def __str__(self) -> str:
+        return f"{self.schema}.{self.name}"
+
+
+@dataclass(frozen=True)
+class Committed:
+    rows_written: int
+    rows_before_cursor: int = 0
+    cursor_before: str | None = None
+    cursor_after: str | None = None
+
+
+class SchemaMismatch(Exception):
+    """The staged rows do not have the destination table's columns."""
+
+
+def table_exists(con: duckdb.DuckDBPyConnection, ref: TableRef) -> bool:
+    found = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE schema_name = ? AND table_name = ?", [ref.schema, ref.name]
+    ).fetchone()
+    return bool(found and found[0])
+
+
+def columns_of(con: duckdb.DuckDBPyConnection, ref: TableRef) -> list[tuple[str, str]]:
+    return [
+        (name, dtype)
+        for name, dtype in con.execute(
+            "SELECT column_name, data_type FROM duckdb_columns() WHERE schema_name = ? AND table_name = ? "
+            "ORDER BY column_index",
+            [ref.schema, ref.name],
+        ).fetchall()
+    ]
+
+
+def _check_same_columns(con: duckdb.DuckDBPyConnection, stage: TableRef, target: TableRef) -> None:
+    staged, existing = dict(columns_of(con, stage)), dict(columns_of(con, target))
+    if staged == existing:
+        return
+    added = [f"{c} {t}" for c, t in staged.items() if c not in existing]
+    dropped = [f"{c} {t}" for c, t in existing.items() if c not in staged]
+    changed = [f"{c} {existing[c]} -> {t}" for c, t in staged.items() if c in existing and existing[c] != t]
+    diff = "; ".join(
+        part
+        for part in (
+            added and f"new columns: {', '.join(added)}",
+            dropped and f"missing columns: {', '.join(dropped)}",
+            changed and f"changed types: {', '.join(changed)}",
+        )
+        if part
+    )
+    raise SchemaMismatch(f"the load's columns differ from table {target}: {diff}. Nothing was changed.")
+
+
+def _ensure_target(con: duckdb.DuckDBPyConnection, stage: TableRef, target: TableRef) -> None:
+    if table_exists(con, target):
+        _check_same_columns(con, stage, target)
+    else:
+        con.execute(f"CREATE TABLE {target.sql} AS SELECT * FROM {stage.sql} LIMIT 0")
+
+
+def _count(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> int:
+    row = con.execute(sql, params or []).fetchone()
+    return int(row[0]) if row and row[0] is not None else 0
+
+
+def replace(con: duckdb.DuckDBPyConnection, stage: TableRef, target: TableRef) -> Committed:
+    """Swap the staged table in: readers see the old table until commit, then the new one."""
+    rows = _count(con, f"SELECT count(*) FROM {stage.sql}")
+    con.execute(f"DROP TABLE IF EXISTS {target.sql}")
+    con.execute(f"ALTER TABLE {stage.sql} RENAME TO {quote(target.name)}")
+    return Committed(rows_written=rows)
+
+
+def append(con: duckdb.DuckDBPyConnection, stage: TableRef, target: TableRef) -> Committed:
+    _ensure_target(con, stage, target)
+    rows = _count(con, f"SELECT count(*) FROM {stage.sql}")
+    con.execute(f"INSERT INTO {target.sql} BY NAME SELECT * FROM {stage.sql}")
+    return Committed(rows_written=rows)
+
+
+def merge(con: duckdb.DuckDBPyConnection, stage: TableRef, target: TableRef, sync: SyncSpec) -> Committed:
+    """Upsert by primary key; when a key appears more than once, the row with the highest
+    cursor wins, then the one read last (later file, later line)."""
+    _ensure_target(con, stage, target)
+    keys = [quote(k) for k in sync.primary_key]
+    order = ([f"{quote(sync.cursor)} DESC NULLS LAST"] if sync.cursor else []) + ["rowid DESC"]
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE __latest AS SELECT * EXCLUDE (__rank) FROM ("
+        f"SELECT *, row_number() OVER (PARTITION BY {', '.join(keys)} ORDER BY {', '.join(order)}) AS __rank "
+        f"FROM {stage.sql}) WHERE __rank = 1"
+    )
+    same_key = " AND ".join(f"t.{k} = l.{k}" for k in keys)
+    con.execute(f"DELETE FROM {target.sql} AS t WHERE EXISTS (SELECT 1 FROM __latest AS l WHERE {same_key})")
+    rows = _count(con, "SELECT count(*) FROM __latest")
+    con.execute(f"INSERT INTO {target.sql} BY NAME SELECT * FROM __latest")
+    con.execute("DROP TABLE __latest")
+    return Committed(rows_written=rows)
+
+
+def _ensure_state_table(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(STATE_SCHEMA)}")
+    con.execute(
+        f"CREATE TABLE IF NOT EXISTS {qualified(STATE_SCHEMA, STATE_TABLE)} ("
+        "pipeline VARCHAR PRIMARY KEY, cursor_value VARCHAR, updated_at TIMESTAMPTZ, run_id VARCHAR)"
+    )
+
+
+def saved_cursor(con: duckdb.DuckDBPyConnection, pipeline: str) -> str | None:
+    _ensure_state_table(con)
+    row = con.execute(
+        f"SELECT cursor_value FROM {qualified(STATE_SCHEMA, STATE_TABLE)} WHERE pipeline = ?", [pipeline]
+    ).fetchone()
+    return row[0] if row else None
+
+
+def incremental(
+    con: duckdb.DuckDBPyConnection,
+    stage: TableRef,
+    target: TableRef,
+    sync: SyncSpec,
+    *,
+    pipeline: str,
+    run_id: str,
+    data_columns: list[str],
+) -> Committed:
+    """Load rows at or after the saved cursor and save the new cursor in the same transaction.
+
+    The lower bound is inclusive so rows that arrive late with a cursor equal to the
+    saved one are not lost; rows already loaded are removed by key (or, without a key,
+    by comparing every data column), so nothing is loaded twice.
+    """
+    assert sync.cursor
+    cursor = quote(sync.cursor)
+    before = saved_cursor(con, pipeline)
+    skipped = 0
+    if before is not None:
+        cursor_type = dict(columns_of(con, stage))[sync.cursor]
+        bound = f"CAST({literal(before)} AS {cursor_type})"
+        skipped = _count(con, f"SELECT count(*) FROM {stage.sql} WHERE {cursor} < {bound}")
+        con.execute(f"DELETE FROM {stage.sql} WHERE {cursor} < {bound}")
+        if not sync.primary_key and table_exists(con, target):
+            same_row = " AND ".join(f"t.{quote(c)} IS NOT DISTINCT FROM s.{quote(c)}" for c in data_columns)
+            con.execute(
+                f"DELETE FROM {stage.sql} AS s WHERE EXISTS (SELECT 1 FROM {target.sql} AS t "
+                f"WHERE t.{cursor} = {bound} AND {same_row})"
+            )
+    committed = merge(con, stage, target, sync) if sync.primary_key else append(con, stage, target)
+    after_row = con.execute(f"SELECT max({cursor})::VARCHAR FROM {target.sql}").fetchone()
+    after = after_row[0] if after_row and after_row[0] is not None else before
+    con.execute(
+        f"INSERT OR REPLACE INTO {qualified(STATE_SCHEMA, STATE_TABLE)} VALUES (?, ?, now(), ?)",
+        [pipeline, after, run_id],
+    )
+    return Committed(committed.rows_written, skipped, before, after)
+
+
+def commit(
+    con: duckdb.DuckDBPyConnection,
+    sync: SyncSpec,
+    stage: TableRef,
+    target: TableRef,
+    *,
+    pipeline: str,
+    run_id: str,
+    data_columns: list[str],
+) -> Committed:
+    if sync.mode == "replace":
+        return replace(con, stage, target)
+    if sync.mode == "append":
+        return append(con, stage, target)
+    if sync.mode == "merge":
+        return merge(con, stage, target, sync)
+    return incremental(con, stage, target, sync, pipeline=pipeline, run_id=run_id, data_columns=data_columns)
