@@ -75,7 +75,6 @@ def build_pipeline_defs(spec: PipelineSpec, ctx: PipelineContext) -> dg.Definiti
     fmt = spec.source.file_format
     group = ctx.name
     owners = list(spec.owners)
-    code_ref = {"etl/spec": ctx.defined_at.get("", "")}
 
     source = dg.AssetSpec(
         key=source_key,
@@ -83,7 +82,7 @@ def build_pipeline_defs(spec: PipelineSpec, ctx: PipelineContext) -> dg.Definiti
         group_name=group,
         kinds={"file", fmt},
         owners=owners,
-        metadata={"pattern": spec.source.files, "connection": spec.source.connection, **code_ref},
+        metadata={"pattern": spec.source.files, "connection": spec.source.connection},
     )
 
     check_specs = [
@@ -110,7 +109,6 @@ def build_pipeline_defs(spec: PipelineSpec, ctx: PipelineContext) -> dg.Definiti
                     "dagster/column_schema": _declared_schema(spec),
                     "dagster/table_name": f"{names.schema}.{names.table}",
                     "sync_mode": spec.sync.mode,
-                    **code_ref,
                 },
             ),
             dg.AssetSpec(

@@ -55,7 +55,7 @@ def _first_line(err: Exception) -> str:
 
 
 def _suggest(name: str, known: set[str]) -> str:
-    close = difflib.get_close_matches(name, sorted(known), n=1)
+    close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.5)
     return f"; did you mean '{close[0]}'?" if close else ""
 
 
@@ -156,11 +156,11 @@ def _check_transforms(spec: PipelineSpec, locate: SpecLocator, names: TableNames
     for i, transform in enumerate(spec.transforms):
         try:
             statements = duckdb.extract_statements(transform.sql)
+            if len(statements) != 1 or statements[0].type != duckdb.StatementType.SELECT:
+                raise locate.error(["transforms", i, "sql"], "must be exactly one SELECT statement")
             refs = transform_references(transform.sql)
         except duckdb.Error as err:
             raise locate.error(["transforms", i, "sql"], _first_line(err)) from None
-        if len(statements) != 1 or statements[0].type != duckdb.StatementType.SELECT:
-            raise locate.error(["transforms", i, "sql"], "must be exactly one SELECT statement")
         for ref in sorted(refs):
             parts = ref.split(".")
             if len(parts) == 1 and ref not in names.own:

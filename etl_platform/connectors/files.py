@@ -38,12 +38,12 @@ class FileFormat:
         """1-based line (or record) number of the first data row."""
         return 1
 
-    def columns(self, con: duckdb.DuckDBPyConnection, path: Path, dialect: dict[str, str] | None = None) -> list[str]:
+    def columns(self, con: duckdb.DuckDBPyConnection, path: Path, dialect: dict | None = None) -> list[str]:
         """Column names the file offers, without reading its rows."""
         scan = self.scan(path, {}, dialect=dialect)
         return [row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {scan}").fetchall()]
 
-    def inspect(self, con: duckdb.DuckDBPyConnection, path: Path, wanted: dict[str, ColumnSpec]) -> tuple[list[str], dict[str, str]]:
+    def inspect(self, con: duckdb.DuckDBPyConnection, path: Path, wanted: dict[str, ColumnSpec]) -> tuple[list[str], dict]:
         """The file's columns and the dialect to read it with."""
         return self.columns(con, path), {}
 
@@ -52,7 +52,7 @@ class FileFormat:
         path: Path,
         columns: dict[str, ColumnSpec],
         rejects: ReaderRejects | None = None,
-        dialect: dict[str, str] | None = None,
+        dialect: dict | None = None,
     ) -> str:
         raise NotImplementedError
 
@@ -69,12 +69,12 @@ class CsvFormat(FileFormat):
 
     CANDIDATE_DELIMITERS = (",", ";", "\t", "|")
 
-    def columns(self, con: duckdb.DuckDBPyConnection, path: Path, dialect: dict[str, str] | None = None) -> list[str]:
+    def columns(self, con: duckdb.DuckDBPyConnection, path: Path, dialect: dict | None = None) -> list[str]:
         # Sniff tolerantly: a few ragged rows must not hide the header (they are rejected later, by line).
         scan = self.scan(path, {}, dialect=dialect).removesuffix(")") + ", ignore_errors=true)"
         return [row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {scan}").fetchall()]
 
-    def inspect(self, con: duckdb.DuckDBPyConnection, path: Path, wanted: dict[str, ColumnSpec]) -> tuple[list[str], dict[str, str]]:
+    def inspect(self, con: duckdb.DuckDBPyConnection, path: Path, wanted: dict[str, ColumnSpec]) -> tuple[list[str], dict]:
         """Detect the dialect; when detection misses the mapped columns (small files with
         ragged rows can fool the sniffer), try the usual delimiters before giving up."""
         offered = self.columns(con, path)
@@ -94,7 +94,7 @@ class CsvFormat(FileFormat):
         path: Path,
         columns: dict[str, ColumnSpec],
         rejects: ReaderRejects | None = None,
-        dialect: dict[str, str] | None = None,
+        dialect: dict | None = None,
     ) -> str:
         opts = self.options
         args = [
@@ -129,20 +129,34 @@ class ParquetFormat(FileFormat):
         return f"read_parquet({literal(str(path))})"
 
 
-class NdjsonFormat(FileFormat):
-    name = "ndjson"
+class _JsonFormat(FileFormat):
+    """JSON objects. Every field is read as text and cast by our SQL, so a value of the
+    wrong type rejects its row instead of turning the whole column into JSON."""
+
+    json_format: ClassVar[str]
+
+    def inspect(self, con, path, wanted):
+        offered = self.columns(con, path)
+        return offered, {"text_columns": offered}
 
     def scan(self, path, columns, rejects=None, dialect=None) -> str:
-        return f"read_json({literal(str(path))}, format='newline_delimited', sample_size=-1)"
+        args = [literal(str(path)), f"format={literal(self.json_format)}", "sample_size=-1"]
+        text_columns = (dialect or {}).get("text_columns")
+        if text_columns:
+            args.append("columns={" + ", ".join(f"{literal(c)}: 'VARCHAR'" for c in text_columns) + "}")
+        return f"read_json({', '.join(args)})"
 
 
-class JsonFormat(FileFormat):
+class NdjsonFormat(_JsonFormat):
+    name = "ndjson"
+    json_format = "newline_delimited"
+
+
+class JsonFormat(_JsonFormat):
     """A JSON array of objects (or newline-delimited objects, detected)."""
 
     name = "json"
-
-    def scan(self, path, columns, rejects=None, dialect=None) -> str:
-        return f"read_json({literal(str(path))}, format='auto', sample_size=-1)"
+    json_format = "auto"
 
 
 FORMATS: dict[str, type[FileFormat]] = {}

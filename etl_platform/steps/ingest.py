@@ -74,7 +74,7 @@ def _first_error_line(err: Exception) -> str:
     return str(err).strip().splitlines()[0][:500]
 
 
-def precheck(con: duckdb.DuckDBPyConnection, fmt: FileFormat, spec: PipelineSpec, path: Path) -> tuple[str | None, dict[str, str]]:
+def precheck(con: duckdb.DuckDBPyConnection, fmt: FileFormat, spec: PipelineSpec, path: Path) -> tuple[str | None, dict]:
     """Why a file must be rejected whole before reading its rows (or None), and its dialect."""
     limits = spec.source.limits
     size = path.stat().st_size
@@ -103,7 +103,7 @@ class _Ingest:
         self.fails = stage.any_fails(self.rules, with_cast_errors=self.with_cast_errors)
         self.rejects = ReaderRejects() if self.reader_casts else None
 
-    def stage_files(self, files: dict[Path, dict[str, str]], progress: Progress) -> list[tuple[Path, int, int | None]]:
+    def stage_files(self, files: dict[Path, dict], progress: Progress) -> list[tuple[Path, int, int | None]]:
         """Scan each file into the stage table. Returns (file, rows staged, reader scan id)."""
         con, spec = self.con, self.spec
         columns_sql = ", ".join(f"{quote(n)} {t}" for n, t in stage.stage_columns(spec, with_cast_errors=self.with_cast_errors))
@@ -217,7 +217,7 @@ def run(
     started = time.monotonic()
     ingest = _Ingest(con, spec, target, relative, run_id, pipeline, log)
     excluded: dict[Path, str] = {}
-    dialects: dict[Path, dict[str, str]] = {}
+    dialects: dict[Path, dict] = {}
     for path in files:
         reason, dialects[path] = precheck(con, ingest.fmt, spec, path)
         if reason:

@@ -1,0 +1,88 @@
+"""Every test gets its own ETL_HOME: a temp landing folder, warehouse and Dagster instance."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pytest
+
+from etl_platform import demo
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture
+def etl_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path / "etl_home"
+    (home / "landing").mkdir(parents=True)
+    monkeypatch.setenv("ETL_HOME", str(home))
+    monkeypatch.delenv("ETL_LANDING_DIR", raising=False)
+    monkeypatch.delenv("ETL_WAREHOUSE_PATH", raising=False)
+    return home
+
+
+@pytest.fixture
+def landing(etl_home: Path) -> Path:
+    return etl_home / "landing"
+
+
+@pytest.fixture
+def demo_landing(landing: Path) -> Path:
+    demo.generate(landing, campaign_rows=3_000, campaign_files=3)
+    return landing
+
+
+def query(etl_home: Path, sql: str, params: list | None = None) -> list[tuple]:
+    """Read the test warehouse the way a user would, in a separate read-only connection."""
+    con = duckdb.connect(str(etl_home / "warehouse.duckdb"), read_only=True)
+    try:
+        return con.execute(sql, params or []).fetchall()
+    finally:
+        con.close()
+
+
+def scalar(etl_home: Path, sql: str, params: list | None = None):
+    return query(etl_home, sql, params)[0][0]
+
+
+@pytest.fixture
+def instance() -> dg.DagsterInstance:
+    with dg.instance_for_test() as inst:
+        yield inst
+
+
+def load_definitions() -> dg.Definitions:
+    from etl_platform.definitions import defs
+
+    return defs()
+
+
+def run_job(job_name: str, instance: dg.DagsterInstance, **kwargs) -> dg.ExecuteInProcessResult:
+    job = load_definitions().get_job_def(job_name)
+    return job.execute_in_process(instance=instance, raise_on_error=False, **kwargs)
+
+
+def materializations(result: dg.ExecuteInProcessResult) -> dict[str, dict]:
+    """Metadata of each materialized asset, by asset key string, values unwrapped."""
+    found = {}
+    for event in result.get_asset_materialization_events():
+        mat = event.event_specific_data.materialization
+        found[mat.asset_key.to_user_string()] = {k: v.value for k, v in mat.metadata.items()}
+    return found
+
+
+def check_results(result: dg.ExecuteInProcessResult) -> dict[str, bool]:
+    return {
+        f"{e.asset_key.to_user_string()}:{e.check_name}": e.passed
+        for e in (ev.event_specific_data for ev in result.all_events if ev.event_type_value == "ASSET_CHECK_EVALUATION")
+    }
+
+
+def cli(*args: str, env: dict | None = None, cwd: Path = PROJECT_ROOT, timeout: int = 300) -> subprocess.CompletedProcess:
+    """Run one of the project's console scripts (dagster, dg, etl-platform) as a user would."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([str(BIN / args[0]), *args[1:]], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout)

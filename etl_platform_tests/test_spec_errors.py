@@ -1,0 +1,96 @@
+"""A bad pipeline spec fails at load with the file, line and field that is wrong."""
+
+from pathlib import Path
+
+import dagster as dg
+import pytest
+from dagster.components.testing import create_defs_folder_sandbox
+
+VALID = """\
+type: etl_platform.components.Pipeline
+attributes:
+  source:
+    files: c/*.csv
+    columns:
+      day: {from: Day, type: date}
+      spend: {type: "decimal(10,2)"}
+  rules:
+    - check: spend >= 0
+  destination:
+    table: costs
+  transforms:
+    - name: daily
+      sql: SELECT day, sum(spend) AS spend FROM costs GROUP BY day
+"""
+
+
+def write_pipeline(sandbox, yaml_text: str) -> None:
+    (sandbox.defs_folder_path / "resources.py").write_text("from etl_platform.defs.resources import resources\n")
+    folder = sandbox.defs_folder_path / "pipelines" / "costs"
+    folder.mkdir(parents=True)
+    (folder / "defs.yaml").write_text(yaml_text)
+
+
+def load_error(yaml_text: str) -> str:
+    """Load a one-pipeline defs folder; return the whole error text Dagster reports."""
+    with create_defs_folder_sandbox() as sandbox:
+        write_pipeline(sandbox, yaml_text)
+        with pytest.raises(Exception) as raised:
+            with sandbox.build_all_defs():
+                pass
+    messages, err = [], raised.value
+    while err is not None:
+        messages.append(str(err))
+        err = err.__cause__ or err.__context__
+    return "\n".join(messages)
+
+
+def test_the_valid_spec_loads(etl_home):
+    with create_defs_folder_sandbox() as sandbox:
+        write_pipeline(sandbox, VALID)
+        with sandbox.build_all_defs() as defs:
+            keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
+    assert keys == {"costs/source_files", "costs/costs", "costs/costs_rejected", "costs/daily"}
+
+
+@pytest.mark.parametrize(
+    ("change", "line", "field", "says"),
+    [
+        pytest.param(("  source:", "  sourse:"), 3, "sourse", "xtra", id="unknown key"),
+        pytest.param(('type: "decimal(10,2)"', 'type: "decimal(10,2)x"'), 7, "attributes.source.columns.spend.type", "pattern", id="bad type name"),
+        pytest.param(("    - check: spend >= 0", "    - check: [spend]"), 9, "attributes.rules.0.check", "string", id="wrong type"),
+        pytest.param(("  destination:\n    table: costs\n", ""), 2, "destination", "required", id="missing field"),
+        pytest.param(("FROM costs", "FROM cost"), 14, "attributes.transforms.0.sql", "refers to table 'cost', which this pipeline does not produce; did you mean 'costs'", id="bad SQL reference"),
+        pytest.param(("spend >= 0", "spent >= 0"), 9, "attributes.rules.0.check", "spent", id="rule on unknown column"),
+        pytest.param(("GROUP BY day", "GROUP BY day; DROP TABLE costs"), 14, "attributes.transforms.0.sql", "exactly one SELECT", id="two statements"),
+        pytest.param(("  rules:", "  sync: {mode: merge}\n  rules:"), 8, "attributes.sync", "merge' needs primary_key", id="merge without key"),
+        pytest.param(("  rules:", "  sync: {mode: merge, primary_key: [id]}\n  rules:"), 8, "attributes.sync.primary_key.0", "'id' is not a target column", id="key not a column"),
+    ],
+)
+def test_spec_error_names_file_line_and_field(etl_home, change, line, field, says):
+    old, new = change
+    assert old in VALID
+    message = load_error(VALID.replace(old, new, 1))
+    assert f"costs/defs.yaml:{line}" in message
+    assert field in message
+    assert says in message
+
+
+def test_mapping_to_a_column_the_files_do_not_have(etl_home: Path):
+    (etl_home / "landing" / "c").mkdir(parents=True)
+    (etl_home / "landing" / "c" / "export.csv").write_text("Date,spend\n2024-01-01,3\n")
+    message = load_error(VALID)
+    assert "costs/defs.yaml:6" in message
+    assert "attributes.source.columns.day.from" in message
+    assert "column 'Day' is not in the 1 latest file(s) matching 'c/*.csv'; did you mean 'Date'?" in message
+
+
+def test_one_bad_file_among_good_ones_does_not_break_the_code_location(etl_home: Path):
+    folder = etl_home / "landing" / "c"
+    folder.mkdir(parents=True)
+    (folder / "1.csv").write_text("Day,spend\n2024-01-01,3\n")
+    (folder / "2.csv").write_text("something else entirely\n")
+    with create_defs_folder_sandbox() as sandbox:
+        write_pipeline(sandbox, VALID)
+        with sandbox.build_all_defs() as defs:
+            assert defs.resolve_asset_graph().has(dg.AssetKey(["costs", "costs"]))

@@ -1,0 +1,15 @@
+# Shared by scripts/dev and scripts/test: a project virtualenv with the locked dependencies.
+VENV="${ETL_VENV:-$PWD/.venv}"
+
+ensure_uv() {
+  if command -v uv >/dev/null 2>&1; then UV=uv; return; fi
+  if [ -x "$HOME/.local/bin/uv" ]; then UV="$HOME/.local/bin/uv"; return; fi
+  python3 -m pip install --quiet --user uv >/dev/null 2>&1 || python3 -m pip install --quiet uv
+  UV="$(command -v uv || echo "$HOME/.local/bin/uv")"
+}
+
+ensure_venv() {
+  ensure_uv
+  # uv.lock pins every package; --frozen fails instead of silently re-resolving.
+  UV_PROJECT_ENVIRONMENT="$VENV" "$UV" sync --frozen --extra dev --quiet
+}
