@@ -62,7 +62,7 @@ def load_definitions() -> dg.Definitions:
 
 
 def run_job(job_name: str, instance: dg.DagsterInstance, **kwargs) -> dg.ExecuteInProcessResult:
-    job = load_definitions().get_job_def(job_name)
+    job = load_definitions().resolve_job_def(job_name)
     return job.execute_in_process(instance=instance, raise_on_error=False, **kwargs)
 
 

@@ -13,3 +13,11 @@ ensure_venv() {
   # uv.lock pins every package; --frozen fails instead of silently re-resolving.
   UV_PROJECT_ENVIRONMENT="$VENV" "$UV" sync --frozen --extra dev --quiet
 }
+
+use_embedded_instance() {
+  # Local state under ETL_HOME; the Dagster instance reads the project's dagster.yaml.
+  export ETL_HOME="${ETL_HOME:-$PWD/.etl_home}"
+  export DAGSTER_HOME="${DAGSTER_HOME:-$ETL_HOME/dagster}"
+  mkdir -p "$DAGSTER_HOME"
+  [ -e "$DAGSTER_HOME/dagster.yaml" ] || ln -s "$PWD/dagster.yaml" "$DAGSTER_HOME/dagster.yaml"
+}

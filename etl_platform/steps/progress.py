@@ -46,6 +46,8 @@ class Progress:
     def _run(self) -> None:
         while not self._stop.wait(self._interval):
             share = self._con.query_progress()
+            if share < 0 and not self._done_rows:
+                continue  # no statement running yet: nothing worth a log line
             current = int(self._file_estimate * share / 100) if share >= 0 else 0
             rows = self._done_rows + current
             elapsed = time.monotonic() - self._started

@@ -1,0 +1,115 @@
+"""Turn the measurements into the summary dict (saved as last_run.json) and the printed table."""
+
+from statistics import median
+
+from benchmarks.processes import Measured
+
+LABEL_WIDTH = 16
+
+
+def _rounds(runs: list[Measured], fields: tuple[str, ...]) -> list[dict]:
+    return [
+        {
+            "process_seconds": round(run.wall_seconds, 3),
+            "peak_mib": round(run.peak_mib, 1),
+            "address_space_peak_mib": _kib_to_mib(run.result.get("address_space_peak_kib")),
+            **{name: run.result[name] for name in fields},
+        }
+        for run in runs
+    ]
+
+
+def _kib_to_mib(kib: int | None) -> float | None:
+    return None if kib is None else round(kib / 1024, 1)
+
+
+def _medians(runs: list[Measured]) -> dict:
+    return {
+        "median_seconds": round(median(run.result["seconds"] for run in runs), 3),
+        "median_process_seconds": round(median(run.wall_seconds for run in runs), 3),
+        "peak_mib": round(max(run.peak_mib for run in runs), 1),  # the highest over all rounds
+    }
+
+
+def summarize(*, args: dict, machine: dict, csv: dict, floor: list[Measured], ours: list[Measured],
+              location: Measured, validate: Measured, many: Measured) -> dict:
+    """Everything measured, as one JSON-able dict. Seconds are medians over rounds where there are rounds."""
+    last = ours[-1].result
+    plain = {
+        **_medians(floor),
+        "rounds": _rounds(floor, ("seconds", "close_seconds", "rows")),
+        **{k: floor[-1].result[k] for k in ("duckdb_version", "threads", "memory_limit")},
+    }
+    pipeline = {
+        **_medians(ours),
+        "median_load_step_seconds": round(median(run.result["duration_seconds"] for run in ours), 3),
+        "rounds": _rounds(ours, ("seconds", "definitions_seconds", "duration_seconds", "rows_read", "rows_accepted", "rows_rejected")),
+        **{k: last[k] for k in ("rows_read", "rows_accepted", "rows_rejected", "dagster_version")},
+    }
+    return {
+        "args": args,
+        "machine": machine,
+        "csv": csv,
+        "plain_duckdb": plain,
+        "pipeline": pipeline,
+        "ratio": round(pipeline["median_seconds"] / plain["median_seconds"], 3),
+        "ratio_load_step": round(pipeline["median_load_step_seconds"] / plain["median_seconds"], 3),
+        "code_location": {
+            "definitions_seconds": round(location.result["seconds"], 3),
+            "import_dagster_seconds": round(location.result["import_dagster_seconds"], 3),
+            "process_seconds": round(location.wall_seconds, 3),
+            "peak_mib": round(location.peak_mib, 1),
+            "assets": location.result["assets"],
+            "cli_validate_seconds": round(validate.wall_seconds, 3),
+            "cli_validate_peak_mib": round(validate.peak_mib, 1),
+        },
+        "many_pipelines": {
+            "pipelines": many.result["pipelines"],
+            "seconds": round(many.result["seconds"], 3),
+            "process_seconds": round(many.wall_seconds, 3),
+            "peak_mib": round(many.peak_mib, 1),
+            "assets": many.result["assets"],
+            "jobs": many.result["jobs"],
+        },
+    }
+
+
+def _line(label: str, text: str) -> str:
+    return f"{label:<{LABEL_WIDTH}}: {text}"
+
+
+def table(s: dict) -> str:
+    """The summary as aligned plain text."""
+    csv, plain, ours, loc, many = s["csv"], s["plain_duckdb"], s["pipeline"], s["code_location"], s["many_pipelines"]
+    timing = "median {:6.2f} s   peak {:5.0f} MiB"
+    return "\n".join(
+        [
+            _line("rows", f"{csv['rows']:,}  (file {csv['bytes'] / 2**20:.1f} MiB)"),
+            _line(
+                "plain DuckDB",
+                timing.format(plain["median_seconds"], plain["peak_mib"])
+                + f"   (process {plain['median_process_seconds']:.2f} s; DuckDB {plain['duckdb_version']},"
+                f" {plain['threads']} threads, memory_limit {plain['memory_limit']})",
+            ),
+            _line(
+                "our pipeline",
+                timing.format(ours["median_seconds"], ours["peak_mib"])
+                + f"   (load step {ours['median_load_step_seconds']:.2f} s; read {ours['rows_read']:,}"
+                f" = accepted {ours['rows_accepted']:,} + rejected {ours['rows_rejected']:,};"
+                f" process {ours['median_process_seconds']:.2f} s)",
+            ),
+            _line("ratio", f"{s['ratio']:.2f}x  (load step alone {s['ratio_load_step']:.2f}x)"),
+            _line(
+                "code location",
+                f"demo {loc['definitions_seconds']:.2f} s (+ import dagster {loc['import_dagster_seconds']:.2f} s;"
+                f" whole process {loc['process_seconds']:.2f} s, peak {loc['peak_mib']:.0f} MiB;"
+                f" `dagster definitions validate` {loc['cli_validate_seconds']:.2f} s wall)",
+            ),
+            _line(
+                f"{many['pipelines']} pipelines",
+                f"{many['seconds']:.2f} s  ({many['seconds'] / many['pipelines'] * 1000:.1f} ms per pipeline;"
+                f" {many['assets']:,} assets, {many['jobs']:,} jobs; whole process {many['process_seconds']:.2f} s,"
+                f" peak {many['peak_mib']:.0f} MiB)",
+            ),
+        ]
+    )

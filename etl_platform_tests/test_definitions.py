@@ -1,0 +1,69 @@
+"""A snapshot of the graph: every change to assets, checks, jobs or schedules shows up here."""
+
+import dagster as dg
+
+from etl_platform.resources.warehouse import WAREHOUSE_POOL
+from etl_platform_tests.conftest import load_definitions
+
+ASSETS = {
+    "marketing_campaigns/source_files",
+    "marketing_campaigns/campaigns",
+    "marketing_campaigns/campaigns_rejected",
+    "marketing_campaigns/daily_channel_performance",
+    "marketing_campaigns/rejected_rows_by_reason",
+    "shop_customers/source_files",
+    "shop_customers/customers",
+    "shop_customers/customers_rejected",
+    "shop_orders/source_files",
+    "shop_orders/orders",
+    "shop_orders/orders_rejected",
+    "shop_orders/daily_revenue",
+}
+CHECKS = {
+    f"{table}:{check}"
+    for table in ("marketing_campaigns/campaigns", "shop_customers/customers", "shop_orders/orders")
+    for check in ("rejected_rows_within_limit", "all_files_readable")
+}
+JOBS = {"marketing_campaigns_job", "shop_customers_job", "shop_orders_job"}
+SCHEDULES = {"marketing_campaigns_schedule": "0 6 * * *", "shop_orders_schedule": "*/30 * * * *"}
+
+
+def test_graph_snapshot(etl_home):
+    defs = load_definitions()
+    graph = defs.resolve_asset_graph()
+    assert {k.to_user_string() for k in graph.get_all_asset_keys()} == ASSETS
+    assert {f"{c.asset_key.to_user_string()}:{c.name}" for c in graph.asset_check_keys} == CHECKS
+    assert {j.name for j in defs.resolve_all_job_defs() if not j.name.startswith("__")} == JOBS
+    assert {s.name: s.cron_schedule for s in defs.schedules} == SCHEDULES
+    assert not list(defs.sensors or [])
+
+
+def test_lineage_reaches_across_pipelines(etl_home):
+    graph = load_definitions().resolve_asset_graph()
+    parents = {k.to_user_string() for k in graph.get(dg.AssetKey(["shop_orders", "daily_revenue"])).parent_keys}
+    assert parents == {"shop_orders/orders", "shop_customers/customers"}
+    assert {k.to_user_string() for k in graph.get(dg.AssetKey(["marketing_campaigns", "campaigns"])).parent_keys} == {
+        "marketing_campaigns/source_files"
+    }
+
+
+def test_every_warehouse_writer_is_in_the_single_writer_pool(etl_home):
+    defs = load_definitions()
+    for asset in defs.assets:
+        if isinstance(asset, dg.AssetsDefinition) and asset.is_executable:
+            assert asset.op.pool == WAREHOUSE_POOL, asset.keys
+
+
+def test_runs_execute_in_process_by_default(etl_home):
+    defs = load_definitions()
+    assert defs.resolve_job_def("marketing_campaigns_job").executor_def.name == "in_process"
+    assert defs.resolve_implicit_global_asset_job_def().executor_def.name == "in_process"
+
+
+def test_column_schema_is_declared_before_the_first_run(etl_home):
+    graph = load_definitions().resolve_asset_graph()
+    schema = graph.get(dg.AssetKey(["marketing_campaigns", "campaigns"])).metadata["dagster/column_schema"]
+    assert [(c.name, c.type) for c in schema.columns] == [
+        ("date", "DATE"), ("campaign", "VARCHAR"), ("channel", "VARCHAR"), ("spend", "DECIMAL(18,2)"),
+        ("clicks", "BIGINT"), ("conversions", "BIGINT"), ("_source_file", "VARCHAR"), ("_load_id", "VARCHAR"),
+    ]
