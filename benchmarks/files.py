@@ -14,6 +14,7 @@ import platform
 import sys
 
 from benchmarks import report, workspace
+from benchmarks.prepare import prepare_csv, warm_up
 from benchmarks.processes import ChildFailed, Measured, own_peak_mib, run_command, run_probe
 
 
@@ -31,20 +32,6 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         if getattr(args, name) < 1:
             parser.error(f"--{name} must be at least 1")
     return args
-
-
-def _prepare_csv(rows: int, env: dict[str, str]) -> dict:
-    """The campaign CSV in the benchmark's landing folder, generated only when needed."""
-    generated, seconds = False, None
-    if not workspace.csv_is_current(rows):
-        print(f"generating {rows:,} campaign rows ...", flush=True)
-        workspace.forget_csv()
-        params = {"folder": str(workspace.CAMPAIGNS), "rows": rows, "name": workspace.CSV_NAME}
-        seconds = run_probe("generate", params, env=env, log=workspace.RUNS / "generate.log").result["seconds"]
-        workspace.remember_csv(rows)
-        generated = True
-    return {"path": str(workspace.CSV), "rows": rows, "bytes": workspace.CSV.stat().st_size,
-            "generated": generated, "generate_seconds": seconds}
 
 
 def _check_rows(name: str, read: int, accepted: int | None, rejected: int | None, rows: int) -> None:
@@ -81,13 +68,13 @@ def run(argv: list[str] | None = None) -> dict:
     args = _parse(argv)
     env = workspace.child_env()
     workspace.reset()
-    csv = _prepare_csv(args.rows, env)
+    csv = prepare_csv(args.rows, env)
+    warm_up()
     floor, ours = _measure_load(args.rows, args.rounds, env)
 
     print("loading the code location ...", flush=True)
     location = run_probe("code_location", {}, env=env, log=workspace.RUNS / "code_location.log")
-    validate_argv = [str(workspace.DAGSTER_CLI), "definitions", "validate", "-m", "etl_platform.definitions"]
-    validate = run_command(validate_argv, env=env, log=workspace.RUNS / "definitions_validate.log")
+    validate = run_command(workspace.VALIDATE_ARGV, env=env, log=workspace.RUNS / "definitions_validate.log")
     print(f"loading {args.pipelines} pipelines ...", flush=True)
     params = {"template": str(workspace.TEMPLATE), "pipelines": args.pipelines}
     many = run_probe("many_pipelines", params, env=env, log=workspace.RUNS / "many_pipelines.log")

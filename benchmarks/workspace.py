@@ -1,8 +1,9 @@
 """Where a benchmark run keeps its files, and the environment its child processes get.
 
-Everything lives under ``benchmarks/.data/`` (git-ignored). The campaign CSV is kept
-between runs and regenerated only when it is missing or the row count changed;
-everything else (logs, per-measurement results, DuckDB files) is replaced every run.
+Everything lives under ``benchmarks/.data/`` (git-ignored). The campaign CSV and the
+bytecode cache are kept between runs (the CSV is regenerated only when it is missing or
+the row count changed); everything else (logs, per-measurement results, DuckDB files)
+is replaced every run.
 """
 
 import json
@@ -22,29 +23,41 @@ RUNS = DATA / "runs"  # one log and one result file per measurement
 FLOOR_DB = DATA / "floor.duckdb"  # plain DuckDB's database file
 WAREHOUSE = HOME / "warehouse.duckdb"  # the pipeline's warehouse (the default under ETL_HOME)
 LAST_RUN = DATA / "last_run.json"
+DAGSTER_HOME = DATA / "dagster_home"  # an empty instance folder, so the CLI keeps its storage here
+PYCACHE = DATA / "pycache"  # compiled bytecode of everything the children import
+WARMUP_HOME = DATA / "warmup"  # ETL_HOME of the warm-up, removed after it
 TEMPLATE = ROOT / "etl_platform" / "defs" / "pipelines" / "marketing_campaigns" / "defs.yaml"
-DAGSTER_CLI = Path(sys.executable).parent / "dagster"
+# The real CLI, from the same virtualenv as the interpreter running the benchmark.
+VALIDATE_ARGV = [str(Path(sys.executable).parent / "dagster"), "definitions", "validate", "-m", "etl_platform.definitions"]
 
 # Variables that would point a child somewhere other than the benchmark's own folders.
-_OVERRIDDEN = ("ETL_HOME", "ETL_LANDING_DIR", "ETL_WAREHOUSE_PATH", "DAGSTER_HOME")
+_OVERRIDDEN = ("ETL_HOME", "ETL_LANDING_DIR", "ETL_WAREHOUSE_PATH", "DAGSTER_HOME", "PYTHONDONTWRITEBYTECODE")
 
 
-def child_env() -> dict[str, str]:
-    """The caller's environment with ETL_HOME set to the benchmark home and nothing overriding it.
+def child_env(home: Path = HOME) -> dict[str, str]:
+    """The caller's environment with ETL_HOME set to ``home`` and nothing overriding it.
 
-    DAGSTER_HOME is removed so no measurement reads or writes a real Dagster instance.
+    DAGSTER_HOME points at an empty folder of the benchmark's, so nothing reads or writes a
+    real Dagster instance (the probes use ephemeral instances; the CLI would otherwise make
+    a temporary folder in the working directory). Bytecode is always cached, under PYCACHE:
+    timings are those of an installation whose imports are compiled already, even where
+    the caller sets PYTHONDONTWRITEBYTECODE.
     """
     env = {k: v for k, v in os.environ.items() if k not in _OVERRIDDEN}
-    env["ETL_HOME"] = str(HOME)
+    env["ETL_HOME"] = str(home)
     env["ETL_PROGRESS_INTERVAL"] = "5"
+    env["PYTHONPYCACHEPREFIX"] = str(PYCACHE)
+    env["DAGSTER_HOME"] = str(DAGSTER_HOME)
     return env
 
 
 def reset() -> None:
-    """Empty the run folder and the benchmark home, keeping only the campaign CSV."""
+    """Empty the run folder, the Dagster home and the benchmark home (keeping only the campaign CSV)."""
     shutil.rmtree(RUNS, ignore_errors=True)
     RUNS.mkdir(parents=True)
     remove_database(FLOOR_DB)
+    shutil.rmtree(DAGSTER_HOME, ignore_errors=True)
+    DAGSTER_HOME.mkdir()
     _keep_only(HOME, "landing")
     _keep_only(HOME / "landing", "campaigns")
     _keep_only(CAMPAIGNS, CSV.name)

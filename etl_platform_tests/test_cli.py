@@ -1,0 +1,198 @@
+"""The real command lines, as a user runs them: dg, dagster, etl-platform."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import jsonschema
+import yaml
+
+from etl_platform import demo
+from etl_platform.cli import SCHEMA_PATH, pipeline_file_schema
+from etl_platform_tests.conftest import PROJECT_ROOT, cli, query, scalar
+
+CAMPAIGN_ASSETS = "marketing_campaigns/campaigns,marketing_campaigns/campaigns_rejected"
+
+
+def dagster_home(tmp_path: Path) -> Path:
+    """An instance configured by the project's own dagster.yaml, as scripts/dev sets it up."""
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").symlink_to(PROJECT_ROOT / "dagster.yaml")
+    return home
+
+
+def test_dg_check_defs_and_dagster_validate_pass_on_the_project(demo_landing, etl_home):
+    checked = cli("dg", "check", "defs")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    validated = cli("dagster", "definitions", "validate", "-m", "etl_platform.definitions")
+    assert validated.returncode == 0, validated.stdout + validated.stderr
+    assert "All code locations passed validation" in validated.stdout + validated.stderr
+
+
+def test_dg_and_dagster_name_the_file_line_and_field_of_a_bad_spec(etl_home, tmp_path):
+    project = tmp_path / "project"
+    pipeline = project / "badproj" / "defs" / "pipelines" / "costs"
+    pipeline.mkdir(parents=True)
+    (project / "pyproject.toml").write_text(
+        '[project]\nname = "badproj"\nversion = "0"\n[tool.dg]\ndirectory_type = "project"\n'
+        '[tool.dg.project]\nroot_module = "badproj"\n'
+    )
+    (project / "badproj" / "__init__.py").write_text("")
+    (project / "badproj" / "definitions.py").write_text(
+        "from pathlib import Path\nimport dagster as dg\n\n@dg.definitions\ndef defs():\n"
+        "    return dg.load_from_defs_folder(path_within_project=Path(__file__).parent)\n"
+    )
+    (project / "badproj" / "defs" / "resources.py").write_text("from etl_platform.defs.resources import resources\n")
+    (pipeline / "defs.yaml").write_text(textwrap.dedent("""\
+        type: etl_platform.components.Pipeline
+        attributes:
+          source:
+            files: c/*.csv
+            columns:
+              day: {from: Day, type: date}
+          destination:
+            table: costs
+          transforms:
+            - name: daily
+              sql: SELECT day FROM cost
+        """))
+    env = {"PYTHONPATH": str(project)}
+    for command in (["dg", "check", "defs"], ["dagster", "definitions", "validate", "-m", "badproj.definitions"]):
+        result = cli(*command, env=env, cwd=project)
+        output = result.stdout + result.stderr
+        assert result.returncode != 0, output
+        assert "costs/defs.yaml:11 - attributes.transforms.0.sql: refers to table 'cost'" in output, output
+
+
+def test_dagster_asset_materialize_records_the_run_in_the_instance(demo_landing, etl_home, tmp_path):
+    home = dagster_home(tmp_path)
+    result = cli(
+        "dagster", "asset", "materialize", "-m", "etl_platform.definitions", "--select", CAMPAIGN_ASSETS,
+        env={"DAGSTER_HOME": str(home)}, cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        [run] = instance.get_runs()
+        assert run.status == dg.DagsterRunStatus.SUCCESS
+        event = instance.get_latest_materialization_event(dg.AssetKey(["marketing_campaigns", "campaigns"]))
+        metadata = event.asset_materialization.metadata
+        assert metadata["rows_read"].value == 3_000
+        assert metadata["rows_accepted"].value == scalar(etl_home, "SELECT count(*) FROM marketing_campaigns.campaigns")
+    assert (home / "storage").is_dir()  # the instance lives in DAGSTER_HOME, not the working folder
+    assert not (tmp_path / ".etl_home").exists()
+
+
+def _step_window(instance: dg.DagsterInstance, run_id: str, step: str) -> tuple[float, float]:
+    events = instance.all_logs(run_id)
+    start = next(e.timestamp for e in events if e.step_key == step and e.dagster_event and e.dagster_event.event_type_value == "STEP_START")
+    end = next(e.timestamp for e in events if e.step_key == step and e.dagster_event and e.dagster_event.event_type_value == "STEP_SUCCESS")
+    return start, end
+
+
+def test_concurrent_runs_on_one_warehouse_take_turns(landing, etl_home, tmp_path):
+    demo.write_campaigns(landing / "campaigns", rows=300_000)
+    demo.write_shop(landing / "shop", orders=200_000)
+    home = dagster_home(tmp_path)
+    env = {**os.environ, "DAGSTER_HOME": str(home)}
+    selections = [CAMPAIGN_ASSETS, "shop_orders/orders,shop_orders/orders_rejected"]
+    processes = [
+        subprocess.Popen(
+            [str(Path(sys.executable).parent / "dagster"), "asset", "materialize", "-m", "etl_platform.definitions", "--select", s],
+            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+        for s in selections
+    ]
+    outputs = [p.communicate(timeout=300)[0] for p in processes]
+    assert [p.returncode for p in processes] == [0, 0], "\n".join(o[-2000:] for o in outputs)
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        runs = instance.get_runs()
+        assert {r.status for r in runs} == {dg.DagsterRunStatus.SUCCESS}
+        windows = sorted(
+            _step_window(instance, r.run_id, step)
+            for r in runs
+            for step in ("marketing_campaigns__load", "shop_orders__load")
+            if any(e.step_key == step for e in instance.all_logs(r.run_id))
+        )
+        assert len(windows) == 2
+        assert windows[0][1] <= windows[1][0], f"the two loads overlapped: {windows}"
+        blocked = [
+            e.user_message for r in runs for e in instance.all_logs(r.run_id)
+            if "blocked by limit for pool duckdb_warehouse" in (e.user_message or "")
+        ]
+        assert blocked, "the second load should have waited for the warehouse pool"
+    assert scalar(etl_home, "SELECT count(*) FROM marketing_campaigns.campaigns") > 0
+    assert scalar(etl_home, "SELECT count(*) FROM shop_orders.orders") > 0
+
+
+KILLABLE_LOAD = """
+import sys
+from pathlib import Path
+from etl_platform.spec import PipelineSpec
+from etl_platform.steps import ingest
+from etl_platform.steps.load import TableRef
+from etl_platform.resources.warehouse import WarehouseResource
+
+landing = Path(sys.argv[1])
+spec = PipelineSpec.model_validate({
+    "source": {"files": "*.csv", "columns": {"n": {"type": "bigint"}, "label": {}}},
+    "destination": {"table": "t"},
+})
+files = sorted(landing.glob("*.csv"))
+with WarehouseResource().get_connection() as con:
+    ingest.run(con, spec, pipeline="p", files=files, relative=lambda p: p.name,
+               target=ingest.Target(TableRef("p", "t"), TableRef("p", "t_rejected")),
+               run_id=sys.argv[2], log=lambda m: print(m, flush=True), progress_interval=0.05)
+print("DONE", flush=True)
+"""
+
+
+def test_a_load_killed_midway_leaves_the_previous_table(landing, etl_home, tmp_path):
+    script = tmp_path / "load.py"
+    script.write_text(KILLABLE_LOAD)
+    (landing / "rows.csv").write_text("n,label\n" + "".join(f"{i},old\n" for i in range(10)))
+    first = subprocess.run([sys.executable, str(script), str(landing), "run-1"], capture_output=True, text=True, timeout=120)
+    assert "DONE" in first.stdout, first.stderr
+
+    con = duckdb.connect()
+    con.execute(f"COPY (SELECT i AS n, 'new' AS label FROM range(6000000) t(i)) TO '{landing / 'rows.csv'}' (HEADER)")
+    con.close()
+    child = subprocess.Popen([sys.executable, str(script), str(landing), "run-2"], stdout=subprocess.PIPE, text=True)
+    for line in child.stdout:
+        if "rows read so far" in line and not line.startswith("t: ~0 rows"):
+            child.send_signal(signal.SIGKILL)
+            break
+    child.wait(timeout=60)
+    assert child.returncode == -signal.SIGKILL, "the load finished before it could be killed"
+
+    assert query(etl_home, "SELECT label, count(*) FROM p.t GROUP BY label") == [("old", 10)]
+    assert scalar(etl_home, "SELECT count(*) FROM p.t_rejected WHERE run_id = 'run-2'") == 0
+    assert scalar(etl_home, "SELECT count(*) FROM duckdb_tables() WHERE table_name LIKE '__stage%'") == 0
+
+    rerun = subprocess.run([sys.executable, str(script), str(landing), "run-3"], capture_output=True, text=True, timeout=300)
+    assert "DONE" in rerun.stdout, rerun.stderr
+    assert query(etl_home, "SELECT label, count(*) FROM p.t GROUP BY label") == [("new", 6_000_000)]
+
+
+def test_the_published_schema_is_current_and_accepts_the_demo_pipelines():
+    assert json.loads(SCHEMA_PATH.read_text()) == pipeline_file_schema(), "run: etl-platform schema --write"
+    for path in (PROJECT_ROOT / "etl_platform" / "defs" / "pipelines").glob("*/defs.yaml"):
+        jsonschema.validate(yaml.safe_load(path.read_text()), pipeline_file_schema())
+
+
+def test_demo_generate_is_deterministic(tmp_path):
+    for name in ("a", "b"):
+        result = cli("etl-platform", "demo", "generate", "--landing", str(tmp_path / name), "--rows", "2000", "--files", "2")
+        assert result.returncode == 0, result.stderr
+    files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.is_file())
+    assert len(files) == 6
+    for rel in files:
+        assert (tmp_path / "a" / rel).read_bytes() == (tmp_path / "b" / rel).read_bytes(), rel
+    again = cli("etl-platform", "demo", "generate", "--landing", str(tmp_path / "a"), "--if-missing")
+    assert "already" in again.stdout
