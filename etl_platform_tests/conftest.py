@@ -86,3 +86,43 @@ def cli(*args: str, env: dict | None = None, cwd: Path = PROJECT_ROOT, timeout: 
     """Run one of the project's console scripts (dagster, dg, etl-platform) as a user would."""
     full_env = {**os.environ, **(env or {})}
     return subprocess.run([str(BIN / args[0]), *args[1:]], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout)
+
+
+def _service_unavailable(what: str, how: str) -> None:
+    """Under CI a missing service is a failure; on a laptop the test is skipped with how to enable it."""
+    message = f"needs {what}; {how}"
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture
+def postgres_database():
+    """A fresh, empty PostgreSQL database on 127.0.0.1:5432, dropped afterwards. Yields its settings."""
+    import uuid
+
+    import psycopg2
+
+    settings = {
+        "host": os.environ.get("ETL_TEST_PG_HOST", "127.0.0.1"),
+        "port": int(os.environ.get("ETL_TEST_PG_PORT", "5432")),
+        "user": os.environ.get("ETL_TEST_PG_USER", "postgres"),
+        "password": os.environ.get("ETL_TEST_PG_PASSWORD", ""),
+    }
+    try:
+        admin = psycopg2.connect(dbname="postgres", connect_timeout=3, **settings)
+    except psycopg2.OperationalError as err:
+        _service_unavailable(
+            "PostgreSQL on 127.0.0.1:5432",
+            f"start it (or set ETL_TEST_PG_HOST/PORT/USER/PASSWORD) to run this test ({str(err).strip()})",
+        )
+    admin.autocommit = True
+    name = f"etl_test_{uuid.uuid4().hex[:10]}"
+    with admin.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield {**settings, "dbname": name}
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()

@@ -97,7 +97,8 @@ def _step_window(instance: dg.DagsterInstance, run_id: str, step: str) -> tuple[
 
 
 def test_concurrent_runs_on_one_warehouse_take_turns(landing, etl_home, tmp_path):
-    demo.write_campaigns(landing / "campaigns", rows=300_000)
+    # Loads of a second or more each, so the two runs certainly want the warehouse at the same time.
+    demo.write_campaigns(landing / "campaigns", rows=1_000_000)
     demo.write_shop(landing / "shop", orders=200_000)
     home = dagster_home(tmp_path)
     env = {**os.environ, "DAGSTER_HOME": str(home)}
