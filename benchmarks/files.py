@@ -1,5 +1,7 @@
 """Plain DuckDB vs. the marketing pipeline through Dagster on one generated CSV, plus
-code-location load times. Run from the repository root:
+code-location load times.
+
+Run from the repository root:
 
     .venv/bin/python -m benchmarks.files [--rows 2000000] [--rounds 3] [--pipelines 500]
 
@@ -23,7 +25,8 @@ class CountMismatch(RuntimeError):
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.files", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.files", description=__doc__.split("\n\n")[0],
+                                     epilog="See benchmarks/README.md for what each number means.")
     parser.add_argument("--rows", type=int, default=2_000_000, help="rows in the campaign CSV (default 2,000,000)")
     parser.add_argument("--rounds", type=int, default=3, help="measurements of each side, alternating (default 3)")
     parser.add_argument("--pipelines", type=int, default=500, help="pipelines in the load-time test (default 500)")
@@ -65,6 +68,7 @@ def _measure_load(rows: int, rounds: int, env: dict[str, str]) -> tuple[list[Mea
 
 
 def run(argv: list[str] | None = None) -> dict:
+    """The whole benchmark: prepare, measure, print the table, save and return the summary."""
     args = _parse(argv)
     env = workspace.child_env()
     workspace.reset()

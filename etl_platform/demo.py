@@ -26,6 +26,12 @@ def _list(values: list[str]) -> str:
     return "[" + ", ".join(literal(v) for v in values) + "]"
 
 
+def _quiet_connection() -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")  # no progress bar on the terminal of a CLI command
+    return con
+
+
 def campaign_rows_sql(rows: int, start_row: int = 0, start_date: str = "2025-01-01") -> str:
     """SELECT producing campaign export rows with the ad platform's own column names."""
     return f"""
@@ -64,7 +70,7 @@ def campaign_rows_sql(rows: int, start_row: int = 0, start_date: str = "2025-01-
 def write_campaigns(folder: Path, rows: int, files: int = 1, name: str = "campaign_export") -> list[Path]:
     """Campaign CSV exports under ``folder``: ``rows`` rows split over ``files`` files."""
     folder.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect()
+    con = _quiet_connection()
     written, per_file = [], -(-rows // max(files, 1))
     for n in range(files):
         start, count = n * per_file, min(per_file, rows - n * per_file)
@@ -80,7 +86,7 @@ def write_shop(folder: Path, customers: int = 2_000, orders: int = 20_000, files
     """Shop data: customers as Parquet, orders as NDJSON files where later files update
     earlier orders' status (what merge sync is for)."""
     (folder / "orders").mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect()
+    con = _quiet_connection()
     customers_path = folder / "customers.parquet"
     con.execute(
         f"""COPY (

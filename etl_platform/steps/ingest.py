@@ -64,12 +64,6 @@ class Target:
         return load.TableRef(self.table.schema, f"__stage_{self.table.name}")
 
 
-class _FileFailed(Exception):
-    def __init__(self, file: Path, reason: str):
-        super().__init__(reason)
-        self.file, self.reason = file, reason
-
-
 def _first_error_line(err: Exception) -> str:
     return str(err).strip().splitlines()[0][:500]
 
@@ -103,8 +97,13 @@ class _Ingest:
         self.fails = stage.any_fails(self.rules, with_cast_errors=self.with_cast_errors)
         self.rejects = ReaderRejects() if self.reader_casts else None
 
-    def stage_files(self, files: dict[Path, dict], progress: Progress) -> list[tuple[Path, int, int | None]]:
-        """Scan each file into the stage table. Returns (file, rows staged, reader scan id)."""
+    def stage_files(self, files: dict[Path, dict], excluded: dict[Path, str], progress: Progress) -> list["StagedFile"]:
+        """Scan each file into the stage table, one autocommitted statement per file.
+
+        The stage table is not the destination: nobody reads it, and the next load drops
+        whatever a crash left of it. A file that fails midway rolls back only its own
+        statement and is rejected whole; the other files stay staged.
+        """
         con, spec = self.con, self.spec
         columns_sql = ", ".join(f"{quote(n)} {t}" for n, t in stage.stage_columns(spec, with_cast_errors=self.with_cast_errors))
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(self.target.table.schema)}")
@@ -112,7 +111,8 @@ class _Ingest:
         con.execute(f"CREATE TABLE {self.target.stage.sql} ({columns_sql})")
         for sql in stage.macros(spec.source.columns):
             con.execute(sql)
-        staged, total = [], 0
+        staged: list[StagedFile] = []
+        last_row = -1
         for path, dialect in files.items():
             lineage = {"_source_file": self.relative(path), "_load_id": self.run_id} if spec.destination.lineage_columns else {}
             select = stage.select_list(spec.source.columns, reader_casts=self.reader_casts, lineage=lineage)
@@ -120,65 +120,84 @@ class _Ingest:
             try:
                 con.execute(f"INSERT INTO {self.target.stage.sql} SELECT {select} FROM {self.fmt.scan(path, spec.source.columns, self.rejects, dialect)}")
             except duckdb.Error as err:
-                raise _FileFailed(path, f"cannot be read as {self.fmt.name}: {_first_error_line(err)}") from err
-            count = _scalar(con, f"SELECT count(*) FROM {self.target.stage.sql}")
-            rows, total = count - total, count
-            scan_id = None
-            if self.rejects:
-                scan_id = _scalar(con, f"SELECT max(scan_id) FROM {self.rejects.scans}")
+                excluded[path] = f"cannot be read as {self.fmt.name}: {_first_error_line(err)}"
+                continue
+            first, last = con.execute(
+                f"SELECT min(rowid), max(rowid) FROM {self.target.stage.sql} WHERE rowid > ?", [last_row]
+            ).fetchone()
+            rows = 0 if first is None else last - first + 1
             limit = spec.source.limits.max_rows
             if limit is not None and rows > limit:
-                raise _FileFailed(path, f"file has {rows:,} rows, over the limit of {limit:,}")
+                con.execute(f"DELETE FROM {self.target.stage.sql} WHERE rowid BETWEEN ? AND ?", [first, last])
+                excluded[path] = f"file has {rows:,} rows, over the limit of {limit:,}"
+                last_row = last
+                continue
+            scan_id = _scalar(con, f"SELECT max(scan_id) FROM {self.rejects.scans}") if self.rejects else None
             progress.file_finished(rows)
-            staged.append((path, rows, scan_id))
+            staged.append(StagedFile(path, self.relative(path), first if rows else last_row + 1, rows, scan_id))
+            if rows:
+                last_row = last
         return staged
 
-    def record_rejections(self, staged, excluded: dict[Path, str]) -> None:
-        """Copy every rejected row, with reasons, file and line, into the rejected table."""
+    def record_rejections(self, staged: list["StagedFile"], excluded: dict[Path, str]) -> int:
+        """Copy every rejected row, with reasons, file and line, into the rejected table.
+        Returns how many staged rows broke a rule; they are deleted from the stage."""
         con, rej = self.con, self.target.rejected
         con.execute(f"CREATE TABLE IF NOT EXISTS {rej.sql} ({REJECTED_COLUMNS})")
-        # Rules are evaluated once; the rowids of failing rows drive the copy and the delete.
-        con.execute(f"CREATE OR REPLACE TEMP TABLE __failing AS SELECT rowid AS row FROM {self.target.stage.sql} WHERE {self.fails}")
-        con.execute("CREATE OR REPLACE TEMP TABLE __files (file VARCHAR, first_row BIGINT, last_row BIGINT, first_line BIGINT, scan_id BIGINT)")
-        offset = 0
-        for path, rows, scan_id in staged:
-            con.execute("INSERT INTO __files VALUES (?, ?, ?, ?, ?)", [self.relative(path), offset, offset + rows - 1, self.fmt.first_data_line(), scan_id])
-            offset += rows
-        # Lines the reader rejected, per file, with how many accepted rows precede each: turns a
-        # row's position among accepted rows back into its line in the file.
-        if self.rejects:
+        # Rules are evaluated in one scan; the few failing rows are copied aside with their rowid.
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE __failing AS SELECT rowid AS __row, * FROM {self.target.stage.sql} WHERE {self.fails}"
+        )
+        con.execute("CREATE OR REPLACE TEMP TABLE __files (__file VARCHAR, __first_row BIGINT, __last_row BIGINT, __first_line BIGINT, __scan_id BIGINT)")
+        for f in staged:
+            con.execute("INSERT INTO __files VALUES (?, ?, ?, ?, ?)", [f.name, f.first_row, f.first_row + f.rows - 1, self.fmt.first_data_line(), f.scan_id])
+        # Lines the reader rejected, with how many accepted rows precede each: turns a row's
+        # position among accepted rows back into its line in the file.
+        if self.rejects and any(f.scan_id is not None for f in staged):
             con.execute(
                 f"""CREATE OR REPLACE TEMP TABLE __reader_lines AS
-                SELECT f.file, e.line, list(DISTINCT e.csv_line)[1] AS csv_line,
+                SELECT f.__file, e.line AS __line, list(DISTINCT e.csv_line)[1] AS __csv_line,
                        list(DISTINCT CASE WHEN e.error_type = 'CAST' THEN e.column_name || ': not a valid ' || coalesce(m.type, 'value')
-                                          ELSE lower(e.error_type) || ' (' || e.error_message || ')' END) AS reasons,
-                       e.line - f.first_line - (row_number() OVER (PARTITION BY f.file ORDER BY e.line) - 1) AS accepted_before
-                FROM {self.rejects.errors} e JOIN __files f ON e.scan_id = f.scan_id
+                                          ELSE lower(e.error_type) || ' (' || e.error_message || ')' END) AS __reasons,
+                       e.line - f.__first_line - (row_number() OVER (PARTITION BY f.__file ORDER BY e.line) - 1) AS __accepted_before
+                FROM {self.rejects.errors} e JOIN __files f ON e.scan_id = f.__scan_id
                 LEFT JOIN (SELECT unnest(?) AS col, unnest(?) AS type) m ON m.col = e.column_name
-                GROUP BY f.file, f.first_line, e.line"""
-                , [list(self._source_names()), list(self._source_types())],
+                GROUP BY f.__file, f.__first_line, e.line""",
+                [list(self._source_names()), list(self._source_types())],
             )
         else:
-            con.execute("CREATE OR REPLACE TEMP TABLE __reader_lines (file VARCHAR, line BIGINT, csv_line VARCHAR, reasons VARCHAR[], accepted_before BIGINT)")
+            con.execute("CREATE OR REPLACE TEMP TABLE __reader_lines (__file VARCHAR, __line BIGINT, __csv_line VARCHAR, __reasons VARCHAR[], __accepted_before BIGINT)")
         target_cols = list(self.spec.source.columns)
         record = "to_json({" + ", ".join(f"{literal(c)}: s.{quote(c)}" for c in target_cols) + "})::VARCHAR"
         if self.with_cast_errors:
             record = f"coalesce(s.{stage.RAW_RECORD}, {record})"
         reasons = stage.reasons(self.rules, with_cast_errors=self.with_cast_errors)
-        base = _scalar(con, f"SELECT min(rowid) FROM {self.target.stage.sql}") or 0
+        # A failing row's line = its index among accepted rows + the first data line + how many
+        # reader-rejected lines come before it. That count is a running count over both sets
+        # merged in position order (reader lines first on ties): one window pass per file.
         con.execute(
             f"""INSERT INTO {rej.sql}
-            SELECT ?, f.file,
-                   (s.rowid - {base} - f.first_row) + f.first_line
-                     + (SELECT count(*) FROM __reader_lines r WHERE r.file = f.file AND r.accepted_before <= s.rowid - {base} - f.first_row),
-                   'rule', {reasons}, {record}, now()
-            FROM (SELECT rowid, * FROM {self.target.stage.sql} WHERE rowid IN (SELECT row FROM __failing)) s
-            JOIN __files f ON s.rowid - {base} BETWEEN f.first_row AND f.last_row""",
+            WITH positioned AS (
+                SELECT s.*, f.__file, f.__first_line, s.__row - f.__first_row AS __index
+                FROM __failing s JOIN __files f ON s.__row BETWEEN f.__first_row AND f.__last_row
+            ), merged AS (
+                SELECT __file, __accepted_before AS __pos, 0 AS __is_row, NULL::BIGINT AS __row FROM __reader_lines
+                UNION ALL
+                SELECT __file, __index, 1, __row FROM positioned
+            ), shifted AS (
+                SELECT __row, __is_row,
+                       sum(1 - __is_row) OVER (PARTITION BY __file ORDER BY __pos, __is_row ROWS UNBOUNDED PRECEDING) AS __shift
+                FROM merged
+            )
+            SELECT ?, s.__file, s.__index + s.__first_line + sh.__shift, 'rule', {reasons}, {record}, now()
+            FROM positioned s JOIN shifted sh ON sh.__is_row = 1 AND sh.__row = s.__row""",
             [self.run_id],
         )
-        con.execute(f"INSERT INTO {rej.sql} SELECT ?, file, line, 'parse', reasons, csv_line, now() FROM __reader_lines", [self.run_id])
+        con.execute(f"INSERT INTO {rej.sql} SELECT ?, __file, __line, 'parse', __reasons, __csv_line, now() FROM __reader_lines", [self.run_id])
         for path, reason in excluded.items():
             con.execute(f"INSERT INTO {rej.sql} VALUES (?, ?, NULL, 'file', [?], NULL, now())", [self.run_id, self.relative(path), reason])
+        con.execute(f"DELETE FROM {self.target.stage.sql} WHERE rowid IN (SELECT __row FROM __failing)")
+        return _scalar(con, "SELECT count(*) FROM __failing") or 0
 
     def _source_names(self):
         return (col.source or name for name, col in self.spec.source.columns.items())
@@ -201,6 +220,15 @@ def _estimate_rows(path: Path) -> int:
     return int(size / (len(head) / lines)) if lines else 0
 
 
+@dataclass(frozen=True)
+class StagedFile:
+    path: Path
+    name: str
+    first_row: int
+    rows: int
+    scan_id: int | None
+
+
 def run(
     con: duckdb.DuckDBPyConnection,
     spec: PipelineSpec,
@@ -213,7 +241,12 @@ def run(
     log: Callable[[str], None],
     progress_interval: float,
 ) -> LoadResult:
-    """Load ``files`` into ``target`` by the pipeline's sync mode; all or nothing."""
+    """Load ``files`` into ``target`` by the pipeline's sync mode.
+
+    Staging happens outside the destination; validating, recording rejections and
+    committing the sync happen in one transaction, so readers see the old table or
+    the new one and the rejected rows and cursor always match what was loaded.
+    """
     started = time.monotonic()
     ingest = _Ingest(con, spec, target, relative, run_id, pipeline, log)
     excluded: dict[Path, str] = {}
@@ -222,36 +255,37 @@ def run(
         reason, dialects[path] = precheck(con, ingest.fmt, spec, path)
         if reason:
             excluded[path] = reason
-    while True:
-        if excluded and spec.source.on_bad_file == "fail":
-            path, reason = next(iter(excluded.items()))
-            raise LoadFailed(f"{relative(path)}: {reason}. on_bad_file is 'fail', so nothing was loaded.")
+    try:
+        _stop_if_bad_files(spec, excluded, relative)
+        with Progress(con, log, progress_interval, target.table.name) as progress:
+            staged = ingest.stage_files({p: dialects[p] for p in files if p not in excluded}, excluded, progress)
+        _stop_if_bad_files(spec, excluded, relative)
         for path, reason in excluded.items():
             log(f"rejecting file {relative(path)}: {reason}")
-        readable = {p: dialects[p] for p in files if p not in excluded}
         con.execute("BEGIN TRANSACTION")
         try:
-            with Progress(con, log, progress_interval, target.table.name) as progress:
-                staged = ingest.stage_files(readable, progress)
             result = _validate_and_commit(ingest, staged, excluded, started)
             con.execute("COMMIT")
-            return result
-        except _FileFailed as failed:
-            con.execute("ROLLBACK")
-            # Start over without the file: the transaction is all or nothing, so the other files' rows go again.
-            excluded[failed.file] = failed.reason
+            result.seconds = time.monotonic() - started
         except BaseException:
             con.execute("ROLLBACK")
             raise
+        return result
+    finally:
+        con.execute(f"DROP TABLE IF EXISTS {target.stage.sql}")
 
 
-def _validate_and_commit(ingest: _Ingest, staged, excluded: dict[Path, str], started: float) -> LoadResult:
+def _stop_if_bad_files(spec: PipelineSpec, excluded: dict[Path, str], relative: Callable[[Path], str]) -> None:
+    if excluded and spec.source.on_bad_file == "fail":
+        path, reason = next(iter(excluded.items()))
+        raise LoadFailed(f"{relative(path)}: {reason}. on_bad_file is 'fail', so nothing was loaded.")
+
+
+def _validate_and_commit(ingest: _Ingest, staged: list[StagedFile], excluded: dict[Path, str], started: float) -> LoadResult:
     con, spec, target = ingest.con, ingest.spec, ingest.target
-    ingest.record_rejections(staged, excluded)
-    rows_staged = sum(rows for _, rows, _ in staged)
+    rule_rejected = ingest.record_rejections(staged, excluded)
+    rows_staged = sum(f.rows for f in staged)
     reader_rejected = _scalar(con, "SELECT count(*) FROM __reader_lines") or 0
-    rule_rejected = _scalar(con, "SELECT count(*) FROM __failing") or 0
-    con.execute(f"DELETE FROM {target.stage.sql} WHERE rowid IN (SELECT row FROM __failing)")
     if ingest.with_cast_errors:
         con.execute(f"ALTER TABLE {target.stage.sql} DROP COLUMN {stage.CAST_ERRORS}")
         con.execute(f"ALTER TABLE {target.stage.sql} DROP COLUMN {stage.RAW_RECORD}")
@@ -259,15 +293,13 @@ def _validate_and_commit(ingest: _Ingest, staged, excluded: dict[Path, str], sta
         con, spec.sync, target.stage, target.table,
         pipeline=ingest.pipeline, run_id=ingest.run_id, data_columns=list(spec.source.columns),
     )
-    con.execute(f"DROP TABLE IF EXISTS {target.stage.sql}")
     per_file = dict(
         con.execute(f"SELECT source_file, count(*) FROM {target.rejected.sql} WHERE run_id = ? GROUP BY ALL", [ingest.run_id]).fetchall()
     )
-    reader_rows = dict(con.execute("SELECT file, count(*) FROM __reader_lines GROUP BY ALL").fetchall())
-    files = [
-        FileResult(ingest.relative(p), rows + reader_rows.get(ingest.relative(p), 0), per_file.get(ingest.relative(p), 0))
-        for p, rows, _ in staged
-    ] + [FileResult(ingest.relative(p), rejected_whole=reason) for p, reason in excluded.items()]
+    reader_rows = dict(con.execute("SELECT __file, count(*) FROM __reader_lines GROUP BY ALL").fetchall())
+    files = [FileResult(f.name, f.rows + reader_rows.get(f.name, 0), per_file.get(f.name, 0)) for f in staged] + [
+        FileResult(ingest.relative(p), rejected_whole=reason) for p, reason in excluded.items()
+    ]
     by_reason = dict(
         con.execute(
             f"SELECT reason, count(*) FROM (SELECT unnest(reasons) AS reason FROM {target.rejected.sql} WHERE run_id = ? AND kind <> 'file') "
