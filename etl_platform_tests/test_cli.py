@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import dagster as dg
@@ -15,6 +16,7 @@ import yaml
 
 from etl_platform import demo
 from etl_platform.cli import SCHEMA_PATH, pipeline_file_schema
+from etl_platform.resources.warehouse import WAREHOUSE_POOL
 from etl_platform_tests.conftest import PROJECT_ROOT, cli, query, scalar
 
 CAMPAIGN_ASSETS = "marketing_campaigns/campaigns,marketing_campaigns/campaigns_rejected"
@@ -89,51 +91,39 @@ def test_dagster_asset_materialize_records_the_run_in_the_instance(demo_landing,
     assert not (tmp_path / ".etl_home").exists()
 
 
-def _step_window(instance: dg.DagsterInstance, run_id: str, step: str) -> tuple[float, float]:
-    events = instance.all_logs(run_id)
-    start = next(e.timestamp for e in events if e.step_key == step and e.dagster_event and e.dagster_event.event_type_value == "STEP_START")
-    end = next(e.timestamp for e in events if e.step_key == step and e.dagster_event and e.dagster_event.event_type_value == "STEP_SUCCESS")
-    return start, end
-
-
-def test_concurrent_runs_on_one_warehouse_take_turns(landing, etl_home, tmp_path):
-    # Loads of a second or more each, so the two runs certainly want the warehouse at the same time.
-    demo.write_campaigns(landing / "campaigns", rows=1_000_000)
-    demo.write_shop(landing / "shop", orders=200_000)
+def test_a_run_waits_for_the_warehouse_pool(demo_landing, etl_home, tmp_path):
+    """While another writer holds the pool's only slot, a run queues instead of hitting DuckDB's lock."""
     home = dagster_home(tmp_path)
-    # The instance exists before runs arrive (scripts/dev creates it). Two processes creating a
-    # brand-new SQLite instance at the same moment race on Dagster's schema stamp.
-    with dg.DagsterInstance.from_config(str(home)):
-        pass
-    env = {**os.environ, "DAGSTER_HOME": str(home)}
-    selections = [CAMPAIGN_ASSETS, "shop_orders/orders,shop_orders/orders_rejected"]
-    processes = [
-        subprocess.Popen(
-            [str(Path(sys.executable).parent / "dagster"), "asset", "materialize", "-m", "etl_platform.definitions", "--select", s],
-            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        )
-        for s in selections
-    ]
-    outputs = [p.communicate(timeout=300)[0] for p in processes]
-    assert [p.returncode for p in processes] == [0, 0], "\n".join(o[-2000:] for o in outputs)
     with dg.DagsterInstance.from_config(str(home)) as instance:
-        runs = instance.get_runs()
-        assert {r.status for r in runs} == {dg.DagsterRunStatus.SUCCESS}
-        windows = sorted(
-            _step_window(instance, r.run_id, step)
-            for r in runs
-            for step in ("marketing_campaigns__load", "shop_orders__load")
-            if any(e.step_key == step for e in instance.all_logs(r.run_id))
+        storage = instance.event_log_storage
+        storage.initialize_concurrency_limit_to_default(WAREHOUSE_POOL)
+        assert storage.get_concurrency_info(WAREHOUSE_POOL).slot_count == 1  # from dagster.yaml
+        holder = storage.claim_concurrency_slot(WAREHOUSE_POOL, "another-writer", "its_load")
+        assert holder.is_claimed
+
+        run = subprocess.Popen(
+            [str(Path(sys.executable).parent / "dagster"), "asset", "materialize", "-m", "etl_platform.definitions", "--select", CAMPAIGN_ASSETS],
+            cwd=tmp_path, env={**os.environ, "DAGSTER_HOME": str(home)}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )
-        assert len(windows) == 2
-        assert windows[0][1] <= windows[1][0], f"the two loads overlapped: {windows}"
-        blocked = [
-            e.user_message for r in runs for e in instance.all_logs(r.run_id)
-            if "blocked by limit for pool duckdb_warehouse" in (e.user_message or "")
-        ]
-        assert blocked, "the second load should have waited for the warehouse pool"
+        blocked = False
+        for _ in range(120):
+            time.sleep(0.5)
+            runs = instance.get_runs()
+            blocked = bool(runs) and any(
+                "blocked by limit for pool duckdb_warehouse" in (e.user_message or "") for e in instance.all_logs(runs[0].run_id)
+            )
+            if blocked or run.poll() is not None:
+                break
+        assert blocked, "the run did not wait for the pool"
+        time.sleep(2)
+        assert run.poll() is None, "the run went ahead while the pool was full"
+        assert not (etl_home / "warehouse.duckdb").exists()
+
+        storage.free_concurrency_slot_for_step("another-writer", "its_load")
+        output = run.communicate(timeout=300)[0]
+        assert run.returncode == 0, output[-3000:]
+        assert instance.get_runs()[0].status == dg.DagsterRunStatus.SUCCESS
     assert scalar(etl_home, "SELECT count(*) FROM marketing_campaigns.campaigns") > 0
-    assert scalar(etl_home, "SELECT count(*) FROM shop_orders.orders") > 0
 
 
 KILLABLE_LOAD = """
