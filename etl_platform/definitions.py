@@ -36,14 +36,13 @@ warnings.filterwarnings("ignore", category=dg.BetaWarning)
 warnings.filterwarnings("ignore", category=dg.PreviewWarning)
 
 
-def load_defs_folder() -> dg.Definitions:
-    """Everything under ``defs/``, built by Dagster's component tree.
+def build_tree(tree: dg.ComponentTree) -> dg.Definitions:
+    """Every definition in a component tree, built by Dagster.
 
     Unlike ``dg.load_from_defs_folder`` this leaves out the catalogue of every installed
     component library (used by the UI's scaffolding), whose imports (boto3 and friends)
     cost seconds in every process that loads the code location: webserver, daemon, each run.
     """
-    tree = dg.ComponentTree.for_project(Path(__file__).parent)
     root = tree.find_root_decl()
     children = [tree.build_defs(child.loc) for child in root.iterate_child_component_decls()]
     return dg.Definitions.merge(*children, dg.Definitions(component_tree=tree))
@@ -51,7 +50,7 @@ def load_defs_folder() -> dg.Definitions:
 
 @dg.definitions
 def defs() -> dg.Definitions:
-    loaded = load_defs_folder()
+    loaded = build_tree(dg.ComponentTree.for_project(Path(__file__).parent))
     check_references(loaded)
     # Pipeline steps share one process: the multiprocess executor re-imports the code
     # location for every step, which costs seconds per run. Celery/Kubernetes are for scale-out.

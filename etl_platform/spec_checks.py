@@ -121,7 +121,8 @@ def _check_rules(spec: PipelineSpec, locate: SpecLocator, target_types: dict[str
                 raise locate.error(["rules", i, "check"], _first_line(err)) from None
 
 
-def transform_references(sql: str) -> set[str]:
+@cache
+def transform_references(sql: str) -> frozenset[str]:
     """Tables a SELECT reads, as 'table' or 'schema.table', from DuckDB's parse tree (no binding,
     so it works before any table exists). Names of CTEs are not tables."""
     parsed = json.loads(_scratch().execute("SELECT json_serialize_sql(?)", [sql]).fetchone()[0])
@@ -144,7 +145,7 @@ def transform_references(sql: str) -> set[str]:
                 walk(value)
 
     walk(parsed)
-    return {t for t in tables if t not in ctes}
+    return frozenset(t for t in tables if t not in ctes)
 
 
 def _check_transforms(spec: PipelineSpec, locate: SpecLocator, names: TableNames) -> None:
