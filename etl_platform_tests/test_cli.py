@@ -5,7 +5,6 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from etl_platform import demo
 from etl_platform.cli import SCHEMA_PATH, pipeline_file_schema
 from etl_platform.resources.warehouse import WAREHOUSE_POOL
 from etl_platform_tests.conftest import PROJECT_ROOT, cli, query, scalar
+from etl_platform_tests.test_spec_errors import VALID
 
 CAMPAIGN_ASSETS = "marketing_campaigns/campaigns,marketing_campaigns/campaigns_rejected"
 
@@ -52,25 +52,13 @@ def test_dg_and_dagster_name_the_file_line_and_field_of_a_bad_spec(etl_home, tmp
         "    return dg.load_from_defs_folder(path_within_project=Path(__file__).parent)\n"
     )
     (project / "badproj" / "defs" / "resources.py").write_text("from etl_platform.defs.resources import resources\n")
-    (pipeline / "defs.yaml").write_text(textwrap.dedent("""\
-        type: etl_platform.components.Pipeline
-        attributes:
-          source:
-            files: c/*.csv
-            columns:
-              day: {from: Day, type: date}
-          destination:
-            table: costs
-          transforms:
-            - name: daily
-              sql: SELECT day FROM cost
-        """))
+    (pipeline / "defs.yaml").write_text(VALID.replace("FROM costs", "FROM cost"))
     env = {"PYTHONPATH": str(project)}
     for command in (["dg", "check", "defs"], ["dagster", "definitions", "validate", "-m", "badproj.definitions"]):
         result = cli(*command, env=env, cwd=project)
         output = result.stdout + result.stderr
         assert result.returncode != 0, output
-        assert "costs/defs.yaml:11 - attributes.transforms.0.sql: refers to table 'cost'" in output, output
+        assert "costs/defs.yaml:14 - attributes.transforms.0.sql: refers to table 'cost'" in output, output
 
 
 def test_dagster_asset_materialize_records_the_run_in_the_instance(demo_landing, etl_home, tmp_path):

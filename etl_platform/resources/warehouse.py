@@ -23,7 +23,10 @@ class WarehouseResource(DuckDBResource):
         default="",
         description="Path of the DuckDB file. Empty: ETL_WAREHOUSE_PATH, else <ETL_HOME>/warehouse.duckdb.",
     )
-    memory_limit: str = Field(default="2GB", description="DuckDB memory limit; larger work spills to disk.")
+    memory_limit: str = Field(
+        default="1GB",
+        description="DuckDB memory limit. Loads stream, so memory stays near this however large the input; larger work spills to disk.",
+    )
     threads: int | None = Field(default=None, description="DuckDB worker threads; default: all cores.")
 
     @property
