@@ -181,3 +181,17 @@ def test_demo_generate_is_deterministic(tmp_path):
         assert (tmp_path / "a" / rel).read_bytes() == (tmp_path / "b" / rel).read_bytes(), rel
     again = cli("etl-platform", "demo", "generate", "--landing", str(tmp_path / "a"), "--if-missing")
     assert "already" in again.stdout
+
+
+def test_etl_platform_pipelines_validate(demo_landing, etl_home):
+    result = cli("etl-platform", "pipelines", "validate")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok: 12 assets, 3 jobs"
+
+    # A mapped column that none of the files has is reported with the file and field.
+    for path in (demo_landing / "campaigns").glob("*.csv"):
+        text = path.read_text()
+        path.write_text(text.replace("Link clicks", "Clicks (all)", 1))
+    failed = cli("etl-platform", "pipelines", "validate")
+    assert failed.returncode == 1
+    assert "marketing_campaigns/defs.yaml:15 - attributes.source.columns.clicks.from: column 'Link clicks'" in failed.stderr
