@@ -61,23 +61,26 @@ def summarize(*, args: dict, machine: dict, csv: dict, floor: list[Measured], ou
         "code_location": {
             "definitions_seconds": round(location.result["seconds"], 3),
             "import_dagster_seconds": round(location.result["import_dagster_seconds"], 3),
-            "jobs_seconds": round(location.result["jobs_seconds"], 3),
-            "process_seconds": round(location.wall_seconds, 3),
-            "peak_mib": round(location.peak_mib, 1),
-            "assets": location.result["assets"],
-            "jobs": location.result["jobs"],
+            **_loaded(location),
             "cli_validate_seconds": round(validate.wall_seconds, 3),
             "cli_validate_peak_mib": round(validate.peak_mib, 1),
         },
         "many_pipelines": {
             "pipelines": many.result["pipelines"],
             "seconds": round(many.result["seconds"], 3),
-            "jobs_seconds": round(many.result["jobs_seconds"], 3),
-            "process_seconds": round(many.wall_seconds, 3),
-            "peak_mib": round(many.peak_mib, 1),
-            "assets": many.result["assets"],
-            "jobs": many.result["jobs"],
+            **_loaded(many),
         },
+    }
+
+
+def _loaded(probe) -> dict:
+    """What every code-location measurement reports: jobs, process time, memory, sizes."""
+    return {
+        "jobs_seconds": round(probe.result["jobs_seconds"], 3),
+        "process_seconds": round(probe.wall_seconds, 3),
+        "peak_mib": round(probe.peak_mib, 1),
+        "assets": probe.result["assets"],
+        "jobs": probe.result["jobs"],
     }
 
 

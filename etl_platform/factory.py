@@ -159,7 +159,6 @@ def build_pipeline_defs(spec: PipelineSpec, ctx: PipelineContext) -> dg.Definiti
         f"{ctx.name}_job",
         selection=dg.AssetSelection.assets(*[k for a in assets for k in a.keys]),
         description=f"Load and build everything of pipeline {ctx.name}.",
-        executor_def=dg.in_process_executor,
     )
     schedules = []
     if spec.triggers.cron:

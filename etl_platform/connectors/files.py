@@ -13,7 +13,7 @@ from typing import ClassVar
 import duckdb
 
 from etl_platform.spec import ColumnSpec, CsvOptions
-from etl_platform.sql import literal, quote
+from etl_platform.sql import literal
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,7 @@ class CsvFormat(FileFormat):
 
     def columns(self, con: duckdb.DuckDBPyConnection, path: Path, dialect: dict | None = None) -> list[str]:
         # Sniff tolerantly: a few ragged rows must not hide the header (they are rejected later, by line).
-        scan = self.scan(path, {}, dialect=dialect).removesuffix(")") + ", ignore_errors=true)"
+        scan = f"read_csv({', '.join([*self._arguments(path, {}, dialect), 'ignore_errors=true'])})"
         return [row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {scan}").fetchall()]
 
     def inspect(self, con: duckdb.DuckDBPyConnection, path: Path, wanted: dict[str, ColumnSpec]) -> tuple[list[str], dict]:
@@ -96,6 +96,12 @@ class CsvFormat(FileFormat):
         rejects: ReaderRejects | None = None,
         dialect: dict | None = None,
     ) -> str:
+        args = self._arguments(path, columns, dialect)
+        if rejects:
+            args += ["store_rejects=true", f"rejects_table={literal(rejects.errors)}", f"rejects_scan={literal(rejects.scans)}"]
+        return f"read_csv({', '.join(args)})"
+
+    def _arguments(self, path: Path, columns: dict[str, ColumnSpec], dialect: dict | None) -> list[str]:
         opts = self.options
         args = [
             literal(str(path)),
@@ -117,9 +123,7 @@ class CsvFormat(FileFormat):
         }
         if typed:
             args.append("types={" + ", ".join(f"{literal(k)}: {literal(v)}" for k, v in typed.items()) + "}")
-        if rejects:
-            args += ["store_rejects=true", f"rejects_table={literal(rejects.errors)}", f"rejects_scan={literal(rejects.scans)}"]
-        return f"read_csv({', '.join(args)})"
+        return args
 
 
 class ParquetFormat(FileFormat):
@@ -187,5 +191,3 @@ def missing_columns(offered: Sequence[str], columns: dict[str, ColumnSpec]) -> l
     present = set(offered)
     return [col.source or name for name, col in columns.items() if (col.source or name) not in present]
 
-
-__all__ = ["FORMATS", "FileFormat", "ReaderRejects", "file_format", "missing_columns", "quote", "register_format"]

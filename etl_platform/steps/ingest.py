@@ -1,9 +1,10 @@
-"""Extract, stage, validate and load a file pipeline in one DuckDB transaction.
+"""Extract, stage, validate and load a file pipeline.
 
-Files are scanned by DuckDB straight into a stage table (mapping and casting on the
-way), rows that break a rule are copied to the rejected table with their reasons,
-file and line, and the rest is committed by the pipeline's sync mode. A failure at
-any point rolls everything back: the destination keeps its previous contents.
+Files are scanned by DuckDB straight into a stage table beside the destination
+(mapping and casting on the way). Then one transaction copies the rows that break a
+rule to the rejected table with their reasons, file and line, and commits the rest by
+the pipeline's sync mode. A failure at any point leaves the destination, its rejected
+rows and its cursor as they were.
 """
 
 import time
@@ -87,9 +88,9 @@ def precheck(con: duckdb.DuckDBPyConnection, fmt: FileFormat, spec: PipelineSpec
 
 
 class _Ingest:
-    def __init__(self, con, spec: PipelineSpec, target: Target, relative: Callable[[Path], str], run_id: str, pipeline: str, log):
+    def __init__(self, con, spec: PipelineSpec, target: Target, relative: Callable[[Path], str], run_id: str, pipeline: str):
         self.con, self.spec, self.target, self.relative = con, spec, target, relative
-        self.run_id, self.pipeline, self.log = run_id, pipeline, log
+        self.run_id, self.pipeline = run_id, pipeline
         self.fmt = file_format(spec.source.file_format, spec.source.csv)
         self.reader_casts = self.fmt.reader_converts_types
         self.with_cast_errors = stage.needs_cast_errors(spec.source.columns, reader_casts=self.reader_casts)
@@ -132,7 +133,7 @@ class _Ingest:
                 excluded[path] = f"file has {rows:,} rows, over the limit of {limit:,}"
                 last_row = last
                 continue
-            scan_id = _scalar(con, f"SELECT max(scan_id) FROM {self.rejects.scans}") if self.rejects else None
+            scan_id = load.scalar(con, f"SELECT max(scan_id) FROM {self.rejects.scans}") if self.rejects else None
             progress.file_finished(rows)
             staged.append(StagedFile(path, self.relative(path), first if rows else last_row + 1, rows, scan_id))
             if rows:
@@ -197,18 +198,13 @@ class _Ingest:
         for path, reason in excluded.items():
             con.execute(f"INSERT INTO {rej.sql} VALUES (?, ?, NULL, 'file', [?], NULL, now())", [self.run_id, self.relative(path), reason])
         con.execute(f"DELETE FROM {self.target.stage.sql} WHERE rowid IN (SELECT __row FROM __failing)")
-        return _scalar(con, "SELECT count(*) FROM __failing") or 0
+        return load.scalar(con, "SELECT count(*) FROM __failing") or 0
 
     def _source_names(self):
         return (col.source or name for name, col in self.spec.source.columns.items())
 
     def _source_types(self):
         return (col.type for col in self.spec.source.columns.values())
-
-
-def _scalar(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None):
-    row = con.execute(sql, params or []).fetchone()
-    return row[0] if row else None
 
 
 def _estimate_rows(path: Path) -> int:
@@ -248,7 +244,7 @@ def run(
     the new one and the rejected rows and cursor always match what was loaded.
     """
     started = time.monotonic()
-    ingest = _Ingest(con, spec, target, relative, run_id, pipeline, log)
+    ingest = _Ingest(con, spec, target, relative, run_id, pipeline)
     excluded: dict[Path, str] = {}
     dialects: dict[Path, dict] = {}
     for path in files:
@@ -285,7 +281,7 @@ def _validate_and_commit(ingest: _Ingest, staged: list[StagedFile], excluded: di
     con, spec, target = ingest.con, ingest.spec, ingest.target
     rule_rejected = ingest.record_rejections(staged, excluded)
     rows_staged = sum(f.rows for f in staged)
-    reader_rejected = _scalar(con, "SELECT count(*) FROM __reader_lines") or 0
+    reader_rejected = load.scalar(con, "SELECT count(*) FROM __reader_lines") or 0
     if ingest.with_cast_errors:
         con.execute(f"ALTER TABLE {target.stage.sql} DROP COLUMN {stage.CAST_ERRORS}")
         con.execute(f"ALTER TABLE {target.stage.sql} DROP COLUMN {stage.RAW_RECORD}")
@@ -315,6 +311,6 @@ def _validate_and_commit(ingest: _Ingest, staged: list[StagedFile], excluded: di
         files=files,
         rejected_by_reason=by_reason,
         seconds=time.monotonic() - started,
-        table_rows=_scalar(con, f"SELECT count(*) FROM {target.table.sql}") or 0,
+        table_rows=load.scalar(con, f"SELECT count(*) FROM {target.table.sql}") or 0,
         columns=load.columns_of(con, target.table),
     )

@@ -84,9 +84,14 @@ def _ensure_target(con: duckdb.DuckDBPyConnection, stage: TableRef, target: Tabl
         con.execute(f"CREATE TABLE {target.sql} AS SELECT * FROM {stage.sql} LIMIT 0")
 
 
-def _count(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> int:
+def scalar(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None):
+    """The first value of the first row, or None."""
     row = con.execute(sql, params or []).fetchone()
-    return int(row[0]) if row and row[0] is not None else 0
+    return row[0] if row else None
+
+
+def _count(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> int:
+    return int(scalar(con, sql, params) or 0)
 
 
 def replace(con: duckdb.DuckDBPyConnection, stage: TableRef, target: TableRef) -> Committed:
@@ -162,8 +167,7 @@ def incremental(
     if before is not None:
         cursor_type = dict(columns_of(con, stage))[sync.cursor]
         bound = f"CAST({literal(before)} AS {cursor_type})"
-        skipped = _count(con, f"SELECT count(*) FROM {stage.sql} WHERE {cursor} < {bound}")
-        con.execute(f"DELETE FROM {stage.sql} WHERE {cursor} < {bound}")
+        skipped = _count(con, f"DELETE FROM {stage.sql} WHERE {cursor} < {bound}")  # DELETE returns its count
         if not sync.primary_key and table_exists(con, target):
             same_row = " AND ".join(f"t.{quote(c)} IS NOT DISTINCT FROM s.{quote(c)}" for c in data_columns)
             con.execute(
