@@ -1,6 +1,7 @@
 """One pipeline spec -> its whole slice of definitions: assets, checks, job, schedule."""
 
 from dataclasses import dataclass
+from graphlib import TopologicalSorter
 
 import dagster as dg
 
@@ -153,8 +154,7 @@ def build_pipeline_defs(spec: PipelineSpec, ctx: PipelineContext) -> dg.Definiti
             rejected_total = con.execute(f"SELECT count(*) FROM {target.rejected.sql}").fetchone()[0]
         yield from _load_results(spec, result, table_key, rejected_key, rejected_total)
 
-    transforms = [_transform_asset(spec, ctx, t, i) for i, t in enumerate(spec.transforms)]
-    assets = [load_files, *transforms]
+    assets = [load_files, _transforms_asset(spec, ctx)] if spec.transforms else [load_files]
     job = dg.define_asset_job(
         f"{ctx.name}_job",
         selection=dg.AssetSelection.assets(*[k for a in assets for k in a.keys]),
@@ -171,7 +171,10 @@ def build_pipeline_defs(spec: PipelineSpec, ctx: PipelineContext) -> dg.Definiti
                 default_status=dg.DefaultScheduleStatus.RUNNING if spec.triggers.start_running else dg.DefaultScheduleStatus.STOPPED,
             )
         )
-    return dg.Definitions(assets=[source, *assets], jobs=[job], schedules=schedules)
+    # An AssetsDefinition of its own: Definitions would otherwise fold every bare AssetSpec of
+    # the code location into one definition, and each job's graph would carry all of them.
+    source_def = dg.AssetsDefinition(specs=[source])
+    return dg.Definitions(assets=[source_def, *assets], jobs=[job], schedules=schedules)
 
 
 def _load_results(spec: PipelineSpec, result: ingest.LoadResult, table_key, rejected_key, rejected_total: int):
@@ -233,33 +236,56 @@ def _files_table(result: ingest.LoadResult) -> str:
     return "\n".join(lines)
 
 
-def _transform_asset(spec: PipelineSpec, ctx: PipelineContext, t: TransformSpec, index: int) -> dg.AssetsDefinition:
+def _transforms_asset(spec: PipelineSpec, ctx: PipelineContext) -> dg.AssetsDefinition:
+    """Every SQL transform of the pipeline as one subsettable step: the selected transforms
+    are built in dependency order on one warehouse connection, each its own asset with its
+    own materialization. One step per pipeline instead of one per transform keeps runs short
+    and keeps Dagster's per-definition bookkeeping flat when there are hundreds of pipelines."""
     schema = ctx.names.schema
-
-    @dg.asset(
-        key=_key(schema, t.name),
-        deps=transform_dependencies(t, schema),
-        description=t.description or f"SQL model built from {', '.join(sorted(transform_references(t.sql)))}.",
-        group_name=ctx.name,
-        kinds={"duckdb", "sql"},
-        owners=list(spec.owners),
-        pool=WAREHOUSE_POOL,
-        metadata={
-            "sql": dg.MetadataValue.md(f"```sql\n{t.sql.strip()}\n```"),
-            "dagster/table_name": f"{schema}.{t.name}",
-            DEFINED_AT: ctx.defined_at.get(f"transforms.{index}.sql", ""),
-        },
-    )
-    def build(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
-        with warehouse.get_connection() as con:
-            built = transform.build(con, schema=schema, name=t.name, sql=t.sql)
-        context.log.info(f"built {schema}.{t.name}: {built.rows:,} rows in {built.seconds:.2f}s")
-        return dg.MaterializeResult(
+    by_key = {_key(schema, t.name): t for t in spec.transforms}
+    order = _build_order(spec.transforms, schema)
+    specs = [
+        dg.AssetSpec(
+            key=key,
+            deps=transform_dependencies(t, schema),
+            description=t.description or f"SQL model built from {', '.join(sorted(transform_references(t.sql)))}.",
+            group_name=ctx.name,
+            kinds={"duckdb", "sql"},
+            owners=list(spec.owners),
+            skippable=True,
             metadata={
-                "dagster/row_count": built.rows,
-                "dagster/column_schema": _schema_of(built.columns),
-                "duration_seconds": round(built.seconds, 3),
-            }
+                "sql": dg.MetadataValue.md(f"```sql\n{t.sql.strip()}\n```"),
+                "dagster/table_name": f"{schema}.{t.name}",
+                DEFINED_AT: ctx.defined_at.get(f"transforms.{i}.sql", ""),
+            },
         )
+        for i, (key, t) in enumerate(by_key.items())
+    ]
+
+    @dg.multi_asset(name=f"{ctx.name}__transforms", specs=specs, can_subset=True, pool=WAREHOUSE_POOL)
+    def build(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+        selected = context.selected_asset_keys
+        with warehouse.get_connection() as con:
+            for key in order:
+                if key not in selected:
+                    continue
+                t = by_key[key]
+                built = transform.build(con, schema=schema, name=t.name, sql=t.sql)
+                context.log.info(f"built {schema}.{t.name}: {built.rows:,} rows in {built.seconds:.2f}s")
+                yield dg.MaterializeResult(
+                    asset_key=key,
+                    metadata={
+                        "dagster/row_count": built.rows,
+                        "dagster/column_schema": _schema_of(built.columns),
+                        "duration_seconds": round(built.seconds, 3),
+                    },
+                )
 
     return build
+
+
+def _build_order(transforms: list[TransformSpec], schema: str) -> list[dg.AssetKey]:
+    """Transform keys, each after the transforms of the same pipeline it reads."""
+    own = {_key(schema, t.name) for t in transforms}
+    graph = {_key(schema, t.name): [d for d in transform_dependencies(t, schema) if d in own] for t in transforms}
+    return list(TopologicalSorter(graph).static_order())

@@ -6,6 +6,7 @@ import json
 import re
 from dataclasses import dataclass
 from functools import cache
+from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 
 import duckdb
@@ -46,8 +47,15 @@ def table_names(spec: PipelineSpec, pipeline: str) -> TableNames:
 
 
 @cache
-def _scratch() -> duckdb.DuckDBPyConnection:
+@cache
+def _scratch_database() -> duckdb.DuckDBPyConnection:
     return duckdb.connect(":memory:")
+
+
+def _scratch() -> duckdb.DuckDBPyConnection:
+    """A connection to one in-memory database shared by all checks (opening a database per
+    check costs more than the check); a cursor of its own, so threads do not share one."""
+    return _scratch_database().cursor()
 
 
 def _first_line(err: Exception) -> str:
@@ -174,6 +182,20 @@ def _check_transforms(spec: PipelineSpec, locate: SpecLocator, names: TableNames
                 raise locate.error(["transforms", i, "sql"], f"'{ref}' refers to itself")
             if len(parts) > 2:
                 raise locate.error(["transforms", i, "sql"], f"'{ref}': write tables as '<table>' or '<pipeline>.<table>'")
+    _check_transform_cycles(spec, locate)
+
+
+def _check_transform_cycles(spec: PipelineSpec, locate: SpecLocator) -> None:
+    names = [t.name for t in spec.transforms]
+    reads = {t.name: [r for r in transform_references(t.sql) if r in names] for t in spec.transforms}
+    try:
+        TopologicalSorter(reads).prepare()
+    except CycleError as err:
+        cycle = err.args[1]
+        raise locate.error(
+            ["transforms", names.index(cycle[0]), "sql"],
+            f"transforms read each other in a cycle: {' -> '.join(reversed(cycle))}",
+        ) from None
 
 
 @cache

@@ -1,6 +1,7 @@
 """Every test gets its own ETL_HOME: a temp landing folder, warehouse and Dagster instance."""
 
 import os
+from contextlib import contextmanager
 import subprocess
 import sys
 from pathlib import Path
@@ -41,6 +42,16 @@ def query(etl_home: Path, sql: str, params: list | None = None) -> list[tuple]:
     con = duckdb.connect(str(etl_home / "warehouse.duckdb"), read_only=True)
     try:
         return con.execute(sql, params or []).fetchall()
+    finally:
+        con.close()
+
+
+@contextmanager
+def duckdb_writer(etl_home: Path):
+    """A read-write connection to the test warehouse, for a test that changes data behind a pipeline's back."""
+    con = duckdb.connect(str(etl_home / "warehouse.duckdb"))
+    try:
+        yield con
     finally:
         con.close()
 

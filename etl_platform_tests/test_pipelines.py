@@ -10,7 +10,7 @@ from etl_platform.factory import PipelineContext, build_pipeline_defs
 from etl_platform.resources.warehouse import WarehouseResource
 from etl_platform.spec import PipelineSpec
 from etl_platform.spec_checks import table_names
-from etl_platform_tests.conftest import PROJECT_ROOT, check_results, load_definitions, materializations, query, run_job, scalar
+from etl_platform_tests.conftest import PROJECT_ROOT, check_results, duckdb_writer, load_definitions, materializations, query, run_job, scalar
 
 MARKETING_YAML = PROJECT_ROOT / "etl_platform" / "defs" / "pipelines" / "marketing_campaigns" / "defs.yaml"
 
@@ -70,7 +70,7 @@ def test_rejected_rows_carry_file_line_reason_and_run(demo_landing, etl_home, in
 def _marketing_with(etl_home: Path, **changes) -> dg.Definitions:
     raw = yaml.safe_load(MARKETING_YAML.read_text())["attributes"]
     for section, values in changes.items():
-        raw[section] = {**raw.get(section, {}), **values}
+        raw[section] = {**raw.get(section, {}), **values} if isinstance(values, dict) else values
     spec = PipelineSpec.model_validate(raw)
     ctx = PipelineContext(name="marketing_campaigns", names=table_names(spec, "marketing_campaigns"), defined_at={})
     return dg.Definitions.merge(
@@ -87,6 +87,31 @@ def test_a_failed_blocking_check_keeps_transforms_from_running(demo_landing, etl
     assert "marketing_campaigns/campaigns" in built
     assert "marketing_campaigns/daily_channel_performance" not in built
     assert not query(etl_home, "SELECT * FROM duckdb_tables() WHERE table_name = 'daily_channel_performance'")
+
+
+def test_transforms_build_in_dependency_order_and_alone_when_selected(demo_landing, etl_home, instance):
+    # Declared before the table it reads: the order comes from the SQL, not the YAML.
+    weekly = {"name": "weekly_spend", "sql": "SELECT date_trunc('week', date) AS week, sum(spend) AS spend FROM daily GROUP BY 1"}
+    daily = {"name": "daily", "sql": "SELECT date, sum(spend) AS spend FROM campaigns GROUP BY date"}
+    defs = _marketing_with(etl_home, transforms=[weekly, daily])
+    result = defs.resolve_job_def("marketing_campaigns_job").execute_in_process(instance=instance, raise_on_error=False)
+    assert result.success
+    built = materializations(result)
+    assert built["marketing_campaigns/weekly_spend"]["dagster/row_count"] > 0
+    total = scalar(etl_home, "SELECT sum(spend) FROM marketing_campaigns.campaigns")
+    assert scalar(etl_home, "SELECT sum(spend) FROM marketing_campaigns.weekly_spend") == total
+
+    # Only `daily` selected: weekly_spend keeps what it had and is not reported as built.
+    with duckdb_writer(etl_home) as con:
+        con.execute("DELETE FROM marketing_campaigns.campaigns WHERE channel = 'Search'")
+    only_daily = defs.resolve_implicit_global_asset_job_def().get_subset(
+        asset_selection={dg.AssetKey(["marketing_campaigns", "daily"])}
+    )
+    result = only_daily.execute_in_process(instance=instance, raise_on_error=False)
+    assert result.success
+    assert set(materializations(result)) == {"marketing_campaigns/daily"}
+    assert scalar(etl_home, "SELECT sum(spend) FROM marketing_campaigns.daily") < total
+    assert scalar(etl_home, "SELECT sum(spend) FROM marketing_campaigns.weekly_spend") == total
 
 
 def test_a_long_load_logs_progress_while_it_runs(landing, etl_home, instance, monkeypatch):

@@ -65,6 +65,13 @@ def test_the_valid_spec_loads(etl_home):
         pytest.param(("GROUP BY day", "GROUP BY day; DROP TABLE costs"), 14, "attributes.transforms.0.sql", "exactly one SELECT", id="two statements"),
         pytest.param(("  rules:", "  sync: {mode: merge}\n  rules:"), 8, "attributes.sync", "merge' needs primary_key", id="merge without key"),
         pytest.param(("  rules:", "  sync: {mode: merge, primary_key: [id]}\n  rules:"), 8, "attributes.sync.primary_key.0", "'id' is not a target column", id="key not a column"),
+        pytest.param(
+            ("FROM costs GROUP BY day", "FROM weekly GROUP BY day\n    - name: weekly\n      sql: SELECT * FROM daily"),
+            14,
+            "attributes.transforms.0.sql",
+            "cycle: daily -> weekly -> daily",
+            id="transforms in a cycle",
+        ),
     ],
 )
 def test_spec_error_names_file_line_and_field(etl_home, change, line, field, says):
