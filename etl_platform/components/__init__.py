@@ -1,1 +1,2 @@
+from etl_platform.components.connections import Connections as Connections
 from etl_platform.components.pipeline import Pipeline as Pipeline

@@ -1,9 +1,19 @@
-"""The local landing folder: files dropped here are what file pipelines read."""
+"""The local landing folder: files dropped here are what file pipelines read.
 
+Also the ``local`` connection kind: any local folder, declared like any other connection.
+"""
+
+import contextlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
+
+from pydantic import Field
 
 from etl_platform import settings
+from etl_platform.connectors.registry import Connector, register
+from etl_platform.spec import SpecModel
 
 
 @dataclass(frozen=True)
@@ -31,3 +41,52 @@ class LocalFolder:
 
 def landing_folder() -> LocalFolder:
     return LocalFolder(settings.landing_dir())
+
+
+@dataclass(frozen=True)
+class FileSet:
+    """Files of one load, as local paths, and the name each is recorded under."""
+
+    location: str  # where they came from, for logs: a folder, an s3:// prefix
+    files: list[Path]
+    relative: Callable[[Path], str]
+
+
+class FileConnector(Connector):
+    """A connection that holds files. ``fetch`` yields them as local paths for one load."""
+
+    reads = "files"
+
+    def fetch(self, pattern: str) -> contextlib.AbstractContextManager[FileSet]:
+        raise NotImplementedError
+
+
+class LocalOptions(SpecModel):
+    path: str | None = Field(
+        None, description="The folder. Defaults to the landing folder (ETL_LANDING_DIR, or ETL_HOME/landing)."
+    )
+
+
+@register
+class LocalConnector(FileConnector):
+    kind: ClassVar[str] = "local"
+    Options = LocalOptions
+
+    def folder(self) -> LocalFolder:
+        return LocalFolder(Path(self.options.path).absolute()) if self.options.path else landing_folder()
+
+    def describe(self) -> str:
+        return f"local folder {self.options.path or 'ETL_LANDING_DIR'}"
+
+    @contextlib.contextmanager
+    def fetch(self, pattern: str) -> Iterator[FileSet]:
+        folder = self.folder()
+        yield FileSet(str(folder.root), folder.list(pattern), folder.relative)
+
+
+LANDING = "landing"
+
+
+def landing_connector() -> LocalConnector:
+    """The built-in ``landing`` connection, there even when no connections are declared."""
+    return LocalConnector(LANDING, LocalOptions())

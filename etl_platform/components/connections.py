@@ -1,0 +1,61 @@
+"""The Connections component type: every connection of the project, one resource each."""
+
+import re
+from typing import Any
+
+import dagster as dg
+from pydantic import Field, ValidationError, field_validator
+
+from etl_platform.connections import as_resource, resource_key
+from etl_platform.connectors.registry import Connector, UnknownKind, build
+from etl_platform.spec import IDENTIFIER, SpecModel
+from etl_platform.spec_errors import SpecLocator
+
+
+class ConnectionsSpec(SpecModel):
+    connections: dict[str, dict[str, Any]] = Field(
+        description="Connections by name. Each has a `kind` (local, s3, postgres, mysql, sqlite, duckdb, rest) "
+        "and that kind's options; credentials are written as {env: VAR} or {secret: name}, never as values."
+    )
+
+    @field_validator("connections")
+    @classmethod
+    def _names_are_identifiers(cls, connections: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        for name, entry in connections.items():
+            if not re.match(IDENTIFIER, name):
+                raise ValueError(f"connection name {name!r} must be a plain identifier (letters, digits, _)")
+            if "kind" not in entry:
+                raise ValueError(f"connection {name!r} needs a kind")
+        return connections
+
+
+class Connections(dg.Component):
+    """Every declared connection, validated by its kind, bound as resource ``connection_<name>``."""
+
+    def __init__(self, connectors: list[Connector]):
+        self.connectors = connectors
+
+    @classmethod
+    def get_model_cls(cls) -> type[ConnectionsSpec]:
+        return ConnectionsSpec
+
+    @classmethod
+    def load(cls, attributes: ConnectionsSpec | None, context: dg.ComponentLoadContext) -> "Connections":
+        if attributes is None:
+            return cls([])
+        locate = SpecLocator(context.resolution_context.source_position_tree, fallback=str(context.path))
+        connectors = []
+        for name, entry in attributes.connections.items():
+            options = {k: v for k, v in entry.items() if k not in ("kind", "description")}
+            try:
+                connectors.append(build(name, str(entry["kind"]), options))
+            except UnknownKind as err:
+                raise locate.error(["connections", name, "kind"], str(err)) from None
+            except ValidationError as err:
+                first = err.errors()[0]
+                field = [str(p) for p in first["loc"]]
+                raise locate.error(["connections", name, *field], first["msg"]) from None
+        return cls(connectors)
+
+    def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
+        return dg.Definitions(resources={resource_key(c.name): as_resource(c) for c in self.connectors})

@@ -1,0 +1,73 @@
+"""Connections declared in ``defs/connections/defs.yaml``: one Dagster resource each.
+
+    type: etl_platform.components.Connections
+    attributes:
+      connections:
+        shop_db:
+          kind: postgres
+          host: 127.0.0.1
+          database: shop
+          user: etl
+          password: {env: SHOP_DB_PASSWORD}
+
+Each entry is validated by its kind's options model when the code location loads; its
+credentials stay references until a step runs (see ``etl_platform.secrets``).
+"""
+
+import json
+from functools import cache
+from pathlib import Path
+
+import dagster as dg
+import yaml
+from pydantic import Field
+
+from etl_platform.connectors.landing import LANDING, landing_connector
+from etl_platform.connectors.registry import Connector, build
+from etl_platform.spec import SpecModel
+
+CONNECTIONS_FILE = Path("connections") / "defs.yaml"
+
+
+def resource_key(name: str) -> str:
+    return f"connection_{name}"
+
+
+class ConnectionResource(dg.ConfigurableResource):
+    """A declared connection, as Dagster shows and binds it: kind and options with secrets
+    as references only. ``connector()`` gives the connector to use inside a step."""
+
+    name: str = Field(description="The connection's name in connections/defs.yaml.")
+    kind: str = Field(description="The connection kind.")
+    options: str = Field(description="The connection's options as JSON; secrets appear as references.")
+
+    def connector(self) -> Connector:
+        return build(self.name, self.kind, json.loads(self.options))
+
+
+def as_resource(connector: Connector) -> ConnectionResource:
+    return ConnectionResource(name=connector.name, kind=connector.kind, options=connector.options_json())
+
+
+@cache
+def _declared(path: Path, mtime_ns: int) -> dict[str, tuple[str, dict]]:
+    raw = yaml.load(path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}
+    entries = ((raw.get("attributes") or {}).get("connections")) or {}
+    return {
+        name: (str(entry.get("kind")), {k: v for k, v in entry.items() if k not in ("kind", "description")})
+        for name, entry in entries.items()
+        if isinstance(entry, dict)
+    }
+
+
+def declared_kinds(defs_root: Path) -> dict[str, str]:
+    """Name -> kind of every connection a pipeline may use: the declared ones and 'landing'.
+
+    Read straight from the file (the Connections component validates it in full), so a
+    pipeline can be checked whatever order Dagster loads the defs folder in.
+    """
+    kinds = {LANDING: landing_connector().kind}
+    path = defs_root / CONNECTIONS_FILE
+    if path.exists():
+        kinds.update({name: kind for name, (kind, _) in _declared(path, path.stat().st_mtime_ns).items()})
+    return kinds

@@ -1,0 +1,72 @@
+"""Connection kinds by name. Adding a kind is one module and one line in ``KIND_MODULES``.
+
+A kind's module defines a ``Connector`` subclass with its typed ``Options`` and decorates
+it with ``@register``. Modules are imported only when a connection of their kind is
+declared, so the drivers a project does not use (boto3, ADBC, PyMySQL, ...) are never
+imported while the code location loads.
+"""
+
+import importlib
+import json
+from typing import ClassVar, Literal
+
+from etl_platform.spec import SpecModel
+
+# kind -> module that registers it
+KIND_MODULES: dict[str, str] = {
+    "local": "etl_platform.connectors.landing",
+    "s3": "etl_platform.connectors.s3",
+    "postgres": "etl_platform.connectors.sql",
+    "mysql": "etl_platform.connectors.sql",
+    "sqlite": "etl_platform.connectors.sql",
+    "duckdb": "etl_platform.connectors.sql",
+    "rest": "etl_platform.connectors.rest",
+}
+
+Reads = Literal["files", "sql", "rest"]
+
+
+class Connector:
+    """One declared connection. ``options`` holds secret references, never secret values."""
+
+    kind: ClassVar[str]
+    Options: ClassVar[type[SpecModel]]
+    reads: ClassVar[Reads]
+
+    def __init__(self, name: str, options: SpecModel):
+        self.name = name
+        self.options = options
+
+    def describe(self) -> str:
+        """One line for people (UI, logs): where it points, with credentials masked."""
+        return f"{self.kind} connection {self.name}"
+
+    def options_json(self) -> str:
+        return json.dumps(self.options.model_dump(mode="json", by_alias=True, exclude_none=True), sort_keys=True)
+
+
+_KINDS: dict[str, type[Connector]] = {}
+
+
+def register(cls: type[Connector]) -> type[Connector]:
+    _KINDS[cls.kind] = cls
+    return cls
+
+
+class UnknownKind(ValueError):
+    pass
+
+
+def connector_class(kind: str) -> type[Connector]:
+    if kind not in _KINDS:
+        module = KIND_MODULES.get(kind)
+        if module is None:
+            raise UnknownKind(f"unknown connection kind {kind!r}; known kinds: {', '.join(sorted(KIND_MODULES))}")
+        importlib.import_module(module)
+    return _KINDS[kind]
+
+
+def build(name: str, kind: str, options: dict) -> Connector:
+    """A connector from declared options (raises pydantic's ValidationError on bad options)."""
+    cls = connector_class(kind)
+    return cls(name, cls.Options.model_validate(options))
