@@ -6,16 +6,21 @@ from graphlib import TopologicalSorter
 import dagster as dg
 
 from etl_platform import settings
-from etl_platform.connectors.landing import landing_folder
+from etl_platform.connections import resource_key
+from etl_platform.connectors.landing import LANDING, landing_connector
+from etl_platform.connectors.registry import ConnectorError
+from etl_platform.secrets import MissingSecret, scrub
 from etl_platform.resources.warehouse import WAREHOUSE_POOL, WarehouseResource
 from etl_platform.spec import PipelineSpec, TransformSpec
 from etl_platform.spec_checks import TableNames, transform_references
 from etl_platform.steps import ingest, transform
-from etl_platform.steps.load import SchemaMismatch, TableRef
+from etl_platform.steps import load
+from etl_platform.steps.load import TableRef
 from etl_platform.steps.stage import LINEAGE_COLUMNS
 
 CHECK_REJECTED_SHARE = "rejected_rows_within_limit"
 CHECK_FILES_READABLE = "all_files_readable"
+CHECK_SCHEMA_DRIFT = "schema_drift"
 DEFINED_AT = "etl/defined_at"
 
 REJECTED_SCHEMA = dg.TableSchema(
@@ -38,6 +43,7 @@ class PipelineContext:
     name: str
     names: TableNames
     defined_at: dict[str, str]  # field path -> "file:line", for code references and late errors
+    connection_kind: str = "local"
 
 
 def _key(schema: str, table: str) -> dg.AssetKey:
@@ -71,7 +77,7 @@ def transform_dependencies(t: TransformSpec, schema: str) -> list[dg.AssetKey]:
 
 def build_pipeline_defs(spec: PipelineSpec, ctx: PipelineContext) -> dg.Definitions:
     names = ctx.names
-    source_key = dg.AssetKey([ctx.name, "source_files"])
+    source_key = dg.AssetKey([ctx.name, "source_files" if spec.source.reads == "files" else "source"])
     table_key, rejected_key = _key(names.schema, names.table), _key(names.schema, names.rejected)
     fmt = spec.source.file_format
     group = ctx.name
@@ -79,13 +85,13 @@ def build_pipeline_defs(spec: PipelineSpec, ctx: PipelineContext) -> dg.Definiti
 
     source = dg.AssetSpec(
         key=source_key,
-        description=f"Files matching '{spec.source.files}' in the landing folder (ETL_LANDING_DIR).",
+        description=_source_description(spec),
         group_name=group,
-        kinds={"file", fmt},
+        kinds={"file", fmt} if spec.source.reads == "files" else {ctx.connection_kind},
         owners=owners,
-        metadata={"pattern": spec.source.files, "connection": spec.source.connection},
+        metadata={"source": spec.source.label, "connection": spec.source.connection},
     )
-
+    connection_key = None if spec.source.connection == LANDING else resource_key(spec.source.connection)
     check_specs = [
         dg.AssetCheckSpec(
             CHECK_REJECTED_SHARE,
@@ -94,6 +100,11 @@ def build_pipeline_defs(spec: PipelineSpec, ctx: PipelineContext) -> dg.Definiti
             description=f"At most {spec.checks.max_rejected_fraction:.1%} of the rows read are rejected.",
         ),
         dg.AssetCheckSpec(CHECK_FILES_READABLE, asset=table_key, description="No file was rejected whole."),
+        dg.AssetCheckSpec(
+            CHECK_SCHEMA_DRIFT,
+            asset=table_key,
+            description=f"The load's columns match the table's; a difference is shown and handled by schema_changes ({spec.destination.schema_changes}).",
+        ),
     ]
 
     @dg.multi_asset(
@@ -102,7 +113,7 @@ def build_pipeline_defs(spec: PipelineSpec, ctx: PipelineContext) -> dg.Definiti
             dg.AssetSpec(
                 key=table_key,
                 deps=[source_key],
-                description=spec.description or f"Rows loaded from '{spec.source.files}'.",
+                description=spec.description or f"Rows loaded from '{spec.source.label}'.",
                 group_name=group,
                 kinds={"duckdb"},
                 owners=owners,
@@ -125,36 +136,22 @@ def build_pipeline_defs(spec: PipelineSpec, ctx: PipelineContext) -> dg.Definiti
         check_specs=check_specs,
         pool=WAREHOUSE_POOL,
         can_subset=False,
+        required_resource_keys={connection_key} if connection_key else None,
     )
-    def load_files(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
-        folder = landing_folder()
-        files = folder.list(spec.source.files)
-        context.log.info(f"{len(files)} file(s) match '{spec.source.files}' in {folder.root}")
-        if not files and spec.sync.mode == "replace":
-            raise dg.Failure(
-                f"No files match '{spec.source.files}' in the landing folder; {names.schema}.{names.table} "
-                "was left as it was (replace never swaps in an empty load)."
-            )
+    def load_rows(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+        connector = getattr(context.resources, connection_key).connector() if connection_key else landing_connector()
         target = ingest.Target(TableRef(names.schema, names.table), TableRef(names.schema, names.rejected))
         with warehouse.get_connection() as con:
             try:
-                result = ingest.run(
-                    con,
-                    spec,
-                    pipeline=ctx.name,
-                    files=files,
-                    relative=folder.relative,
-                    target=target,
-                    run_id=context.run.run_id,
-                    log=context.log.info,
-                    progress_interval=settings.progress_interval_seconds(),
-                )
-            except (ingest.LoadFailed, SchemaMismatch) as err:
-                raise dg.Failure(str(err)) from None
+                result = _extract_and_load(context, spec, ctx.name, connector, con, target)
+            except load.SchemaMismatch as err:
+                raise dg.Failure(str(err), metadata={"schema_changes": spec.destination.schema_changes}) from None
+            except (ingest.LoadFailed, ConnectorError, MissingSecret) as err:
+                raise dg.Failure(scrub(str(err))) from None
             rejected_total = con.execute(f"SELECT count(*) FROM {target.rejected.sql}").fetchone()[0]
         yield from _load_results(spec, result, table_key, rejected_key, rejected_total)
 
-    assets = [load_files, _transforms_asset(spec, ctx)] if spec.transforms else [load_files]
+    assets = [load_rows, _transforms_asset(spec, ctx)] if spec.transforms else [load_rows]
     job = dg.define_asset_job(
         f"{ctx.name}_job",
         selection=dg.AssetSelection.assets(*[k for a in assets for k in a.keys]),
@@ -175,6 +172,50 @@ def build_pipeline_defs(spec: PipelineSpec, ctx: PipelineContext) -> dg.Definiti
     # the code location into one definition, and each job's graph would carry all of them.
     source_def = dg.AssetsDefinition(specs=[source])
     return dg.Definitions(assets=[source_def, *assets], jobs=[job], schedules=schedules)
+
+
+def _source_description(spec: PipelineSpec) -> str:
+    src = spec.source
+    if src.reads == "files":
+        where = "the landing folder (ETL_LANDING_DIR)" if src.connection == LANDING else f"connection {src.connection}"
+        return f"Files matching '{src.files}' in {where}."
+    if src.table is not None:
+        return f"Table {src.table} of connection {src.connection}."
+    if src.query is not None:
+        return f"A query on connection {src.connection}:\n\n```sql\n{src.query.strip()}\n```"
+    return f"Endpoint {src.label} of connection {src.connection}."
+
+
+def _extract_and_load(context, spec: PipelineSpec, pipeline: str, connector, con, target: ingest.Target) -> ingest.LoadResult:
+    """Read the source the way its kind reads and load it; returns the load's result."""
+    common = dict(target=target, run_id=context.run.run_id, log=context.log.info, progress_interval=settings.progress_interval_seconds())
+    src = spec.source
+    if src.reads == "files":
+        with connector.fetch(src.files) as found:
+            context.log.info(f"{len(found.files)} file(s) match '{src.files}' in {found.location}")
+            if not found.files and spec.sync.mode == "replace":
+                raise ingest.LoadFailed(
+                    f"No files match '{src.files}' in {found.location}; {target.table} was left as it was "
+                    "(replace never swaps in an empty load)."
+                )
+            return ingest.run(con, spec, pipeline=pipeline, files=found.files, relative=found.relative, **common)
+    if src.reads == "sql":
+        cursor_column, bound = _cursor_pushdown(spec, con, pipeline)
+        sql = connector.select(src, cursor_column, bound)
+        context.log.info(f"reading {connector.describe()}: {sql}")
+        with connector.stream(sql) as stream:
+            result, _ = ingest.run_stream(con, spec, pipeline=pipeline, reader=stream.reader, type_hints=stream.type_hints, **common)
+        return result
+    raise ingest.LoadFailed(f"connection {src.connection} ({connector.kind}) cannot be read by this platform version")
+
+
+def _cursor_pushdown(spec: PipelineSpec, con, pipeline: str) -> tuple[str | None, str | None]:
+    """For an incremental load: the source column to filter on and the saved cursor (inclusive)."""
+    sync = spec.sync
+    if sync.mode != "incremental" or not sync.cursor:
+        return None, None
+    column = spec.source.columns.get(sync.cursor)
+    return (column.source or sync.cursor) if column else sync.cursor, load.saved_cursor(con, pipeline)
 
 
 def _load_results(spec: PipelineSpec, result: ingest.LoadResult, table_key, rejected_key, rejected_total: int):
@@ -216,6 +257,19 @@ def _load_results(spec: PipelineSpec, result: ingest.LoadResult, table_key, reje
         passed=share <= limit,
         severity=dg.AssetCheckSeverity.ERROR if spec.checks.blocking else dg.AssetCheckSeverity.WARN,
         metadata={"rejected_share": round(share, 6), "limit": limit, "rows_rejected": result.rows_rejected, "rows_read": result.rows_read},
+    )
+    drift = result.committed.drift
+    yield dg.AssetCheckResult(
+        asset_key=table_key,
+        check_name=CHECK_SCHEMA_DRIFT,
+        passed=not drift,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "policy": spec.destination.schema_changes,
+            "difference": drift.describe() if drift else "no change",
+            "new_columns": dg.MetadataValue.json(list(drift.added) if drift else []),
+            "missing_columns": dg.MetadataValue.json(list(drift.dropped) if drift else []),
+        },
     )
     yield dg.AssetCheckResult(
         asset_key=table_key,

@@ -5,7 +5,7 @@ shows when autocompleting ``defs.yaml`` (see ``etl_platform/schema/``).
 """
 
 import re
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -15,7 +15,7 @@ _TYPE = (
     r"|date|time|timestamp|timestamptz|json|uuid|decimal\(\s*\d+\s*,\s*\d+\s*\))$"
 )
 _TYPE_ALIASES = {"string": "VARCHAR", "text": "VARCHAR", "int": "INTEGER", "bool": "BOOLEAN", "float": "DOUBLE", "real": "DOUBLE"}
-FILE_FORMATS = ("csv", "parquet", "json", "ndjson")
+FILE_FORMATS = ("csv", "parquet", "json", "ndjson", "xlsx")
 
 
 class SpecModel(BaseModel):
@@ -84,20 +84,40 @@ class SourceSpec(SpecModel):
 
     connection: str = Field(
         "landing",
-        description="Connection to read from. 'landing' is the local landing folder (ETL_LANDING_DIR).",
+        description="Connection to read from, by name (see connections/defs.yaml). 'landing' is the local "
+        "landing folder (ETL_LANDING_DIR). A file connection (local, s3) needs `files`; a database "
+        "connection (postgres, mysql, sqlite, duckdb) needs `table` or `query`; a rest connection needs `endpoint`.",
     )
-    files: str = Field(
+    files: str | None = Field(
+        None,
         description="Glob of files relative to the connection's folder, e.g. 'campaigns/*.csv' or "
-        "'shop/**/*.parquet'. Files are read in name order."
+        "'shop/**/*.parquet'. Files are read in name order.",
     )
-    format: Literal["csv", "parquet", "json", "ndjson"] | None = Field(
+    table: str | None = Field(
+        None,
+        description="Database table to read, as 'table' or 'schema.table'. Read with a server-side cursor, "
+        "in batches; an incremental sync reads only rows at or after the saved cursor.",
+    )
+    query: str | None = Field(
+        None,
+        description="One SELECT to read instead of a table, in the source database's own SQL. An incremental "
+        "sync wraps it and filters it on the cursor column.",
+    )
+    endpoint: dict[str, Any] | None = Field(
+        None,
+        description="REST endpoint to read from a rest connection: path, params, records_path, pagination "
+        "(none, page_number, offset, cursor, link_header) and incremental {param, cursor_field}.",
+    )
+    format: Literal["csv", "parquet", "json", "ndjson", "xlsx"] | None = Field(
         None, description="File format. Inferred from the extension when left out."
     )
     csv: CsvOptions = Field(default_factory=CsvOptions, description="CSV dialect options.")
     columns: dict[str, ColumnSpec] = Field(
-        min_length=1,
+        default_factory=dict,
         description="Target columns in order, each mapped from a source column and cast to a type. "
-        "Source columns not listed here are not loaded.",
+        "Source columns not listed here are not loaded. Required for files; for a table, query or "
+        "endpoint, leaving it out loads every source column with its own type and follows the "
+        "source's schema changes by destination.schema_changes.",
     )
     limits: Limits = Field(default_factory=Limits, description="Per-file limits.")
     on_bad_file: Literal["skip", "fail"] = Field(
@@ -117,10 +137,39 @@ class SourceSpec(SpecModel):
                 raise ValueError(f"target column name {name!r} may not start with '_' (reserved for lineage)")
         return columns
 
+    @model_validator(mode="after")
+    def _one_kind_of_source(self) -> "SourceSpec":
+        given = [k for k in ("files", "table", "query", "endpoint") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                "a source needs exactly one of files, table, query, endpoint" + (f" (got {', '.join(given)})" if given else "")
+            )
+        if self.files is not None and not self.columns:
+            raise ValueError("a file source needs columns: the mapping from the file's columns to the table's")
+        return self
+
+    @property
+    def reads(self) -> str:
+        """What the source reads: 'files', 'sql' (table or query) or 'rest'."""
+        if self.files is not None:
+            return "files"
+        return "rest" if self.endpoint is not None else "sql"
+
+    @property
+    def label(self) -> str:
+        """How rows of this source are attributed in the rejected table and metadata."""
+        if self.files is not None:
+            return self.files
+        if self.table is not None:
+            return self.table
+        return "query" if self.query is not None else str((self.endpoint or {}).get("path", "endpoint"))
+
     @property
     def file_format(self) -> str:
         if self.format:
             return self.format
+        if self.files is None:
+            return "arrow"
         suffix = self.files.rsplit(".", 1)[-1].lower()
         return {"jsonl": "ndjson", "txt": "csv", "tsv": "csv"}.get(suffix, suffix)
 
@@ -212,6 +261,13 @@ class DestinationSpec(SpecModel):
     )
     lineage_columns: bool = Field(
         True, description="Add _source_file and _load_id columns so every row can be traced to its file and run."
+    )
+    schema_changes: Literal["evolve", "freeze", "discard"] = Field(
+        "evolve",
+        description="What a load does when its columns differ from the table's. evolve: add new columns "
+        "(older rows get NULL; a column the source dropped is kept and gets NULL). freeze: fail with the "
+        "difference and change nothing. discard: load only the table's existing columns, dropping new ones "
+        "(listed in the schema_drift check). A changed type always fails with the difference.",
     )
 
 

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import duckdb
 
+from etl_platform.connectors.landing import LANDING
+from etl_platform.connectors.registry import connector_class
 from etl_platform.connectors.files import FORMATS, file_format, missing_columns
 from etl_platform.connectors.landing import LocalFolder
 from etl_platform.spec import IDENTIFIER, PipelineSpec
@@ -73,19 +75,39 @@ def _bind(sql: str, columns: dict[str, str]) -> None:
     _scratch().execute(f"SELECT ({sql}) FROM (SELECT {cols}) LIMIT 0")
 
 
-def check_pipeline(spec: PipelineSpec, pipeline: str, locate: SpecLocator, landing: LocalFolder | None) -> TableNames:
-    """Validate what types cannot; return the tables the pipeline writes."""
+def check_pipeline(
+    spec: PipelineSpec, pipeline: str, locate: SpecLocator, landing: LocalFolder | None, kinds: dict[str, str] | None = None
+) -> TableNames:
+    """Validate what types cannot; return the tables the pipeline writes.
+
+    ``kinds`` maps each declared connection to its kind (default: only 'landing').
+    """
     if not re.match(IDENTIFIER, pipeline):
         raise locate.error([], f"pipeline name {pipeline!r} (its folder name) must be a plain identifier")
     names = table_names(spec, pipeline)
     src = spec.source
-    if src.connection != "landing":
-        raise locate.error(["source", "connection"], f"unknown connection {src.connection!r}; file pipelines read from 'landing'")
-    if src.file_format not in FORMATS:
-        field = ["source", "format"] if src.format else ["source", "files"]
-        raise locate.error(field, f"cannot tell the file format of {src.files!r}; set format to one of {', '.join(FORMATS)}")
-    if Path(src.files).is_absolute() or ".." in Path(src.files).parts:
-        raise locate.error(["source", "files"], "the pattern must stay inside the landing folder (no absolute paths or '..')")
+    kinds = kinds or {LANDING: "local"}
+    if src.connection not in kinds:
+        raise locate.error(
+            ["source", "connection"],
+            f"unknown connection {src.connection!r}{_suggest(src.connection, set(kinds))}; "
+            "declare it in connections/defs.yaml",
+        )
+    reads = connector_class(kinds[src.connection]).reads
+    if reads != src.reads:
+        needs = {"files": "files", "sql": "table or query", "rest": "endpoint"}[reads]
+        raise locate.error(
+            ["source", "connection"],
+            f"connection {src.connection!r} is a {kinds[src.connection]} connection: the source needs {needs}",
+        )
+    if src.reads == "files":
+        if src.file_format not in FORMATS:
+            field = ["source", "format"] if src.format else ["source", "files"]
+            raise locate.error(field, f"cannot tell the file format of {src.files!r}; set format to one of {', '.join(FORMATS)}")
+        if Path(src.files).is_absolute() or ".." in Path(src.files).parts:
+            raise locate.error(["source", "files"], "the pattern must stay inside the connection's folder (no absolute paths or '..')")
+    if src.query is not None and not src.query.strip():
+        raise locate.error(["source", "query"], "the query is empty")
 
     target_types = {name: col.duckdb_type for name, col in src.columns.items()}
     for name, col in src.columns.items():
@@ -97,7 +119,7 @@ def check_pipeline(spec: PipelineSpec, pipeline: str, locate: SpecLocator, landi
     _check_sync(spec, locate, target_types)
     _check_rules(spec, locate, target_types)
     _check_transforms(spec, locate, names)
-    if landing is not None:
+    if landing is not None and src.reads == "files" and src.connection == LANDING:
         _check_mapping_against_files(spec, locate, landing)
     return names
 

@@ -22,7 +22,7 @@ ASSETS = {
 CHECKS = {
     f"{table}:{check}"
     for table in ("marketing_campaigns/campaigns", "shop_customers/customers", "shop_orders/orders")
-    for check in ("rejected_rows_within_limit", "all_files_readable")
+    for check in ("rejected_rows_within_limit", "all_files_readable", "schema_drift")
 }
 JOBS = {"marketing_campaigns_job", "shop_customers_job", "shop_orders_job"}
 SCHEDULES = {"marketing_campaigns_schedule": "0 6 * * *", "shop_orders_schedule": "*/30 * * * *"}

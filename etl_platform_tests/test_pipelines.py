@@ -47,7 +47,7 @@ def test_all_demo_pipelines_materialize_and_account_for_every_row(demo_landing, 
     assert check_results(result) == {
         f"{t}:{c}": True
         for t in ("marketing_campaigns/campaigns", "shop_customers/customers", "shop_orders/orders")
-        for c in ("rejected_rows_within_limit", "all_files_readable")
+        for c in ("rejected_rows_within_limit", "all_files_readable", "schema_drift")
     }
 
 

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from etl_platform.connections import declared_kinds
 from etl_platform.connectors.landing import landing_folder
 from etl_platform.factory import PipelineContext, build_pipeline_defs
 from etl_platform.spec import PipelineSpec
@@ -32,11 +33,13 @@ class Pipeline(dg.Component):
         name = Path(context.path).name
         tree = context.resolution_context.source_position_tree
         locate = SpecLocator(tree, fallback=str(context.path))
-        names = check_pipeline(attributes, name, locate, landing_folder())
+        kinds = declared_kinds(Path(context.defs_module_path))
+        names = check_pipeline(attributes, name, locate, landing_folder(), kinds)
         defined_at = {"": locate.line_of([])}
         for i in range(len(attributes.transforms)):
             defined_at[f"transforms.{i}.sql"] = locate.line_of(["transforms", i, "sql"])
-        return cls(attributes, PipelineContext(name=name, names=names, defined_at=defined_at))
+        context_ = PipelineContext(name=name, names=names, defined_at=defined_at, connection_kind=kinds[attributes.source.connection])
+        return cls(attributes, context_)
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
         return build_pipeline_defs(self.spec, self.context)

@@ -57,6 +57,11 @@ class UnknownKind(ValueError):
     pass
 
 
+class ConnectorError(Exception):
+    """Reading or writing through a connection failed. The message names the connection and
+    what failed, and has been scrubbed of credentials."""
+
+
 def connector_class(kind: str) -> type[Connector]:
     if kind not in _KINDS:
         module = KIND_MODULES.get(kind)

@@ -15,7 +15,7 @@ from pathlib import Path
 import duckdb
 
 from etl_platform.connectors.files import FileFormat, ReaderRejects, file_format, missing_columns
-from etl_platform.spec import PipelineSpec
+from etl_platform.spec import ColumnSpec, PipelineSpec
 from etl_platform.sql import literal, quote
 from etl_platform.steps import load, stage
 from etl_platform.steps.progress import Progress
@@ -88,12 +88,24 @@ def precheck(con: duckdb.DuckDBPyConnection, fmt: FileFormat, spec: PipelineSpec
 
 
 class _Ingest:
-    def __init__(self, con, spec: PipelineSpec, target: Target, relative: Callable[[Path], str], run_id: str, pipeline: str):
+    def __init__(
+        self,
+        con,
+        spec: PipelineSpec,
+        target: Target,
+        relative: Callable[[Path], str],
+        run_id: str,
+        pipeline: str,
+        *,
+        fmt: FileFormat | None = None,
+        passthrough: frozenset[str] = frozenset(),
+    ):
         self.con, self.spec, self.target, self.relative = con, spec, target, relative
         self.run_id, self.pipeline = run_id, pipeline
-        self.fmt = file_format(spec.source.file_format, spec.source.csv)
+        self.fmt = fmt or file_format(spec.source.file_format, spec.source.csv)
         self.reader_casts = self.fmt.reader_converts_types
-        self.with_cast_errors = stage.needs_cast_errors(spec.source.columns, reader_casts=self.reader_casts)
+        self.passthrough = passthrough
+        self.with_cast_errors = stage.needs_cast_errors(spec.source.columns, reader_casts=self.reader_casts, passthrough=passthrough)
         self.rules = stage.compile_rules(spec)
         self.fails = stage.any_fails(self.rules, with_cast_errors=self.with_cast_errors)
         self.rejects = ReaderRejects() if self.reader_casts else None
@@ -106,12 +118,7 @@ class _Ingest:
         statement and is rejected whole; the other files stay staged.
         """
         con, spec = self.con, self.spec
-        columns_sql = ", ".join(f"{quote(n)} {t}" for n, t in stage.stage_columns(spec, with_cast_errors=self.with_cast_errors))
-        con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(self.target.table.schema)}")
-        con.execute(f"DROP TABLE IF EXISTS {self.target.stage.sql}")
-        con.execute(f"CREATE TABLE {self.target.stage.sql} ({columns_sql})")
-        for sql in stage.macros(spec.source.columns):
-            con.execute(sql)
+        self.create_stage()
         staged: list[StagedFile] = []
         last_row = -1
         for path, dialect in files.items():
@@ -139,6 +146,26 @@ class _Ingest:
             if rows:
                 last_row = last
         return staged
+
+    def create_stage(self) -> None:
+        con, spec = self.con, self.spec
+        columns_sql = ", ".join(f"{quote(n)} {t}" for n, t in stage.stage_columns(spec, with_cast_errors=self.with_cast_errors))
+        con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(self.target.table.schema)}")
+        con.execute(f"DROP TABLE IF EXISTS {self.target.stage.sql}")
+        con.execute(f"CREATE TABLE {self.target.stage.sql} ({columns_sql})")
+        for sql in stage.macros(spec.source.columns):
+            con.execute(sql)
+
+    def stage_stream(self, view: str, label: str, progress: Progress) -> list["StagedFile"]:
+        """Scan a registered Arrow stream into the stage table: one unit, rows numbered from 1."""
+        self.create_stage()
+        lineage = {"_source_file": label, "_load_id": self.run_id} if self.spec.destination.lineage_columns else {}
+        select = stage.select_list(self.spec.source.columns, reader_casts=False, lineage=lineage, passthrough=self.passthrough)
+        progress.file_started(label, 0)
+        self.con.execute(f"INSERT INTO {self.target.stage.sql} SELECT {select} FROM {quote(view)}")
+        rows = load.scalar(self.con, f"SELECT count(*) FROM {self.target.stage.sql}") or 0
+        progress.file_finished(rows)
+        return [StagedFile(Path(label), label, 0, rows, None)]
 
     def record_rejections(self, staged: list["StagedFile"], excluded: dict[Path, str]) -> int:
         """Copy every rejected row, with reasons, file and line, into the rejected table.
@@ -271,6 +298,87 @@ def run(
         con.execute(f"DROP TABLE IF EXISTS {target.stage.sql}")
 
 
+class _ArrowScan(FileFormat):
+    """A typed Arrow stream registered with DuckDB: values are cast in SQL where the target differs."""
+
+    name = "arrow"
+
+
+def run_stream(
+    con: duckdb.DuckDBPyConnection,
+    spec: PipelineSpec,
+    *,
+    pipeline: str,
+    reader,
+    type_hints: dict[str, str],
+    target: Target,
+    run_id: str,
+    log: Callable[[str], None],
+    progress_interval: float,
+) -> tuple[LoadResult, PipelineSpec]:
+    """Load an Arrow stream (a table, a query, an API's records) into ``target``.
+
+    The same stage, rules, rejected rows and sync as a file load. When the spec maps no
+    columns, every source column is loaded with its own type. Returns the result and the
+    spec as loaded (with the columns it found).
+    """
+    started = time.monotonic()
+    view = f"__source_{target.table.name}"
+    con.register(view, reader)
+    try:
+        source_types = _stream_types(con, view, type_hints)
+        if not spec.source.columns:
+            spec = spec.model_copy(update={"source": spec.source.model_copy(update={"columns": _implicit_columns(source_types)})})
+        passthrough = frozenset(
+            name
+            for name, col in spec.source.columns.items()
+            if not col.parsed_in_sql and source_types.get(col.source or name) == col.duckdb_type
+            and (col.source or name) not in type_hints
+        )
+        missing = missing_columns(list(source_types), spec.source.columns)
+        if missing:
+            raise LoadFailed(f"{spec.source.label}: missing mapped column(s) {', '.join(missing)}; the source has {', '.join(list(source_types)[:30])}")
+        ingest = _Ingest(con, spec, target, lambda p: str(p), run_id, pipeline, fmt=_ArrowScan(spec.source.csv), passthrough=passthrough)
+        try:
+            with Progress(con, log, progress_interval, target.table.name) as progress:
+                staged = ingest.stage_stream(view, spec.source.label, progress)
+            con.execute("BEGIN TRANSACTION")
+            try:
+                result = _validate_and_commit(ingest, staged, {}, started)
+                con.execute("COMMIT")
+                result.seconds = time.monotonic() - started
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            return result, spec
+        finally:
+            con.execute(f"DROP TABLE IF EXISTS {target.stage.sql}")
+    finally:
+        con.unregister(view)
+
+
+def _stream_types(con: duckdb.DuckDBPyConnection, view: str, hints: dict[str, str]) -> dict[str, str]:
+    described = {row[0]: row[1] for row in con.execute(f"DESCRIBE SELECT * FROM {quote(view)}").fetchall()}
+    return {name: hints.get(name, dtype) for name, dtype in described.items()}
+
+
+_TYPE_NAMES = {"TIMESTAMP WITH TIME ZONE": "TIMESTAMPTZ", "TIME WITH TIME ZONE": "TIMETZ"}
+
+
+def _implicit_columns(source_types: dict[str, str]) -> dict[str, ColumnSpec]:
+    """Every source column under its own name and type. Nested types (structs, maps) are
+    kept as their text; names are used as they are, always quoted."""
+    columns = {}
+    for name, dtype in source_types.items():
+        if name in stage.LINEAGE_COLUMNS:
+            raise LoadFailed(f"the source has a column named {name!r}, which the lineage columns use; map the columns explicitly")
+        dtype = _TYPE_NAMES.get(dtype, dtype)
+        if " " in dtype and not dtype.startswith("DECIMAL"):
+            dtype = "VARCHAR"
+        columns[name] = ColumnSpec.model_construct(source=None, type=dtype, format=None, expression=None, description=None)
+    return columns
+
+
 def _stop_if_bad_files(spec: PipelineSpec, excluded: dict[Path, str], relative: Callable[[Path], str]) -> None:
     if excluded and spec.source.on_bad_file == "fail":
         path, reason = next(iter(excluded.items()))
@@ -288,6 +396,7 @@ def _validate_and_commit(ingest: _Ingest, staged: list[StagedFile], excluded: di
     committed = load.commit(
         con, spec.sync, target.stage, target.table,
         pipeline=ingest.pipeline, run_id=ingest.run_id, data_columns=list(spec.source.columns),
+        schema_changes=spec.destination.schema_changes,
     )
     per_file = dict(
         con.execute(f"SELECT source_file, count(*) FROM {target.rejected.sql} WHERE run_id = ? GROUP BY ALL", [ingest.run_id]).fetchall()

@@ -34,6 +34,7 @@ class Committed:
     rows_before_cursor: int = 0
     cursor_before: str | None = None
     cursor_after: str | None = None
+    drift: "Drift | None" = None
 
 
 class SchemaMismatch(Exception):
@@ -58,29 +59,66 @@ def columns_of(con: duckdb.DuckDBPyConnection, ref: TableRef) -> list[tuple[str,
     ]
 
 
-def _check_same_columns(con: duckdb.DuckDBPyConnection, stage: TableRef, target: TableRef) -> None:
-    staged, existing = dict(columns_of(con, stage)), dict(columns_of(con, target))
-    if staged == existing:
-        return
-    added = [f"{c} {t}" for c, t in staged.items() if c not in existing]
-    dropped = [f"{c} {t}" for c, t in existing.items() if c not in staged]
-    changed = [f"{c} {existing[c]} -> {t}" for c, t in staged.items() if c in existing and existing[c] != t]
-    diff = "; ".join(
-        part
-        for part in (
-            added and f"new columns: {', '.join(added)}",
-            dropped and f"missing columns: {', '.join(dropped)}",
-            changed and f"changed types: {', '.join(changed)}",
+@dataclass(frozen=True)
+class Drift:
+    """How a load's columns differ from its table's."""
+
+    added: tuple[str, ...] = ()  # "name TYPE", in the load and not the table
+    dropped: tuple[str, ...] = ()  # in the table and not the load
+    changed: tuple[str, ...] = ()  # "name OLD -> NEW"
+
+    def __bool__(self) -> bool:
+        return bool(self.added or self.dropped or self.changed)
+
+    def describe(self) -> str:
+        parts = (
+            self.added and f"new columns: {', '.join(self.added)}",
+            self.dropped and f"missing columns: {', '.join(self.dropped)}",
+            self.changed and f"changed types: {', '.join(self.changed)}",
         )
-        if part
+        return "; ".join(p for p in parts if p) or "no change"
+
+
+def drift(con: duckdb.DuckDBPyConnection, stage: TableRef, target: TableRef) -> Drift:
+    if not table_exists(con, target):
+        return Drift()
+    staged, existing = dict(columns_of(con, stage)), dict(columns_of(con, target))
+    return Drift(
+        added=tuple(f"{c} {t}" for c, t in staged.items() if c not in existing),
+        dropped=tuple(f"{c} {t}" for c, t in existing.items() if c not in staged),
+        changed=tuple(f"{c} {existing[c]} -> {t}" for c, t in staged.items() if c in existing and existing[c] != t),
     )
-    raise SchemaMismatch(f"the load's columns differ from table {target}: {diff}. Nothing was changed.")
+
+
+def apply_schema_policy(
+    con: duckdb.DuckDBPyConnection, stage: TableRef, target: TableRef, policy: str, *, keep_dropped: bool
+) -> Drift:
+    """Reconcile the staged columns with the table's by ``policy``; return the difference.
+
+    evolve: new columns are added to the table. discard: new columns are dropped from the
+    load. freeze: any difference fails. A changed type always fails. With ``keep_dropped``
+    (a replace), columns the load lacks are added to it as NULL so the table keeps them.
+    Raises SchemaMismatch, naming every difference, before anything is changed.
+    """
+    found = drift(con, stage, target)
+    if not found:
+        return found
+    if found.changed or policy == "freeze":
+        raise SchemaMismatch(f"the load's columns differ from table {target}: {found.describe()}. Nothing was changed.")
+    staged, existing = dict(columns_of(con, stage)), dict(columns_of(con, target))
+    for name in [c for c in staged if c not in existing]:
+        if policy == "discard":
+            con.execute(f"ALTER TABLE {stage.sql} DROP COLUMN {quote(name)}")
+        elif not keep_dropped:
+            con.execute(f"ALTER TABLE {target.sql} ADD COLUMN {quote(name)} {staged[name]}")
+    if keep_dropped:
+        for name in [c for c in existing if c not in staged]:
+            con.execute(f"ALTER TABLE {stage.sql} ADD COLUMN {quote(name)} {existing[name]}")
+    return found
 
 
 def _ensure_target(con: duckdb.DuckDBPyConnection, stage: TableRef, target: TableRef) -> None:
-    if table_exists(con, target):
-        _check_same_columns(con, stage, target)
-    else:
+    if not table_exists(con, target):
         con.execute(f"CREATE TABLE {target.sql} AS SELECT * FROM {stage.sql} LIMIT 0")
 
 
@@ -193,11 +231,40 @@ def commit(
     pipeline: str,
     run_id: str,
     data_columns: list[str],
+    schema_changes: str = "freeze",
 ) -> Committed:
+    found = apply_schema_policy(con, stage, target, schema_changes, keep_dropped=sync.mode == "replace")
     if sync.mode == "replace":
-        return replace(con, stage, target)
-    if sync.mode == "append":
-        return append(con, stage, target)
-    if sync.mode == "merge":
-        return merge(con, stage, target, sync)
-    return incremental(con, stage, target, sync, pipeline=pipeline, run_id=run_id, data_columns=data_columns)
+        committed = replace(con, stage, target)
+    elif sync.mode == "append":
+        committed = append(con, stage, target)
+    elif sync.mode == "merge":
+        committed = merge(con, stage, target, sync)
+    else:
+        committed = incremental(con, stage, target, sync, pipeline=pipeline, run_id=run_id, data_columns=data_columns)
+    return replace_drift(committed, found)
+
+
+def replace_drift(committed: Committed, found: Drift) -> Committed:
+    return Committed(committed.rows_written, committed.rows_before_cursor, committed.cursor_before, committed.cursor_after, found)
+
+
+def reset_state(con: duckdb.DuckDBPyConnection, pipeline: str, to: str | None) -> tuple[str | None, str | None]:
+    """Forget a pipeline's saved cursor (``to`` None: the next incremental load reads
+    everything) or rewind it to ``to``. Returns the cursor before and after."""
+    before = saved_cursor(con, pipeline)
+    if to is None:
+        con.execute(f"DELETE FROM {qualified(STATE_SCHEMA, STATE_TABLE)} WHERE pipeline = ?", [pipeline])
+    else:
+        con.execute(
+            f"INSERT OR REPLACE INTO {qualified(STATE_SCHEMA, STATE_TABLE)} VALUES (?, ?, now(), 'reset')", [pipeline, to]
+        )
+    return before, to
+
+
+def states(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str | None, str, str]]:
+    """Every saved cursor: pipeline, cursor, when and by which run."""
+    _ensure_state_table(con)
+    return con.execute(
+        f"SELECT pipeline, cursor_value, updated_at::VARCHAR, run_id FROM {qualified(STATE_SCHEMA, STATE_TABLE)} ORDER BY pipeline"
+    ).fetchall()

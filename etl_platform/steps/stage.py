@@ -42,16 +42,19 @@ def macros(columns: dict[str, ColumnSpec]) -> list[str]:
     ]
 
 
-def select_list(columns: dict[str, ColumnSpec], *, reader_casts: bool, lineage: dict[str, str]) -> str:
+def select_list(
+    columns: dict[str, ColumnSpec], *, reader_casts: bool, lineage: dict[str, str], passthrough: frozenset[str] = frozenset()
+) -> str:
     """The SELECT list that maps one scanned file onto the stage table.
 
     ``reader_casts`` says the file reader already cast plain typed columns (CSV);
     other columns are cast here, and any value that does not convert is recorded in
-    ``__cast_errors`` with the column, the raw value and the target type.
+    ``__cast_errors`` with the column, the raw value and the target type. Columns in
+    ``passthrough`` already have their target type (a typed source) and are taken as they are.
     """
     exprs, checks = [], []
     for name, col in columns.items():
-        if reader_casts and not col.parsed_in_sql:
+        if (reader_casts and not col.parsed_in_sql) or name in passthrough:
             exprs.append(f"{quote(col.source or name)} AS {quote(name)}")
             continue
         parsed = _parsed_value(name, col)
@@ -75,8 +78,8 @@ def cast_reason(name: str, col: ColumnSpec) -> str:
     return f"{name}: not a valid {col.type}" + (f" in format {col.format}" if col.format else "")
 
 
-def needs_cast_errors(columns: dict[str, ColumnSpec], *, reader_casts: bool) -> bool:
-    return any(col.parsed_in_sql or not reader_casts for col in columns.values())
+def needs_cast_errors(columns: dict[str, ColumnSpec], *, reader_casts: bool, passthrough: frozenset[str] = frozenset()) -> bool:
+    return any(name not in passthrough and (col.parsed_in_sql or not reader_casts) for name, col in columns.items())
 
 
 def stage_columns(spec: PipelineSpec, *, with_cast_errors: bool) -> list[tuple[str, str]]:
