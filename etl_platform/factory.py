@@ -1,7 +1,9 @@
 """One pipeline spec -> its whole slice of definitions: assets, checks, job, schedule."""
 
+import tempfile
 from dataclasses import dataclass
 from graphlib import TopologicalSorter
+from pathlib import Path
 
 import dagster as dg
 
@@ -10,6 +12,7 @@ from etl_platform.connections import resource_key
 from etl_platform.connectors.landing import LANDING, landing_connector
 from etl_platform.connectors.registry import ConnectorError
 from etl_platform.secrets import MissingSecret, scrub
+from etl_platform.sql import literal as sql_literal
 from etl_platform.resources.warehouse import WAREHOUSE_POOL, WarehouseResource
 from etl_platform.spec import PipelineSpec, TransformSpec
 from etl_platform.spec_checks import TableNames, transform_references
@@ -136,9 +139,10 @@ def build_pipeline_defs(spec: PipelineSpec, ctx: PipelineContext) -> dg.Definiti
         check_specs=check_specs,
         pool=WAREHOUSE_POOL,
         can_subset=False,
-        required_resource_keys={connection_key} if connection_key else None,
+        required_resource_keys={"warehouse", connection_key} if connection_key else {"warehouse"},
     )
-    def load_rows(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+    def load_rows(context: dg.AssetExecutionContext):
+        warehouse: WarehouseResource = context.resources.warehouse
         connector = getattr(context.resources, connection_key).connector() if connection_key else landing_connector()
         target = ingest.Target(TableRef(names.schema, names.table), TableRef(names.schema, names.rejected))
         with warehouse.get_connection() as con:
@@ -206,7 +210,34 @@ def _extract_and_load(context, spec: PipelineSpec, pipeline: str, connector, con
         with connector.stream(sql) as stream:
             result, _ = ingest.run_stream(con, spec, pipeline=pipeline, reader=stream.reader, type_hints=stream.type_hints, **common)
         return result
-    raise ingest.LoadFailed(f"connection {src.connection} ({connector.kind}) cannot be read by this platform version")
+    return _load_from_api(context, spec, pipeline, connector, con, common)
+
+
+def _load_from_api(context, spec: PipelineSpec, pipeline: str, connector, con, common: dict) -> ingest.LoadResult:
+    """Page through the endpoint into NDJSON files beside the warehouse, then load the records
+    (typed by DuckDB from all of them) like any other stream. Incremental: the saved cursor
+    is sent as the endpoint's lower bound."""
+    import duckdb
+
+    from etl_platform.connectors.rest import RestEndpoint
+
+    endpoint = RestEndpoint.model_validate(spec.source.endpoint)
+    since = load.saved_cursor(con, pipeline) if spec.sync.mode == "incremental" else None
+    settings.etl_home().mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f"{pipeline}-", dir=settings.etl_home()) as folder:
+        fetched = connector.fetch(endpoint, Path(folder), since=since, log=context.log.info)
+        context.log.info(f"{fetched.records:,} record(s) in {fetched.pages} page(s) from {connector.describe()}")
+        if not fetched.files:
+            if spec.sync.mode == "replace":
+                raise ingest.LoadFailed(f"{spec.source.label} returned no records; the table was left as it was")
+            files_sql = "(SELECT NULL::VARCHAR AS __empty WHERE false)"
+        else:
+            paths = ", ".join(sql_literal(str(p)) for p in fetched.files)
+            files_sql = f"read_ndjson([{paths}], sample_size=-1)"
+        with duckdb.connect() as reader_db:
+            reader = reader_db.execute(f"SELECT * FROM {files_sql}").to_arrow_reader(100_000)
+            result, _ = ingest.run_stream(con, spec, pipeline=pipeline, reader=reader, type_hints={}, **common)
+    return result
 
 
 def _cursor_pushdown(spec: PipelineSpec, con, pipeline: str) -> tuple[str | None, str | None]:

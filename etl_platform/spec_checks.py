@@ -108,6 +108,8 @@ def check_pipeline(
             raise locate.error(["source", "files"], "the pattern must stay inside the connection's folder (no absolute paths or '..')")
     if src.query is not None and not src.query.strip():
         raise locate.error(["source", "query"], "the query is empty")
+    if src.endpoint is not None:
+        _check_endpoint(src.endpoint, locate)
 
     target_types = {name: col.duckdb_type for name, col in src.columns.items()}
     for name, col in src.columns.items():
@@ -122,6 +124,18 @@ def check_pipeline(
     if landing is not None and src.reads == "files" and src.connection == LANDING:
         _check_mapping_against_files(spec, locate, landing)
     return names
+
+
+def _check_endpoint(endpoint: dict, locate: SpecLocator) -> None:
+    from pydantic import ValidationError
+
+    from etl_platform.connectors.rest import RestEndpoint
+
+    try:
+        RestEndpoint.model_validate(endpoint)
+    except ValidationError as err:
+        first = err.errors()[0]
+        raise locate.error(["source", "endpoint", *first["loc"]], first["msg"]) from None
 
 
 def _check_sync(spec: PipelineSpec, locate: SpecLocator, target_types: dict[str, str]) -> None:

@@ -137,3 +137,34 @@ def postgres_database():
         with admin.cursor() as cur:
             cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.close()
+
+
+@pytest.fixture
+def mariadb_database():
+    """A fresh, empty MariaDB/MySQL database on 127.0.0.1:3306, dropped afterwards. Yields its settings."""
+    import uuid
+
+    import pymysql
+
+    settings = {
+        "host": os.environ.get("ETL_TEST_MYSQL_HOST", "127.0.0.1"),
+        "port": int(os.environ.get("ETL_TEST_MYSQL_PORT", "3306")),
+        "user": os.environ.get("ETL_TEST_MYSQL_USER", "root"),
+        "password": os.environ.get("ETL_TEST_MYSQL_PASSWORD", ""),
+    }
+    try:
+        admin = pymysql.connect(connect_timeout=3, autocommit=True, **settings)
+    except pymysql.err.OperationalError as err:
+        _service_unavailable(
+            "MariaDB or MySQL on 127.0.0.1:3306",
+            f"start it (or set ETL_TEST_MYSQL_HOST/PORT/USER/PASSWORD) to run this test ({err})",
+        )
+    name = f"etl_test_{uuid.uuid4().hex[:10]}"
+    with admin.cursor() as cur:
+        cur.execute(f"CREATE DATABASE `{name}`")
+    try:
+        yield {**settings, "database": name}
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+        admin.close()

@@ -102,12 +102,14 @@ class SqlAlchemyConnector(SqlConnector):
         except Exception as err:
             raise self._fail("connecting", err) from None
         try:
-            result = conn.exec_driver_sql(sql)
-            yield SourceStream(_rows_to_arrow(list(result.keys()), result.partitions(BATCH_ROWS), self._arrow_types(result)))
-        except SourceError:
-            raise
-        except Exception as err:
-            raise self._fail("reading", err) from None
+            try:
+                result = conn.exec_driver_sql(sql)
+                reader = _rows_to_arrow(list(result.keys()), result.partitions(BATCH_ROWS), self._arrow_types(result))
+            except SourceError:
+                raise
+            except Exception as err:
+                raise self._fail("reading", err) from None
+            yield SourceStream(reader)
         finally:
             conn.close()
             engine.dispose()
@@ -219,15 +221,13 @@ class PostgresConnector(SqlConnector):
         except Exception as err:
             raise self._fail("connecting", err) from None
         try:
-            cur = conn.cursor()
-            cur.execute(sql)
-            reader = cur.fetch_record_batch()
-            plain, hints = _plain_arrow(reader)
+            try:
+                cur = conn.cursor()
+                cur.execute(sql)
+                plain, hints = _plain_arrow(cur.fetch_record_batch())
+            except Exception as err:
+                raise self._fail("reading", err) from None
             yield SourceStream(plain, hints)
-        except SourceError:
-            raise
-        except Exception as err:
-            raise self._fail("reading", err) from None
         finally:
             conn.close()
 
@@ -251,14 +251,17 @@ class PostgresConnector(SqlConnector):
 
 
 def _plain_arrow(reader):
-    """ADBC marks some PostgreSQL types as Arrow extension types DuckDB cannot scan
-    (numeric, json): pass their text storage on and say which DuckDB type to cast to."""
+    """ADBC hands some PostgreSQL types over as opaque Arrow extension types DuckDB cannot
+    scan (numeric, ...): pass their text storage on and say which DuckDB type to cast to."""
     import pyarrow as pa
+
+    def opaque(dtype) -> bool:
+        return isinstance(dtype, pa.OpaqueType)
 
     hints: dict[str, str] = {}
     fields = []
     for f in reader.schema:
-        if isinstance(f.type, pa.ExtensionType):
+        if opaque(f.type):
             pg_type = (f.metadata or {}).get(b"POSTGRESQL:type", b"").decode()
             typmod = int((f.metadata or {}).get(b"POSTGRESQL:typmod", b"-1") or -1)
             if pg_type == "numeric":
@@ -268,13 +271,13 @@ def _plain_arrow(reader):
             fields.append(pa.field(f.name, f.type.storage_type))
         else:
             fields.append(f.remove_metadata())
-    if not hints and all(not isinstance(f.type, pa.ExtensionType) for f in reader.schema):
+    if not any(opaque(f.type) for f in reader.schema):
         return reader, hints
     schema = pa.schema(fields)
 
     def batches():
         for batch in reader:
-            arrays = [col.storage if isinstance(col.type, pa.ExtensionType) else col for col in batch.columns]
+            arrays = [col.storage if opaque(col.type) else col for col in batch.columns]
             yield pa.RecordBatch.from_arrays(arrays, schema=schema)
 
     return pa.RecordBatchReader.from_batches(schema, batches()), hints
@@ -329,7 +332,9 @@ def _mysql_arrow_type(description) -> object:
     if code in (T.FLOAT, T.DOUBLE):
         return pa.float64()
     if code in (T.DECIMAL, T.NEWDECIMAL):
-        return pa.decimal128(max(precision or 38, 1), scale or 0) if (precision or 0) <= 38 else pa.string()
+        # The wire reports the display length (digits plus sign and point), not the declared
+        # precision; it is never smaller, so every value of the column fits.
+        return pa.decimal128(min(max(precision or 38, 1), 38), scale or 0)
     if code == T.DATE:
         return pa.date32()
     if code in (T.DATETIME, T.TIMESTAMP):
@@ -370,9 +375,11 @@ class DuckdbConnector(SqlConnector):
         except duckdb.Error as err:
             raise self._fail("opening", err) from None
         try:
-            yield SourceStream(con.execute(sql).fetch_record_batch(BATCH_ROWS))
-        except duckdb.Error as err:
-            raise self._fail("reading", err) from None
+            try:
+                reader = con.execute(sql).to_arrow_reader(BATCH_ROWS)
+            except duckdb.Error as err:
+                raise self._fail("reading", err) from None
+            yield SourceStream(reader)
         finally:
             con.close()
 

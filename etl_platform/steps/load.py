@@ -124,8 +124,8 @@ def _ensure_target(con: duckdb.DuckDBPyConnection, stage: TableRef, target: Tabl
 
 def scalar(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None):
     """The first value of the first row, or None."""
-    row = con.execute(sql, params or []).fetchone()
-    return row[0] if row else None
+    rows = con.execute(sql, params or []).fetchall()  # fetched to the end: the connection is free again
+    return rows[0][0] if rows else None
 
 
 def _count(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> int:
@@ -176,10 +176,7 @@ def _ensure_state_table(con: duckdb.DuckDBPyConnection) -> None:
 
 def saved_cursor(con: duckdb.DuckDBPyConnection, pipeline: str) -> str | None:
     _ensure_state_table(con)
-    row = con.execute(
-        f"SELECT cursor_value FROM {qualified(STATE_SCHEMA, STATE_TABLE)} WHERE pipeline = ?", [pipeline]
-    ).fetchone()
-    return row[0] if row else None
+    return scalar(con, f"SELECT cursor_value FROM {qualified(STATE_SCHEMA, STATE_TABLE)} WHERE pipeline = ?", [pipeline])
 
 
 def incremental(

@@ -1,0 +1,677 @@
+"""Parquet or CSV files as a destination, in a local folder or under an S3 prefix.
+
+A table is the folder ``<base>/<schema>/<table>/`` (on S3, the same keys under a prefix)::
+
+    _manifest.json                                   the table: which files make it up
+    v00000007-3f2a9c01b7e4/part_0.parquet
+    v00000007-3f2a9c01b7e4/region=EU/part_0.parquet  with partition_by (hive-style folders)
+
+Files have no transactions, so the manifest is the commit point. It lists the data files
+of the current version, the column schema, the saved cursor, the pipeline and run that
+wrote it and a version number. Readers, and merge/incremental here, read only the listed
+files: anything else in the folder is invisible. ``read_table`` gives the SQL to read them.
+
+A commit writes its data files into a new version folder (never over a listed file), then
+replaces ``_manifest.json`` in one atomic step: locally a temp file, fsync, ``os.replace``;
+on S3 one PUT, made conditional on the manifest being the one the commit read. A failure
+before that step changes nothing a reader sees (ATOM), and the cursor travels in the same
+manifest as the rows it describes (WM). Once the new manifest is in place, files listed by
+neither it nor the previous manifest and older than the commit (what failed runs left) are
+deleted; the previous version's files stay until the next commit so a reader that opened
+the previous manifest can finish. A failed clean-up does not fail the commit: the next
+commit tries again.
+
+Sync modes mean what they mean in ``steps/load.py``:
+
+- replace: a new version holding exactly the staged rows.
+- append: the staged rows' files are added to the list.
+- merge rewrites the table: the listed files and the staged rows are read in DuckDB, the
+  latest staged row per key (highest cursor, then the row read last) replaces every row
+  with that key, and the result is written as a new version.
+- incremental: staged rows below the saved cursor are dropped; rows already loaded are not
+  loaded twice (by key through merge, or without a key by comparing every data column with
+  the table's rows at the saved cursor); the highest cursor in the table is saved in the
+  same manifest.
+
+Schema changes follow ``schema_policy`` as in the warehouse: freeze fails naming every new,
+missing and changed column; evolve adds new columns (older files read NULL for them);
+discard drops new columns from the load. A column the load lacks is written as NULL, and a
+changed type always fails. A table's file format changes only by a replace.
+
+CSV files have a header, RFC 4180 quoting and CRLF line ends. A text cell starting with
+``=``, ``+``, ``-``, ``@``, tab or CR gets a leading ``'`` so a spreadsheet shows it rather
+than running it as a formula: the table holds the prefixed text, and merge and incremental
+compare staged rows in that form. Numbers, dates and other typed cells cannot hold a
+formula and are written as they are. A column name that could start a formula, or holds a
+line break (DuckDB cannot read such a header back), is refused for CSV.
+
+On S3, DuckDB writes into a local scratch folder and boto3 uploads the files (multipart when
+large); merge and incremental download the listed files they need to read. pyarrow's S3
+filesystem also reads from a custom endpoint, but it needs the credentials taken out of the
+caller's boto3 client and read a 3M-row file more slowly than a download did.
+
+Partition columns are kept inside each file as well as in its folder name, so a listed
+file read alone is complete and no value has to be decoded from a path. DuckDB
+percent-encodes ``/``, ``\\``, ``=``, ``%`` and spaces in folder names, so a value such as
+``../x`` names the folder ``col=..%2Fx``; a written path outside the version folder is
+refused all the same.
+
+One writer per table at a time (the pipelines' concurrency pool). A writer that commits
+after another one read the manifest makes the later manifest write fail with
+``ConcurrentCommit``, changing nothing: on S3 the PUT is conditional, so this always holds;
+locally the version is checked just before the rename, which narrows the window but does not
+close it.
+"""
+
+import contextlib
+import json
+import os
+import re
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from dataclasses import replace as with_changes
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import duckdb
+from botocore.exceptions import ClientError
+
+from etl_platform.spec import IDENTIFIER, SyncSpec
+from etl_platform.sql import literal, quote
+from etl_platform.steps import load
+
+FileFormat = Literal["parquet", "csv"]
+SchemaPolicy = Literal["freeze", "evolve", "discard"]
+
+MANIFEST = "_manifest.json"
+MANIFEST_FORMAT = "etl_platform.files/1"
+FILE_SIZE = "256MB"  # DuckDB starts another file once one grows past this
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+_VERSION_FOLDER = re.compile(r"v\d{8}-[0-9a-f]{12}")
+_STALE_MANIFEST = re.compile(re.escape(MANIFEST) + r"\.[0-9a-f]{32}\.tmp")
+_STAGED, _LATEST = "__files_staged", "__files_latest"
+_ROW = "__etl_row"  # the staged row's position: among equal cursors the row read last wins
+_FILE = "__etl_file"
+
+
+class ConcurrentCommit(Exception):
+    """Another commit replaced the manifest after this one read it; this one changed nothing."""
+
+
+@dataclass(frozen=True)
+class DataFile:
+    """A listed file: its path under the table folder, its row count and, per measured
+    column (the cursor), its highest value as text (None when every value is NULL)."""
+
+    path: str
+    rows: int
+    maxima: dict[str, str | None] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Manifest:
+    version: int
+    file_format: FileFormat
+    columns: tuple[tuple[str, str], ...]
+    files: tuple[DataFile, ...]
+    cursor: str | None = None
+    partition_by: tuple[str, ...] = ()
+    pipeline: str = ""
+    run_id: str = ""
+    committed_at: str = ""
+    token: str | None = field(default=None, compare=False)  # the store's version tag (S3 ETag)
+
+    def to_json(self) -> bytes:
+        return json.dumps(
+            {
+                "format": MANIFEST_FORMAT,
+                "version": self.version,
+                "pipeline": self.pipeline,
+                "run_id": self.run_id,
+                "committed_at": self.committed_at,
+                "file_format": self.file_format,
+                "partition_by": list(self.partition_by),
+                "columns": [{"name": n, "type": t} for n, t in self.columns],
+                "cursor": self.cursor,
+                "rows": sum(f.rows for f in self.files),
+                "files": [{"path": f.path, "rows": f.rows, "max": f.maxima} for f in self.files],
+            },
+            indent=1,
+            ensure_ascii=False,
+        ).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes, where: str, token: str | None = None) -> "Manifest":
+        raw = json.loads(data)
+        if raw.get("format") != MANIFEST_FORMAT:
+            raise ValueError(f"{where} is not a table manifest this version can read (format {raw.get('format')!r})")
+        return cls(
+            version=raw["version"],
+            file_format=raw["file_format"],
+            columns=tuple((c["name"], c["type"]) for c in raw["columns"]),
+            files=tuple(DataFile(_inside_table(f["path"], where), f["rows"], f.get("max", {})) for f in raw["files"]),
+            cursor=raw.get("cursor"),
+            partition_by=tuple(raw.get("partition_by", ())),
+            pipeline=raw.get("pipeline", ""),
+            run_id=raw.get("run_id", ""),
+            committed_at=raw.get("committed_at", ""),
+            token=token,
+        )
+
+
+def _inside_table(path: str, where: str) -> str:
+    """A listed path, refused unless it names a file inside one of the table's version folders."""
+    parts = path.split("/")
+    if not _VERSION_FOLDER.fullmatch(parts[0]) or any(p in ("", ".", "..") or "\\" in p or "\x00" in p for p in parts):
+        raise ValueError(f"{where} lists {path!r}, which is not a data file inside the table folder")
+    return path
+
+
+def _version(manifest: Manifest | None) -> int:
+    return manifest.version if manifest else 0
+
+
+@dataclass(frozen=True)
+class FilesLocation:
+    """Where file tables live: a local folder, or a bucket and key prefix on S3.
+
+    ``client_factory`` returns a boto3 S3 client; the caller decides endpoint and credentials.
+    """
+
+    folder: Path | None = None
+    bucket: str | None = None
+    prefix: str = ""
+    client_factory: Callable[[], Any] | None = field(default=None, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if (self.folder is None) == (self.bucket is None):
+            raise ValueError("a files location is either a local folder or an S3 bucket")
+        if self.bucket is not None and self.client_factory is None:
+            raise ValueError("an S3 files location needs a client_factory")
+
+    @classmethod
+    def local(cls, folder: Path | str) -> "FilesLocation":
+        return cls(folder=Path(folder))
+
+    @classmethod
+    def s3(cls, bucket: str, prefix: str = "", *, client_factory: Callable[[], Any]) -> "FilesLocation":
+        return cls(bucket=bucket, prefix=prefix.strip("/"), client_factory=client_factory)
+
+    def table(self, schema: str, table: str) -> "_LocalTable | _S3Table":
+        for name in (schema, table):
+            if not re.match(IDENTIFIER, name):
+                raise ValueError(f"{name!r} must be a plain identifier (letters, digits, _) to name a folder")
+        if self.folder is not None:
+            return _LocalTable(self.folder / schema / table)
+        assert self.bucket is not None and self.client_factory is not None
+        return _S3Table(self.client_factory(), self.bucket, "/".join(p for p in (self.prefix, schema, table) if p))
+
+
+class _LocalTable:
+    """A table folder on this machine. DuckDB writes straight into its version folders."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+
+    def __str__(self) -> str:
+        return str(self.folder)
+
+    def read_manifest(self) -> tuple[Manifest | None, float]:
+        """The current manifest (None before the first commit) and this clock's time."""
+        now = time.time()
+        try:
+            data = (self.folder / MANIFEST).read_bytes()
+        except FileNotFoundError:
+            return None, now
+        return Manifest.from_json(data, str(self.folder / MANIFEST)), now
+
+    def output_folder(self, name: str, scratch: Path) -> Path:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        return self.folder / name
+
+    def publish(self, written: Path, files: Iterable[DataFile]) -> None:
+        """Make the new files durable before a manifest can list them."""
+        paths = [self.folder / listed.path for listed in files]
+        for path in [*paths, *{p.parent for p in paths}]:
+            _fsync(path)
+
+    def local_paths(self, files: Iterable[DataFile], scratch: Path) -> dict[str, str]:
+        return {str(self.folder / f.path): f.path for f in files}
+
+    def put_manifest(self, manifest: Manifest, replacing: Manifest | None) -> None:
+        current, _ = self.read_manifest()
+        if _version(current) != _version(replacing):
+            raise ConcurrentCommit(f"{self} changed to version {_version(current)} while this commit ran")
+        temp = self.folder / f"{MANIFEST}.{uuid.uuid4().hex}.tmp"
+        with temp.open("wb") as out:
+            out.write(manifest.to_json())
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temp, self.folder / MANIFEST)
+        _fsync(self.folder)
+
+    def remove_unlisted(self, keep: set[str], older_than: float) -> None:
+        for root, folders, names in os.walk(self.folder, topdown=False):
+            for name in names:
+                path = Path(root, name)
+                relative = path.relative_to(self.folder).as_posix()
+                if _removable(relative, keep) and path.lstat().st_mtime < older_than:
+                    path.unlink()
+            for name in folders:
+                path = Path(root, name)
+                if _VERSION_FOLDER.fullmatch(path.relative_to(self.folder).parts[0]):
+                    with contextlib.suppress(OSError):
+                        path.rmdir()  # only when empty
+
+
+def _removable(relative: str, keep: set[str]) -> bool:
+    """A file a commit may delete: unlisted data or a manifest a crashed commit never renamed."""
+    if relative in keep:
+        return False
+    return bool(_VERSION_FOLDER.fullmatch(relative.split("/")[0]) and "/" in relative) or bool(_STALE_MANIFEST.fullmatch(relative))
+
+
+def _fsync(path: Path) -> None:
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+class _S3Table:
+    """A table under an S3 prefix. DuckDB writes into a local scratch folder that is then uploaded."""
+
+    def __init__(self, client: Any, bucket: str, key: str):
+        self.client, self.bucket, self.key = client, bucket, key
+
+    def __str__(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
+
+    def _key(self, relative: str) -> str:
+        return f"{self.key}/{relative}" if self.key else relative
+
+    def read_manifest(self) -> tuple[Manifest | None, float]:
+        """The current manifest (None before the first commit) and the S3 server's time."""
+        try:
+            got = self.client.get_object(Bucket=self.bucket, Key=self._key(MANIFEST))
+        except ClientError as err:
+            if err.response.get("Error", {}).get("Code") not in ("NoSuchKey", "404"):
+                raise
+            return None, _server_time(err.response)
+        return Manifest.from_json(got["Body"].read(), f"{self}/{MANIFEST}", token=got["ETag"]), _server_time(got)
+
+    def output_folder(self, name: str, scratch: Path) -> Path:
+        (scratch / "write").mkdir(exist_ok=True)
+        return scratch / "write" / name
+
+    def publish(self, written: Path, files: Iterable[DataFile]) -> None:
+        for listed in files:
+            local = written.parent / listed.path
+            self.client.upload_file(str(local), self.bucket, self._key(listed.path))  # multipart when large
+
+    def local_paths(self, files: Iterable[DataFile], scratch: Path) -> dict[str, str]:
+        copies = {}
+        for listed in files:
+            local = scratch / "read" / listed.path
+            if not local.exists():
+                local.parent.mkdir(parents=True, exist_ok=True)
+                self.client.download_file(self.bucket, self._key(listed.path), str(local))
+            copies[str(local)] = listed.path
+        return copies
+
+    def put_manifest(self, manifest: Manifest, replacing: Manifest | None) -> None:
+        condition = {"IfMatch": replacing.token} if replacing and replacing.token else {"IfNoneMatch": "*"}
+        try:
+            self.client.put_object(
+                Bucket=self.bucket, Key=self._key(MANIFEST), Body=manifest.to_json(),
+                ContentType="application/json", **condition,
+            )
+        except ClientError as err:
+            if err.response.get("Error", {}).get("Code") in ("PreconditionFailed", "ConditionalRequestConflict"):
+                raise ConcurrentCommit(f"{self} was committed by another run while this commit ran") from None
+            raise
+
+    def remove_unlisted(self, keep: set[str], older_than: float) -> None:
+        base = self._key("")
+        doomed = [
+            {"Key": item["Key"]}
+            for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=base)
+            for item in page.get("Contents", [])
+            if _removable(item["Key"][len(base):], keep) and item["LastModified"].timestamp() < older_than
+        ]
+        for start in range(0, len(doomed), 1000):
+            self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": doomed[start : start + 1000], "Quiet": True})
+
+
+def _server_time(response: dict) -> float:
+    """The storage's own clock, so "older than this commit" compares like with like."""
+    date = response.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("date")
+    return parsedate_to_datetime(date).timestamp() if date else time.time()
+
+
+# Reading
+
+
+def _scan(paths: Sequence[str], file_format: str, *, with_file: bool) -> str:
+    listed = "[" + ", ".join(literal(p) for p in paths) + "]"
+    options = "union_by_name = true, hive_partitioning = false" + (f", filename = {literal(_FILE)}" if with_file else "")
+    if file_format == "parquet":
+        return f"read_parquet({listed}, {options})"
+    # Every cell as text, cast below to the manifest's types; "" is an empty string, an empty cell NULL.
+    return (
+        f"read_csv({listed}, header = true, delim = ',', quote = '\"', escape = '\"', all_varchar = true, "
+        f"allow_quoted_nulls = false, {options})"
+    )
+
+
+def _relation(
+    duck: duckdb.DuckDBPyConnection, columns: Sequence[tuple[str, str]], paths: Sequence[str], file_format: str,
+    *, with_file: bool = False,
+) -> str:
+    """A SELECT over ``paths`` with exactly ``columns``, typed; NULL where a file lacks a column."""
+    if not paths:
+        return "(SELECT " + ", ".join(f"CAST(NULL AS {t}) AS {quote(n)}" for n, t in columns) + " LIMIT 0)"
+    scan = _scan(paths, file_format, with_file=with_file)
+    present = {row[0] for row in duck.execute(f"DESCRIBE SELECT * FROM {scan}").fetchall()}
+    select = [f"CAST({quote(n) if n in present else 'NULL'} AS {t}) AS {quote(n)}" for n, t in columns]
+    return f"(SELECT {', '.join(select + ([_FILE] if with_file else []))} FROM {scan})"
+
+
+def read_table(
+    duck: duckdb.DuckDBPyConnection, location: FilesLocation, schema: str, table: str, *, download_to: Path | None = None
+) -> str:
+    """SQL for the table's current version, to use as ``SELECT ... FROM <this>`` in ``duck``.
+
+    Only the files the manifest lists are read. An S3 table is first downloaded to
+    ``download_to``, which must outlive the queries. Raises FileNotFoundError when the
+    table was never committed.
+    """
+    target = location.table(schema, table)
+    manifest, _ = target.read_manifest()
+    if manifest is None:
+        raise FileNotFoundError(f"no table at {target}: it has not been committed yet")
+    if isinstance(target, _S3Table) and download_to is None:
+        raise ValueError(f"{target} is on S3: give download_to, a folder to copy its files into")
+    paths = target.local_paths(manifest.files, download_to or Path())
+    return _relation(duck, manifest.columns, list(paths), manifest.file_format)
+
+
+def saved_cursor(location: FilesLocation, schema: str, table: str) -> str | None:
+    manifest, _ = location.table(schema, table).read_manifest()
+    return manifest.cursor if manifest else None
+
+
+def reset_state(
+    location: FilesLocation, schema: str, table: str, *, to: str | None, run_id: str = "reset"
+) -> tuple[str | None, str | None]:
+    """Forget the table's saved cursor (``to`` None: the next incremental load reads
+    everything) or rewind it to ``to``, in a new manifest version with the same files.
+    Returns the cursor before and after."""
+    target = location.table(schema, table)
+    manifest, _ = target.read_manifest()
+    if manifest is None:
+        if to is None:
+            return None, None
+        raise FileNotFoundError(f"no table at {target}: there is no cursor to rewind")
+    target.put_manifest(
+        with_changes(manifest, version=manifest.version + 1, cursor=to, run_id=run_id, committed_at=_now()), manifest
+    )
+    return manifest.cursor, to
+
+
+# Committing
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _neutralised(column: str) -> str:
+    starts = ", ".join(literal(c) for c in FORMULA_STARTS)
+    return f"CASE WHEN left({column}, 1) IN ({starts}) THEN '''' || {column} ELSE {column} END"
+
+
+def _reconcile(
+    staged: list[tuple[str, str]], before: Manifest | None, policy: SchemaPolicy, where: str, *, keep_dropped: bool
+) -> tuple[load.Drift, list[tuple[str, str]]]:
+    """The columns to write, by ``policy``, and how the load differs from the table (as load.apply_schema_policy)."""
+    if policy not in ("freeze", "evolve", "discard"):
+        raise ValueError(f"schema_policy must be freeze, evolve or discard, not {policy!r}")
+    if before is None:
+        return load.Drift(), staged
+    loaded, existing = dict(staged), dict(before.columns)
+    found = load.Drift(
+        added=tuple(f"{c} {t}" for c, t in loaded.items() if c not in existing),
+        dropped=tuple(f"{c} {t}" for c, t in existing.items() if c not in loaded),
+        changed=tuple(f"{c} {existing[c]} -> {t}" for c, t in loaded.items() if c in existing and existing[c] != t),
+    )
+    if found and (found.changed or policy == "freeze"):
+        raise load.SchemaMismatch(f"the load's columns differ from table {where}: {found.describe()}. Nothing was changed.")
+    new = [(c, t) for c, t in staged if c not in existing and policy == "evolve"]
+    if keep_dropped:
+        return found, [(c, t) for c, t in staged if c in existing or policy == "evolve"] + [
+            (c, t) for c, t in before.columns if c not in loaded
+        ]
+    return found, list(before.columns) + new
+
+
+@dataclass
+class _Commit:
+    duck: duckdb.DuckDBPyConnection
+    target: "_LocalTable | _S3Table"
+    before: Manifest | None
+    columns: list[tuple[str, str]]
+    sync: SyncSpec
+    file_format: FileFormat
+    partition_by: tuple[str, ...]
+    scratch: Path
+    folder: str
+
+    @property
+    def cursor_type(self) -> str:
+        return dict(self.columns)[self.sync.cursor or ""]
+
+    def copy_stage(self, stage: load.TableRef, staged: dict[str, str]) -> None:
+        """Copy the staged rows aside in the table's columns (and, for CSV, in their written form)."""
+        select = []
+        for name, type_ in self.columns:
+            value = quote(name) if name in staged else f"CAST(NULL AS {type_})"
+            if self.file_format == "csv" and type_ == "VARCHAR":
+                value = _neutralised(value)
+            select.append(f"{value} AS {quote(name)}")
+        self.duck.execute(
+            f"CREATE OR REPLACE TEMP TABLE {_STAGED} AS SELECT {', '.join(select)}, rowid AS {_ROW} FROM {stage.sql}"
+        )
+
+    def existing(self, files: Sequence[DataFile]) -> str:
+        """SQL reading these listed files (downloaded first from S3) in the table's columns."""
+        file_format = self.before.file_format if self.before else self.file_format
+        return _relation(self.duck, self.columns, list(self.target.local_paths(files, self.scratch)), file_format)
+
+    def write(self, select: str) -> list[DataFile]:
+        """Write the rows of ``select`` as new files in this commit's version folder."""
+        out = self.target.output_folder(self.folder, self.scratch)
+        options = [f"FORMAT {self.file_format}", f"FILE_SIZE_BYTES {literal(FILE_SIZE)}", "FILENAME_PATTERN 'part_{i}'", "RETURN_FILES true"]
+        if self.file_format == "csv":
+            options += ["HEADER true", "DELIMITER ','", "QUOTE '\"'", "ESCAPE '\"'", "NEW_LINE '\\r\\n'"]
+        if self.partition_by:
+            options += [f"PARTITION_BY ({', '.join(quote(c) for c in self.partition_by)})", "WRITE_PARTITION_COLUMNS true"]
+        _, written = self.duck.execute(f"COPY ({select}) TO {literal(str(out))} ({', '.join(options)})").fetchone()
+        inside = out.resolve()
+        relative = {}
+        for path in written:
+            resolved = Path(path).resolve()
+            if not resolved.is_relative_to(inside):
+                raise ValueError(f"a partition value would write {path!r} outside the table folder")
+            relative[str(resolved)] = f"{self.folder}/{resolved.relative_to(inside).as_posix()}"
+        files = []
+        for measured in self.measure(relative, self.file_format):
+            if measured.rows:
+                files.append(measured)
+            else:  # DuckDB writes an empty file for an empty result; the manifest lists none
+                Path(out.parent, measured.path).unlink()
+        self.target.publish(out, files)
+        return files
+
+    def measure(self, paths: dict[str, str], file_format: str) -> list[DataFile]:
+        """Rows and highest cursor of each local file in ``paths`` (local path -> listed path)."""
+        cursor = self.sync.cursor
+        found: dict[str, tuple[int, str | None]] = {}
+        if paths:
+            relation = _relation(self.duck, [(cursor, self.cursor_type)] if cursor else [], list(paths), file_format, with_file=True)
+            highest = f"max({quote(cursor)})::VARCHAR" if cursor else "NULL"
+            for local, rows, top in self.duck.execute(f"SELECT {_FILE}, count(*), {highest} FROM {relation} GROUP BY ALL").fetchall():
+                found[local] = (rows, top)
+        measured = []
+        for local, listed in paths.items():
+            rows, top = found.get(local, (0, None))
+            measured.append(DataFile(listed, rows, {cursor: top} if cursor else {}))
+        return measured
+
+    def merge(self, files: Sequence[DataFile]) -> tuple[int, list[DataFile]]:
+        """Rewrite the table with the latest staged row per key in place of the rows with that key."""
+        keys = [quote(k) for k in self.sync.primary_key]
+        order = ([f"{quote(self.sync.cursor)} DESC NULLS LAST"] if self.sync.cursor else []) + [f"{_ROW} DESC"]
+        self.duck.execute(
+            f"CREATE OR REPLACE TEMP TABLE {_LATEST} AS SELECT * EXCLUDE (__rank) FROM ("
+            f"SELECT *, row_number() OVER (PARTITION BY {', '.join(keys)} ORDER BY {', '.join(order)}) AS __rank "
+            f"FROM {_STAGED}) WHERE __rank = 1"
+        )
+        same_key = " AND ".join(f"t.{k} = l.{k}" for k in keys)
+        names = ", ".join(quote(n) for n, _ in self.columns)
+        written = self.write(
+            f"SELECT {names} FROM {self.existing(files)} AS t WHERE NOT EXISTS (SELECT 1 FROM {_LATEST} AS l WHERE {same_key}) "
+            f"UNION ALL SELECT {names} FROM (SELECT * FROM {_LATEST} ORDER BY {_ROW})"
+        )
+        return int(load.scalar(self.duck, f"SELECT count(*) FROM {_LATEST}") or 0), written
+
+    def append(self, files: Sequence[DataFile]) -> tuple[int, list[DataFile]]:
+        rows = int(load.scalar(self.duck, f"SELECT count(*) FROM {_STAGED}") or 0)
+        return rows, [*files, *self.write(f"SELECT * EXCLUDE ({_ROW}) FROM {_STAGED}")]
+
+    def drop_loaded(self, bound: str, data_columns: Sequence[str]) -> int:
+        """Remove staged rows below the saved cursor (returns how many) and, without a key,
+        rows equal in every data column to a table row at the saved cursor."""
+        assert self.before is not None and self.sync.cursor
+        cursor, type_ = quote(self.sync.cursor), self.cursor_type
+        at_bound = f"CAST({literal(bound)} AS {type_})"
+        skipped = int(load.scalar(self.duck, f"DELETE FROM {_STAGED} WHERE {cursor} < {at_bound}") or 0)
+        if self.sync.primary_key or not self.before.files:
+            return skipped
+        maxima = [f.maxima.get(self.sync.cursor) for f in self.before.files]
+        reaches = self.duck.execute(
+            f"SELECT list_transform(?::VARCHAR[], lambda m: m IS NOT NULL AND CAST(m AS {type_}) >= {at_bound})", [maxima]
+        ).fetchone()[0]
+        candidates = [f for f, reach in zip(self.before.files, reaches) if reach or self.sync.cursor not in f.maxima]
+        compared = [c for c in data_columns if c in dict(self.before.columns) and c in dict(self.columns)]
+        same_row = " AND ".join([f"t.{cursor} = {at_bound}"] + [f"t.{quote(c)} IS NOT DISTINCT FROM s.{quote(c)}" for c in compared])
+        if candidates:
+            self.duck.execute(
+                f"DELETE FROM {_STAGED} AS s WHERE EXISTS (SELECT 1 FROM {self.existing(candidates)} AS t WHERE {same_row})"
+            )
+        return skipped
+
+    def highest_cursor(self, files: list[DataFile], before: str | None) -> tuple[str | None, list[DataFile]]:
+        """The highest cursor in the table (``before`` when it has none), measuring files that were not yet."""
+        cursor = self.sync.cursor
+        assert cursor
+        unmeasured = [f for f in files if cursor not in f.maxima]
+        if unmeasured:
+            paths = self.target.local_paths(unmeasured, self.scratch)
+            measured = {m.path: m.maxima[cursor] for m in self.measure(paths, self.file_format)}
+            files = [with_changes(f, maxima={**f.maxima, cursor: measured[f.path]}) if f.path in measured else f for f in files]
+        values = [f.maxima[cursor] for f in files if f.maxima[cursor] is not None]
+        top = load.scalar(self.duck, f"SELECT max(CAST(v AS {self.cursor_type}))::VARCHAR FROM unnest(?::VARCHAR[]) AS u(v)", [values])
+        return (top if top is not None else before), files
+
+
+def commit(
+    duck: duckdb.DuckDBPyConnection,
+    stage: load.TableRef,
+    *,
+    location: FilesLocation,
+    schema: str,
+    table: str,
+    sync: SyncSpec,
+    pipeline: str,
+    run_id: str,
+    data_columns: list[str],
+    file_format: FileFormat = "parquet",
+    partition_by: Sequence[str] = (),
+    schema_policy: SchemaPolicy = "freeze",
+) -> load.Committed:
+    """Commit the staged rows to the file table by ``sync.mode``; the new manifest is the commit.
+
+    Leaves ``stage`` as it was. The caller's DuckDB transaction does not cover the files:
+    call this last, once nothing else in the load can fail.
+    """
+    if file_format not in ("parquet", "csv"):
+        raise ValueError(f"file_format must be parquet or csv, not {file_format!r}")
+    target = location.table(schema, table)
+    before, started = target.read_manifest()
+    staged = load.columns_of(duck, stage)
+    found, columns = _reconcile(staged, before, schema_policy, str(target), keep_dropped=sync.mode == "replace")
+    _check_request(columns, before, sync, file_format, partition_by, str(target))
+    version = _version(before) + 1
+    previous = list(before.files) if before else []
+    cursor_before = before.cursor if before else None
+    with tempfile.TemporaryDirectory(prefix="etl-files-") as scratch:
+        work = _Commit(
+            duck, target, before, columns, sync, file_format, tuple(partition_by), Path(scratch), f"v{version:08d}-{uuid.uuid4().hex[:12]}"
+        )
+        try:
+            work.copy_stage(stage, dict(staged))
+            skipped, cursor_after = 0, cursor_before
+            if sync.mode == "incremental" and cursor_before is not None:
+                skipped = work.drop_loaded(cursor_before, data_columns)
+            if sync.mode == "replace":
+                rows, files = work.append([])
+            elif sync.mode == "merge" or (sync.mode == "incremental" and sync.primary_key):
+                rows, files = work.merge(previous)
+            else:
+                rows, files = work.append(previous)
+            if sync.mode == "incremental":
+                cursor_after, files = work.highest_cursor(files, cursor_before)
+        finally:
+            with contextlib.suppress(duckdb.Error):  # in an aborted transaction the caller's rollback drops them
+                duck.execute(f"DROP TABLE IF EXISTS {_STAGED}")
+                duck.execute(f"DROP TABLE IF EXISTS {_LATEST}")
+        manifest = Manifest(
+            version, file_format, tuple(columns), tuple(files), cursor_after, tuple(partition_by), pipeline, run_id, _now()
+        )
+        target.put_manifest(manifest, before)
+    try:
+        target.remove_unlisted({f.path for f in [*files, *previous]}, older_than=started)
+    except (OSError, ClientError):
+        pass  # committed already; the next commit removes what is left
+    if sync.mode == "incremental":
+        return load.Committed(rows, skipped, cursor_before, cursor_after, found)
+    return load.Committed(rows, drift=found)
+
+
+def _check_request(
+    columns: list[tuple[str, str]], before: Manifest | None, sync: SyncSpec, file_format: str, partition_by: Sequence[str], where: str
+) -> None:
+    names = dict(columns)
+    needed = {"partition_by": list(partition_by), "primary_key": sync.primary_key, "cursor": [sync.cursor] if sync.cursor else []}
+    for what, wanted in needed.items():
+        missing = [c for c in wanted if c not in names]
+        if missing:
+            raise ValueError(f"{what} names {', '.join(missing)}, not a column of the load for {where}")
+    if before and before.file_format != file_format and sync.mode != "replace":
+        raise ValueError(
+            f"{where} is stored as {before.file_format}; only a replace can rewrite it as {file_format}. Nothing was changed."
+        )
+    if file_format == "csv":
+        risky = [n for n in names if n.startswith(FORMULA_STARTS) or "\n" in n or "\r" in n]
+        if risky:
+            raise ValueError(
+                f"column names that start a spreadsheet formula or hold a line break cannot head a CSV file: "
+                f"{', '.join(map(repr, risky))}"
+            )
