@@ -1,4 +1,4 @@
-"""``etl-platform``: demo data, pipeline validation, the spec's JSON schema."""
+"""``etl-platform``: demo data, pipeline validation, saved cursors, connection discovery, the spec's JSON schema."""
 
 import argparse
 import json
@@ -85,10 +85,84 @@ def build_parser() -> argparse.ArgumentParser:
     pipelines = sub.add_parser("pipelines", help="pipelines").add_subparsers(dest="pipelines_command", required=True)
     pipelines.add_parser("validate", help="load every pipeline and report spec errors").set_defaults(func=_validate)
 
+    state = sub.add_parser("state", help="saved incremental cursors").add_subparsers(dest="state_command", required=True)
+    state.add_parser("list", help="every pipeline's saved cursor").set_defaults(func=_state_list)
+    reset = state.add_parser("reset", help="forget a pipeline's cursor (next load reads everything) or rewind it with --to")
+    reset.add_argument("pipeline")
+    reset.add_argument("--to", default=None, help="cursor value to rewind to (inclusive: rows at this value are read again)")
+    reset.set_defaults(func=_state_reset)
+
+    discover = sub.add_parser("discover", help="list a connection's tables and columns (cached; --refresh to re-read)")
+    discover.add_argument("connection")
+    discover.add_argument("--refresh", action="store_true")
+    discover.set_defaults(func=_discover)
+
     schema = sub.add_parser("schema", help="print (or --write) the JSON schema of pipeline defs.yaml files")
     schema.add_argument("--write", action="store_true", help="write it to etl_platform/schema/pipeline.schema.json")
     schema.set_defaults(func=_schema)
     return parser
+
+
+def _warehouse():
+    import duckdb
+
+    path = settings.warehouse_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return duckdb.connect(str(path))
+
+
+def _state_list(args: argparse.Namespace) -> int:
+    from etl_platform.steps import load
+
+    with _warehouse() as con:
+        rows = load.states(con)
+    if not rows:
+        print("no saved cursors")
+    for pipeline, cursor, updated, run_id in rows:
+        print(f"{pipeline}\t{cursor}\t{updated}\t{run_id}")
+    return 0
+
+
+def _state_reset(args: argparse.Namespace) -> int:
+    from etl_platform.steps import load
+
+    with _warehouse() as con:
+        before, after = load.reset_state(con, args.pipeline, args.to)
+    print(f"{args.pipeline}: cursor {before!r} -> {after!r}")
+    return 0
+
+
+def _discover(args: argparse.Namespace) -> int:
+    """Tables and columns of a declared database connection, from a cache under ETL_HOME."""
+    from etl_platform.connections import CONNECTIONS_FILE, declared_options
+    from etl_platform.connectors.registry import build
+
+    defs_root = Path(__file__).parent / "defs"
+    declared = declared_options(defs_root)
+    if args.connection not in declared:
+        print(f"unknown connection {args.connection!r} in {defs_root / CONNECTIONS_FILE}; declared: {', '.join(sorted(declared)) or 'none'}", file=sys.stderr)
+        return 2
+    cache = settings.etl_home() / "discover" / f"{args.connection}.json"
+    if args.refresh or not cache.exists():
+        kind, options = declared[args.connection]
+        connector = build(args.connection, kind, options)
+        if not hasattr(connector, "discover"):
+            print(f"connection {args.connection!r} ({kind}) has no tables to discover", file=sys.stderr)
+            return 2
+        try:
+            found = connector.discover()
+        except Exception as err:  # noqa: BLE001 - shown to the user, scrubbed
+            from etl_platform.secrets import scrub
+
+            print(scrub(str(err)), file=sys.stderr)
+            return 1
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        cache.write_text(json.dumps(found, indent=2))
+    for table, columns in json.loads(cache.read_text()).items():
+        print(table)
+        for name, dtype in columns:
+            print(f"  {name}  {dtype}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

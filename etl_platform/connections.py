@@ -60,6 +60,12 @@ def _declared(path: Path, mtime_ns: int) -> dict[str, tuple[str, dict]]:
     }
 
 
+def declared_options(defs_root: Path) -> dict[str, tuple[str, dict]]:
+    """Name -> (kind, options) of every declared connection, straight from the file."""
+    path = defs_root / CONNECTIONS_FILE
+    return dict(_declared(path, path.stat().st_mtime_ns)) if path.exists() else {}
+
+
 def declared_kinds(defs_root: Path) -> dict[str, str]:
     """Name -> kind of every connection a pipeline may use: the declared ones and 'landing'.
 

@@ -118,8 +118,9 @@ def check_pipeline(
                 _bind(col.expression, {"value": "VARCHAR"})
             except duckdb.Error as err:
                 raise locate.error(["source", "columns", name, "expression"], _first_line(err)) from None
-    _check_sync(spec, locate, target_types)
-    _check_rules(spec, locate, target_types)
+    if src.columns:  # otherwise the columns are the source's, known when it is read
+        _check_sync(spec, locate, target_types)
+        _check_rules(spec, locate, target_types)
     _check_transforms(spec, locate, names)
     if landing is not None and src.reads == "files" and src.connection == LANDING:
         _check_mapping_against_files(spec, locate, landing)

@@ -195,3 +195,18 @@ def test_etl_platform_pipelines_validate(demo_landing, etl_home):
     failed = cli("etl-platform", "pipelines", "validate")
     assert failed.returncode == 1
     assert "marketing_campaigns/defs.yaml:15 - attributes.source.columns.clicks.from: column 'Link clicks'" in failed.stderr
+
+
+def test_state_reset_rewinds_or_forgets_a_pipeline_cursor(etl_home):
+    import duckdb
+
+    from etl_platform.steps import load
+
+    with duckdb.connect(str(etl_home / "warehouse.duckdb")) as con:
+        load.reset_state(con, "orders", "2024-05-01 00:00:00")
+    listed = cli("etl-platform", "state", "list")
+    assert listed.returncode == 0 and "orders\t2024-05-01 00:00:00" in listed.stdout
+    rewound = cli("etl-platform", "state", "reset", "orders", "--to", "2024-04-01")
+    assert rewound.returncode == 0 and "'2024-05-01 00:00:00' -> '2024-04-01'" in rewound.stdout
+    assert cli("etl-platform", "state", "reset", "orders").returncode == 0
+    assert "no saved cursors" in cli("etl-platform", "state", "list").stdout

@@ -101,3 +101,65 @@ def test_one_bad_file_among_good_ones_does_not_break_the_code_location(etl_home:
         write_pipeline(sandbox, VALID)
         with sandbox.build_all_defs() as defs:
             assert defs.resolve_asset_graph().has(dg.AssetKey(["costs", "costs"]))
+
+
+CONNECTIONS = """\
+type: etl_platform.components.Connections
+attributes:
+  connections:
+    shop_db:
+      kind: postgres
+      host: 127.0.0.1
+      database: shop
+      user: etl
+      password: {env: SHOP_DB_PASSWORD}
+"""
+
+DB_PIPELINE = """\
+type: etl_platform.components.Pipeline
+attributes:
+  source:
+    connection: shop_db
+    table: public.orders
+  sync: {mode: incremental, primary_key: [id], cursor: updated_at}
+  destination:
+    table: orders
+"""
+
+
+def _load_with_connections(connections: str, pipeline: str):
+    with create_defs_folder_sandbox() as sandbox:
+        write_pipeline(sandbox, pipeline)
+        (sandbox.defs_folder_path / "connections").mkdir()
+        (sandbox.defs_folder_path / "connections" / "defs.yaml").write_text(connections)
+        with sandbox.build_all_defs() as defs:
+            return defs.resolve_asset_graph(), defs.resources
+
+
+def test_a_declared_connection_becomes_a_resource_with_its_secret_as_a_reference(etl_home, monkeypatch):
+    monkeypatch.setenv("SHOP_DB_PASSWORD", "s3cret-value")
+    graph, resources = _load_with_connections(CONNECTIONS, DB_PIPELINE)
+    assert {k.to_user_string() for k in graph.get_all_asset_keys()} >= {"costs/source", "costs/orders"}
+    resource = resources["connection_shop_db"]
+    assert resource.kind == "postgres" and '"env": "SHOP_DB_PASSWORD"' in resource.options
+    assert "s3cret-value" not in resource.options
+    assert "${SHOP_DB_PASSWORD}" in resource.connector().describe()
+
+
+@pytest.mark.parametrize(
+    ("connections", "pipeline", "says"),
+    [
+        pytest.param(CONNECTIONS, DB_PIPELINE.replace("shop_db", "shop_dbx"), "unknown connection 'shop_dbx'; did you mean 'shop_db'", id="unknown connection"),
+        pytest.param(CONNECTIONS, DB_PIPELINE.replace("table: public.orders", "files: x/*.csv\n    columns: {id: {type: bigint}}"), "is a postgres connection: the source needs table or query", id="files from a database"),
+        pytest.param(CONNECTIONS.replace("kind: postgres", "kind: oracle"), DB_PIPELINE, "unknown connection kind 'oracle'", id="unknown kind"),
+        pytest.param(CONNECTIONS.replace("password: {env: SHOP_DB_PASSWORD}", "password: plaintext"), DB_PIPELINE, "connections.shop_db.password", id="plaintext password"),
+    ],
+)
+def test_connection_errors_are_located(etl_home, connections, pipeline, says):
+    with pytest.raises(Exception) as raised:
+        _load_with_connections(connections, pipeline)
+    messages, err = [], raised.value
+    while err is not None:
+        messages.append(str(err))
+        err = err.__cause__ or err.__context__
+    assert says in "\n".join(messages)
