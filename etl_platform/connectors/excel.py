@@ -1,0 +1,178 @@
+"""Excel workbooks (.xlsx) as tables of text, read one row at a time.
+
+The ``xlsx`` file format (``files.XlsxFormat``) streams one worksheet into a Parquet
+file of text columns that DuckDB then scans like any other file; the pipeline casts
+the text in SQL, so a cell that does not fit its column rejects its row instead of
+failing the file. openpyxl reads the sheet in read-only mode and rows are written in
+batches, so memory stays bounded by one batch whatever the size of the sheet.
+
+Rules of the conversion, in the user's words:
+
+- Row 1 holds the column names. An empty name cell is named ``column<i>`` (0-based
+  position) and a repeated name gets ``_1``, ``_2``... as DuckDB names CSV columns.
+  Cells to the right of the last name are not read.
+- Every row below is a data row, so the n-th data row is Excel row n + 1. A blank row
+  between data rows is kept (all values empty) to keep that numbering; blank rows
+  after the last data row are dropped.
+- Values are text as a person reads them: ``3`` not ``3.0``, ``0.1`` not
+  ``0.1000000000000000055``, dates ``2024-01-31``, date-times
+  ``2024-01-31T10:30:00``, times ``08:15:00``, durations ``26:00:00``, booleans
+  ``true``/``false``. Formulas give the result Excel saved with the file (a workbook
+  saved by a program that does not calculate formulas has none: the cell is empty).
+  Error values such as ``#N/A`` stay text.
+"""
+
+import contextlib
+import datetime
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+
+ROWS_PER_BATCH = 10_000
+
+
+class WorkbookError(ValueError):
+    """The workbook cannot be read: not an .xlsx file, no such sheet, no column names."""
+
+
+def header(path: Path, sheet: str | None = None) -> list[str]:
+    """Column names of the sheet, reading only its first row."""
+    with contextlib.closing(_rows(path, sheet, max_row=1)) as rows:
+        return column_names(next(rows, None))
+
+
+def to_parquet(path: Path, dest: Path, sheet: str | None = None) -> list[str]:
+    """Write the sheet to ``dest`` as Parquet, every column text; returns the column names."""
+    with contextlib.closing(_rows(path, sheet)) as rows:
+        names = column_names(next(rows, None))
+        _write_parquet(rows, names, dest)
+    return names
+
+
+def _write_parquet(rows: Iterator[tuple], names: list[str], dest: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    width = len(names)
+    blank = [None] * width
+    batch: list[list[str | None]] = []
+    blanks_pending = 0
+    with pq.ParquetWriter(dest, pa.schema([(name, pa.string()) for name in names])) as writer:
+
+        def flush() -> None:
+            columns = [pa.array(column, pa.string()) for column in zip(*batch)]
+            writer.write_batch(pa.record_batch(columns, names=names))
+            batch.clear()
+
+        def add(values: list[str | None]) -> None:
+            batch.append(values)
+            if len(batch) >= ROWS_PER_BATCH:
+                flush()
+
+        for row in rows:
+            values = [cell_text(value) for value in row[:width]]
+            if all(value is None for value in values):
+                blanks_pending += 1  # written only if a data row follows
+                continue
+            for _ in range(blanks_pending):
+                add(blank)
+            blanks_pending = 0
+            add(values + [None] * (width - len(values)))
+        if batch:
+            flush()
+
+
+def column_names(first_row: tuple | None) -> list[str]:
+    cells = [cell_text(value) for value in first_row or ()]
+    while cells and cells[-1] is None:
+        cells.pop()
+    if not cells:
+        raise WorkbookError("row 1 is empty; it must hold the column names")
+    names: list[str] = []
+    taken: set[str] = set()
+    for position, text in enumerate(cells):
+        base = name = text if text is not None else f"column{position}"
+        repeat = 0
+        while name in taken:
+            repeat += 1
+            name = f"{base}_{repeat}"
+        names.append(name)
+        taken.add(name)
+    return names
+
+
+def cell_text(value: object) -> str | None:
+    """A cell's value as text (None for an empty cell)."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return _number_text(value)
+    if isinstance(value, datetime.datetime):
+        # Excel has no date type: a date is a date-time at midnight.
+        if value.time() == datetime.time() and value.tzinfo is None:
+            return value.date().isoformat()
+        return value.isoformat()
+    if isinstance(value, datetime.date | datetime.time):
+        return value.isoformat()
+    if isinstance(value, datetime.timedelta):
+        return _duration_text(value)
+    return str(value)
+
+
+def _number_text(value: float) -> str:
+    if value == 0:
+        return "0"
+    # repr is the shortest text that reads back as the same float: no binary noise.
+    return format(Decimal(repr(value)).normalize(), "f")
+
+
+def _duration_text(value: datetime.timedelta) -> str:
+    """Hours:minutes:seconds, hours past 24 as Excel shows them with [h]:mm:ss."""
+    micros = value // datetime.timedelta(microseconds=1)
+    sign = "-" if micros < 0 else ""
+    seconds, micros = divmod(abs(micros), 1_000_000)
+    minutes, seconds = divmod(seconds, 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{sign}{hours}:{minutes:02}:{seconds:02}" + (f".{micros:06}" if micros else "")
+
+
+def _rows(path: Path, sheet: str | None, max_row: int | None = None) -> Iterator[tuple]:
+    """The sheet's rows as tuples of cell values; row n of the sheet is the n-th tuple."""
+    from openpyxl import load_workbook
+
+    try:
+        workbook = load_workbook(path, read_only=True, data_only=True)
+    except Exception as err:
+        raise WorkbookError(f"not a readable .xlsx workbook ({type(err).__name__}: {err})") from err
+    try:
+        worksheet = _worksheet(workbook, sheet)
+        # The size a file declares can be wrong (some programs always write A1): read every cell instead.
+        worksheet.reset_dimensions()
+        rows = worksheet.iter_rows(values_only=True, max_row=max_row)
+        while True:
+            try:
+                row = next(rows)
+            except StopIteration:
+                return
+            except Exception as err:
+                raise WorkbookError(f"the sheet cannot be read ({type(err).__name__}: {err})") from err
+            yield row
+    finally:
+        workbook.close()
+
+
+def _worksheet(workbook, sheet: str | None):
+    worksheets = {ws.title: ws for ws in workbook.worksheets}  # chart sheets hold no rows
+    if not worksheets:
+        raise WorkbookError("the workbook has no worksheets")
+    if sheet is None:
+        return next(iter(worksheets.values()))
+    if sheet not in worksheets:
+        raise WorkbookError(f"the workbook has no sheet named {sheet!r}; its sheets are {', '.join(map(repr, worksheets))}")
+    return worksheets[sheet]
