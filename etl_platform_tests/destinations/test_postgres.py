@@ -1,0 +1,526 @@
+"""PostgreSQL as a destination, against the real server: sync modes, cursor, atomicity, names, secrets."""
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import traceback
+import uuid
+from datetime import datetime, timedelta
+from decimal import Decimal
+from urllib.parse import quote as url_quote
+
+import duckdb
+import psycopg2
+import pytest
+from psycopg2 import sql
+from psycopg2.extensions import make_dsn
+
+from etl_platform.destinations import postgres
+from etl_platform.spec import SyncSpec
+from etl_platform.sql import quote
+from etl_platform.steps import load
+from etl_platform.steps.load import SchemaMismatch, TableRef
+
+from etl_platform_tests.conftest import PROJECT_ROOT
+
+COLUMNS = "id BIGINT, updated_at TIMESTAMP, name VARCHAR, amount DECIMAL(18,2)"
+DATA_COLUMNS = ["id", "updated_at", "name", "amount"]
+STAGE = TableRef("p", "stage")
+SELECT_ROWS = "SELECT id, updated_at, name, amount FROM dest.t ORDER BY id, updated_at"
+
+
+def day(n: int) -> datetime:
+    return datetime(2024, 1, 1) + timedelta(days=n - 1)
+
+
+def row(id_: int, on: int, name: str, amount: str = "1.00") -> tuple:
+    return (id_, day(on), name, Decimal(amount))
+
+
+@pytest.fixture
+def dsn(postgres_database) -> str:
+    return make_dsn(**{k: v for k, v in postgres_database.items() if v != ""})
+
+
+@pytest.fixture
+def duck():
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA p")
+    yield con
+    con.close()
+
+
+def stage(duck, rows: list[tuple], columns: str = COLUMNS) -> None:
+    duck.execute(f"CREATE OR REPLACE TABLE {STAGE.sql} ({columns})")
+    if rows:
+        duck.executemany(f"INSERT INTO {STAGE.sql} VALUES ({', '.join('?' * len(rows[0]))})", rows)
+
+
+def commit(duck, dsn, mode: str, rows: list[tuple] | None = None, *, policy="freeze", run_id="run-1", **sync) -> load.Committed:
+    if rows is not None:
+        stage(duck, rows)
+    return postgres.commit(
+        duck, STAGE, dsn=dsn, schema="dest", table="t", sync=SyncSpec(mode=mode, **sync), pipeline="p",
+        run_id=run_id, data_columns=DATA_COLUMNS, schema_policy=policy,
+    )
+
+
+def query(dsn: str, statement, params: list | None = None) -> list[tuple]:
+    with psycopg2.connect(dsn) as pg, pg.cursor() as cur:
+        cur.execute(statement, params)
+        rows = cur.fetchall() if cur.description else []
+    pg.close()
+    return rows
+
+
+def execute(dsn: str, *statements) -> None:
+    pg = psycopg2.connect(dsn)
+    pg.autocommit = True
+    with pg.cursor() as cur:
+        for statement in statements:
+            cur.execute(statement)
+    pg.close()
+
+
+def tables(dsn: str, schema: str = "dest") -> set[str]:
+    return {name for (name,) in query(dsn, "SELECT tablename FROM pg_tables WHERE schemaname = %s", [schema])}
+
+
+def state(dsn: str) -> list[tuple]:
+    return query(dsn, "SELECT pipeline, cursor_value, run_id FROM _etl.state ORDER BY pipeline")
+
+
+def duckdb_reference(loads: list[tuple[str, list[tuple]]], sync: SyncSpec) -> tuple[list[tuple], str | None]:
+    """The warehouse's own result for the same loads: what PostgreSQL must match."""
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA p")
+    target = TableRef("p", "t")
+    for run_id, rows in loads:
+        stage(con, rows)
+        if sync.mode == "merge":
+            load.merge(con, STAGE, target, sync)
+        else:
+            load.incremental(con, STAGE, target, sync, pipeline="p", run_id=run_id, data_columns=DATA_COLUMNS)
+    rows = con.execute("SELECT id, updated_at, name, amount FROM p.t ORDER BY id, updated_at").fetchall()
+    cursor = load.saved_cursor(con, "p") if sync.mode == "incremental" else None
+    con.close()
+    return rows, cursor
+
+
+# Types
+
+
+def test_every_duckdb_type_lands_as_its_postgres_type(duck, dsn):
+    duck.execute(
+        "CREATE TYPE mood AS ENUM ('sad', 'ok'); "
+        "CREATE TABLE p.stage AS SELECT 1::TINYINT AS tiny, 2::SMALLINT AS small, 3::INTEGER AS i, 4::BIGINT AS big, "
+        "18446744073709551615::UBIGINT AS ubig, 1.5::FLOAT AS f4, 2.25::DOUBLE AS f8, 12345.67::DECIMAL(18,2) AS dec, "
+        "true AS flag, DATE '2024-02-29' AS d, TIME '12:34:56' AS tm, TIMESTAMP '2024-01-02 03:04:05.123456' AS ts, "
+        "TIMESTAMPTZ '2024-01-02 03:04:05+02' AS tstz, 'hé \"q\", '' x' AS txt, '{\"a\": [1, 2]}'::JSON AS doc, "
+        "'6f1c3bd2-8a0e-4f3c-9d35-2f5f2b8a1c11'::UUID AS uid, 'ab'::BLOB AS raw, INTERVAL 3 DAY AS span, "
+        "[1, 2] AS list, {'k': 'v'} AS struct, 'ok'::mood AS mood"
+    )
+    duck.execute("INSERT INTO p.stage DEFAULT VALUES")  # a row of NULLs
+    postgres.commit(
+        duck, STAGE, dsn=dsn, schema="dest", table="t", sync=SyncSpec(mode="append"), pipeline="p", run_id="r", data_columns=[]
+    )
+    types = dict(query(dsn, "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
+                            "WHERE attrelid = 'dest.t'::regclass AND attnum > 0 ORDER BY attnum"))
+    assert types == {
+        "tiny": "smallint", "small": "smallint", "i": "integer", "big": "bigint", "ubig": "numeric(20,0)",
+        "f4": "real", "f8": "double precision", "dec": "numeric(18,2)", "flag": "boolean", "d": "date",
+        "tm": "time without time zone", "ts": "timestamp without time zone", "tstz": "timestamp with time zone",
+        "txt": "text", "doc": "jsonb", "uid": "uuid", "raw": "bytea", "span": "interval", "list": "jsonb",
+        "struct": "jsonb", "mood": "text",
+    }
+    shown = ", ".join(f"{name}::text" for name in types)
+    values = query(dsn, f"SET TIME ZONE 'UTC'; SELECT {shown} FROM dest.t ORDER BY big NULLS LAST")
+    assert values[0] == (
+        "1", "2", "3", "4", "18446744073709551615", "1.5", "2.25", "12345.67", "true", "2024-02-29", "12:34:56",
+        "2024-01-02 03:04:05.123456", "2024-01-02 01:04:05+00", "hé \"q\", ' x", '{"a": [1, 2]}',
+        "6f1c3bd2-8a0e-4f3c-9d35-2f5f2b8a1c11", "\\x6162", "3 days", "[1, 2]", '{"k": "v"}', "ok",
+    )
+    assert values[1] == (None,) * len(types)
+
+
+def test_a_duckdb_type_without_a_postgres_type_is_refused_before_anything_is_sent(duck, dsn):
+    duck.execute("CREATE TABLE p.stage AS SELECT '101'::BIT AS bits")
+    with pytest.raises(postgres.PostgresDestinationError, match="bits.*BIT"):
+        commit(duck, dsn, "append")
+    assert tables(dsn) == set()
+
+
+# Sync modes
+
+
+def test_replace_swaps_in_exactly_the_staged_rows(duck, dsn):
+    assert commit(duck, dsn, "replace", [row(1, 1, "a"), row(2, 1, "b"), row(3, 1, "c")]).rows_written == 3
+    committed = commit(duck, dsn, "replace", [row(7, 2, "z")])
+    assert committed.rows_written == 1 and not committed.drift
+    assert query(dsn, SELECT_ROWS) == [row(7, 2, "z")]
+    assert tables(dsn) == {"t"}  # no staging or half-built table left behind
+
+
+def test_append_adds_every_staged_row(duck, dsn):
+    rows = [row(1, 1, "a"), row(2, 1, "b")]
+    commit(duck, dsn, "append", rows)
+    assert commit(duck, dsn, "append", rows).rows_written == 2
+    assert query(dsn, SELECT_ROWS) == sorted(rows * 2)
+
+
+def test_merge_keeps_the_latest_row_per_key_as_the_warehouse_does(duck, dsn):
+    sync = SyncSpec(mode="merge", primary_key=["id"], cursor="updated_at")
+    first = [row(1, 1, "one v1"), row(2, 1, "two, untouched"), row(4, 1, "four v1")]
+    second = [
+        row(1, 3, "one v3 (highest cursor)"), row(1, 2, "one v2, read after v3 but older"),
+        row(3, 5, "three, first read"), row(3, 5, "three, read last"),
+        (4, None, "four without a cursor", Decimal("1")), row(4, 2, "four v2"),
+        (5, None, "five, no cursor at all", Decimal("1")),
+    ]
+    commit(duck, dsn, "merge", first, primary_key=["id"], cursor="updated_at")
+    assert commit(duck, dsn, "merge", second, primary_key=["id"], cursor="updated_at").rows_written == 4
+    got = query(dsn, SELECT_ROWS)
+    assert [name for _, _, name, _ in got] == [
+        "one v3 (highest cursor)", "two, untouched", "three, read last", "four v2", "five, no cursor at all"
+    ]
+    assert got == duckdb_reference([("r1", first), ("r2", second)], sync)[0]
+
+
+def test_merge_without_a_cursor_keeps_the_row_read_last(duck, dsn):
+    commit(duck, dsn, "merge", [row(1, 1, "old")], primary_key=["id"])
+    commit(duck, dsn, "merge", [row(1, 9, "first"), row(1, 2, "second"), row(1, 5, "last")], primary_key=["id"])
+    assert query(dsn, SELECT_ROWS) == [row(1, 5, "last")]
+
+
+@pytest.mark.parametrize("primary_key", [["id"], []], ids=["by key", "without a key"])
+def test_incremental_twice_loses_nothing_and_loads_nothing_twice(duck, dsn, primary_key):
+    sync = SyncSpec(mode="incremental", primary_key=primary_key, cursor="updated_at")
+    first = [row(1, 1, "one"), row(2, 2, "two"), row(3, 3, "three")]
+    second = [
+        row(1, 1, "one, before the cursor"),
+        row(3, 3, "three"),  # already loaded, at the saved cursor
+        row(4, 3, "four, late at the saved cursor"),
+        row(2, 4, "two, updated"),
+        row(5, 5, "five, new"),
+    ]
+    one = commit(duck, dsn, "incremental", first, primary_key=primary_key, cursor="updated_at", run_id="run-1")
+    assert (one.rows_written, one.cursor_before, one.cursor_after) == (3, None, "2024-01-03 00:00:00")
+    two = commit(duck, dsn, "incremental", second, primary_key=primary_key, cursor="updated_at", run_id="run-2")
+    assert (two.rows_before_cursor, two.cursor_before, two.cursor_after) == (1, "2024-01-03 00:00:00", "2024-01-05 00:00:00")
+    expected = [row(1, 1, "one"), row(2, 2, "two"), row(2, 4, "two, updated"), row(3, 3, "three"),
+                row(4, 3, "four, late at the saved cursor"), row(5, 5, "five, new")]
+    if primary_key:
+        expected.remove(row(2, 2, "two"))
+    assert query(dsn, SELECT_ROWS) == expected
+    assert (expected, "2024-01-05 00:00:00") == duckdb_reference([("run-1", first), ("run-2", second)], sync)
+    assert state(dsn) == [("p", "2024-01-05 00:00:00", "run-2")]
+
+    again = commit(duck, dsn, "incremental", second, primary_key=primary_key, cursor="updated_at", run_id="run-3")
+    assert query(dsn, SELECT_ROWS) == expected  # a repeated run changes nothing (NODUP)
+    assert (again.rows_before_cursor, again.cursor_after) == (4, "2024-01-05 00:00:00")
+
+
+def test_saved_cursor_and_reset_state(duck, dsn):
+    assert postgres.saved_cursor(dsn, "p") is None  # no state table yet, and none is created
+    assert "_etl" not in {s for (s,) in query(dsn, "SELECT nspname FROM pg_namespace")}
+    rows = [row(1, 1, "a"), row(2, 2, "b"), row(3, 3, "c")]
+    commit(duck, dsn, "incremental", rows, primary_key=["id"], cursor="updated_at")
+    assert postgres.saved_cursor(dsn, "p") == "2024-01-03 00:00:00"
+
+    assert postgres.reset_state(dsn, "p", "2024-01-02") == ("2024-01-03 00:00:00", "2024-01-02")
+    assert state(dsn) == [("p", "2024-01-02", "reset")]
+    rewound = commit(duck, dsn, "incremental", rows, primary_key=["id"], cursor="updated_at")
+    assert (rewound.rows_before_cursor, rewound.rows_written) == (1, 2)
+
+    assert postgres.reset_state(dsn, "p", None) == ("2024-01-03 00:00:00", None)
+    assert postgres.saved_cursor(dsn, "p") is None
+    forgotten = commit(duck, dsn, "incremental", rows, primary_key=["id"], cursor="updated_at")
+    assert (forgotten.cursor_before, forgotten.rows_written) == (None, 3)
+    assert query(dsn, SELECT_ROWS) == rows
+
+
+# Atomicity
+
+
+BIG_STAGE = (  # one row a second from 2024-01-01, ids from 0
+    "CREATE OR REPLACE TABLE p.stage AS SELECT range AS id, TIMESTAMP '2024-01-01' + to_seconds(range) AS updated_at, "
+    "'row ' || range AS name, (range % 1000)::DECIMAL(18,2) AS amount FROM range({rows})"
+)
+
+
+@pytest.mark.parametrize("mode, last_step", [("replace", "_Transaction.replace"), ("incremental", "_save_cursor")])
+def test_a_failure_after_the_copy_leaves_the_old_table_and_cursor(duck, dsn, monkeypatch, mode, last_step):
+    sync = {"primary_key": ["id"], "cursor": "updated_at"} if mode == "incremental" else {}
+    commit(duck, dsn, mode, [row(1, 1, "old")], **sync)
+    postgres.reset_state(dsn, "p", "2024-01-01 00:00:00")
+    owner, name = (postgres._Transaction, "replace") if "." in last_step else (postgres, last_step)
+    step = getattr(owner, name)
+
+    def step_then_fail(*args):
+        step(*args)
+        raise RuntimeError(f"injected after {last_step}")
+
+    monkeypatch.setattr(owner, name, step_then_fail)
+    with pytest.raises(RuntimeError, match="injected"):
+        commit(duck, dsn, mode, [row(2, 2, "new"), row(3, 2, "new")], **sync)
+    assert query(dsn, SELECT_ROWS) == [row(1, 1, "old")]
+    assert state(dsn) == [("p", "2024-01-01 00:00:00", "reset")]
+
+    monkeypatch.undo()  # the next run drops the staging table the failed one left
+    commit(duck, dsn, mode, [row(2, 2, "new")], **sync)
+    assert row(2, 2, "new") in query(dsn, SELECT_ROWS)
+
+
+def test_a_row_the_table_refuses_leaves_rows_and_cursor_as_they_were(duck, dsn):
+    commit(duck, dsn, "incremental", [row(1, 1, "a"), row(2, 2, "b")], primary_key=["id"], cursor="updated_at")
+    execute(dsn, "ALTER TABLE dest.t ALTER COLUMN name SET NOT NULL")
+    with pytest.raises(postgres.PostgresDestinationError, match="not-null"):
+        commit(duck, dsn, "incremental", [row(3, 3, "c"), (4, day(4), None, Decimal(1))], primary_key=["id"], cursor="updated_at")
+    assert query(dsn, SELECT_ROWS) == [row(1, 1, "a"), row(2, 2, "b")]
+    assert state(dsn) == [("p", "2024-01-02 00:00:00", "run-1")]
+
+
+def test_readers_see_the_old_table_or_the_new_one_during_replace(duck, dsn):
+    sizes = {1_000, 30_000}
+    duck.execute(BIG_STAGE.format(rows=1_000))
+    commit(duck, dsn, "replace")
+    seen, stop = [], threading.Event()
+
+    def read():
+        pg = psycopg2.connect(dsn)
+        pg.autocommit = True
+        with pg.cursor() as cur:
+            while not stop.is_set():
+                try:
+                    cur.execute("SELECT count(*) FROM dest.t")
+                    seen.append(cur.fetchone()[0])
+                except psycopg2.Error as err:
+                    seen.append(str(err))
+        pg.close()
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        for size in [30_000, 1_000, 30_000, 1_000]:
+            duck.execute(BIG_STAGE.format(rows=size))
+            commit(duck, dsn, "replace")
+    finally:
+        stop.set()
+        reader.join()
+    assert len(seen) > 10 and set(seen) <= sizes
+
+
+def test_loads_into_one_table_take_turns(dsn):
+    errors = []
+
+    def append_twice():
+        con = duckdb.connect()
+        con.execute("CREATE SCHEMA p")
+        con.execute(BIG_STAGE.format(rows=20_000))
+        try:
+            for _ in range(2):
+                commit(con, dsn, "append")
+        except Exception as err:  # noqa: BLE001 - reported by the assertion below
+            errors.append(err)
+        con.close()
+
+    loads = [threading.Thread(target=append_twice) for _ in range(3)]
+    for thread in loads:
+        thread.start()
+    for thread in loads:
+        thread.join()
+    assert errors == []
+    assert query(dsn, "SELECT count(*), count(DISTINCT id) FROM dest.t") == [(120_000, 20_000)]
+
+
+KILLED_ROWS = 500_000
+# Small batches keep the copy going long enough to be caught in the middle.
+CHILD = f"""
+import sys, duckdb
+from etl_platform.destinations import postgres
+from etl_platform.spec import SyncSpec
+from etl_platform.steps.load import TableRef
+duck = duckdb.connect()
+duck.execute("CREATE SCHEMA p")
+duck.execute({BIG_STAGE.format(rows=KILLED_ROWS)!r})
+postgres.commit(duck, TableRef("p", "stage"), dsn=sys.argv[1], schema="dest", table="t", rows_per_batch=10_000,
+    sync=SyncSpec(mode="incremental", primary_key=["id"], cursor="updated_at"), pipeline="p", run_id="killed",
+    data_columns={DATA_COLUMNS!r})
+"""
+
+
+def test_a_load_killed_while_copying_changes_nothing_and_a_rerun_loads_every_row_once(duck, dsn):
+    duck.execute(BIG_STAGE.format(rows=1_000))
+    commit(duck, dsn, "incremental", primary_key=["id"], cursor="updated_at")
+    before = (query(dsn, "SELECT count(*), sum(id), max(updated_at)::text FROM dest.t"), state(dsn))
+
+    child = subprocess.Popen([sys.executable, "-c", CHILD, dsn], cwd=PROJECT_ROOT, stderr=subprocess.PIPE)
+    copied, deadline = 0, time.monotonic() + 60
+    while not copied and child.poll() is None and time.monotonic() < deadline:
+        copied = sum(n for (n,) in query(dsn, "SELECT tuples_processed FROM pg_stat_progress_copy WHERE datname = current_database()"))
+        time.sleep(0.005)
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait()
+    assert copied and child.returncode == -signal.SIGKILL, f"the copy was not caught in progress: {child.stderr.read()!r}"
+    child.stderr.close()
+
+    assert (query(dsn, "SELECT count(*), sum(id), max(updated_at)::text FROM dest.t"), state(dsn)) == before
+    assert tables(dsn) == {"t", "__stage_t"}  # what the killed load left; the rerun replaces it
+    duck.execute(BIG_STAGE.format(rows=KILLED_ROWS))
+    rerun = commit(duck, dsn, "incremental", primary_key=["id"], cursor="updated_at", run_id="rerun")
+    assert rerun.rows_before_cursor == 999
+    assert query(dsn, "SELECT count(*), count(DISTINCT id), sum(id) FROM dest.t") == [
+        (KILLED_ROWS, KILLED_ROWS, KILLED_ROWS * (KILLED_ROWS - 1) // 2)
+    ]
+    assert state(dsn) == [("p", str(datetime(2024, 1, 1) + timedelta(seconds=KILLED_ROWS - 1)), "rerun")]
+    assert tables(dsn) == {"t"}
+
+
+# Names
+
+
+HOSTILE_SCHEMA = 'sch"; DROP SCHEMA public CASCADE; --'
+HOSTILE_TABLE = "Robert'); DROP TABLE students;--"
+HOSTILE_COLUMNS = ['a"; DROP TABLE x; --', "select", "ünïcødé €", "50%s off %(x)s"]
+
+
+def test_hostile_names_round_trip_and_run_nothing(duck, dsn):
+    execute(dsn, "CREATE TABLE public.x (v int)", "CREATE TABLE public.students (v int)")
+    key, cursor, text, percent = HOSTILE_COLUMNS
+    columns = f"{quote(key)} BIGINT, {quote(cursor)} TIMESTAMP, {quote(text)} VARCHAR, {quote(percent)} DOUBLE"
+    sync = SyncSpec(mode="incremental", primary_key=[key], cursor=cursor)
+
+    def load_rows(rows, run_id):
+        stage(duck, rows, columns)
+        return postgres.commit(
+            duck, STAGE, dsn=dsn, schema=HOSTILE_SCHEMA, table=HOSTILE_TABLE, sync=sync, pipeline="p'; --",
+            run_id=run_id, data_columns=HOSTILE_COLUMNS,
+        )
+
+    load_rows([(1, day(1), "o'ne \"1\"", 1.5), (2, day(2), "two", 2.5)], "r1")
+    committed = load_rows([(2, day(2), "two, again", 2.5), (3, day(3), "three", None)], "r2")
+    assert (committed.cursor_before, committed.cursor_after) == ("2024-01-02 00:00:00", "2024-01-03 00:00:00")
+    target = sql.Identifier(HOSTILE_SCHEMA, HOSTILE_TABLE)
+    assert query(dsn, sql.SQL("SELECT * FROM {} ORDER BY 1").format(target)) == [
+        (1, day(1), "o'ne \"1\"", 1.5), (2, day(2), "two, again", 2.5), (3, day(3), "three", None)
+    ]
+    assert [name for (name,) in query(
+        dsn, "SELECT attname FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n "
+        "ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relname = %s AND attnum > 0 ORDER BY attnum",
+        [HOSTILE_SCHEMA, HOSTILE_TABLE])] == HOSTILE_COLUMNS
+    assert tables(dsn, "public") == {"x", "students"}
+    assert tables(dsn, HOSTILE_SCHEMA) == {HOSTILE_TABLE}
+    assert postgres.saved_cursor(dsn, "p'; --") == "2024-01-03 00:00:00"
+
+
+def test_names_postgres_would_cut_short_are_refused(duck, dsn):
+    stage(duck, [row(1, 1, "a")])
+    with pytest.raises(postgres.PostgresDestinationError, match="longer than"):
+        postgres.commit(
+            duck, STAGE, dsn=dsn, schema="dest", table="t" * 64, sync=SyncSpec(), pipeline="p", run_id="r", data_columns=[]
+        )
+
+
+# Schema policies
+
+
+def evolve_stage(duck) -> None:
+    """The load drops `amount` and brings `region`."""
+    stage(duck, [(3, day(3), "c", "EU")], "id BIGINT, updated_at TIMESTAMP, name VARCHAR, region VARCHAR")
+
+
+def test_freeze_names_every_difference_and_changes_nothing(duck, dsn):
+    commit(duck, dsn, "append", [row(1, 1, "a")])
+    evolve_stage(duck)
+    with pytest.raises(SchemaMismatch) as failure:
+        commit(duck, dsn, "append", policy="freeze")
+    assert "new columns: region text" in str(failure.value)
+    assert "missing columns: amount numeric(18,2)" in str(failure.value)
+    assert query(dsn, SELECT_ROWS) == [row(1, 1, "a")]
+
+
+def test_evolve_adds_new_columns_and_fills_missing_ones_with_null(duck, dsn):
+    commit(duck, dsn, "append", [row(1, 1, "a")])
+    evolve_stage(duck)
+    committed = commit(duck, dsn, "append", policy="evolve")
+    assert committed.drift.added == ("region text",) and committed.drift.dropped == ("amount numeric(18,2)",)
+    assert query(dsn, "SELECT id, name, amount, region FROM dest.t ORDER BY id") == [
+        (1, "a", Decimal("1.00"), None), (3, "c", None, "EU")
+    ]
+
+
+def test_discard_leaves_new_columns_out_and_fills_missing_ones_with_null(duck, dsn):
+    commit(duck, dsn, "merge", [row(1, 1, "a")], primary_key=["id"])
+    evolve_stage(duck)
+    commit(duck, dsn, "merge", policy="discard", primary_key=["id"])
+    assert query(dsn, "SELECT id, name, amount FROM dest.t ORDER BY id") == [(1, "a", Decimal("1.00")), (3, "c", None)]
+    assert "region" not in {c for (c,) in query(dsn, "SELECT column_name FROM information_schema.columns WHERE table_name = 't'")}
+
+
+def test_replace_with_evolve_keeps_the_columns_the_load_lacks(duck, dsn):
+    commit(duck, dsn, "replace", [row(1, 1, "a")])
+    evolve_stage(duck)
+    commit(duck, dsn, "replace", policy="evolve")
+    assert query(dsn, "SELECT id, name, region, amount FROM dest.t") == [(3, "c", "EU", None)]
+
+
+@pytest.mark.parametrize("policy", ["freeze", "evolve", "discard"])
+def test_a_changed_type_fails_under_every_policy(duck, dsn, policy):
+    commit(duck, dsn, "append", [row(1, 1, "a")])
+    stage(duck, [(2, day(2), "b", 2.5)], "id BIGINT, updated_at TIMESTAMP, name VARCHAR, amount DOUBLE")
+    with pytest.raises(SchemaMismatch, match=r"changed types: amount numeric\(18,2\) -> double precision"):
+        commit(duck, dsn, "append", policy=policy)
+    assert query(dsn, SELECT_ROWS) == [row(1, 1, "a")]
+
+
+# Secrets
+
+
+@pytest.fixture
+def canary(postgres_database, dsn):
+    """A role whose password is a canary: it must never appear in an error."""
+    role, password = f"etl_canary_{uuid.uuid4().hex[:8]}", f"Canary/{uuid.uuid4().hex}%pw"
+    execute(
+        dsn,
+        sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(role), sql.Literal(password)),
+        sql.SQL("GRANT CREATE ON DATABASE {} TO {}").format(sql.Identifier(postgres_database["dbname"]), sql.Identifier(role)),
+    )
+    yield role, password
+    execute(dsn, sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)), sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+
+
+def assert_hidden(failure: pytest.ExceptionInfo, password: str) -> None:
+    shown = "".join(traceback.format_exception(failure.value)) + repr(failure.value)
+    for form in (password, url_quote(password, safe="")):
+        assert form not in shown
+
+
+def test_the_password_never_appears_in_an_error(duck, dsn, postgres_database, canary):
+    settings = postgres_database
+    role, password = canary
+    where = f"{settings['host']}:{settings['port']}/{settings['dbname']}"
+    uri = f"postgresql://{role}:{url_quote(password, safe='')}@{where}"
+    commit(duck, uri, "append", [row(1, 1, "a")])  # the role works
+
+    execute(dsn, "ALTER TABLE dest.t ALTER COLUMN name SET NOT NULL")
+    with pytest.raises(postgres.PostgresDestinationError, match="not-null") as failure:  # an error from the server
+        commit(duck, uri, "append", [(2, day(2), None, Decimal(1))])
+    assert_hidden(failure, password)
+
+    # The test server trusts loopback, so a wrong password alone is accepted; require_auth makes the
+    # client insist on a password exchange, and the attempt fails at authentication either way.
+    wrong = f"postgresql://{role}:{url_quote('Wrong-' + password, safe='')}@{where}?require_auth=scram-sha-256"
+    unknown = f"postgresql://nobody_{role}:{url_quote(password, safe='')}@{where}"
+    refused = f"postgresql://{role}:{url_quote(password, safe='')}@{settings['host']}:1/{settings['dbname']}"
+    keywords = make_dsn(**{**settings, "user": f"nobody_{role}", "password": password})
+    malformed = f"host={settings['host']} user={role} password='{password} dbname=x"
+    for bad, reason in [(wrong, "authentication"), (unknown, "does not exist"), (refused, "refused"),
+                        (keywords, "does not exist"), (malformed, "not valid")]:
+        for attempt in (lambda: commit(duck, bad, "append", [row(1, 1, "a")]), lambda: postgres.saved_cursor(bad, "p"),
+                        lambda: postgres.reset_state(bad, "p", None)):
+            with pytest.raises(postgres.PostgresDestinationError, match=reason) as failure:
+                attempt()
+            assert_hidden(failure, password)
