@@ -18,6 +18,7 @@ from etl_platform.resources.warehouse import WarehouseResource
 from etl_platform.spec import PipelineSpec
 from etl_platform.spec_checks import table_names
 from etl_platform_tests.conftest import PROJECT_ROOT, check_results, materializations, query, scalar
+from etl_platform_tests.s3_server import s3_bucket, s3_server  # noqa: F401
 
 
 def pipeline_defs(name: str, spec: dict, connection: dict) -> dg.Definitions:
@@ -282,3 +283,19 @@ def test_a_load_killed_midway_then_rerun_loads_everything_once(postgres_database
     assert scalar(etl_home, "SELECT cursor_value FROM _etl.state WHERE pipeline = 'killed'") == "1000"
     assert subprocess.run([sys.executable, "-c", script], cwd=PROJECT_ROOT, timeout=600).returncode == 0
     assert query(etl_home, "SELECT count(*), count(DISTINCT id), max(id) FROM killed.big") == [(3_000_000, 3_000_000, 3_000_000)]
+
+
+def test_an_s3_file_pipeline_loads_through_dagster(s3_bucket, etl_home, instance):  # noqa: F811
+    s3_bucket.put("exports/2024/a.csv", "id,amount\n1,10\n2,oops\n")
+    s3_bucket.put("exports/2024/b.csv", "id,amount\n3,30\n")
+    s3_bucket.put("other/c.csv", "id,amount\n4,40\n")
+    spec = {
+        "source": {"connection": "src", "files": "2024/*.csv", "columns": {"id": {"type": "bigint"}, "amount": {"type": "bigint"}}},
+        "destination": {"table": "amounts"},
+    }
+    result = run(pipeline_defs("lake", spec, {"kind": "s3", **s3_bucket.options(prefix="exports/")}), "lake", instance)
+    assert result.success
+    meta = materializations(result)["lake/amounts"]
+    assert (meta["rows_read"], meta["rows_accepted"], meta["rows_rejected"]) == (3, 2, 1)
+    assert query(etl_home, "SELECT _source_file, id FROM lake.amounts ORDER BY id") == [("2024/a.csv", 1), ("2024/b.csv", 3)]
+    assert query(etl_home, "SELECT source_file, source_line FROM lake.amounts_rejected") == [("2024/a.csv", 3)]

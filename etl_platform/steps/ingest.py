@@ -125,6 +125,7 @@ class _Ingest:
             lineage = {"_source_file": self.relative(path), "_load_id": self.run_id} if spec.destination.lineage_columns else {}
             select = stage.select_list(spec.source.columns, reader_casts=self.reader_casts, lineage=lineage)
             progress.file_started(self.relative(path), _estimate_rows(path))
+            scans_before = self._last_scan_id()
             try:
                 con.execute(f"INSERT INTO {self.target.stage.sql} SELECT {select} FROM {self.fmt.scan(path, spec.source.columns, self.rejects, dialect)}")
             except duckdb.Error as err:
@@ -140,12 +141,24 @@ class _Ingest:
                 excluded[path] = f"file has {rows:,} rows, over the limit of {limit:,}"
                 last_row = last
                 continue
-            scan_id = load.scalar(con, f"SELECT max(scan_id) FROM {self.rejects.scans}") if self.rejects else None
+            # The reader records a scan only when the file had lines it rejected: a file
+            # without any must not be matched with the previous file's rejects.
+            scan_id = self._last_scan_id()
+            if scan_id == scans_before:
+                scan_id = None
             progress.file_finished(rows)
             staged.append(StagedFile(path, self.relative(path), first if rows else last_row + 1, rows, scan_id))
             if rows:
                 last_row = last
         return staged
+
+    def _last_scan_id(self) -> int | None:
+        if not self.rejects:
+            return None
+        try:
+            return load.scalar(self.con, f"SELECT max(scan_id) FROM {self.rejects.scans}")
+        except duckdb.CatalogException:
+            return None
 
     def create_stage(self) -> None:
         con, spec = self.con, self.spec
