@@ -49,15 +49,16 @@ def as_resource(connector: Connector) -> ConnectionResource:
     return ConnectionResource(name=connector.name, kind=connector.kind, options=connector.options_json())
 
 
+def split_entry(entry: dict) -> tuple[str, dict]:
+    """A declared connection's kind, and its options (everything but kind and description)."""
+    return str(entry.get("kind")), {k: v for k, v in entry.items() if k not in ("kind", "description")}
+
+
 @cache
 def _declared(path: Path, mtime_ns: int) -> dict[str, tuple[str, dict]]:
     raw = yaml.load(path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}
     entries = ((raw.get("attributes") or {}).get("connections")) or {}
-    return {
-        name: (str(entry.get("kind")), {k: v for k, v in entry.items() if k not in ("kind", "description")})
-        for name, entry in entries.items()
-        if isinstance(entry, dict)
-    }
+    return {name: split_entry(entry) for name, entry in entries.items() if isinstance(entry, dict)}
 
 
 def declared_options(defs_root: Path) -> dict[str, tuple[str, dict]]:

@@ -15,6 +15,7 @@ _TYPE = (
     r"|date|time|timestamp|timestamptz|json|uuid|decimal\(\s*\d+\s*,\s*\d+\s*\))$"
 )
 _TYPE_ALIASES = {"string": "VARCHAR", "text": "VARCHAR", "int": "INTEGER", "bool": "BOOLEAN", "float": "DOUBLE", "real": "DOUBLE"}
+SchemaChanges = Literal["evolve", "freeze", "discard"]
 FILE_FORMATS = ("csv", "parquet", "json", "ndjson", "xlsx")
 
 
@@ -262,7 +263,7 @@ class DestinationSpec(SpecModel):
     lineage_columns: bool = Field(
         True, description="Add _source_file and _load_id columns so every row can be traced to its file and run."
     )
-    schema_changes: Literal["evolve", "freeze", "discard"] = Field(
+    schema_changes: SchemaChanges = Field(
         "evolve",
         description="What a load does when its columns differ from the table's. evolve: add new columns "
         "(older rows get NULL; a column the source dropped is kept and gets NULL). freeze: fail with the "

@@ -6,7 +6,7 @@ from typing import Any
 import dagster as dg
 from pydantic import Field, ValidationError, field_validator
 
-from etl_platform.connections import as_resource, resource_key
+from etl_platform.connections import as_resource, resource_key, split_entry
 from etl_platform.connectors.registry import Connector, UnknownKind, build
 from etl_platform.spec import IDENTIFIER, SpecModel
 from etl_platform.spec_errors import SpecLocator
@@ -46,9 +46,9 @@ class Connections(dg.Component):
         locate = SpecLocator(context.resolution_context.source_position_tree, fallback=str(context.path))
         connectors = []
         for name, entry in attributes.connections.items():
-            options = {k: v for k, v in entry.items() if k not in ("kind", "description")}
+            kind, options = split_entry(entry)
             try:
-                connectors.append(build(name, str(entry["kind"]), options))
+                connectors.append(build(name, kind, options))
             except UnknownKind as err:
                 raise locate.error(["connections", name, "kind"], str(err)) from None
             except ValidationError as err:

@@ -120,21 +120,18 @@ class SqlAlchemyConnector(SqlConnector):
     def discover(self) -> dict[str, list[tuple[str, str]]]:
         import sqlalchemy
 
+        """Tables of the connection's database (its default schema) and their columns."""
         try:
             engine = self.engine()
             inspector = sqlalchemy.inspect(engine)
-            found = {}
-            for schema in self._schemas(inspector):
-                for table in inspector.get_table_names(schema=schema):
-                    name = f"{schema}.{table}" if schema else table
-                    found[name] = [(c["name"], str(c["type"])) for c in inspector.get_columns(table, schema=schema)]
+            found = {
+                table: [(c["name"], str(c["type"])) for c in inspector.get_columns(table)]
+                for table in inspector.get_table_names()
+            }
             engine.dispose()
             return found
         except Exception as err:
             raise self._fail("discovering tables", err) from None
-
-    def _schemas(self, inspector) -> list[str | None]:
-        return [None]
 
 
 def _rows_to_arrow(names: list[str], partitions, types: dict[str, object]):
@@ -316,9 +313,6 @@ class MysqlConnector(SqlAlchemyConnector):
 
     def _arrow_types(self, result) -> dict[str, object]:
         return {d[0]: t for d in result.cursor.description if (t := _mysql_arrow_type(d)) is not None}
-
-    def _schemas(self, inspector) -> list[str | None]:
-        return [None]
 
 
 def _mysql_arrow_type(description) -> object:

@@ -81,12 +81,11 @@ from typing import Any, Literal
 import duckdb
 from botocore.exceptions import ClientError
 
-from etl_platform.spec import IDENTIFIER, SyncSpec
+from etl_platform.spec import IDENTIFIER, SchemaChanges, SyncSpec
 from etl_platform.sql import literal, quote
 from etl_platform.steps import load
 
 FileFormat = Literal["parquet", "csv"]
-SchemaPolicy = Literal["freeze", "evolve", "discard"]
 
 MANIFEST = "_manifest.json"
 MANIFEST_FORMAT = "etl_platform.files/1"
@@ -438,7 +437,7 @@ def _neutralised(column: str) -> str:
 
 
 def _reconcile(
-    staged: list[tuple[str, str]], before: Manifest | None, policy: SchemaPolicy, where: str, *, keep_dropped: bool
+    staged: list[tuple[str, str]], before: Manifest | None, policy: SchemaChanges, where: str, *, keep_dropped: bool
 ) -> tuple[load.Drift, list[tuple[str, str]]]:
     """The columns to write, by ``policy``, and how the load differs from the table (as load.apply_schema_policy)."""
     if policy not in ("freeze", "evolve", "discard"):
@@ -446,13 +445,8 @@ def _reconcile(
     if before is None:
         return load.Drift(), staged
     loaded, existing = dict(staged), dict(before.columns)
-    found = load.Drift(
-        added=tuple(f"{c} {t}" for c, t in loaded.items() if c not in existing),
-        dropped=tuple(f"{c} {t}" for c, t in existing.items() if c not in loaded),
-        changed=tuple(f"{c} {existing[c]} -> {t}" for c, t in loaded.items() if c in existing and existing[c] != t),
-    )
-    if found and (found.changed or policy == "freeze"):
-        raise load.SchemaMismatch(f"the load's columns differ from table {where}: {found.describe()}. Nothing was changed.")
+    found = load.Drift.between(loaded, existing)
+    found.refuse(policy, where)
     new = [(c, t) for c, t in staged if c not in existing and policy == "evolve"]
     if keep_dropped:
         return found, [(c, t) for c, t in staged if c in existing or policy == "evolve"] + [
@@ -604,7 +598,7 @@ def commit(
     data_columns: list[str],
     file_format: FileFormat = "parquet",
     partition_by: Sequence[str] = (),
-    schema_policy: SchemaPolicy = "freeze",
+    schema_policy: SchemaChanges = "freeze",
 ) -> load.Committed:
     """Commit the staged rows to the file table by ``sync.mode``; the new manifest is the commit.
 

@@ -14,7 +14,6 @@ import json
 import re
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
-from typing import Literal
 from urllib.parse import quote as url_quote
 
 import adbc_driver_manager
@@ -27,11 +26,10 @@ from psycopg2.extensions import cursor as PgCursor
 from psycopg2.extensions import parse_dsn
 
 from etl_platform import secrets
-from etl_platform.spec import SyncSpec
+from etl_platform.spec import SchemaChanges, SyncSpec
 from etl_platform.sql import qualified, quote
 from etl_platform.steps import load
 
-SchemaPolicy = Literal["evolve", "freeze", "discard"]
 
 # The bulk copy is ADBC's ingest (binary COPY fed from Arrow batches). Measured on 1M
 # rows of 8 columns (bigint, timestamp, 2 text, numeric(18,2), boolean, date, double)
@@ -233,7 +231,7 @@ def _copy_to_staging(
 
 
 def _reconcile(
-    columns: list[Column], existing: dict[str, str] | None, policy: SchemaPolicy, where: str, *, keep_dropped: bool
+    columns: list[Column], existing: dict[str, str] | None, policy: SchemaChanges, where: str, *, keep_dropped: bool
 ) -> tuple[load.Drift, list[Column], list[Column]]:
     """How the load differs from the table, the load columns that are written, and the
     table's columns after the load (as ``load.apply_schema_policy``).
@@ -244,18 +242,8 @@ def _reconcile(
     if existing is None:
         return load.Drift(), columns, columns
     loaded = {c.name: c.pg_type for c in columns}
-    found = load.Drift(
-        added=tuple(f"{c} {t}" for c, t in loaded.items() if c not in existing),
-        dropped=tuple(f"{c} {t}" for c, t in existing.items() if c not in loaded),
-        changed=tuple(f"{c} {existing[c]} -> {t}" for c, t in loaded.items() if c in existing and existing[c] != t),
-    )
-    if found.changed:
-        raise load.SchemaMismatch(
-            f"the load's columns differ from table {where}: {found.describe()}. A load never changes a column's "
-            "type, whatever the schema policy. Nothing was changed."
-        )
-    if found and policy == "freeze":
-        raise load.SchemaMismatch(f"the load's columns differ from table {where}: {found.describe()}. Nothing was changed.")
+    found = load.Drift.between(loaded, existing)
+    found.refuse(policy, where)
     kept = [c for c in columns if c.name in existing or policy == "evolve"]
     if keep_dropped:  # the new table: the load's columns, then the old table's the load lacks
         return found, kept, kept + [Column(name, pg_type) for name, pg_type in existing.items() if name not in loaded]
@@ -381,7 +369,7 @@ class _Transaction:
         return load.Committed(rows, skipped, before, after)
 
     def commit(
-        self, columns: list[Column], sync: SyncSpec, policy: SchemaPolicy, *, pipeline: str, run_id: str, data_columns: list[str]
+        self, columns: list[Column], sync: SyncSpec, policy: SchemaChanges, *, pipeline: str, run_id: str, data_columns: list[str]
     ) -> load.Committed:
         self.run(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.names.schema)))
         existing = self.existing_columns()
@@ -446,7 +434,7 @@ def commit(
     pipeline: str,
     run_id: str,
     data_columns: list[str],
-    schema_policy: SchemaPolicy = "freeze",
+    schema_policy: SchemaChanges = "freeze",
     rows_per_batch: int = ROWS_PER_BATCH,
 ) -> load.Committed:
     """Commit the DuckDB ``stage`` into PostgreSQL table ``schema.table`` by ``sync.mode``.

@@ -4,6 +4,7 @@ Every function here runs inside the caller's open transaction, so the rows, the
 rejected rows and the saved cursor commit together or not at all (ATOM, WM).
 """
 
+import dataclasses
 from dataclasses import dataclass
 
 import duckdb
@@ -78,16 +79,25 @@ class Drift:
         )
         return "; ".join(p for p in parts if p) or "no change"
 
+    @classmethod
+    def between(cls, loaded: dict[str, str], existing: dict[str, str]) -> "Drift":
+        """The difference between a load's columns and a table's, both name -> type."""
+        return cls(
+            added=tuple(f"{c} {t}" for c, t in loaded.items() if c not in existing),
+            dropped=tuple(f"{c} {t}" for c, t in existing.items() if c not in loaded),
+            changed=tuple(f"{c} {existing[c]} -> {t}" for c, t in loaded.items() if c in existing and existing[c] != t),
+        )
 
-def drift(con: duckdb.DuckDBPyConnection, stage: TableRef, target: TableRef) -> Drift:
-    if not table_exists(con, target):
-        return Drift()
-    staged, existing = dict(columns_of(con, stage)), dict(columns_of(con, target))
-    return Drift(
-        added=tuple(f"{c} {t}" for c, t in staged.items() if c not in existing),
-        dropped=tuple(f"{c} {t}" for c, t in existing.items() if c not in staged),
-        changed=tuple(f"{c} {existing[c]} -> {t}" for c, t in staged.items() if c in existing and existing[c] != t),
-    )
+    def refuse(self, policy: str, table: str) -> None:
+        """Raise SchemaMismatch when ``policy`` does not allow this difference: a changed type
+        never, freeze no difference at all."""
+        if self.changed:
+            raise SchemaMismatch(
+                f"the load's columns differ from table {table}: {self.describe()}. A load never changes a "
+                "column's type, whatever the schema policy. Nothing was changed."
+            )
+        if self and policy == "freeze":
+            raise SchemaMismatch(f"the load's columns differ from table {table}: {self.describe()}. Nothing was changed.")
 
 
 def apply_schema_policy(
@@ -100,12 +110,13 @@ def apply_schema_policy(
     (a replace), columns the load lacks are added to it as NULL so the table keeps them.
     Raises SchemaMismatch, naming every difference, before anything is changed.
     """
-    found = drift(con, stage, target)
+    if not table_exists(con, target):
+        return Drift()
+    staged, existing = dict(columns_of(con, stage)), dict(columns_of(con, target))
+    found = Drift.between(staged, existing)
+    found.refuse(policy, str(target))
     if not found:
         return found
-    if found.changed or policy == "freeze":
-        raise SchemaMismatch(f"the load's columns differ from table {target}: {found.describe()}. Nothing was changed.")
-    staged, existing = dict(columns_of(con, stage)), dict(columns_of(con, target))
     for name in [c for c in staged if c not in existing]:
         if policy == "discard":
             con.execute(f"ALTER TABLE {stage.sql} DROP COLUMN {quote(name)}")
@@ -239,11 +250,7 @@ def commit(
         committed = merge(con, stage, target, sync)
     else:
         committed = incremental(con, stage, target, sync, pipeline=pipeline, run_id=run_id, data_columns=data_columns)
-    return replace_drift(committed, found)
-
-
-def replace_drift(committed: Committed, found: Drift) -> Committed:
-    return Committed(committed.rows_written, committed.rows_before_cursor, committed.cursor_before, committed.cursor_after, found)
+    return dataclasses.replace(committed, drift=found)
 
 
 def reset_state(con: duckdb.DuckDBPyConnection, pipeline: str, to: str | None) -> tuple[str | None, str | None]:
