@@ -11,6 +11,7 @@ from etl_platform import settings
 from etl_platform.connections import resource_key
 from etl_platform.connectors.landing import LANDING, landing_connector
 from etl_platform.connectors.registry import ConnectorError
+from etl_platform.destinations import Destination, DestinationError, destination_for
 from etl_platform.secrets import MissingSecret, scrub
 from etl_platform.sql import literal as sql_literal
 from etl_platform.resources.warehouse import WAREHOUSE_POOL, WarehouseResource
@@ -47,6 +48,7 @@ class PipelineContext:
     names: TableNames
     defined_at: dict[str, str]  # field path -> "file:line", for code references and late errors
     connection_kind: str = "local"
+    destination_kind: str | None = None  # the destination connection's kind; None for the warehouse
 
 
 def _key(schema: str, table: str) -> dg.AssetKey:
@@ -95,6 +97,9 @@ def build_pipeline_defs(spec: PipelineSpec, ctx: PipelineContext) -> dg.Definiti
         metadata={"source": spec.source.label, "connection": spec.source.connection},
     )
     connection_key = None if spec.source.connection == LANDING else resource_key(spec.source.connection)
+    dest = spec.destination
+    destination_key = None if ctx.destination_kind is None else resource_key(dest.connection)
+    resource_keys = {"warehouse"} | {k for k in (connection_key, destination_key) if k}
     check_specs = [
         dg.AssetCheckSpec(
             CHECK_REJECTED_SHARE,
@@ -118,11 +123,12 @@ def build_pipeline_defs(spec: PipelineSpec, ctx: PipelineContext) -> dg.Definiti
                 deps=[source_key],
                 description=spec.description or f"Rows loaded from '{spec.source.label}'.",
                 group_name=group,
-                kinds={"duckdb"},
+                kinds=_destination_kinds(ctx.destination_kind, dest.format),
                 owners=owners,
                 metadata={
                     "dagster/column_schema": _declared_schema(spec),
                     "dagster/table_name": f"{names.schema}.{names.table}",
+                    "destination": dest.connection,
                     "sync_mode": spec.sync.mode,
                 },
             ),
@@ -139,18 +145,23 @@ def build_pipeline_defs(spec: PipelineSpec, ctx: PipelineContext) -> dg.Definiti
         check_specs=check_specs,
         pool=WAREHOUSE_POOL,
         can_subset=False,
-        required_resource_keys={"warehouse", connection_key} if connection_key else {"warehouse"},
+        required_resource_keys=resource_keys,
     )
     def load_rows(context: dg.AssetExecutionContext):
         warehouse: WarehouseResource = context.resources.warehouse
         connector = getattr(context.resources, connection_key).connector() if connection_key else landing_connector()
-        target = ingest.Target(TableRef(names.schema, names.table), TableRef(names.schema, names.rejected))
+        destination = destination_for(
+            ctx.destination_kind,
+            getattr(context.resources, destination_key).connector() if destination_key else None,
+            names.schema, names.table, file_format=dest.format, partition_by=dest.partition_by,
+        )
+        target = ingest.Target(TableRef(names.schema, names.table), TableRef(names.schema, names.rejected), destination)
         with warehouse.get_connection() as con:
             try:
                 result = _extract_and_load(context, spec, ctx.name, connector, con, target)
             except load.SchemaMismatch as err:
-                raise dg.Failure(str(err), metadata={"schema_changes": spec.destination.schema_changes}) from None
-            except (ingest.LoadFailed, ConnectorError, MissingSecret) as err:
+                raise dg.Failure(str(err), metadata={"schema_changes": dest.schema_changes}) from None
+            except (ingest.LoadFailed, ConnectorError, DestinationError, MissingSecret) as err:
                 raise dg.Failure(scrub(str(err))) from None
             rejected_total = con.execute(f"SELECT count(*) FROM {target.rejected.sql}").fetchone()[0]
         yield from _load_results(spec, result, table_key, rejected_key, rejected_total)
@@ -176,6 +187,14 @@ def build_pipeline_defs(spec: PipelineSpec, ctx: PipelineContext) -> dg.Definiti
     # the code location into one definition, and each job's graph would carry all of them.
     source_def = dg.AssetsDefinition(specs=[source])
     return dg.Definitions(assets=[source_def, *assets], jobs=[job], schedules=schedules)
+
+
+def _destination_kinds(connection_kind: str | None, file_format: str | None) -> set[str]:
+    if connection_kind is None:
+        return {"duckdb"}
+    if connection_kind == "postgres":
+        return {"postgres"}
+    return {file_format or "parquet", "s3" if connection_kind == "s3" else "file"}
 
 
 def _source_description(spec: PipelineSpec) -> str:
@@ -204,7 +223,7 @@ def _extract_and_load(context, spec: PipelineSpec, pipeline: str, connector, con
                 )
             return ingest.run(con, spec, pipeline=pipeline, files=found.files, relative=found.relative, **common)
     if src.reads == "sql":
-        cursor_column, bound = _cursor_pushdown(spec, con, pipeline)
+        cursor_column, bound = _cursor_pushdown(spec, con, pipeline, target.committer)
         sql = connector.select(src, cursor_column, bound)
         context.log.info(f"reading {connector.describe()}: {sql}")
         with connector.stream(sql) as stream:
@@ -222,7 +241,7 @@ def _load_from_api(context, spec: PipelineSpec, pipeline: str, connector, con, c
     from etl_platform.connectors.rest import RestEndpoint
 
     endpoint = RestEndpoint.model_validate(spec.source.endpoint)
-    since = load.saved_cursor(con, pipeline) if spec.sync.mode == "incremental" else None
+    since = common["target"].committer.saved_cursor(con, pipeline) if spec.sync.mode == "incremental" else None
     settings.etl_home().mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f"{pipeline}-", dir=settings.etl_home()) as folder:
         fetched = connector.fetch(endpoint, Path(folder), since=since, log=context.log.info)
@@ -235,26 +254,24 @@ def _load_from_api(context, spec: PipelineSpec, pipeline: str, connector, con, c
             paths = ", ".join(sql_literal(str(p)) for p in fetched.files)
             files_sql = f"read_ndjson([{paths}], sample_size=-1)"
         with duckdb.connect() as reader_db:
-            reader = reader_db.execute(f"SELECT * FROM {files_sql}").to_arrow_reader(100_000)
+            reader = reader_db.sql(f"SELECT * FROM {files_sql}").to_arrow_reader(100_000)
             result, _ = ingest.run_stream(con, spec, pipeline=pipeline, reader=reader, type_hints={}, **common)
     return result
 
 
-def _cursor_pushdown(spec: PipelineSpec, con, pipeline: str) -> tuple[str | None, str | None]:
+def _cursor_pushdown(spec: PipelineSpec, con, pipeline: str, destination: Destination) -> tuple[str | None, str | None]:
     """For an incremental load: the source column to filter on and the saved cursor (inclusive)."""
     sync = spec.sync
     if sync.mode != "incremental" or not sync.cursor:
         return None, None
     column = spec.source.columns.get(sync.cursor)
-    return (column.source or sync.cursor) if column else sync.cursor, load.saved_cursor(con, pipeline)
+    return (column.source or sync.cursor) if column else sync.cursor, destination.saved_cursor(con, pipeline)
 
 
 def _load_results(spec: PipelineSpec, result: ingest.LoadResult, table_key, rejected_key, rejected_total: int):
     share = result.rows_rejected / result.rows_read if result.rows_read else 0.0
     rows_per_second = result.rows_read / result.seconds if result.seconds > 0 else 0.0
     metadata = {
-        "dagster/row_count": result.table_rows,
-        "dagster/column_schema": _schema_of(result.columns),
         "rows_read": result.rows_read,
         "rows_accepted": result.rows_accepted,
         "rows_rejected": result.rows_rejected,
@@ -266,6 +283,8 @@ def _load_results(spec: PipelineSpec, result: ingest.LoadResult, table_key, reje
         "sync_mode": spec.sync.mode,
         "files": dg.MetadataValue.md(_files_table(result)),
     }
+    if result.table_rows is not None:
+        metadata |= {"dagster/row_count": result.table_rows, "dagster/column_schema": _schema_of(result.columns)}
     if spec.sync.mode == "incremental":
         metadata |= {
             "cursor_before": result.committed.cursor_before or "",

@@ -249,16 +249,35 @@ class RuleSpec(SpecModel):
 class DestinationSpec(SpecModel):
     """Where valid and rejected rows are written."""
 
-    connection: Literal["warehouse"] = Field("warehouse", description="The DuckDB warehouse (ETL_WAREHOUSE_PATH).")
+    connection: str = Field(
+        "warehouse",
+        description="Where the valid rows go: 'warehouse' (the DuckDB warehouse, ETL_WAREHOUSE_PATH) or a "
+        "connection from connections/defs.yaml: postgres (a table in that database, the cursor in its "
+        "_etl.state table) or local / s3 (a table of Parquet or CSV files in <schema>/<table>/ under the "
+        "connection's folder, the cursor in its _manifest.json). Rejected rows always go to the warehouse.",
+    )
     schema_name: str | None = Field(
-        None, alias="schema", pattern=IDENTIFIER, description="Warehouse schema. Defaults to the pipeline's name."
+        None,
+        alias="schema",
+        pattern=IDENTIFIER,
+        description="Schema (or, for files, folder) of the table. Defaults to the pipeline's name.",
     )
     table: str = Field(pattern=IDENTIFIER, description="Table that receives the valid rows.")
     rejected_table: str | None = Field(
         None,
         pattern=IDENTIFIER,
-        description="Table that receives rejected rows with their reasons, file, line and run id. "
+        description="Warehouse table that receives rejected rows with their reasons, file, line and run id. "
         "Defaults to '<table>_rejected'.",
+    )
+    format: Literal["parquet", "csv"] | None = Field(
+        None,
+        description="For a local or s3 destination: the files' format (default parquet). CSV cells that "
+        "could start a spreadsheet formula are written with a leading quote.",
+    )
+    partition_by: list[str] = Field(
+        default_factory=list,
+        description="For a local or s3 destination: target columns whose values name sub-folders "
+        "(hive style, e.g. region=EU/), so readers can skip whole folders.",
     )
     lineage_columns: bool = Field(
         True, description="Add _source_file and _load_id columns so every row can be traced to its file and run."

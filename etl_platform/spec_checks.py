@@ -12,6 +12,7 @@ from pathlib import Path
 import duckdb
 
 from etl_platform.connectors.landing import LANDING
+from etl_platform.destinations import DESTINATION_KINDS, WAREHOUSE
 from etl_platform.connectors.registry import connector_class
 from etl_platform.connectors.files import FORMATS, file_format, missing_columns
 from etl_platform.connectors.landing import LocalFolder
@@ -121,10 +122,53 @@ def check_pipeline(
     if src.columns:  # otherwise the columns are the source's, known when it is read
         _check_sync(spec, locate, target_types)
         _check_rules(spec, locate, target_types)
+    _check_destination(spec, locate, kinds, target_types)
     _check_transforms(spec, locate, names)
     if landing is not None and src.reads == "files" and src.connection == LANDING:
         _check_mapping_against_files(spec, locate, landing)
     return names
+
+
+def _check_destination(spec: PipelineSpec, locate: SpecLocator, kinds: dict[str, str], target_types: dict[str, str]) -> None:
+    dest = spec.destination
+    if dest.connection == WAREHOUSE:
+        kind = None
+    elif dest.connection == LANDING:
+        raise locate.error(
+            ["destination", "connection"],
+            "the landing folder is where files arrive, not where tables go; declare a local connection for the output folder",
+        )
+    elif dest.connection not in kinds:
+        known = {WAREHOUSE} | {n for n, k in kinds.items() if k in DESTINATION_KINDS and n != LANDING}
+        raise locate.error(
+            ["destination", "connection"],
+            f"unknown connection {dest.connection!r}{_suggest(dest.connection, known)}; use 'warehouse' or declare it "
+            "in connections/defs.yaml",
+        )
+    else:
+        kind = kinds[dest.connection]
+        if kind not in DESTINATION_KINDS:
+            raise locate.error(
+                ["destination", "connection"],
+                f"connection {dest.connection!r} is a {kind} connection; a pipeline loads into the warehouse or a "
+                f"{', '.join(DESTINATION_KINDS)} connection",
+            )
+    if kind not in ("local", "s3"):
+        for field in ("format", "partition_by"):
+            if getattr(dest, field):
+                raise locate.error(["destination", field], f"{field} is for file destinations (local or s3), not {kind or WAREHOUSE}")
+    if target_types:
+        for i, column in enumerate(dest.partition_by):
+            if column not in target_types:
+                raise locate.error(
+                    ["destination", "partition_by", i], f"unknown column '{column}'{_suggest(column, set(target_types))}"
+                )
+    if kind is not None and spec.transforms:
+        raise locate.error(
+            ["transforms"],
+            f"transforms are built in the warehouse, and this pipeline loads into {dest.connection!r}; "
+            "build them in a pipeline that loads into the warehouse",
+        )
 
 
 def _check_endpoint(endpoint: dict, locate: SpecLocator) -> None:

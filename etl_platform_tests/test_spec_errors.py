@@ -115,6 +115,18 @@ attributes:
       password: {env: SHOP_DB_PASSWORD}
 """
 
+LAKE = """\
+    lake:
+      kind: local
+      path: /tmp/lake
+"""
+
+API = """\
+    api:
+      kind: rest
+      base_url: https://api.example.com
+"""
+
 DB_PIPELINE = """\
 type: etl_platform.components.Pipeline
 attributes:
@@ -153,6 +165,13 @@ def test_a_declared_connection_becomes_a_resource_with_its_secret_as_a_reference
         pytest.param(CONNECTIONS, DB_PIPELINE.replace("table: public.orders", "files: x/*.csv\n    columns: {id: {type: bigint}}"), "is a postgres connection: the source needs table or query", id="files from a database"),
         pytest.param(CONNECTIONS.replace("kind: postgres", "kind: oracle"), DB_PIPELINE, "unknown connection kind 'oracle'", id="unknown kind"),
         pytest.param(CONNECTIONS.replace("password: {env: SHOP_DB_PASSWORD}", "password: plaintext"), DB_PIPELINE, "connections.shop_db.password", id="plaintext password"),
+        pytest.param(CONNECTIONS.replace("shop_db:", "warehouse:"), DB_PIPELINE, "connection name 'warehouse' is taken by the built-in warehouse connection", id="reserved name"),
+        pytest.param(CONNECTIONS + LAKE, DB_PIPELINE + "    connection: lakes", "attributes.destination.connection: unknown connection 'lakes'; did you mean 'lake'", id="unknown destination"),
+        pytest.param(CONNECTIONS, DB_PIPELINE + "    connection: landing", "the landing folder is where files arrive", id="landing as destination"),
+        pytest.param(CONNECTIONS + API, DB_PIPELINE + "    connection: api", "connection 'api' is a rest connection; a pipeline loads into the warehouse or a postgres, local, s3 connection", id="rest destination"),
+        pytest.param(CONNECTIONS, DB_PIPELINE + "    format: csv", "attributes.destination.format: format is for file destinations (local or s3), not warehouse", id="format for the warehouse"),
+        pytest.param(CONNECTIONS + LAKE, DB_PIPELINE.replace("table: public.orders", "table: public.orders\n    columns: {id: {type: bigint}, updated_at: {type: timestamp}}") + "    connection: lake\n    partition_by: [region]", "attributes.destination.partition_by.0: unknown column 'region'", id="partition by an unknown column"),
+        pytest.param(CONNECTIONS, DB_PIPELINE + "    connection: shop_db\n  transforms:\n    - {name: daily, sql: SELECT * FROM orders}", "attributes.transforms: transforms are built in the warehouse, and this pipeline loads into 'shop_db'", id="transforms outside the warehouse"),
     ],
 )
 def test_connection_errors_are_located(etl_home, connections, pipeline, says):

@@ -8,8 +8,13 @@ from pydantic import Field, ValidationError, field_validator
 
 from etl_platform.connections import as_resource, resource_key, split_entry
 from etl_platform.connectors.registry import Connector, UnknownKind, build
+from etl_platform.connectors.landing import LANDING
+from etl_platform.destinations import WAREHOUSE
 from etl_platform.spec import IDENTIFIER, SpecModel
 from etl_platform.spec_errors import SpecLocator
+
+
+RESERVED = (LANDING, WAREHOUSE)
 
 
 class ConnectionsSpec(SpecModel):
@@ -24,6 +29,8 @@ class ConnectionsSpec(SpecModel):
         for name, entry in connections.items():
             if not re.match(IDENTIFIER, name):
                 raise ValueError(f"connection name {name!r} must be a plain identifier (letters, digits, _)")
+            if name in RESERVED:
+                raise ValueError(f"connection name {name!r} is taken by the built-in {name} connection; choose another name")
             if "kind" not in entry:
                 raise ValueError(f"connection {name!r} needs a kind")
         return connections

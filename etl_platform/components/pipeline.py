@@ -6,6 +6,7 @@ import dagster as dg
 
 from etl_platform.connections import declared_kinds
 from etl_platform.connectors.landing import landing_folder
+from etl_platform.destinations import WAREHOUSE
 from etl_platform.factory import PipelineContext, build_pipeline_defs
 from etl_platform.spec import PipelineSpec
 from etl_platform.spec_checks import check_pipeline
@@ -38,7 +39,14 @@ class Pipeline(dg.Component):
         defined_at = {"": locate.line_of([])}
         for i in range(len(attributes.transforms)):
             defined_at[f"transforms.{i}.sql"] = locate.line_of(["transforms", i, "sql"])
-        context_ = PipelineContext(name=name, names=names, defined_at=defined_at, connection_kind=kinds[attributes.source.connection])
+        dest = attributes.destination.connection
+        context_ = PipelineContext(
+            name=name,
+            names=names,
+            defined_at=defined_at,
+            connection_kind=kinds[attributes.source.connection],
+            destination_kind=None if dest == WAREHOUSE else kinds[dest],
+        )
         return cls(attributes, context_)
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:

@@ -370,7 +370,7 @@ class DuckdbConnector(SqlConnector):
             raise self._fail("opening", err) from None
         try:
             try:
-                reader = con.execute(sql).to_arrow_reader(BATCH_ROWS)
+                reader = con.sql(sql).to_arrow_reader(BATCH_ROWS)
             except duckdb.Error as err:
                 raise self._fail("reading", err) from None
             yield SourceStream(reader)

@@ -1,1 +1,177 @@
-"""Destinations other than the DuckDB warehouse: each commits rows, rejected rows and cursor together."""
+"""Where a pipeline's valid rows are committed: the DuckDB warehouse, a PostgreSQL table, or a
+table of Parquet/CSV files in a local folder or under an S3 prefix.
+
+Every destination takes the rows staged in the warehouse and commits them by the pipeline's
+sync mode, with the saved cursor in the same commit as the rows (a PostgreSQL transaction,
+a file table's manifest). Rejected rows always stay in the warehouse, next to the stage.
+
+A load commits the destination inside the warehouse transaction that records its rejected
+rows, and commits that transaction right after: a failed destination commit rolls the
+rejected rows back with it. Only a crash in the moment between the two commits can keep a
+load's rows without its rejected rows; never the other way round.
+"""
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Protocol
+
+import duckdb
+
+from etl_platform.spec import SchemaChanges, SyncSpec
+from etl_platform.steps import load
+
+WAREHOUSE = "warehouse"
+DESTINATION_KINDS = ("postgres", "local", "s3")  # connection kinds a pipeline may load into
+
+
+class DestinationError(Exception):
+    """Committing to a destination failed; it was left as it was. The message holds no credential."""
+
+
+class Destination(Protocol):
+    def __str__(self) -> str: ...
+
+    def saved_cursor(self, duck: duckdb.DuckDBPyConnection, pipeline: str) -> str | None: ...
+
+    def commit(
+        self, duck: duckdb.DuckDBPyConnection, stage: load.TableRef, sync: SyncSpec, *,
+        pipeline: str, run_id: str, data_columns: list[str], schema_changes: SchemaChanges,
+    ) -> load.Committed: ...
+
+    def summary(self, duck: duckdb.DuckDBPyConnection) -> tuple[int, list[tuple[str, str]]]:
+        """The committed table's row count and (column, type) list."""
+        ...
+
+    def reset_state(self, duck: duckdb.DuckDBPyConnection, pipeline: str, to: str | None) -> tuple[str | None, str | None]: ...
+
+
+@dataclass(frozen=True)
+class WarehouseTable:
+    table: load.TableRef
+
+    def __str__(self) -> str:
+        return f"warehouse table {self.table}"
+
+    def saved_cursor(self, duck, pipeline):
+        return load.saved_cursor(duck, pipeline)
+
+    def commit(self, duck, stage, sync, *, pipeline, run_id, data_columns, schema_changes):
+        return load.commit(
+            duck, sync, stage, self.table, pipeline=pipeline, run_id=run_id, data_columns=data_columns, schema_changes=schema_changes
+        )
+
+    def summary(self, duck):
+        if not load.table_exists(duck, self.table):
+            return 0, []
+        return load.scalar(duck, f"SELECT count(*) FROM {self.table.sql}") or 0, load.columns_of(duck, self.table)
+
+    def reset_state(self, duck, pipeline, to):
+        return load.reset_state(duck, pipeline, to)
+
+
+@dataclass(frozen=True)
+class PostgresTable:
+    """A table in a PostgreSQL database; the cursor in that database's ``_etl.state``."""
+
+    connector: "PostgresConnector"  # noqa: F821
+    schema: str
+    table: str
+
+    def __str__(self) -> str:
+        return f"PostgreSQL table {self.schema}.{self.table} of connection {self.connector.name}"
+
+    def saved_cursor(self, duck, pipeline):
+        from etl_platform.destinations import postgres
+
+        return postgres.saved_cursor(self.connector.uri(), pipeline)
+
+    def commit(self, duck, stage, sync, *, pipeline, run_id, data_columns, schema_changes):
+        from etl_platform.destinations import postgres
+
+        return postgres.commit(
+            duck, stage, dsn=self.connector.uri(), schema=self.schema, table=self.table, sync=sync,
+            pipeline=pipeline, run_id=run_id, data_columns=data_columns, schema_policy=schema_changes,
+        )
+
+    def summary(self, duck):
+        from etl_platform.destinations import postgres
+
+        return postgres.table_summary(self.connector.uri(), self.schema, self.table)
+
+    def reset_state(self, duck, pipeline, to):
+        from etl_platform.destinations import postgres
+
+        return postgres.reset_state(self.connector.uri(), pipeline, to)
+
+
+@dataclass(frozen=True)
+class FileTable:
+    """A table of Parquet or CSV files at ``<folder or prefix>/<schema>/<table>/``; the cursor in its manifest."""
+
+    connector: "FileConnector"  # noqa: F821
+    schema: str
+    table: str
+    file_format: str = "parquet"
+    partition_by: tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        return f"{self.file_format} table {self.schema}/{self.table} of connection {self.connector.name}"
+
+    def location(self) -> "FilesLocation":  # noqa: F821
+        from etl_platform.destinations.files import FilesLocation
+
+        if self.connector.kind == "s3":
+            o = self.connector.options
+            return FilesLocation.s3(o.bucket, o.prefix, client_factory=self.connector.client)
+        return FilesLocation.local(self.connector.folder().root)
+
+    @contextlib.contextmanager
+    def _errors(self, doing: str) -> Iterator[None]:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        from etl_platform.destinations.files import ConcurrentCommit
+        from etl_platform.secrets import scrub
+
+        try:
+            yield
+        except (ValueError, OSError, ConcurrentCommit, ClientError, BotoCoreError) as err:
+            raise DestinationError(scrub(f"{doing} {self} failed: {err}")) from None
+
+    def saved_cursor(self, duck, pipeline):
+        from etl_platform.destinations import files
+
+        with self._errors("reading the cursor of"):
+            return files.saved_cursor(self.location(), self.schema, self.table)
+
+    def commit(self, duck, stage, sync, *, pipeline, run_id, data_columns, schema_changes):
+        from etl_platform.destinations import files
+
+        with self._errors("committing to"):
+            return files.commit(
+                duck, stage, location=self.location(), schema=self.schema, table=self.table, sync=sync, pipeline=pipeline,
+                run_id=run_id, data_columns=data_columns, file_format=self.file_format, partition_by=self.partition_by,
+                schema_policy=schema_changes,
+            )
+
+    def summary(self, duck):
+        with self._errors("reading the manifest of"):
+            manifest, _ = self.location().table(self.schema, self.table).read_manifest()
+        if manifest is None:
+            return 0, []
+        return sum(f.rows for f in manifest.files), [tuple(c) for c in manifest.columns]
+
+    def reset_state(self, duck, pipeline, to):
+        from etl_platform.destinations import files
+
+        with self._errors("resetting the cursor of"):
+            return files.reset_state(self.location(), self.schema, self.table, to=to)
+
+
+def destination_for(connection_kind: str, connector, schema: str, table: str, *, file_format: str | None, partition_by) -> Destination:
+    """The destination a pipeline declares; ``connector`` is None for the warehouse."""
+    if connector is None:
+        return WarehouseTable(load.TableRef(schema, table))
+    if connection_kind == "postgres":
+        return PostgresTable(connector, schema, table)
+    return FileTable(connector, schema, table, file_format or "parquet", tuple(partition_by))

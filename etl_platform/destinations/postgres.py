@@ -26,6 +26,7 @@ from psycopg2.extensions import cursor as PgCursor
 from psycopg2.extensions import parse_dsn
 
 from etl_platform import secrets
+from etl_platform.destinations import DestinationError
 from etl_platform.spec import SchemaChanges, SyncSpec
 from etl_platform.sql import qualified, quote
 from etl_platform.steps import load
@@ -41,7 +42,7 @@ MAX_NAME_BYTES = 63  # PostgreSQL cuts longer names short without an error
 STATE = sql.Identifier(load.STATE_SCHEMA, load.STATE_TABLE)
 
 
-class PostgresDestinationError(Exception):
+class PostgresDestinationError(DestinationError):
     """A PostgreSQL load or state change failed. The message never holds the password."""
 
 
@@ -489,3 +490,19 @@ def reset_state(dsn: str, pipeline: str, to: str | None) -> tuple[str | None, st
         else:
             _save_cursor(cur, pipeline, to, "reset")
         return (row[0] if row else None), to
+
+
+def table_summary(dsn: str, schema: str, table: str) -> tuple[int, list[tuple[str, str]]]:
+    """Row count and (column, type) of ``schema.table``; (0, []) when there is no such table."""
+    names = _Names(schema, table)
+    with _session(dsn, f"reading the size of PostgreSQL table {names} failed") as pg, pg, pg.cursor() as cur:
+        cur.execute(
+            "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
+            "WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
+            [qualified(schema, table)],
+        )
+        columns = [(name, dtype) for name, dtype in cur.fetchall()]
+        if not columns:
+            return 0, []
+        cur.execute(sql.SQL("SELECT count(*) FROM {}").format(names.target))
+        return cur.fetchone()[0], columns

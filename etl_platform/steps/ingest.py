@@ -14,6 +14,7 @@ from pathlib import Path
 
 import duckdb
 
+from etl_platform.destinations import Destination, DestinationError, WarehouseTable
 from etl_platform.connectors.files import FileFormat, ReaderRejects, file_format, missing_columns
 from etl_platform.spec import ColumnSpec, PipelineSpec
 from etl_platform.sql import literal, quote
@@ -47,7 +48,7 @@ class LoadResult:
     files: list[FileResult]
     rejected_by_reason: dict[str, int]
     seconds: float
-    table_rows: int
+    table_rows: int | None  # None when the committed table could not be measured afterwards
     columns: list[tuple[str, str]] = field(default_factory=list)
 
     @property
@@ -57,12 +58,20 @@ class LoadResult:
 
 @dataclass(frozen=True)
 class Target:
+    """Where a load goes. ``table`` names the stage and the rows' place in the warehouse;
+    ``destination`` commits them (default: the warehouse table itself)."""
+
     table: load.TableRef
     rejected: load.TableRef
+    destination: Destination | None = None
 
     @property
     def stage(self) -> load.TableRef:
         return load.TableRef(self.table.schema, f"__stage_{self.table.name}")
+
+    @property
+    def committer(self) -> Destination:
+        return self.destination or WarehouseTable(self.table)
 
 
 def _first_error_line(err: Exception) -> str:
@@ -298,15 +307,7 @@ def run(
         _stop_if_bad_files(spec, excluded, relative)
         for path, reason in excluded.items():
             log(f"rejecting file {relative(path)}: {reason}")
-        con.execute("BEGIN TRANSACTION")
-        try:
-            result = _validate_and_commit(ingest, staged, excluded, started)
-            con.execute("COMMIT")
-            result.seconds = time.monotonic() - started
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
-        return result
+        return _in_one_transaction(ingest, staged, excluded, started, log)
     finally:
         con.execute(f"DROP TABLE IF EXISTS {target.stage.sql}")
 
@@ -355,15 +356,7 @@ def run_stream(
         try:
             with Progress(con, log, progress_interval, target.table.name) as progress:
                 staged = ingest.stage_stream(view, spec.source.label, progress)
-            con.execute("BEGIN TRANSACTION")
-            try:
-                result = _validate_and_commit(ingest, staged, {}, started)
-                con.execute("COMMIT")
-                result.seconds = time.monotonic() - started
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
-            return result, spec
+            return _in_one_transaction(ingest, staged, {}, started, log), spec
         finally:
             con.execute(f"DROP TABLE IF EXISTS {target.stage.sql}")
     finally:
@@ -406,8 +399,8 @@ def _validate_and_commit(ingest: _Ingest, staged: list[StagedFile], excluded: di
     if ingest.with_cast_errors:
         con.execute(f"ALTER TABLE {target.stage.sql} DROP COLUMN {stage.CAST_ERRORS}")
         con.execute(f"ALTER TABLE {target.stage.sql} DROP COLUMN {stage.RAW_RECORD}")
-    committed = load.commit(
-        con, spec.sync, target.stage, target.table,
+    committed = target.committer.commit(
+        con, target.stage, spec.sync,
         pipeline=ingest.pipeline, run_id=ingest.run_id, data_columns=list(spec.source.columns),
         schema_changes=spec.destination.schema_changes,
     )
@@ -433,6 +426,26 @@ def _validate_and_commit(ingest: _Ingest, staged: list[StagedFile], excluded: di
         files=files,
         rejected_by_reason=by_reason,
         seconds=time.monotonic() - started,
-        table_rows=load.scalar(con, f"SELECT count(*) FROM {target.table.sql}") or 0,
-        columns=load.columns_of(con, target.table),
+        table_rows=None,
     )
+
+
+def _in_one_transaction(
+    ingest: _Ingest, staged: list[StagedFile], excluded: dict[Path, str], started: float, log: Callable[[str], None]
+) -> LoadResult:
+    """Validate, record rejections and commit in one warehouse transaction, then measure the table."""
+    con, committer = ingest.con, ingest.target.committer
+    con.execute("BEGIN TRANSACTION")
+    try:
+        result = _validate_and_commit(ingest, staged, excluded, started)
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    result.seconds = time.monotonic() - started
+    try:
+        result.table_rows, result.columns = committer.summary(con)
+    except DestinationError as err:
+        # The load is committed: failing the step now would make a retry load it twice.
+        log(f"the load is committed, but {committer} could not be measured: {err}")
+    return result
