@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from etl_platform import settings
+from etl_platform.settings import PROJECT_DEFS
 
 SCHEMA_PATH = Path(__file__).parent / "schema" / "pipeline.schema.json"
 COMPONENT_TYPE = "etl_platform.components.Pipeline"
@@ -54,6 +55,46 @@ def _demo_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _demo_seed(args: argparse.Namespace) -> int:
+    from etl_platform import demo_servers
+    from etl_platform.secrets import scrub
+
+    unknown = sorted(set(args.servers) - set(demo_servers.SEEDERS))
+    if unknown:
+        print(f"unknown server {', '.join(unknown)}; choose from {', '.join(demo_servers.SEEDERS)}", file=sys.stderr)
+        return 2
+    try:
+        for _, _, what in demo_servers.seed(args.servers or list(demo_servers.SEEDERS), args.more, args.if_reachable):
+            print(what)
+    except Exception as err:  # noqa: BLE001 - a server's error, shown scrubbed
+        print(scrub(f"seeding failed: {err}"), file=sys.stderr)
+        return 1
+    return 0
+
+
+def _demo_s3_server(args: argparse.Namespace) -> int:
+    """moto's S3 server on loopback, until Ctrl-C; it keeps objects in memory only."""
+    import threading
+
+    try:
+        from moto.server import ThreadedMotoServer
+    except ImportError:
+        print("needs moto: install the dev extra (uv sync --extra dev), or point ETL_DEMO_S3_ENDPOINT at MinIO", file=sys.stderr)
+        return 2
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=args.port, verbose=False)
+    server.start()
+    print(f"S3 server on http://127.0.0.1:{args.port} (in memory). In another shell:\n"
+          f"  export ETL_DEMO_S3_ENDPOINT=http://127.0.0.1:{args.port} ETL_DEMO_S3_ACCESS_KEY_ID=demo ETL_DEMO_S3_SECRET_ACCESS_KEY=demo\n"
+          "  etl-platform demo seed s3", flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+    return 0
+
+
 def _validate(args: argparse.Namespace) -> int:
     """Load the code location the way Dagster does; print the first error with its file and line."""
     import dagster as dg
@@ -82,13 +123,26 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--if-missing", action="store_true", help="do nothing when demo files are already there")
     gen.set_defaults(func=_demo_generate)
 
+    seed = demo.add_parser("seed", help="fill the demo servers (PostgreSQL, MariaDB, S3 of defs/connections) with the demo tables and files")
+    seed.add_argument("servers", nargs="*", metavar="SERVER", help="postgres, mariadb and/or s3 (default: all three)")
+    seed.add_argument("--more", action="store_true", help="add new, updated and late rows, as happens between two runs")
+    seed.add_argument("--if-reachable", action="store_true", help="skip a server that cannot be reached instead of failing")
+    seed.set_defaults(func=_demo_seed)
+
+    s3 = demo.add_parser("s3-server", help="run an in-memory S3-compatible server for the S3 demo (needs the dev extra)")
+    s3.add_argument("--port", type=int, default=9000)
+    s3.set_defaults(func=_demo_s3_server)
+
     pipelines = sub.add_parser("pipelines", help="pipelines").add_subparsers(dest="pipelines_command", required=True)
     pipelines.add_parser("validate", help="load every pipeline and report spec errors").set_defaults(func=_validate)
 
     state = sub.add_parser("state", help="saved incremental cursors").add_subparsers(dest="state_command", required=True)
-    state.add_parser("list", help="every pipeline's saved cursor").set_defaults(func=_state_list)
+    listing = state.add_parser("list", help="every pipeline's saved cursor, wherever its destination keeps it")
+    listing.add_argument("--defs", default=str(PROJECT_DEFS), help="defs folder of the pipelines (default: this project's)")
+    listing.set_defaults(func=_state_list)
     reset = state.add_parser("reset", help="forget a pipeline's cursor (next load reads everything) or rewind it with --to")
     reset.add_argument("pipeline")
+    reset.add_argument("--defs", default=str(PROJECT_DEFS), help="defs folder of the pipelines (default: this project's)")
     reset.add_argument("--to", default=None, help="cursor value to rewind to (inclusive: rows at this value are read again)")
     reset.set_defaults(func=_state_reset)
 
@@ -111,24 +165,77 @@ def _warehouse():
     return duckdb.connect(str(path))
 
 
+def _pipeline_specs(defs_root: Path) -> dict[str, "PipelineSpec"]:  # noqa: F821
+    """Every pipeline of a defs folder by name, read from its defs.yaml."""
+    import yaml
+
+    from etl_platform.spec import PipelineSpec
+
+    specs = {}
+    for path in sorted((defs_root / "pipelines").glob("*/defs.yaml")):
+        attributes = (yaml.safe_load(path.read_text()) or {}).get("attributes") or {}
+        specs[path.parent.name] = PipelineSpec.model_validate(attributes)
+    return specs
+
+
+def _destination_of(pipeline: str, spec, defs_root: Path):
+    """Where a pipeline's cursor lives: its destination (the warehouse unless it says otherwise)."""
+    from etl_platform.connections import declared_options
+    from etl_platform.connectors.registry import build
+    from etl_platform.destinations import WAREHOUSE, WarehouseTable, destination_for
+    from etl_platform.spec_checks import table_names
+    from etl_platform.steps.load import TableRef
+
+    names = table_names(spec, pipeline)
+    dest = spec.destination
+    if dest.connection == WAREHOUSE:
+        return WarehouseTable(TableRef(names.schema, names.table))
+    kind, options = declared_options(defs_root)[dest.connection]
+    return destination_for(
+        kind, build(dest.connection, kind, options), names.schema, names.table, file_format=dest.format, partition_by=dest.partition_by
+    )
+
+
 def _state_list(args: argparse.Namespace) -> int:
+    from etl_platform.destinations import WAREHOUSE
     from etl_platform.steps import load
 
     with _warehouse() as con:
-        rows = load.states(con)
+        rows = [(p, c, f"{updated}\t{run_id}") for p, c, updated, run_id in load.states(con)]
+        defs_root = Path(args.defs)
+        for pipeline, spec in _pipeline_specs(defs_root).items():
+            if spec.destination.connection != WAREHOUSE and spec.sync.mode == "incremental":
+                destination = _destination_of(pipeline, spec, defs_root)
+                rows.append((pipeline, _scrubbed(lambda: destination.saved_cursor(con, pipeline)), f"in {destination}"))
     if not rows:
         print("no saved cursors")
-    for pipeline, cursor, updated, run_id in rows:
-        print(f"{pipeline}\t{cursor}\t{updated}\t{run_id}")
+    for pipeline, cursor, where in rows:
+        print(f"{pipeline}\t{cursor}\t{where}")
     return 0
 
 
-def _state_reset(args: argparse.Namespace) -> int:
-    from etl_platform.steps import load
+def _scrubbed(read):
+    from etl_platform.secrets import scrub
 
+    try:
+        return read()
+    except Exception as err:  # noqa: BLE001 - one unreachable destination should not hide the others
+        return scrub(f"(unreadable: {err})")
+
+
+def _state_reset(args: argparse.Namespace) -> int:
+    defs_root = Path(args.defs)
+    specs = _pipeline_specs(defs_root)
     with _warehouse() as con:
-        before, after = load.reset_state(con, args.pipeline, args.to)
-    print(f"{args.pipeline}: cursor {before!r} -> {after!r}")
+        if args.pipeline in specs:
+            destination = _destination_of(args.pipeline, specs[args.pipeline], defs_root)
+        else:  # a pipeline since removed: its cursor can still be cleared from the warehouse
+            from etl_platform.destinations import WarehouseTable
+            from etl_platform.steps.load import TableRef
+
+            destination = WarehouseTable(TableRef(args.pipeline, args.pipeline))
+        before, after = destination.reset_state(con, args.pipeline, args.to)
+    print(f"{args.pipeline}: cursor {before!r} -> {after!r} in {destination}")
     return 0
 
 
@@ -137,7 +244,7 @@ def _discover(args: argparse.Namespace) -> int:
     from etl_platform.connections import CONNECTIONS_FILE, declared_options
     from etl_platform.connectors.registry import build
 
-    defs_root = Path(__file__).parent / "defs"
+    defs_root = PROJECT_DEFS
     declared = declared_options(defs_root)
     if args.connection not in declared:
         print(f"unknown connection {args.connection!r} in {defs_root / CONNECTIONS_FILE}; declared: {', '.join(sorted(declared)) or 'none'}", file=sys.stderr)

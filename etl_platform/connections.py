@@ -11,7 +11,9 @@
           password: {env: SHOP_DB_PASSWORD}
 
 Each entry is validated by its kind's options model when the code location loads; its
-credentials stay references until a step runs (see ``etl_platform.secrets``).
+credentials stay references until a step runs (see ``etl_platform.secrets``). Other
+settings may come from the environment with Dagster's templates, e.g.
+``host: "{{ env('SHOP_DB_HOST', '127.0.0.1') }}"``.
 """
 
 import json
@@ -61,10 +63,22 @@ def _declared(path: Path, mtime_ns: int) -> dict[str, tuple[str, dict]]:
     return {name: split_entry(entry) for name, entry in entries.items() if isinstance(entry, dict)}
 
 
+def resolve_templates(options: dict, resolution_context=None) -> dict:
+    """Options with ``{{ env.VAR }}`` / ``{{ env('VAR', 'default') }}`` templates filled in, as
+    Dagster fills them in any component's YAML. For settings that differ per environment
+    (hosts, ports, buckets); a secret stays a {env:} or {secret:} reference, which keeps it out
+    of the definitions (a template would put its value there, and is refused as plaintext)."""
+    from dagster.components.resolved.context import ResolutionContext
+
+    return (resolution_context or ResolutionContext.default()).resolve_value(options)
+
+
 def declared_options(defs_root: Path) -> dict[str, tuple[str, dict]]:
-    """Name -> (kind, options) of every declared connection, straight from the file."""
+    """Name -> (kind, options) of every declared connection, from the file, templates filled in."""
     path = defs_root / CONNECTIONS_FILE
-    return dict(_declared(path, path.stat().st_mtime_ns)) if path.exists() else {}
+    if not path.exists():
+        return {}
+    return {name: (kind, resolve_templates(options)) for name, (kind, options) in _declared(path, path.stat().st_mtime_ns).items()}
 
 
 def declared_kinds(defs_root: Path) -> dict[str, str]:

@@ -8,6 +8,8 @@ Resolved when called, never at import: definitions stay environment-free.
 import os
 from pathlib import Path
 
+PROJECT_DEFS = Path(__file__).parent / "defs"  # the project's defs folder: pipelines and connections
+
 
 def etl_home() -> Path:
     """Root of the local state folder (default ``./.etl_home`` in the working directory)."""

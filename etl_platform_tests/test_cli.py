@@ -186,7 +186,7 @@ def test_demo_generate_is_deterministic(tmp_path):
 def test_etl_platform_pipelines_validate(demo_landing, etl_home):
     result = cli("etl-platform", "pipelines", "validate")
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "ok: 12 assets, 3 jobs"
+    assert result.stdout.strip() == "ok: 24 assets, 6 jobs"
 
     # A mapped column that none of the files has is reported with the file and field.
     for path in (demo_landing / "campaigns").glob("*.csv"):
@@ -210,3 +210,30 @@ def test_state_reset_rewinds_or_forgets_a_pipeline_cursor(etl_home):
     assert rewound.returncode == 0 and "'2024-05-01 00:00:00' -> '2024-04-01'" in rewound.stdout
     assert cli("etl-platform", "state", "reset", "orders").returncode == 0
     assert "no saved cursors" in cli("etl-platform", "state", "list").stdout
+
+
+def test_state_of_a_pipeline_that_loads_into_postgres_lives_in_postgres(etl_home, tmp_path, postgres_database):
+    from etl_platform.destinations import postgres
+
+    db = postgres_database
+    defs = tmp_path / "defs"
+    (defs / "connections").mkdir(parents=True)
+    (defs / "pipelines" / "orders").mkdir(parents=True)
+    (defs / "connections" / "defs.yaml").write_text(
+        "type: etl_platform.components.Connections\nattributes:\n  connections:\n    dwh:\n"
+        f"      kind: postgres\n      host: {db['host']}\n      port: {db['port']}\n      database: {db['dbname']}\n      user: {db['user']}\n"
+    )
+    (defs / "pipelines" / "orders" / "defs.yaml").write_text(
+        VALID.replace("table: costs", "table: costs\n    connection: dwh").split("  transforms:")[0]
+        + "  sync: {mode: incremental, cursor: day}\n"
+    )
+    dsn = f"host={db['host']} port={db['port']} dbname={db['dbname']} user={db['user']}"
+    postgres.reset_state(dsn, "orders", "2024-05-01")
+    listed = cli("etl-platform", "state", "list", "--defs", str(defs))
+    assert listed.returncode == 0, listed.stderr
+    assert "orders\t2024-05-01\tin PostgreSQL table orders.costs of connection dwh" in listed.stdout
+    rewound = cli("etl-platform", "state", "reset", "orders", "--to", "2024-04-01", "--defs", str(defs))
+    assert rewound.returncode == 0 and "'2024-05-01' -> '2024-04-01'" in rewound.stdout
+    assert postgres.saved_cursor(dsn, "orders") == "2024-04-01"
+    assert cli("etl-platform", "state", "reset", "orders", "--defs", str(defs)).returncode == 0
+    assert postgres.saved_cursor(dsn, "orders") is None

@@ -18,14 +18,33 @@ ASSETS = {
     "shop_orders/orders",
     "shop_orders/orders_rejected",
     "shop_orders/daily_revenue",
+    "app_events/source",
+    "app_events/events",
+    "app_events/events_rejected",
+    "app_events/daily_events",
+    "crm_accounts/source",
+    "crm_accounts/accounts",
+    "crm_accounts/accounts_rejected",
+    "crm_accounts/revenue_by_plan",
+    "partner_invoices/source_files",
+    "partner_invoices/invoices",
+    "partner_invoices/invoices_rejected",
+    "partner_invoices/monthly_invoiced",
 }
 CHECKS = {
     f"{table}:{check}"
-    for table in ("marketing_campaigns/campaigns", "shop_customers/customers", "shop_orders/orders")
+    for table in (
+        "marketing_campaigns/campaigns", "shop_customers/customers", "shop_orders/orders",
+        "app_events/events", "crm_accounts/accounts", "partner_invoices/invoices",
+    )
     for check in ("rejected_rows_within_limit", "all_files_readable", "schema_drift")
 }
-JOBS = {"marketing_campaigns_job", "shop_customers_job", "shop_orders_job"}
-SCHEDULES = {"marketing_campaigns_schedule": "0 6 * * *", "shop_orders_schedule": "*/30 * * * *"}
+JOBS = {"marketing_campaigns_job", "shop_customers_job", "shop_orders_job", "app_events_job", "crm_accounts_job", "partner_invoices_job"}
+SCHEDULES = {
+    "marketing_campaigns_schedule": "0 6 * * *",
+    "shop_orders_schedule": "*/30 * * * *",
+    "app_events_schedule": "*/15 * * * *",
+}
 
 
 def test_graph_snapshot(etl_home):
@@ -45,6 +64,18 @@ def test_lineage_reaches_across_pipelines(etl_home):
     assert {k.to_user_string() for k in graph.get(dg.AssetKey(["marketing_campaigns", "campaigns"])).parent_keys} == {
         "marketing_campaigns/source_files"
     }
+
+
+def test_demo_connections_are_bound_with_kinds_and_no_secret_values(etl_home, monkeypatch):
+    monkeypatch.setenv("ETL_DEMO_S3_SECRET_ACCESS_KEY", "never-shown-0c41")
+    monkeypatch.setenv("ETL_DEMO_PG_HOST", "db.internal")
+    defs = load_definitions()
+    kinds = {name: r.kind for name, r in defs.resources.items() if name.startswith("connection_")}
+    assert kinds == {"connection_demo_postgres": "postgres", "connection_demo_mariadb": "mysql", "connection_demo_s3": "s3"}
+    assert '"host": "db.internal"' in defs.resources["connection_demo_postgres"].options  # a template, filled from the environment
+    assert "never-shown-0c41" not in defs.resources["connection_demo_s3"].options
+    table = defs.resolve_assets_def(dg.AssetKey(["app_events", "events"])).specs_by_key[dg.AssetKey(["app_events", "events"])]
+    assert set(table.kinds) == {"duckdb"} and table.metadata["sync_mode"] == "incremental"
 
 
 def test_every_warehouse_writer_is_in_the_single_writer_pool(etl_home):

@@ -165,6 +165,7 @@ def test_a_declared_connection_becomes_a_resource_with_its_secret_as_a_reference
         pytest.param(CONNECTIONS, DB_PIPELINE.replace("table: public.orders", "files: x/*.csv\n    columns: {id: {type: bigint}}"), "is a postgres connection: the source needs table or query", id="files from a database"),
         pytest.param(CONNECTIONS.replace("kind: postgres", "kind: oracle"), DB_PIPELINE, "unknown connection kind 'oracle'", id="unknown kind"),
         pytest.param(CONNECTIONS.replace("password: {env: SHOP_DB_PASSWORD}", "password: plaintext"), DB_PIPELINE, "connections.shop_db.password", id="plaintext password"),
+        pytest.param(CONNECTIONS.replace("{env: SHOP_DB_PASSWORD}", "\"{{ env('HOME') }}\""), DB_PIPELINE, "connections.shop_db.password", id="password from a template"),
         pytest.param(CONNECTIONS.replace("shop_db:", "warehouse:"), DB_PIPELINE, "connection name 'warehouse' is taken by the built-in warehouse connection", id="reserved name"),
         pytest.param(CONNECTIONS + LAKE, DB_PIPELINE + "    connection: lakes", "attributes.destination.connection: unknown connection 'lakes'; did you mean 'lake'", id="unknown destination"),
         pytest.param(CONNECTIONS, DB_PIPELINE + "    connection: landing", "the landing folder is where files arrive", id="landing as destination"),

@@ -6,7 +6,7 @@ from typing import Any
 import dagster as dg
 from pydantic import Field, ValidationError, field_validator
 
-from etl_platform.connections import as_resource, resource_key, split_entry
+from etl_platform.connections import as_resource, resolve_templates, resource_key, split_entry
 from etl_platform.connectors.registry import Connector, UnknownKind, build
 from etl_platform.connectors.landing import LANDING
 from etl_platform.destinations import WAREHOUSE
@@ -54,6 +54,7 @@ class Connections(dg.Component):
         connectors = []
         for name, entry in attributes.connections.items():
             kind, options = split_entry(entry)
+            options = resolve_templates(options, context.resolution_context.at_path("connections").at_path(name))
             try:
                 connectors.append(build(name, kind, options))
             except UnknownKind as err:
