@@ -73,6 +73,12 @@ class CsvOptions(SpecModel):
     null_strings: tuple[str, ...] = Field(("",), description="Values read as NULL, e.g. ['', 'NA', 'n/a'].")
 
 
+class ExcelOptions(SpecModel):
+    """Which part of an .xlsx workbook to read."""
+
+    sheet: str | None = Field(None, description="Worksheet to read, by its tab name. Defaults to the first worksheet.")
+
+
 class Limits(SpecModel):
     """Upper bounds per input file; a file over a limit is rejected whole with the reason."""
 
@@ -113,6 +119,7 @@ class SourceSpec(SpecModel):
         None, description="File format. Inferred from the extension when left out."
     )
     csv: CsvOptions = Field(default_factory=CsvOptions, description="CSV dialect options.")
+    excel: ExcelOptions = Field(default_factory=ExcelOptions, description="For xlsx files: which worksheet to read.")
     columns: dict[str, ColumnSpec] = Field(
         default_factory=dict,
         description="Target columns in order, each mapped from a source column and cast to a type. "
@@ -164,6 +171,11 @@ class SourceSpec(SpecModel):
         if self.table is not None:
             return self.table
         return "query" if self.query is not None else str((self.endpoint or {}).get("path", "endpoint"))
+
+    @property
+    def format_options(self) -> SpecModel:
+        """The options of the source's file format (the CSV dialect, the Excel sheet)."""
+        return self.excel if self.file_format == "xlsx" else self.csv
 
     @property
     def file_format(self) -> str:

@@ -280,8 +280,8 @@ def _check_transform_cycles(spec: PipelineSpec, locate: SpecLocator) -> None:
 
 
 @cache
-def _header(path: Path, mtime_ns: int, size: int, fmt_name: str, csv_options) -> tuple[str, ...]:
-    fmt = file_format(fmt_name, csv_options)
+def _header(path: Path, mtime_ns: int, size: int, fmt_name: str, format_options) -> tuple[str, ...]:
+    fmt = file_format(fmt_name, format_options)
     return tuple(fmt.columns(_scratch(), path))
 
 
@@ -296,7 +296,7 @@ def _check_mapping_against_files(spec: PipelineSpec, locate: SpecLocator, landin
     for path in files:
         stat = path.stat()
         try:
-            headers.append(_header(path, stat.st_mtime_ns, stat.st_size, src.file_format, src.csv))
+            headers.append(_header(path, stat.st_mtime_ns, stat.st_size, src.file_format, src.format_options))
         except duckdb.Error:
             continue  # an unreadable file is rejected when loaded; it says nothing about the spec
     if not headers:

@@ -299,3 +299,51 @@ def test_an_s3_file_pipeline_loads_through_dagster(s3_bucket, etl_home, instance
     assert (meta["rows_read"], meta["rows_accepted"], meta["rows_rejected"]) == (3, 2, 1)
     assert query(etl_home, "SELECT _source_file, id FROM lake.amounts ORDER BY id") == [("2024/a.csv", 1), ("2024/b.csv", 3)]
     assert query(etl_home, "SELECT source_file, source_line FROM lake.amounts_rejected") == [("2024/a.csv", 3)]
+
+
+def test_rest_api_incremental_through_dagster_with_auth_pages_and_a_429(tmp_path, etl_home, instance, monkeypatch):
+    from etl_platform_tests.connectors.test_rest import CUSTOMERS, Api, ApiServer, Handler
+
+    import threading
+
+    token = "canary-token-5d1e"
+    monkeypatch.setenv("CRM_API_TOKEN", token)
+    api = ApiServer(("127.0.0.1", 0), Handler)
+    api.api = Api(auth=("bearer", token))
+    threading.Thread(target=api.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
+    try:
+        spec = {
+            "source": {
+                "connection": "src",
+                "endpoint": {
+                    "path": "pages", "records_path": "data.items", "pagination": {"type": "page_number"}, "page_size": 100,
+                    "incremental": {"param": "updated_since", "cursor_field": "updated_at", "since_format": "%Y-%m-%dT%H:%M:%SZ"},
+                },
+            },
+            "sync": {"mode": "incremental", "cursor": "updated_at", "primary_key": ["id"]},
+            "destination": {"table": "customers"},
+        }
+        connection = {"kind": "rest", "base_url": api.base_url, "auth": {"type": "bearer", "token": {"env": "CRM_API_TOKEN"}},
+                      "backoff_seconds": 0}
+        defs = pipeline_defs("crm_api", spec, connection)
+        first = run(defs, "crm_api", instance)
+        assert first.success
+        meta = materializations(first)["crm_api/customers"]
+        assert meta["rows_read"] == meta["rows_written"] == len(CUSTOMERS)
+        assert meta["cursor_after"].startswith("2024-01-25 00:00:00")
+        assert len(api.api.seen) == 13  # 1,234 records in pages of 100
+
+        api.api.seen.clear()
+        api.api.failures.append((429, {"Retry-After": "0"}, '{"error": "slow down"}'))
+        second = run(defs, "crm_api", instance)
+        assert second.success
+        meta = materializations(second)["crm_api/customers"]
+        assert meta["rows_read"] == 34  # only the records at the saved cursor, merged by id again
+        assert all("updated_since=2024-01-25T00%3A00%3A00Z" in path for path in api.api.seen)
+        assert len(api.api.seen) == 2  # the 429, then the page again
+        assert query(etl_home, "SELECT count(*), count(DISTINCT id) FROM crm_api.customers") == [(1234, 1234)]
+        logged = [str(e.dagster_event or "") + (e.user_message or "") for e in instance.all_logs(second.run_id)]
+        assert logged and not any(token in line for line in logged)
+    finally:
+        api.shutdown()
+        api.server_close()

@@ -15,6 +15,7 @@ import json
 import logging
 import math
 import random
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -253,6 +254,23 @@ class Incremental(SpecModel):
 
     param: str = Field(description="Query parameter that carries the lower bound, e.g. 'updated_since'.")
     cursor_field: str = Field(description="Field of each record that holds its cursor value, e.g. 'updated_at'.")
+    since_format: str = Field(
+        "%Y-%m-%dT%H:%M:%S%z",
+        description="strftime format a timestamp cursor is sent in, e.g. '%Y-%m-%dT%H:%M:%SZ' or '%s' for Unix "
+        "seconds. The default is ISO 8601 with the offset (2024-01-31T08:00:00+0000). A numeric cursor is sent as it is.",
+    )
+
+    def since_param(self, saved: str) -> str:
+        """The saved cursor (as the warehouse wrote it) in the form the API expects."""
+        if re.fullmatch(r"-?\d+(\.\d+)?", saved):
+            return saved
+        try:
+            when = datetime.fromisoformat(saved)
+        except ValueError:
+            return saved  # text whose form the API defines
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        return str(int(when.timestamp())) if self.since_format == "%s" else when.strftime(self.since_format)
 
 
 class RestEndpoint(SpecModel):
@@ -337,7 +355,7 @@ class RestConnector(Connector):
         page_size = endpoint.page_size or self.options.page_size
         params = {name: _param_text(value) for name, value in endpoint.params.items()}
         if endpoint.incremental and since is not None:
-            params[endpoint.incremental.param] = since
+            params[endpoint.incremental.param] = endpoint.incremental.since_param(since)
         url = self.options.base_url.rstrip("/") + "/" + endpoint.path.lstrip("/")
         request: PageRequest | None = endpoint.pagination.first(PageRequest(url, params), page_size)
         cursor_field = endpoint.incremental.cursor_field if endpoint.incremental else None

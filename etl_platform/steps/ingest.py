@@ -111,7 +111,7 @@ class _Ingest:
     ):
         self.con, self.spec, self.target, self.relative = con, spec, target, relative
         self.run_id, self.pipeline = run_id, pipeline
-        self.fmt = fmt or file_format(spec.source.file_format, spec.source.csv)
+        self.fmt = fmt or file_format(spec.source.file_format, spec.source.format_options)
         self.reader_casts = self.fmt.reader_converts_types
         self.passthrough = passthrough
         self.with_cast_errors = stage.needs_cast_errors(spec.source.columns, reader_casts=self.reader_casts, passthrough=passthrough)

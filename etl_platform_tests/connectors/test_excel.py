@@ -5,7 +5,6 @@ import gc
 import re
 import zipfile
 from pathlib import Path
-from types import SimpleNamespace
 
 import duckdb
 import openpyxl
@@ -15,7 +14,7 @@ from openpyxl.styles import Font
 
 from etl_platform.connectors import excel
 from etl_platform.connectors.files import XlsxFormat, file_format
-from etl_platform.spec import CsvOptions, PipelineSpec
+from etl_platform.spec import CsvOptions, ExcelOptions, PipelineSpec
 from etl_platform.steps import ingest
 from etl_platform.steps.load import TableRef
 
@@ -49,8 +48,7 @@ def read(con, fmt: XlsxFormat, path: Path) -> tuple[list[str], list[tuple]]:
 
 
 def xlsx(**options) -> XlsxFormat:
-    # Excel options carry the sheet; until the pipeline spec has them, any object with `sheet` does.
-    return XlsxFormat(SimpleNamespace(**options)) if options else file_format("xlsx", CsvOptions())
+    return XlsxFormat(ExcelOptions(**options)) if options else file_format("xlsx", CsvOptions())
 
 
 @pytest.mark.parametrize(
@@ -281,3 +279,24 @@ def test_a_load_reports_rejected_rows_by_their_excel_row(tmp_path):
     assert "cannot be read as xlsx: not a readable .xlsx workbook" in reasons[None][0]
     assert reasons[4] == ["amount: not a valid decimal(10,2)"]
     assert reasons[5] == ["amount is negative"]
+
+
+def test_a_pipeline_reads_the_sheet_its_spec_names(tmp_path):
+    landing = tmp_path / "landing"
+    workbook(landing / "q.xlsx", [["Note"], ["cover page"]], title="Cover", more_sheets={"Data": [["Order", "Amount"], [1, 2.5], [2, 4]]})
+    spec = PipelineSpec.model_validate({
+        "source": {"files": "*.xlsx", "excel": {"sheet": "Data"},
+                   "columns": {"order_id": {"from": "Order", "type": "bigint"}, "amount": {"from": "Amount", "type": "double"}}},
+        "destination": {"table": "orders"},
+    })
+    con = duckdb.connect()
+    try:
+        result = ingest.run(
+            con, spec, pipeline="p", files=[landing / "q.xlsx"], relative=lambda p: p.name,
+            target=ingest.Target(TableRef("p", "orders"), TableRef("p", "orders_rejected")),
+            run_id="run-1", log=lambda message: None, progress_interval=60,
+        )
+        assert con.execute("SELECT order_id, amount FROM p.orders ORDER BY 1").fetchall() == [(1, 2.5), (2, 4.0)]
+    finally:
+        con.close()
+    assert result.rows_read == 2 and result.rows_rejected == 0

@@ -494,3 +494,18 @@ def test_a_response_that_is_not_a_list_needs_records_path(server, tmp_path):
     endpoint = {"path": "pages", "params": {"page": 1, "per_page": 10}}
     with pytest.raises(RestError, match=r"GET /pages\?page=1&per_page=10: the response is dict, not a list of records"):
         fetch(connect(server.base_url), tmp_path, **endpoint)
+
+
+@pytest.mark.parametrize(
+    ("saved", "since_format", "sent"),
+    [
+        ("2024-01-25 00:00:00", "%Y-%m-%dT%H:%M:%SZ", "2024-01-25T00:00:00Z"),
+        ("2024-01-25 09:30:00+01", "%Y-%m-%dT%H:%M:%S%z", "2024-01-25T09:30:00+0100"),
+        ("2024-01-25 00:00:00", "%s", "1706140800"),
+        ("20240125", "%Y-%m-%d", "20240125"),  # a number stays a number
+        ("abc-123", "%Y", "abc-123"),
+    ],
+)
+def test_the_saved_cursor_is_sent_in_the_form_the_api_expects(saved, since_format, sent):
+    incremental = rest.Incremental(param="since", cursor_field="updated_at", since_format=since_format)
+    assert incremental.since_param(saved) == sent
