@@ -36,7 +36,8 @@ SecretRef = EnvRef | VaultRef
 
 
 class MissingSecret(Exception):
-    """A referenced secret has no value where the step runs."""
+    """A referenced secret cannot be had where the step runs (unset variable, locked or
+    damaged vault, no such entry); the message says which and how to fix it."""
 
 
 _revealed: set[str] = set()
@@ -56,7 +57,12 @@ def reveal(ref: SecretRef | str | None) -> str | None:
         if value is None:
             raise MissingSecret(f"environment variable {ref.env} is not set in the process running this step")
     else:
-        raise MissingSecret(f"vault entry {ref.secret!r}: the vault is not configured in this process")
+        from etl_platform import vault
+
+        try:
+            value = vault.lookup(ref.secret)
+        except vault.VaultError as err:
+            raise MissingSecret(str(err)) from None
     if value:
         with _lock:
             _revealed.add(value)

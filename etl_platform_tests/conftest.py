@@ -168,3 +168,41 @@ def mariadb_database():
         with admin.cursor() as cur:
             cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
         admin.close()
+
+
+@pytest.fixture(scope="session")
+def password_postgres():
+    """A PostgreSQL server of its own on loopback that checks passwords (scram-sha-256), unlike
+    the shared test server's trust login. Yields its settings; the password is a random canary."""
+    import glob
+    import secrets
+    import shutil
+    import socket
+    import tempfile
+
+    binaries = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb")) or [shutil.which("initdb") or ""]
+    if not binaries[-1]:
+        _service_unavailable("PostgreSQL's initdb and pg_ctl", "install the PostgreSQL server package to run this test")
+    bindir = Path(binaries[-1]).parent
+    folder = Path(tempfile.mkdtemp(prefix="etl-test-pg-"))  # not under pytest's 0700 folders: the server's user must reach it
+    password = f"canary-{secrets.token_hex(12)}"
+    (folder / "pw").write_text(password)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    as_owner = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    if as_owner:
+        shutil.chown(folder, "postgres")
+        shutil.chown(folder / "pw", "postgres")
+    subprocess.run([*as_owner, str(bindir / "initdb"), "-D", str(folder / "data"), "-U", "etl", "--auth=scram-sha-256",
+                    f"--pwfile={folder / 'pw'}"], check=True, capture_output=True)
+    (folder / "pw").unlink()
+    options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off"
+    # The server outlives pg_ctl: it must not hold a pipe of ours open, so it logs to a file.
+    subprocess.run([*as_owner, str(bindir / "pg_ctl"), "-D", str(folder / "data"), "-o", options, "-l", str(folder / "server.log"),
+                    "-w", "start"], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        yield {"host": "127.0.0.1", "port": port, "user": "etl", "password": password, "dbname": "postgres"}
+    finally:
+        subprocess.run([*as_owner, str(bindir / "pg_ctl"), "-D", str(folder / "data"), "-m", "immediate", "stop"], capture_output=True)
+        shutil.rmtree(folder, ignore_errors=True)

@@ -1,0 +1,255 @@
+"""The encrypted vault: connection credentials at rest, unlocked by a master password.
+
+One JSON file (``ETL_VAULT_PATH``, default ``$ETL_HOME/vault.json``)::
+
+    {"format": "etl_platform.vault/1",
+     "kdf": {"name": "scrypt", "n": 131072, "r": 8, "p": 1, "length": 32, "salt": "<16 random bytes, base64>"},
+     "data_keys": "<Fernet token: the data keys, encrypted with the key derived from the password>",
+     "entries": {"shop_db_password": "<Fernet token: {name, value}, encrypted with the data key>"}}
+
+The master password derives a key-encryption key by scrypt (N=2^17, r=8, p=1: OWASP's
+current guidance); it encrypts only the data keys. The first data key encrypts every
+entry, so changing the password re-wraps the data keys and leaves entries alone, and
+rotating writes a new data key and re-encrypts every entry with it. KDF parameters and
+salt are stored, so a stronger setting can be adopted by ``change-password`` later.
+
+Fernet authenticates every token: a wrong password, a flipped byte, a truncated token or a
+token taken from another vault all fail before any plaintext exists. Each entry's
+plaintext names its entry, so a token moved to another name in the same vault fails too.
+
+Writes go to a temporary file in the same folder, are flushed to disk, then renamed over
+the vault: a crash at any point leaves either the old vault or the new one, both whole.
+Writers take a lock file, so two commands changing the vault at once do not lose an entry.
+"""
+
+import base64
+import contextlib
+import fcntl
+import json
+import os
+import secrets as random_source
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+
+from etl_platform import settings
+
+FORMAT = "etl_platform.vault/1"
+KDF_DEFAULTS = {"name": "scrypt", "n": 2**17, "r": 8, "p": 1, "length": 32}
+MIN_SCRYPT_N = 2**17
+PASSWORD_ENV, PASSWORD_FILE_ENV = "ETL_MASTER_PASSWORD", "ETL_MASTER_PASSWORD_FILE"
+
+
+class VaultError(Exception):
+    """The vault cannot be used as asked; the message says why and never holds a secret."""
+
+
+class WrongPassword(VaultError):
+    pass
+
+
+class Tampered(VaultError):
+    pass
+
+
+def vault_path() -> Path:
+    return Path(os.environ.get("ETL_VAULT_PATH") or settings.etl_home() / "vault.json")
+
+
+def password_from_environment() -> str | None:
+    """The master password from ETL_MASTER_PASSWORD, or the file ETL_MASTER_PASSWORD_FILE names."""
+    if os.environ.get(PASSWORD_ENV):
+        return os.environ[PASSWORD_ENV]
+    if file := os.environ.get(PASSWORD_FILE_ENV):
+        try:
+            return Path(file).read_text().rstrip("\r\n")
+        except OSError as err:
+            raise VaultError(f"{PASSWORD_FILE_ENV} names {file}, which cannot be read: {err.strerror}") from None
+    return None
+
+
+def _derive(password: str, kdf: dict) -> Fernet:
+    if kdf.get("name") != "scrypt":
+        raise Tampered(f"unknown key derivation {kdf.get('name')!r}")
+    try:
+        key = Scrypt(salt=base64.b64decode(kdf["salt"]), length=kdf["length"], n=kdf["n"], r=kdf["r"], p=kdf["p"]).derive(
+            password.encode()
+        )
+    except (KeyError, TypeError, ValueError) as err:
+        raise Tampered(f"the key derivation settings are damaged ({type(err).__name__})") from None
+    return Fernet(base64.urlsafe_b64encode(key))
+
+
+def _new_kdf() -> dict:
+    return {**KDF_DEFAULTS, "salt": base64.b64encode(random_source.token_bytes(16)).decode()}
+
+
+@dataclass
+class Vault:
+    """An unlocked vault: its file's content and its data keys (kept in memory only)."""
+
+    path: Path
+    kdf: dict
+    data_keys: list[bytes]
+    entries: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def _fernet(self) -> MultiFernet:
+        return MultiFernet([Fernet(k) for k in self.data_keys])
+
+    # --- reading -------------------------------------------------------------------
+
+    def names(self) -> list[str]:
+        return sorted(self.entries)
+
+    def get(self, name: str) -> str:
+        token = self.entries.get(name)
+        if token is None:
+            raise VaultError(f"the vault {self.path} has no entry {name!r}")
+        try:
+            plain = json.loads(self._fernet.decrypt(token.encode()))
+        except (InvalidToken, ValueError, TypeError):
+            raise Tampered(f"vault entry {name!r} has been tampered with or belongs to another vault") from None
+        if not isinstance(plain, dict) or plain.get("name") != name or not isinstance(plain.get("value"), str):
+            raise Tampered(f"vault entry {name!r} holds another entry's value: it has been tampered with")
+        return plain["value"]
+
+    # --- changing (each call writes the file) ----------------------------------------
+
+    def set(self, name: str, value: str) -> None:
+        if not name or not name.replace("_", "a").replace("-", "a").replace(".", "a").isalnum():
+            raise VaultError(f"entry name {name!r}: use letters, digits, '_', '-' and '.'")
+        self.entries[name] = Fernet(self.data_keys[0]).encrypt(json.dumps({"name": name, "value": value}).encode()).decode()
+
+    def delete(self, name: str) -> None:
+        if self.entries.pop(name, None) is None:
+            raise VaultError(f"the vault {self.path} has no entry {name!r}")
+
+    def rotate(self) -> None:
+        """A new data key; every entry re-encrypted with it; the old keys dropped."""
+        new = Fernet.generate_key()
+        rotating = MultiFernet([Fernet(new), *(Fernet(k) for k in self.data_keys)])
+        rotated = {}
+        for name, token in self.entries.items():
+            self.get(name)  # refuse to carry a tampered entry over
+            rotated[name] = rotating.rotate(token.encode()).decode()
+        self.entries, self.data_keys = rotated, [new]
+
+    def file_content(self, password: str, kdf: dict | None = None) -> dict:
+        self.kdf = kdf or self.kdf
+        wrapped = _derive(password, self.kdf).encrypt(json.dumps([k.decode() for k in self.data_keys]).encode())
+        return {"format": FORMAT, "kdf": self.kdf, "data_keys": wrapped.decode(), "entries": dict(sorted(self.entries.items()))}
+
+
+def read_file(path: Path) -> dict:
+    try:
+        content = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise VaultError(f"no vault at {path}: create one with `etl-platform vault init`") from None
+    except (OSError, ValueError) as err:
+        raise Tampered(f"the vault {path} cannot be read: {type(err).__name__}") from None
+    if not isinstance(content, dict) or content.get("format") != FORMAT:
+        raise Tampered(f"{path} is not an etl_platform vault (format {FORMAT})")
+    return content
+
+
+def entry_names(path: Path | None = None) -> set[str]:
+    """Names of the vault's entries, without the password (names are not secret)."""
+    entries = read_file(path or vault_path()).get("entries")
+    return set(entries) if isinstance(entries, dict) else set()
+
+
+def unlock(password: str, path: Path | None = None) -> Vault:
+    path = path or vault_path()
+    content = read_file(path)
+    kdf, entries = content.get("kdf"), content.get("entries")
+    if not isinstance(kdf, dict) or not isinstance(entries, dict) or not isinstance(content.get("data_keys"), str):
+        raise Tampered(f"the vault {path} is missing parts")
+    try:
+        keys = json.loads(_derive(password, kdf).decrypt(content["data_keys"].encode()))
+    except InvalidToken:
+        raise WrongPassword(f"wrong master password for the vault {path} (or its keys have been tampered with)") from None
+    return Vault(path, kdf, [k.encode() for k in keys], dict(entries))
+
+
+def create(password: str, path: Path | None = None) -> Vault:
+    path = path or vault_path()
+    if path.exists():
+        raise VaultError(f"a vault already exists at {path}")
+    _check_password(password)
+    vault = Vault(path, _new_kdf(), [Fernet.generate_key()])
+    write(vault, password)
+    return vault
+
+
+def _check_password(password: str) -> None:
+    if len(password) < 12:
+        raise VaultError("the master password needs at least 12 characters")
+
+
+def write(vault: Vault, password: str, kdf: dict | None = None) -> None:
+    """Replace the vault file atomically: temp file, fsync, rename, fsync of the folder."""
+    content = json.dumps(vault.file_content(password, kdf), indent=2) + "\n"
+    folder = vault.path.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(prefix=f".{vault.path.name}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "w") as out:
+            out.write(content)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temp, vault.path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise
+    dir_fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+@contextlib.contextmanager
+def changing(password: str, path: Path | None = None) -> Iterator[Vault]:
+    """Unlock under the writers' lock, let the caller change the vault, write it back."""
+    path = path or vault_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.parent / f".{path.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        vault = unlock(password, path)
+        yield vault
+        write(vault, password)
+
+
+def change_password(old: str, new: str, path: Path | None = None) -> None:
+    """Re-wrap the data keys under a new password (new salt, current KDF strength); entries stay."""
+    _check_password(new)
+    path = path or vault_path()
+    with open(path.parent / f".{path.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        write(unlock(old, path), new, kdf=_new_kdf())
+
+
+_data_keys: dict[Path, tuple[str, list[bytes]]] = {}  # per vault file: its wrapped keys, unwrapped
+
+
+def lookup(name: str) -> str:
+    """An entry of the process's vault. The password (from the environment) is used once per
+    process; entries are read from the file each time, so entries set later are found."""
+    path = vault_path()
+    content = read_file(path)
+    cached = _data_keys.get(path)
+    if cached is None or cached[0] != content.get("data_keys"):
+        password = password_from_environment()
+        if password is None:
+            raise VaultError(
+                f"vault entry {name!r}: set {PASSWORD_ENV} or {PASSWORD_FILE_ENV} in the process running this step to unlock {path}"
+            )
+        vault = unlock(password, path)
+        _data_keys[path] = (content["data_keys"], vault.data_keys)
+    return Vault(path, content["kdf"], _data_keys[path][1], dict(content.get("entries") or {})).get(name)
