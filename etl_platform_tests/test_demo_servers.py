@@ -4,15 +4,21 @@ own definitions against PostgreSQL, MariaDB and an S3-compatible server on loopb
 import psycopg2
 import pytest
 
+from etl_platform import vault
 from etl_platform_tests.conftest import cli, materializations, query, run_job
 from etl_platform_tests.s3_server import ACCESS_KEY_ENV, SECRET_KEY_ENV, s3_bucket, s3_server  # noqa: F401
 
 
 @pytest.fixture
-def demo_env(postgres_database, mariadb_database, s3_bucket, monkeypatch) -> dict[str, str]:
-    """Point the demo connections (templated in defs/connections/defs.yaml) at this test's servers."""
+def demo_env(postgres_database, mariadb_database, s3_bucket, monkeypatch, tmp_path) -> dict[str, str]:
+    """Point the demo connections (templated in defs/connections/defs.yaml) at this test's servers,
+    with the PostgreSQL password in a vault of the test's own."""
     pg, maria = postgres_database, mariadb_database
+    created = vault.create("demo master password", tmp_path / "vault.json")
+    created.set("demo_postgres_password", pg["password"])
+    vault.write(created, "demo master password")
     env = {
+        "ETL_VAULT_PATH": str(tmp_path / "vault.json"), "ETL_MASTER_PASSWORD": "demo master password",
         "ETL_DEMO_PG_HOST": pg["host"], "ETL_DEMO_PG_PORT": str(pg["port"]), "ETL_DEMO_PG_DATABASE": pg["dbname"],
         "ETL_DEMO_PG_USER": pg["user"],
         "ETL_DEMO_MYSQL_HOST": maria["host"], "ETL_DEMO_MYSQL_PORT": str(maria["port"]),
