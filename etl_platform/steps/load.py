@@ -129,8 +129,13 @@ def apply_schema_policy(
 
 
 def _ensure_target(con: duckdb.DuckDBPyConnection, stage: TableRef, target: TableRef) -> None:
+    # An explicit column list, not CREATE TABLE AS ... LIMIT 0: in DuckDB 2.0 a table made that
+    # way inside a transaction answers count(*) and max() with 0 and NULL after a large insert
+    # (122,880 rows or more) until the connection reopens, and the first incremental load
+    # would save no cursor.
     if not table_exists(con, target):
-        con.execute(f"CREATE TABLE {target.sql} AS SELECT * FROM {stage.sql} LIMIT 0")
+        columns = ", ".join(f"{quote(name)} {dtype}" for name, dtype in columns_of(con, stage))
+        con.execute(f"CREATE TABLE {target.sql} ({columns})")
 
 
 def scalar(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None):

@@ -275,3 +275,21 @@ def test_a_failure_after_staging_rolls_back_everything(con, tmp_path, monkeypatc
     assert con.execute("SELECT id FROM p.t").fetchall() == [(1,)]
     assert con.execute("SELECT count(*) FROM p.t_rejected WHERE run_id = 'run-2'").fetchone()[0] == 0
     assert con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name LIKE '__stage%'").fetchone()[0] == 0
+
+
+def test_a_large_first_incremental_load_saves_its_cursor(tmp_path):
+    """200,000 rows (more than one DuckDB row group) in the first load: the cursor is the highest one."""
+    from etl_platform.spec import SyncSpec
+    from etl_platform.steps import load
+
+    with duckdb.connect(str(tmp_path / "w.duckdb")) as con:
+        con.execute("CREATE SCHEMA s")
+        con.execute("CREATE TABLE s.stage AS SELECT range AS id, range * 10 AS seq FROM range(200000)")
+        con.execute("BEGIN")
+        committed = load.commit(
+            con, SyncSpec(mode="incremental", cursor="seq", primary_key=["id"]), TableRef("s", "stage"), TableRef("s", "t"),
+            pipeline="p", run_id="r", data_columns=["id", "seq"],
+        )
+        con.execute("COMMIT")
+        assert committed.cursor_after == "1999990"
+        assert load.saved_cursor(con, "p") == "1999990"
