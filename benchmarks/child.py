@@ -1,15 +1,17 @@
 """One measured process: ``python -m benchmarks.child KIND RESULT_JSON PARAMS_JSON``.
 
-Runs probe KIND of ``benchmarks.probes`` with PARAMS_JSON as keyword arguments and writes
-its result, plus this process's own memory high-water mark, to RESULT_JSON. Only the
-standard library is imported before the probe starts.
+Runs probe KIND of ``benchmarks.probes`` or ``benchmarks.postgres_probes`` with PARAMS_JSON
+as keyword arguments and writes its result, plus this process's own memory high-water
+mark, to RESULT_JSON. Only the standard library is imported before the probe starts.
 """
 
 import json
 import sys
 from pathlib import Path
 
-from benchmarks import probes
+from benchmarks import postgres_probes, probes
+
+PROBES = {**probes.PROBES, **postgres_probes.PROBES}
 
 
 def _address_space_peak_kib() -> int | None:
@@ -28,7 +30,7 @@ def _address_space_peak_kib() -> int | None:
 
 def main(argv: list[str]) -> None:
     kind, out, params = argv[1], Path(argv[2]), json.loads(argv[3])
-    result = probes.PROBES[kind](**params)
+    result = PROBES[kind](**params)
     result["address_space_peak_kib"] = _address_space_peak_kib()
     out.write_text(json.dumps(result))
 
