@@ -211,22 +211,27 @@ class PostgresConnector(SqlConnector):
 
     @contextlib.contextmanager
     def stream(self, sql: str) -> Iterator[SourceStream]:
-        import adbc_driver_postgresql.dbapi as adbc
+        # ADBC's low-level API: its DB-API module imports pyarrow.dataset and pandas, which
+        # cost a small incremental load more than reading its rows.
+        import adbc_driver_manager
+        import adbc_driver_postgresql
+        import pyarrow as pa
 
-        try:
-            conn = adbc.connect(self.uri())
-        except Exception as err:
-            raise self._fail("connecting", err) from None
-        try:
+        with contextlib.ExitStack() as opened:
             try:
-                cur = conn.cursor()
-                cur.execute(sql)
-                plain, hints = _plain_arrow(cur.fetch_record_batch())
+                database = opened.enter_context(adbc_driver_postgresql.connect(self.uri()))
+                connection = opened.enter_context(adbc_driver_manager.AdbcConnection(database))
+            except Exception as err:
+                raise self._fail("connecting", err) from None
+            try:
+                statement = opened.enter_context(adbc_driver_manager.AdbcStatement(connection))
+                statement.set_sql_query(sql)
+                handle, _ = statement.execute_query()
+                reader = opened.enter_context(pa.RecordBatchReader._import_from_c(handle.address))
+                plain, hints = _plain_arrow(reader)
             except Exception as err:
                 raise self._fail("reading", err) from None
             yield SourceStream(plain, hints)
-        finally:
-            conn.close()
 
     def discover(self) -> dict[str, list[tuple[str, str]]]:
         import adbc_driver_postgresql.dbapi as adbc
