@@ -27,6 +27,7 @@ import contextlib
 import fcntl
 import json
 import os
+import re
 import secrets as random_source
 import tempfile
 from collections.abc import Iterator
@@ -121,7 +122,7 @@ class Vault:
     # --- changing (each call writes the file) ----------------------------------------
 
     def set(self, name: str, value: str) -> None:
-        if not name or not name.replace("_", "a").replace("-", "a").replace(".", "a").isalnum():
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
             raise VaultError(f"entry name {name!r}: use letters, digits, '_', '-' and '.'")
         self.entries[name] = Fernet(self.data_keys[0]).encrypt(json.dumps({"name": name, "value": value}).encode()).decode()
 
@@ -215,12 +216,19 @@ def write(vault: Vault, password: str, kdf: dict | None = None) -> None:
 
 
 @contextlib.contextmanager
-def changing(password: str, path: Path | None = None) -> Iterator[Vault]:
-    """Unlock under the writers' lock, let the caller change the vault, write it back."""
-    path = path or vault_path()
+def _writers_lock(path: Path) -> Iterator[None]:
+    """One writer of the vault at a time; the lock ends with the process, a killed one's too."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path.parent / f".{path.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+@contextlib.contextmanager
+def changing(password: str, path: Path | None = None) -> Iterator[Vault]:
+    """Unlock under the writers' lock, let the caller change the vault, write it back."""
+    path = path or vault_path()
+    with _writers_lock(path):
         vault = unlock(password, path)
         yield vault
         write(vault, password)
@@ -230,8 +238,7 @@ def change_password(old: str, new: str, path: Path | None = None) -> None:
     """Re-wrap the data keys under a new password (new salt, current KDF strength); entries stay."""
     _check_password(new)
     path = path or vault_path()
-    with open(path.parent / f".{path.name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with _writers_lock(path):
         write(unlock(old, path), new, kdf=_new_kdf())
 
 
