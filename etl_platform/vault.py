@@ -26,11 +26,14 @@ import base64
 import contextlib
 import fcntl
 import json
+import logging
 import os
 import re
 import secrets as random_source
 import tempfile
+import threading
 from collections.abc import Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -242,21 +245,62 @@ def change_password(old: str, new: str, path: Path | None = None) -> None:
         write(unlock(old, path), new, kdf=_new_kdf())
 
 
-_data_keys: dict[Path, tuple[str, list[bytes]]] = {}  # per vault file: its wrapped keys, unwrapped
+# --- the process's vault: unlocked once, when the code location loads -------------------
+
+_unlocking: dict[Path, tuple[str, Future]] = {}  # per vault file: its wrapped keys, and their unwrapping
+_unlocking_lock = threading.Lock()
+
+
+def unlock_at_start(referenced: set[str], path: Path | None = None) -> set[str]:
+    """Called when the code location loads: the referenced entries the vault lacks, and, when
+    the environment gives a master password, the start of unwrapping the data keys.
+
+    The key derivation (scrypt, about half a second) runs in a background thread, so a process
+    that never reads a secret is not slowed down; the first lookup waits for it. A wrong
+    password then fails that lookup with one clear error, before any entry is decrypted.
+    Without a vault file there is nothing to check: a step that needs a secret says so.
+    """
+    path = path or vault_path()
+    if not referenced or not path.exists():
+        return set()
+    missing = referenced - entry_names(path)
+    with contextlib.suppress(VaultError):
+        if password_from_environment() is not None:
+            _data_keys(path, read_file(path))
+    return missing
+
+
+def _data_keys(path: Path, content: dict) -> Future:
+    """The unwrapping of the file's data keys: started once per process and set of keys."""
+    wrapped = content.get("data_keys")
+    with _unlocking_lock:
+        started = _unlocking.get(path)
+        if started is None or started[0] != wrapped:
+            password = password_from_environment()
+            if password is None:
+                raise VaultError(f"set {PASSWORD_ENV} or {PASSWORD_FILE_ENV} in the process running this step to unlock {path}")
+            unwrapping: Future = Future()
+
+            def unwrap() -> None:
+                try:
+                    unwrapping.set_result(unlock(password, path).data_keys)
+                except BaseException as err:  # handed to whoever waits for the keys
+                    if isinstance(err, VaultError):
+                        logging.getLogger(__name__).error("the vault cannot be unlocked: %s", err)
+                    unwrapping.set_exception(err)
+
+            threading.Thread(target=unwrap, name="vault-unlock", daemon=True).start()
+            started = _unlocking[path] = (wrapped, unwrapping)
+    return started[1]
 
 
 def lookup(name: str) -> str:
-    """An entry of the process's vault. The password (from the environment) is used once per
-    process; entries are read from the file each time, so entries set later are found."""
+    """An entry of the process's vault. Entries are read from the file each time, so entries
+    set later are found; the data keys are unwrapped once per process."""
     path = vault_path()
     content = read_file(path)
-    cached = _data_keys.get(path)
-    if cached is None or cached[0] != content.get("data_keys"):
-        password = password_from_environment()
-        if password is None:
-            raise VaultError(
-                f"vault entry {name!r}: set {PASSWORD_ENV} or {PASSWORD_FILE_ENV} in the process running this step to unlock {path}"
-            )
-        vault = unlock(password, path)
-        _data_keys[path] = (content["data_keys"], vault.data_keys)
-    return Vault(path, content["kdf"], _data_keys[path][1], dict(content.get("entries") or {})).get(name)
+    try:
+        keys = _data_keys(path, content).result()
+    except VaultError as err:
+        raise type(err)(f"vault entry {name!r}: {err}") from None
+    return Vault(path, content["kdf"], keys, dict(content.get("entries") or {})).get(name)

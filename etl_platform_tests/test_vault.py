@@ -31,7 +31,7 @@ def vault_file(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("ETL_VAULT_PATH", str(path))
     monkeypatch.delenv(vault.PASSWORD_FILE_ENV, raising=False)
     monkeypatch.setenv(vault.PASSWORD_ENV, PASSWORD)
-    vault._data_keys.clear()
+    vault._unlocking.clear()
     created = vault.create(PASSWORD, path)
     for name, value in {"shop_db_password": "pg-secret-1", "api_token": "tok-2", "empty": ""}.items():
         created.set(name, value)
@@ -61,6 +61,56 @@ def test_entries_decrypt_only_with_the_right_password(vault_file):
     assert "pg-secret-1" not in vault_file.read_text()
     with pytest.raises(vault.WrongPassword, match="wrong master password"):
         vault.unlock(PASSWORD + "!", vault_file)
+
+
+VAULT_CONNECTIONS = """\
+type: etl_platform.components.Connections
+attributes:
+  connections:
+    shop_db:
+      kind: postgres
+      host: 127.0.0.1
+      database: shop
+      user: etl
+      password: {secret: shop_db_password}
+"""
+
+
+def _load_connections(connections: str) -> dict:
+    from dagster.components.testing import create_defs_folder_sandbox
+
+    with create_defs_folder_sandbox() as sandbox:
+        (sandbox.defs_folder_path / "connections").mkdir()
+        (sandbox.defs_folder_path / "connections" / "defs.yaml").write_text(connections)
+        with sandbox.build_all_defs() as defs:
+            return defs.resources
+
+
+def test_the_code_location_unlocks_the_vault_as_it_loads(vault_file, monkeypatch):
+    derived = []
+    real_unlock = vault.unlock
+    monkeypatch.setattr(vault, "unlock", lambda *a, **k: derived.append(1) or real_unlock(*a, **k))
+    resources = _load_connections(VAULT_CONNECTIONS)
+    assert '"secret": "shop_db_password"' in resources["connection_shop_db"].options
+    assert vault._unlocking[vault_file][1].result(timeout=30)  # unwrapped in the background at load
+    assert vault.lookup("shop_db_password") == "pg-secret-1" and vault.lookup("api_token") == "tok-2"
+    assert len(derived) == 1  # the key was derived once, at load, not again by the lookups
+
+
+def test_a_referenced_entry_missing_from_the_vault_fails_the_load_where_it_is_referenced(vault_file):
+    with pytest.raises(Exception) as raised:
+        _load_connections(VAULT_CONNECTIONS.replace("shop_db_password", "shop_db_pasword"))
+    text = str(raised.value) + str(raised.value.__cause__)
+    assert "connections/defs.yaml:9 - attributes.connections.shop_db.password" in text
+    assert "has no entry 'shop_db_pasword'; add it with `etl-platform vault set shop_db_pasword`" in text
+
+
+def test_a_wrong_master_password_fails_each_lookup_with_one_clear_error(vault_file, monkeypatch):
+    monkeypatch.setenv(vault.PASSWORD_ENV, PASSWORD + " but wrong")
+    _load_connections(VAULT_CONNECTIONS)  # loads: pipelines that need no secret still run
+    for _ in range(2):
+        with pytest.raises(vault.WrongPassword, match=r"vault entry 'shop_db_password': wrong master password"):
+            vault.lookup("shop_db_password")
 
 
 def _flipped(token: str, position: int) -> str:

@@ -6,6 +6,7 @@ from typing import Any
 import dagster as dg
 from pydantic import Field, ValidationError, field_validator
 
+from etl_platform import vault
 from etl_platform.connections import as_resource, resolve_templates, resource_key, split_entry
 from etl_platform.connectors.registry import Connector, UnknownKind, build
 from etl_platform.connectors.landing import LANDING
@@ -51,7 +52,7 @@ class Connections(dg.Component):
         if attributes is None:
             return cls([])
         locate = SpecLocator(context.resolution_context.source_position_tree, fallback=str(context.path))
-        connectors = []
+        connectors, secrets = [], {}
         for name, entry in attributes.connections.items():
             kind, options = split_entry(entry)
             options = resolve_templates(options, context.resolution_context.at_path("connections").at_path(name))
@@ -63,7 +64,34 @@ class Connections(dg.Component):
                 first = err.errors()[0]
                 field = [str(p) for p in first["loc"]]
                 raise locate.error(["connections", name, *field], first["msg"]) from None
+            secrets.update({secret: ["connections", name, *at] for secret, at in vault_references(options)})
+        _open_vault(secrets, locate)
         return cls(connectors)
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
         return dg.Definitions(resources={resource_key(c.name): as_resource(c) for c in self.connectors})
+
+
+def vault_references(options: Any, at: tuple = ()) -> list[tuple[str, list]]:
+    """Every ``{secret: name}`` in a connection's options, with the option's path."""
+    if isinstance(options, dict):
+        if set(options) == {"secret"} and isinstance(options["secret"], str):
+            return [(options["secret"], list(at))]
+        return [ref for key, value in options.items() for ref in vault_references(value, (*at, key))]
+    if isinstance(options, list):
+        return [ref for i, value in enumerate(options) for ref in vault_references(value, (*at, i))]
+    return []
+
+
+def _open_vault(secrets: dict[str, list], locate: SpecLocator) -> None:
+    """Unlock the vault as the code location starts, and name any referenced entry it lacks."""
+    try:
+        missing = vault.unlock_at_start(set(secrets))
+    except vault.VaultError as err:
+        raise locate.error(["connections"], str(err)) from None
+    if missing:
+        name = sorted(missing)[0]
+        raise locate.error(
+            secrets[name],
+            f"the vault {vault.vault_path()} has no entry {name!r}; add it with `etl-platform vault set {name}`",
+        )
