@@ -88,10 +88,11 @@ def summarize(*, args: dict, machine: dict, source: dict, paths: list[LoadPath],
         {"target": f"ours full load <= {MAX_RATIO_TO_PLAIN}x the fastest plain path",
          "value": f"{loads['ours']['ratio_to_fastest_plain']:.2f}x {loads[fastest]['label']}",
          "met": loads["ours"]["ratio_to_fastest_plain"] <= MAX_RATIO_TO_PLAIN},
-        {"target": "ours faster than dlt with any backend",
-         "value": ", ".join(f"{speedup[k]:.2f}x vs {loads[k]['label']}" for k in speedup),
-         "met": all(s > 1 for s in speedup.values())},
     ]
+    if speedup:  # a skipped reference tool is not measured, so nothing is met or missed against it
+        targets.append({"target": "ours faster than dlt with any backend",
+                        "value": ", ".join(f"{speedup[k]:.2f}x vs {loads[k]['label']}" for k in speedup),
+                        "met": all(s > 1 for s in speedup.values())})
     if "dlt_pyarrow" in speedup:
         targets.append({"target": f"ours >= {MIN_SPEEDUP_OVER_DLT_PYARROW:.0f}x faster than dlt pyarrow",
                         "value": f"{speedup['dlt_pyarrow']:.2f}x", "met": speedup["dlt_pyarrow"] >= MIN_SPEEDUP_OVER_DLT_PYARROW})
