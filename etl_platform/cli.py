@@ -7,6 +7,7 @@ from pathlib import Path
 
 from etl_platform import settings
 from etl_platform.settings import PROJECT_DEFS
+from etl_platform.replay import add_rejected_commands
 
 SCHEMA_PATH = Path(__file__).parent / "schema" / "pipeline.schema.json"
 COMPONENT_TYPE = "etl_platform.components.Pipeline"
@@ -288,10 +289,32 @@ def build_parser() -> argparse.ArgumentParser:
     discover.add_argument("--refresh", action="store_true")
     discover.set_defaults(func=_discover)
 
+    add_rejected_commands(sub, str(PROJECT_DEFS))
+
+    mlflow = sub.add_parser("mlflow", help="MLflow, where models are tracked").add_subparsers(dest="mlflow_command", required=True)
+    mlflow_ui = mlflow.add_parser("ui", help="serve the MLflow UI on the embedded store ($ETL_HOME/mlflow) until Ctrl-C")
+    mlflow_ui.add_argument("--port", type=int, default=5000)
+    mlflow_ui.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: loopback only)")
+    mlflow_ui.set_defaults(func=_mlflow_ui)
+
     schema = sub.add_parser("schema", help="print (or --write) the JSON schema of pipeline defs.yaml files")
     schema.add_argument("--write", action="store_true", help="write it to etl_platform/schema/pipeline.schema.json")
     schema.set_defaults(func=_schema)
     return parser
+
+
+def _mlflow_ui(args: argparse.Namespace) -> int:
+    import os
+
+    from etl_platform.ml.ui import NotEmbedded, ui_command
+
+    try:
+        command = ui_command(args.port, args.host)
+    except NotEmbedded as err:
+        print(err, file=sys.stderr)
+        return 2
+    print(f"MLflow UI on http://{args.host}:{args.port} (store {command[command.index('--backend-store-uri') + 1]})", flush=True)
+    os.execv(command[0], command)  # becomes the server: Ctrl-C and signals reach it directly
 
 
 def _warehouse():

@@ -1,5 +1,6 @@
 """One pipeline spec -> its whole slice of definitions: assets, checks, job, schedule."""
 
+import dataclasses
 import tempfile
 from dataclasses import dataclass
 from graphlib import TopologicalSorter
@@ -8,11 +9,18 @@ from pathlib import Path
 import dagster as dg
 
 from etl_platform import settings
+from etl_platform.automation.pipeline import pipeline_automation
+from etl_platform.automation.retries import failure_for, failures_classified, retry_policy
 from etl_platform.connections import resource_key
 from etl_platform.connectors.landing import LANDING, landing_connector
 from etl_platform.connectors.registry import ConnectorError
 from etl_platform.destinations import Destination, DestinationError, destination_for
-from etl_platform.secrets import MissingSecret, scrub
+from etl_platform.ml.assets import build_train_defs
+from etl_platform.quality.checks import expectation_checks
+from etl_platform.quality.spec_checks import Expectation
+from etl_platform.partitions import runs as partition_runs
+from etl_platform.partitions.definitions import backfill_policy, partitioned_schedule, partitions_definition
+from etl_platform.secrets import MissingSecret
 from etl_platform.sql import literal as sql_literal
 from etl_platform.resources.warehouse import WAREHOUSE_POOL, WarehouseResource
 from etl_platform.spec import PipelineSpec, TransformSpec
@@ -49,6 +57,7 @@ class PipelineContext:
     defined_at: dict[str, str]  # field path -> "file:line", for code references and late errors
     connection_kind: str = "local"
     destination_kind: str | None = None  # the destination connection's kind; None for the warehouse
+    expectations: tuple[Expectation, ...] = ()  # Great Expectations checks, resolved and checked at load
 
 
 def _key(schema: str, table: str) -> dg.AssetKey:
@@ -115,6 +124,8 @@ def build_pipeline_defs(spec: PipelineSpec, ctx: PipelineContext) -> dg.Definiti
         ),
     ]
 
+    partitions_def = partitions_definition(spec.partitions, ctx.name) if spec.partitions else None
+
     @dg.multi_asset(
         name=f"{ctx.name}__load",
         specs=[
@@ -146,6 +157,9 @@ def build_pipeline_defs(spec: PipelineSpec, ctx: PipelineContext) -> dg.Definiti
         pool=WAREHOUSE_POOL,
         can_subset=False,
         required_resource_keys=resource_keys,
+        retry_policy=retry_policy(spec.retries.max_retries, spec.retries.delay_seconds),
+        partitions_def=partitions_def,
+        backfill_policy=backfill_policy(spec.partitions) if spec.partitions else None,
     )
     def load_rows(context: dg.AssetExecutionContext):
         warehouse: WarehouseResource = context.resources.warehouse
@@ -156,15 +170,19 @@ def build_pipeline_defs(spec: PipelineSpec, ctx: PipelineContext) -> dg.Definiti
             names.schema, names.table, file_format=dest.format, partition_by=dest.partition_by,
         )
         target = ingest.Target(TableRef(names.schema, names.table), TableRef(names.schema, names.rejected), destination)
-        with warehouse.get_connection() as con:
+        part = partition_runs.slice_of_run(context, spec.partitions) if spec.partitions else None
+        if part:  # the load replaces this partition's rows only
+            target = dataclasses.replace(target, destination=partition_runs.SliceOf(target.committer, part))
+        with failures_classified(), warehouse.get_connection() as con:
             try:
-                result = _extract_and_load(context, spec, ctx.name, connector, con, target)
+                result = _extract_and_load(context, partition_runs.spec_for_run(spec, part), ctx.name, connector, con, target, part)
             except load.SchemaMismatch as err:
-                raise dg.Failure(str(err), metadata={"schema_changes": dest.schema_changes}) from None
+                raise dg.Failure(str(err), metadata={"schema_changes": dest.schema_changes}, allow_retries=False) from None
             except (ingest.LoadFailed, ConnectorError, DestinationError, MissingSecret) as err:
-                raise dg.Failure(scrub(str(err))) from None
+                raise failure_for(err) from None
             rejected_total = con.execute(f"SELECT count(*) FROM {target.rejected.sql}").fetchone()[0]
-        yield from _load_results(spec, result, table_key, rejected_key, rejected_total)
+        extra = partition_runs.partition_metadata(part, result.committed) if part else {}
+        yield from _load_results(spec, result, table_key, rejected_key, rejected_total, extra)
 
     assets = [load_rows, _transforms_asset(spec, ctx)] if spec.transforms else [load_rows]
     job = dg.define_asset_job(
@@ -173,7 +191,14 @@ def build_pipeline_defs(spec: PipelineSpec, ctx: PipelineContext) -> dg.Definiti
         description=f"Load and build everything of pipeline {ctx.name}.",
     )
     schedules = []
-    if spec.triggers.cron:
+    if spec.triggers.cron and spec.partitions:  # the latest complete time partition, at the cron's time
+        schedules.append(
+            partitioned_schedule(
+                partitions_def, job, name=f"{ctx.name}_schedule", cron=spec.triggers.cron,
+                timezone=spec.triggers.timezone, start_running=spec.triggers.start_running,
+            )
+        )
+    elif spec.triggers.cron:
         schedules.append(
             dg.ScheduleDefinition(
                 name=f"{ctx.name}_schedule",
@@ -186,7 +211,10 @@ def build_pipeline_defs(spec: PipelineSpec, ctx: PipelineContext) -> dg.Definiti
     # An AssetsDefinition of its own: Definitions would otherwise fold every bare AssetSpec of
     # the code location into one definition, and each job's graph would carry all of them.
     source_def = dg.AssetsDefinition(specs=[source])
-    return dg.Definitions(assets=[source_def, *assets], jobs=[job], schedules=schedules)
+    slice_ = dg.Definitions(assets=[source_def, *assets], jobs=[job], schedules=schedules)
+    ml = [build_train_defs(spec, ctx.name, ctx.names)] if spec.train else []  # features, model, champion, predictions, train job
+    quality = [expectation_checks(ctx.expectations, names.schema, ctx.name)] if ctx.expectations else []
+    return dg.Definitions.merge(slice_, pipeline_automation(spec, ctx.name, job, table_key), *ml, *quality)
 
 
 def _destination_kinds(connection_kind: str | None, file_format: str | None) -> set[str]:
@@ -209,7 +237,7 @@ def _source_description(spec: PipelineSpec) -> str:
     return f"Endpoint {src.label} of connection {src.connection}."
 
 
-def _extract_and_load(context, spec: PipelineSpec, pipeline: str, connector, con, target: ingest.Target) -> ingest.LoadResult:
+def _extract_and_load(context, spec: PipelineSpec, pipeline: str, connector, con, target: ingest.Target, part=None) -> ingest.LoadResult:
     """Read the source the way its kind reads and load it; returns the load's result."""
     common = dict(target=target, run_id=context.run.run_id, log=context.log.info, progress_interval=settings.progress_interval_seconds())
     src = spec.source
@@ -221,10 +249,11 @@ def _extract_and_load(context, spec: PipelineSpec, pipeline: str, connector, con
                     f"No files match '{src.files}' in {found.location}; {target.table} was left as it was "
                     "(replace never swaps in an empty load)."
                 )
-            return ingest.run(con, spec, pipeline=pipeline, files=found.files, relative=found.relative, **common)
+            files = partition_runs.files_of_run(found.files, found.relative, part, found.location)
+            return ingest.run(con, spec, pipeline=pipeline, files=files, relative=found.relative, **common)
     if src.reads == "sql":
         cursor_column, bound = _cursor_pushdown(spec, con, pipeline, target.committer)
-        sql = connector.select(src, cursor_column, bound)
+        sql = connector.select(src, cursor_column, bound, window=partition_runs.source_window(spec, part))
         context.log.info(f"reading {connector.describe()}: {sql}")
         with connector.stream(sql) as stream:
             result, _ = ingest.run_stream(con, spec, pipeline=pipeline, reader=stream.reader, type_hints=stream.type_hints, **common)
@@ -268,7 +297,7 @@ def _cursor_pushdown(spec: PipelineSpec, con, pipeline: str, destination: Destin
     return (column.source or sync.cursor) if column else sync.cursor, destination.saved_cursor(con, pipeline)
 
 
-def _load_results(spec: PipelineSpec, result: ingest.LoadResult, table_key, rejected_key, rejected_total: int):
+def _load_results(spec: PipelineSpec, result: ingest.LoadResult, table_key, rejected_key, rejected_total: int, extra: dict):
     share = result.rows_rejected / result.rows_read if result.rows_read else 0.0
     rows_per_second = result.rows_read / result.seconds if result.seconds > 0 else 0.0
     metadata = {
@@ -276,12 +305,14 @@ def _load_results(spec: PipelineSpec, result: ingest.LoadResult, table_key, reje
         "rows_accepted": result.rows_accepted,
         "rows_rejected": result.rows_rejected,
         "rows_written": result.committed.rows_written,
-        "files_read": len(result.files) - len(result.files_rejected),
+        "files_read": len(result.files) - len(result.files_rejected) - len(result.files_duplicate),
+        "files_duplicate": len(result.files_duplicate),
         "files_rejected": len(result.files_rejected),
         "duration_seconds": round(result.seconds, 3),
         "rows_per_second": round(rows_per_second),
         "sync_mode": spec.sync.mode,
         "files": dg.MetadataValue.md(_files_table(result)),
+        **extra,
     }
     if result.table_rows is not None:
         metadata |= {"dagster/row_count": result.table_rows, "dagster/column_schema": _schema_of(result.columns)}
@@ -334,6 +365,8 @@ def _files_table(result: ingest.LoadResult) -> str:
     lines = ["| file | rows read | rows rejected | note |", "| --- | ---: | ---: | --- |"]
     for f in result.files[:200]:
         note = f"rejected whole: {f.rejected_whole}" if f.rejected_whole else ""
+        if f.duplicate_of:
+            note = f"skipped as a duplicate: {f.duplicate_of}"
         lines.append(f"| {f.file} | {f.rows_read:,} | {f.rows_rejected:,} | {note} |")
     if len(result.files) > 200:
         lines.append(f"| … {len(result.files) - 200} more | | | |")
@@ -366,10 +399,13 @@ def _transforms_asset(spec: PipelineSpec, ctx: PipelineContext) -> dg.AssetsDefi
         for i, (key, t) in enumerate(by_key.items())
     ]
 
-    @dg.multi_asset(name=f"{ctx.name}__transforms", specs=specs, can_subset=True, pool=WAREHOUSE_POOL)
+    @dg.multi_asset(
+        name=f"{ctx.name}__transforms", specs=specs, can_subset=True, pool=WAREHOUSE_POOL,
+        retry_policy=retry_policy(spec.retries.max_retries, spec.retries.delay_seconds),
+    )
     def build(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
         selected = context.selected_asset_keys
-        with warehouse.get_connection() as con:
+        with failures_classified(), warehouse.get_connection() as con:
             for key in order:
                 if key not in selected:
                     continue

@@ -29,3 +29,10 @@ def landing_dir() -> Path:
 def progress_interval_seconds() -> float:
     """How often a long load logs its progress."""
     return float(os.environ.get("ETL_PROGRESS_INTERVAL", "5"))
+
+
+def mlflow_tracking_uri() -> str:
+    """Where MLflow keeps runs and registered models: ETL_MLFLOW_TRACKING_URI (production: the
+    tracking server, e.g. http://mlflow:5000), else a SQLite store at ``$ETL_HOME/mlflow/mlflow.db``
+    whose artifacts go to ``$ETL_HOME/mlflow/artifacts``."""
+    return os.environ.get("ETL_MLFLOW_TRACKING_URI") or f"sqlite:///{etl_home() / 'mlflow' / 'mlflow.db'}"

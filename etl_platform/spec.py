@@ -9,6 +9,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from etl_platform.partitions.spec import PartitionsSpec
+
 IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]*$"
 _TYPE = (
     r"^(?i:varchar|string|text|bigint|integer|int|smallint|double|float|real|boolean|bool"
@@ -50,6 +52,12 @@ class ColumnSpec(SpecModel):
         "e.g. \"replace(value, ',', '')\" to drop thousands separators.",
     )
     description: str | None = Field(None, description="Shown in the column schema in the Dagster UI.")
+    sensitive: bool = Field(
+        False,
+        description="The column holds personal or confidential values: data quality checks report counts "
+        "and shares for it, never its values (no examples, no observed value), in the Dagster UI and in "
+        "the Great Expectations data docs.",
+    )
 
     @property
     def duckdb_type(self) -> str:
@@ -71,6 +79,19 @@ class CsvOptions(SpecModel):
     header: bool = Field(True, description="Whether the first line holds column names.")
     skip_lines: int = Field(0, ge=0, description="Lines to skip before the header (banners, report titles).")
     null_strings: tuple[str, ...] = Field(("",), description="Values read as NULL, e.g. ['', 'NA', 'n/a'].")
+    encoding: str = Field(
+        "auto",
+        description="Text encoding of CSV and JSON files: 'auto' (detect: UTF-8 with or without BOM, UTF-16 "
+        "with a BOM, otherwise Windows-1252/Latin-1), or a name such as 'utf-8', 'utf-16', 'cp1252', "
+        "'latin-1'. Files not in UTF-8 are converted to UTF-8 as they are read.",
+    )
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, encoding: str) -> str:
+        from etl_platform.intake.encodings import check_declared
+
+        return check_declared(encoding)
 
 
 class ExcelOptions(SpecModel):
@@ -82,8 +103,29 @@ class ExcelOptions(SpecModel):
 class Limits(SpecModel):
     """Upper bounds per input file; a file over a limit is rejected whole with the reason."""
 
-    max_file_bytes: int | None = Field(None, gt=0, description="Largest file accepted, in bytes.")
+    max_file_bytes: int | None = Field(
+        None,
+        gt=0,
+        description="Largest file accepted, in bytes of content: for a .gz or .zip file, its size after "
+        "decompression (decompression stops as soon as it passes the limit). No limit when left out.",
+    )
+    max_decompressed_bytes: int = Field(
+        4 * 1024**3,
+        gt=0,
+        description="Most bytes a compressed file (.gz, .zip, and the parts of an .xlsx workbook) may "
+        "unpack to, default 4 GiB. Protects the disk from zip bombs; decompression stops at the limit.",
+    )
     max_rows: int | None = Field(None, gt=0, description="Most data rows accepted in one file.")
+    max_columns: int | None = Field(
+        4096, gt=0, description="Most columns a file may have, default 4096; null for no limit."
+    )
+    max_field_chars: int | None = Field(
+        None,
+        gt=0,
+        description="Longest text value accepted in a loaded text column, in characters. A file with a longer "
+        "value is rejected whole, naming the column and row. Without it the readers' own caps apply: a CSV "
+        "line over 2 MB or a JSON object over 16 MB rejects the file.",
+    )
 
 
 class SourceSpec(SpecModel):
@@ -183,7 +225,8 @@ class SourceSpec(SpecModel):
             return self.format
         if self.files is None:
             return "arrow"
-        suffix = self.files.rsplit(".", 1)[-1].lower()
+        # 'orders.csv.gz' is CSV: compression is detected from the content and undone on intake.
+        suffix = re.sub(r"\.(gz|gzip|zip)$", "", self.files, flags=re.IGNORECASE).rsplit(".", 1)[-1].lower()
         return {"jsonl": "ndjson", "txt": "csv", "tsv": "csv"}.get(suffix, suffix)
 
 
@@ -333,6 +376,62 @@ class TriggersSpec(SpecModel):
     start_running: bool = Field(
         False, description="Whether the schedule starts switched on; otherwise switch it on in the UI."
     )
+    on_new_files: bool = Field(
+        False,
+        description="Run when new or changed files appear in the source's folder or S3 prefix (the sensor "
+        "'<pipeline>_file_sensor', switched on from the start; switch it off in the UI to pause). Each file "
+        "runs once: a file is known by name, size and modification time or ETag, and by its content, so "
+        "the same bytes under another name do not run again.",
+    )
+    min_interval_seconds: int = Field(
+        30, ge=5, description="How often the folder is looked at for new files, in seconds."
+    )
+    settle_seconds: int = Field(
+        10,
+        ge=0,
+        description="A new file runs only once its size and modification time have stayed the same across "
+        "two looks at least this many seconds apart, so a file still being written waits.",
+    )
+    max_files_per_tick: int = Field(
+        500,
+        ge=1,
+        le=10_000,
+        description="Most new files taken up in one look; the rest are taken up by the next looks, so a "
+        "burst of thousands of files never times out.",
+    )
+
+
+class RetrySpec(SpecModel):
+    """How a step that fails for a passing reason is tried again."""
+
+    max_retries: int = Field(
+        3,
+        ge=0,
+        le=10,
+        description="Times the load and the SQL models are tried again after a transient failure (connection "
+        "reset, timeout, HTTP 429 or 5xx, a locked warehouse). Permanent failures (bad credentials, bad data, "
+        "a schema mismatch) fail at once.",
+    )
+    delay_seconds: float = Field(
+        5, ge=0, description="Wait before the first retry; each later retry waits twice as long, give or take a random share."
+    )
+
+
+class FreshnessSpec(SpecModel):
+    """How old the table may get before it counts as stale."""
+
+    max_age_hours: float = Field(
+        gt=0,
+        description="The table is stale when its last load is older than this many hours; its freshness check "
+        "then fails and the alerts are sent.",
+    )
+
+
+from etl_platform.ml.spec import TrainSpec  # noqa: E402 - the train section builds on SpecModel above
+
+
+# Imported here, below SpecModel, which the expectation spec builds on.
+from etl_platform.quality.spec import ExpectationSpec  # noqa: E402
 
 
 class PipelineSpec(SpecModel):
@@ -345,5 +444,21 @@ class PipelineSpec(SpecModel):
     rules: list[RuleSpec] = Field(default_factory=list, description="Row rules; failing rows are rejected.")
     destination: DestinationSpec
     transforms: list[TransformSpec] = Field(default_factory=list, description="SQL models built after the load.")
+    expectations: list[ExpectationSpec] = Field(
+        default_factory=list,
+        description="Great Expectations checks on the loaded table or a transform, run after each load; "
+        "blocking ones stop downstream assets on failure.",
+    )
     checks: ChecksSpec = Field(default_factory=ChecksSpec, description="Checks on the loaded table.")
-    triggers: TriggersSpec = Field(default_factory=TriggersSpec, description="Schedules.")
+    train: TrainSpec | None = Field(None, description="A model trained on the loaded table (or a query), tracked and registered in MLflow.")
+    partitions: PartitionsSpec | None = Field(
+        None,
+        description="Split the table into partitions that load, rerun and backfill on their own: time windows "
+        "of a date column ({by: daily, start: '2024-01-01', column: order_date}) or one per source file "
+        "({by: file}). Left out: every load covers the whole source.",
+    )
+    triggers: TriggersSpec = Field(default_factory=TriggersSpec, description="Schedules and file sensors.")
+    retries: RetrySpec = Field(default_factory=RetrySpec, description="Retries of transient failures.")
+    freshness: FreshnessSpec | None = Field(
+        None, description="How fresh the table must be, e.g. {max_age_hours: 26}; checked and alerted on when missed."
+    )

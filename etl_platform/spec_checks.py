@@ -16,6 +16,7 @@ from etl_platform.destinations import DESTINATION_KINDS, WAREHOUSE
 from etl_platform.connectors.registry import connector_class
 from etl_platform.connectors.files import FORMATS, file_format, missing_columns
 from etl_platform.connectors.landing import LocalFolder
+from etl_platform.partitions.checks import check_partitions
 from etl_platform.spec import IDENTIFIER, PipelineSpec
 from etl_platform.spec_errors import SpecLocator
 from etl_platform.sql import quote
@@ -123,6 +124,7 @@ def check_pipeline(
         _check_sync(spec, locate, target_types)
         _check_rules(spec, locate, target_types)
     _check_destination(spec, locate, kinds, target_types)
+    check_partitions(spec, locate, kinds)
     _check_transforms(spec, locate, names)
     if landing is not None and src.reads == "files" and src.connection == LANDING:
         _check_mapping_against_files(spec, locate, landing)

@@ -93,6 +93,23 @@ def check_results(result: dg.ExecuteInProcessResult) -> dict[str, bool]:
     }
 
 
+def failure_message(result: dg.ExecuteInProcessResult) -> str:
+    """The final step failure's message with its causes: after retries run out, Dagster
+    reports "Exceeded max_retries" and keeps the step's own error as the cause."""
+    [failure] = result.get_step_failure_events()
+    error, parts = failure.step_failure_data.error, []
+    while error is not None:
+        parts.append(error.message)
+        error = error.cause
+    return "\n".join(parts)
+
+
+def step_attempts(result: dg.ExecuteInProcessResult) -> int:
+    """How many times the run started a step (the first attempt and every retry)."""
+    started = (dg.DagsterEventType.STEP_START, dg.DagsterEventType.STEP_RESTARTED)
+    return sum(1 for e in result.all_events if e.event_type in started)
+
+
 def cli(*args: str, env: dict | None = None, cwd: Path = PROJECT_ROOT, timeout: int = 300) -> subprocess.CompletedProcess:
     """Run one of the project's console scripts (dagster, dg, etl-platform) as a user would."""
     full_env = {**os.environ, **(env or {})}

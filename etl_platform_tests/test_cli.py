@@ -176,7 +176,7 @@ def test_demo_generate_is_deterministic(tmp_path):
         result = cli("etl-platform", "demo", "generate", "--landing", str(tmp_path / name), "--rows", "2000", "--files", "2")
         assert result.returncode == 0, result.stderr
     files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.is_file())
-    assert len(files) == 6
+    assert len(files) == 7  # 2 campaign exports, customers, 3 order files, the store sales SQLite database
     for rel in files:
         assert (tmp_path / "a" / rel).read_bytes() == (tmp_path / "b" / rel).read_bytes(), rel
     again = cli("etl-platform", "demo", "generate", "--landing", str(tmp_path / "a"), "--if-missing")
@@ -186,7 +186,7 @@ def test_demo_generate_is_deterministic(tmp_path):
 def test_etl_platform_pipelines_validate(demo_landing, etl_home):
     result = cli("etl-platform", "pipelines", "validate")
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "ok: 24 assets, 6 jobs"
+    assert result.stdout.strip() == "ok: 32 assets, 8 jobs"
 
     # A mapped column that none of the files has is reported with the file and field.
     for path in (demo_landing / "campaigns").glob("*.csv"):

@@ -11,6 +11,10 @@ ASSETS = {
     "marketing_campaigns/campaigns_rejected",
     "marketing_campaigns/daily_channel_performance",
     "marketing_campaigns/rejected_rows_by_reason",
+    "marketing_campaigns/conversions_features",
+    "marketing_campaigns/conversions_model",
+    "marketing_campaigns/conversions_champion",
+    "marketing_campaigns/conversions_predictions",
     "shop_customers/source_files",
     "shop_customers/customers",
     "shop_customers/customers_rejected",
@@ -30,21 +34,43 @@ ASSETS = {
     "partner_invoices/invoices",
     "partner_invoices/invoices_rejected",
     "partner_invoices/monthly_invoiced",
+    "store_sales/source",
+    "store_sales/sales",
+    "store_sales/sales_rejected",
+    "store_sales/daily_store_revenue",
 }
 CHECKS = {
     f"{table}:{check}"
     for table in (
         "marketing_campaigns/campaigns", "shop_customers/customers", "shop_orders/orders",
-        "app_events/events", "crm_accounts/accounts", "partner_invoices/invoices",
+        "app_events/events", "crm_accounts/accounts", "partner_invoices/invoices", "store_sales/sales",
     )
     for check in ("rejected_rows_within_limit", "all_files_readable", "schema_drift")
+} | {
+    "shop_customers/customers:freshness_check",
+    # Great Expectations checks of the campaigns demo
+    *(f"marketing_campaigns/campaigns:{name}" for name in (
+        "expect_column_mean_to_be_between__spend",
+        "expect_column_values_to_be_between__clicks",
+        "expect_column_values_to_be_between__conversions",
+        "expect_column_values_to_be_between__spend",
+        "expect_column_values_to_be_in_set__channel",
+        "expect_column_values_to_not_be_null__campaign",
+        "expect_table_row_count_to_be_between",
+    )),
+    "marketing_campaigns/daily_channel_performance:expect_compound_columns_to_be_unique__date__channel",
 }
-JOBS = {"marketing_campaigns_job", "shop_customers_job", "shop_orders_job", "app_events_job", "crm_accounts_job", "partner_invoices_job"}
+JOBS = {
+    "marketing_campaigns_job", "marketing_campaigns_train_job", "shop_customers_job", "shop_orders_job",
+    "app_events_job", "crm_accounts_job", "partner_invoices_job", "store_sales_job",
+}
 SCHEDULES = {
     "marketing_campaigns_schedule": "0 6 * * *",
     "shop_orders_schedule": "*/30 * * * *",
     "app_events_schedule": "*/15 * * * *",
+    "store_sales_schedule": "30 1 * * *",  # the latest daily partition, each night
 }
+SENSORS = {"alert_on_run_failure", "alert_on_stale_tables", "shop_customers_file_sensor", "shop_customers_freshness_sensor"}
 
 
 def test_graph_snapshot(etl_home):
@@ -54,7 +80,7 @@ def test_graph_snapshot(etl_home):
     assert {f"{c.asset_key.to_user_string()}:{c.name}" for c in graph.asset_check_keys} == CHECKS
     assert {j.name for j in defs.resolve_all_job_defs() if not j.name.startswith("__")} == JOBS
     assert {s.name: s.cron_schedule for s in defs.schedules} == SCHEDULES
-    assert not list(defs.sensors or [])
+    assert {s.name for s in defs.sensors} == SENSORS
 
 
 def test_lineage_reaches_across_pipelines(etl_home):
@@ -71,7 +97,10 @@ def test_demo_connections_are_bound_with_kinds_and_no_secret_values(etl_home, mo
     monkeypatch.setenv("ETL_DEMO_PG_HOST", "db.internal")
     defs = load_definitions()
     kinds = {name: r.kind for name, r in defs.resources.items() if name.startswith("connection_")}
-    assert kinds == {"connection_demo_postgres": "postgres", "connection_demo_mariadb": "mysql", "connection_demo_s3": "s3"}
+    assert kinds == {
+        "connection_demo_postgres": "postgres", "connection_demo_mariadb": "mysql", "connection_demo_s3": "s3",
+        "connection_demo_pos": "sqlite",
+    }
     assert '"host": "db.internal"' in defs.resources["connection_demo_postgres"].options  # a template, filled from the environment
     assert "never-shown-0c41" not in defs.resources["connection_demo_s3"].options
     table = defs.resolve_assets_def(dg.AssetKey(["app_events", "events"])).specs_by_key[dg.AssetKey(["app_events", "events"])]

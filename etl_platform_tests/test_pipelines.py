@@ -7,6 +7,7 @@ import yaml
 
 from etl_platform import demo
 from etl_platform.factory import PipelineContext, build_pipeline_defs
+from etl_platform.resources.mlflow import MLflowResource
 from etl_platform.resources.warehouse import WarehouseResource
 from etl_platform.spec import PipelineSpec
 from etl_platform.spec_checks import table_names
@@ -48,11 +49,16 @@ def test_all_demo_pipelines_materialize_and_account_for_every_row(demo_landing, 
     assert scalar(etl_home, "SELECT count(*) FROM shop_orders.daily_revenue") > 0
     assert scalar(etl_home, "SELECT sum(rows) FROM marketing_campaigns.rejected_rows_by_reason") >= campaigns["rows_rejected"]
 
-    assert check_results(result) == {
-        f"{t}:{c}": True
+    checks = check_results(result)
+    assert all(checks.values()), [name for name, passed in checks.items() if not passed]
+    assert {
+        f"{t}:{c}"
         for t in ("marketing_campaigns/campaigns", "shop_customers/customers", "shop_orders/orders")
         for c in ("rejected_rows_within_limit", "all_files_readable", "schema_drift")
-    }
+    } <= set(checks)
+    assert sum(name.split(":")[1].startswith("expect_") for name in checks) == 8  # the campaigns' expectations
+    # The demo model trained on the campaigns and scored them, each prediction naming its model version.
+    assert mats["marketing_campaigns/conversions_predictions"]["dagster/row_count"] > 0
 
 
 def test_rejected_rows_carry_file_line_reason_and_run(demo_landing, etl_home, instance):
@@ -78,7 +84,7 @@ def _marketing_with(etl_home: Path, **changes) -> dg.Definitions:
     spec = PipelineSpec.model_validate(raw)
     ctx = PipelineContext(name="marketing_campaigns", names=table_names(spec, "marketing_campaigns"), defined_at={})
     return dg.Definitions.merge(
-        build_pipeline_defs(spec, ctx), dg.Definitions(resources={"warehouse": WarehouseResource()})
+        build_pipeline_defs(spec, ctx), dg.Definitions(resources={"warehouse": WarehouseResource(), "mlflow": MLflowResource()})
     )
 
 

@@ -10,6 +10,8 @@ from etl_platform.destinations import WAREHOUSE
 from etl_platform.factory import PipelineContext, build_pipeline_defs
 from etl_platform.spec import PipelineSpec
 from etl_platform.spec_checks import check_pipeline
+from etl_platform.quality.spec_checks import resolve_expectations
+from etl_platform.ml.checks import check_train
 from etl_platform.spec_errors import SpecLocator
 
 
@@ -36,6 +38,8 @@ class Pipeline(dg.Component):
         locate = SpecLocator(tree, fallback=str(context.path))
         kinds = declared_kinds(Path(context.defs_module_path))
         names = check_pipeline(attributes, name, locate, landing_folder(), kinds)
+        check_train(attributes, locate, names)
+        expectations = resolve_expectations(attributes, locate, Path(context.path), names)
         defined_at = {"": locate.line_of([])}
         for i in range(len(attributes.transforms)):
             defined_at[f"transforms.{i}.sql"] = locate.line_of(["transforms", i, "sql"])
@@ -46,6 +50,7 @@ class Pipeline(dg.Component):
             defined_at=defined_at,
             connection_kind=kinds[attributes.source.connection],
             destination_kind=None if dest == WAREHOUSE else kinds[dest],
+            expectations=expectations,
         )
         return cls(attributes, context_)
 

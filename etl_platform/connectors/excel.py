@@ -20,6 +20,10 @@ Rules of the conversion, in the user's words:
   ``true``/``false``. Formulas give the result Excel saved with the file (a workbook
   saved by a program that does not calculate formulas has none: the cell is empty).
   Error values such as ``#N/A`` stay text.
+- A merged range keeps its value in its top-left cell; the other cells of the range are
+  empty (Excel stores them so), so a merged label down a column fills only its first row.
+- Before any of this, ``etl_platform.intake.workbooks`` refuses encrypted and macro
+  workbooks and any part declaring XML entities; openpyxl parses through defusedxml.
 """
 
 import contextlib
@@ -149,7 +153,7 @@ def _rows(path: Path, sheet: str | None, max_row: int | None = None) -> Iterator
     try:
         workbook = load_workbook(path, read_only=True, data_only=True)
     except Exception as err:
-        raise WorkbookError(f"not a readable .xlsx workbook ({type(err).__name__}: {err})") from err
+        raise WorkbookError(f"not a readable .xlsx workbook ({_cause(err)})") from err
     try:
         worksheet = _worksheet(workbook, sheet)
         # The size a file declares can be wrong (some programs always write A1): read every cell instead.
@@ -176,3 +180,11 @@ def _worksheet(workbook, sheet: str | None):
     if sheet not in worksheets:
         raise WorkbookError(f"the workbook has no sheet named {sheet!r}; its sheets are {', '.join(map(repr, worksheets))}")
     return worksheets[sheet]
+
+
+def _cause(err: Exception) -> str:
+    """What went wrong, in words; openpyxl wraps defusedxml's refusal in a generic ValueError."""
+    cause = err.__cause__ or err.__context__
+    if cause is not None and type(cause).__module__.startswith("defusedxml"):
+        return f"{type(cause).__name__}: XML entities or a DTD are refused as a possible entity-expansion attack"
+    return f"{type(err).__name__}: {err}"

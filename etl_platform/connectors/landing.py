@@ -13,6 +13,7 @@ from pydantic import Field
 
 from etl_platform import settings
 from etl_platform.connectors.registry import Connector, register
+from etl_platform.intake import paths
 from etl_platform.spec import SpecModel
 
 
@@ -23,17 +24,9 @@ class LocalFolder:
     root: Path
 
     def list(self, pattern: str) -> list[Path]:
-        """Files matching ``pattern`` (relative glob), in name order."""
-        if Path(pattern).is_absolute() or ".." in Path(pattern).parts:
-            raise ValueError(f"file pattern {pattern!r} must stay inside the landing folder")
-        root = self.root.resolve()
-        found = []
-        for path in root.glob(pattern):
-            resolved = path.resolve()
-            # A symlink inside the folder may point anywhere; only follow it if it stays inside.
-            if path.is_file() and resolved.is_relative_to(root):
-                found.append(resolved)
-        return sorted(found)
+        """Files matching ``pattern`` (relative glob), in name order. A symlink inside the
+        folder may point anywhere: it is only followed when it stays inside."""
+        return paths.matching_files(self.root, pattern)[0]
 
     def relative(self, path: Path) -> str:
         return path.resolve().relative_to(self.root.resolve()).as_posix()

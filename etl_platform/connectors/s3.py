@@ -24,6 +24,7 @@ from pydantic import Field, field_validator, model_validator
 from etl_platform import secrets
 from etl_platform.connectors.landing import FileConnector, FileSet
 from etl_platform.connectors.registry import register
+from etl_platform.intake import paths
 from etl_platform.secrets import SecretRef
 from etl_platform.spec import SpecModel
 
@@ -276,8 +277,7 @@ class KeyGlob:
         parts = PurePosixPath(pattern).parts
         if not parts:
             raise ValueError(f"file pattern {pattern!r} names no files")
-        if PurePosixPath(pattern).is_absolute() or ".." in parts:
-            raise ValueError(f"file pattern {pattern!r} must stay inside the connection's prefix")
+        paths.check_relative(pattern, "the connection's prefix")
         if any("**" in part and part != "**" for part in parts):
             raise ValueError(f"file pattern {pattern!r}: '**' can only be a whole path segment, as in 'a/**/*.csv'")
         self.pattern = pattern

@@ -63,13 +63,21 @@ class SqlConnector(Connector):
             return ".".join(self.quote(part) for part in source.table.split("."))
         return f"({source.query.strip().rstrip(';')}) AS src"
 
-    def select(self, source: SourceSpec, cursor_column: str | None = None, lower_bound: str | None = None) -> str:
-        """The SELECT a load runs; with a cursor bound, only rows at or after it (inclusive)."""
+    def select(
+        self, source: SourceSpec, cursor_column: str | None = None, lower_bound: str | None = None,
+        window: tuple[str, str, str] | None = None,
+    ) -> str:
+        """The SELECT a load runs; with a cursor bound, only rows at or after it (inclusive); with a
+        partition's ``window`` (column, start, end), only rows with start <= column < end."""
         sql = f"SELECT * FROM {self.relation(source)}"
+        conditions = []
         if cursor_column and lower_bound is not None:
             bound = lower_bound if re.fullmatch(r"-?\d+", lower_bound) else "'" + lower_bound.replace("'", "''") + "'"
-            sql += f" WHERE {self.quote(cursor_column)} >= {bound}"
-        return sql
+            conditions.append(f"{self.quote(cursor_column)} >= {bound}")
+        if window is not None:
+            column, start, end = (self.quote(window[0]), *("'" + b.replace("'", "''") + "'" for b in window[1:]))
+            conditions.append(f"{column} >= {start} AND {column} < {end}")
+        return sql + (" WHERE " + " AND ".join(conditions) if conditions else "")
 
     def stream(self, sql: str) -> contextlib.AbstractContextManager[SourceStream]:
         raise NotImplementedError

@@ -39,6 +39,14 @@ class Destination(Protocol):
         pipeline: str, run_id: str, data_columns: list[str], schema_changes: SchemaChanges,
     ) -> load.Committed: ...
 
+    def replace_slice(
+        self, duck: duckdb.DuckDBPyConnection, stage: load.TableRef, part: load.Slice, *,
+        run_id: str, schema_changes: SchemaChanges,
+    ) -> load.Committed:
+        """Delete the rows of one partition (``part``) and insert the staged rows that belong
+        to it, in one commit: a partition's load (see ``etl_platform.partitions``)."""
+        ...
+
     def summary(self, duck: duckdb.DuckDBPyConnection) -> tuple[int, list[tuple[str, str]]]:
         """The committed table's row count and (column, type) list."""
         ...
@@ -60,6 +68,9 @@ class WarehouseTable:
         return load.commit(
             duck, sync, stage, self.table, pipeline=pipeline, run_id=run_id, data_columns=data_columns, schema_changes=schema_changes
         )
+
+    def replace_slice(self, duck, stage, part, *, run_id, schema_changes):
+        return load.replace_slice(duck, stage, self.table, part, schema_changes=schema_changes)
 
     def summary(self, duck):
         if not load.table_exists(duck, self.table):
@@ -92,6 +103,13 @@ class PostgresTable:
         return postgres.commit(
             duck, stage, dsn=self.connector.uri(), schema=self.schema, table=self.table, sync=sync,
             pipeline=pipeline, run_id=run_id, data_columns=data_columns, schema_policy=schema_changes,
+        )
+
+    def replace_slice(self, duck, stage, part, *, run_id, schema_changes):
+        from etl_platform.destinations import postgres_slice
+
+        return postgres_slice.replace_slice(
+            duck, stage, dsn=self.connector.uri(), schema=self.schema, table=self.table, part=part, schema_policy=schema_changes
         )
 
     def summary(self, duck):
@@ -153,6 +171,10 @@ class FileTable:
                 run_id=run_id, data_columns=data_columns, file_format=self.file_format, partition_by=self.partition_by,
                 schema_policy=schema_changes,
             )
+
+    def replace_slice(self, duck, stage, part, *, run_id, schema_changes):
+        # Refused when definitions load (etl_platform.partitions.checks); this guards direct use.
+        raise DestinationError(f"{self} cannot replace one partition's rows: file destinations are not partitioned")
 
     def summary(self, duck):
         with self._errors("reading the manifest of"):

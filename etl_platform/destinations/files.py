@@ -70,10 +70,10 @@ from etl_platform.destinations.files_storage import MANIFEST as MANIFEST
 from etl_platform.destinations.files_storage import ConcurrentCommit as ConcurrentCommit
 from etl_platform.spec import SchemaChanges, SyncSpec
 from etl_platform.sql import literal, quote
+from etl_platform.quality.safe_export import FORMULA_STARTS, neutralised_sql  # one rule for every file written for humans
 from etl_platform.steps import load
 
 FILE_SIZE = "256MB"  # DuckDB starts another file once one grows past this
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 _STAGED, _LATEST = "__files_staged", "__files_latest"
 _ROW = "__etl_row"  # the staged row's position: among equal cursors the row read last wins
 _FILE = "__etl_file"
@@ -157,8 +157,7 @@ def _now() -> str:
 
 
 def _neutralised(column: str) -> str:
-    starts = ", ".join(literal(c) for c in FORMULA_STARTS)
-    return f"CASE WHEN left({column}, 1) IN ({starts}) THEN '''' || {column} ELSE {column} END"
+    return neutralised_sql(column)
 
 
 def _reconcile(

@@ -16,6 +16,9 @@ import duckdb
 
 from etl_platform.destinations import Destination, DestinationError, WarehouseTable
 from etl_platform.connectors.files import FileFormat, ReaderRejects, file_format, missing_columns
+from etl_platform.intake import limits as intake_limits
+from etl_platform.intake.intake import FileIntake
+from etl_platform.intake.sniff import reader_error
 from etl_platform.spec import ColumnSpec, PipelineSpec
 from etl_platform.sql import literal, quote
 from etl_platform.steps import load, stage
@@ -37,6 +40,7 @@ class FileResult:
     rows_read: int = 0
     rows_rejected: int = 0
     rejected_whole: str | None = None
+    duplicate_of: str | None = None  # skipped: its content was already loaded (says where)
 
 
 @dataclass
@@ -54,6 +58,10 @@ class LoadResult:
     @property
     def files_rejected(self) -> list[FileResult]:
         return [f for f in self.files if f.rejected_whole]
+
+    @property
+    def files_duplicate(self) -> list[FileResult]:
+        return [f for f in self.files if f.duplicate_of]
 
 
 @dataclass(frozen=True)
@@ -75,7 +83,7 @@ class Target:
 
 
 def _first_error_line(err: Exception) -> str:
-    return str(err).strip().splitlines()[0][:500]
+    return reader_error(err)
 
 
 def precheck(con: duckdb.DuckDBPyConnection, fmt: FileFormat, spec: PipelineSpec, path: Path) -> tuple[str | None, dict]:
@@ -84,12 +92,13 @@ def precheck(con: duckdb.DuckDBPyConnection, fmt: FileFormat, spec: PipelineSpec
     size = path.stat().st_size
     if size == 0:
         return "file is empty", {}
-    if limits.max_file_bytes is not None and size > limits.max_file_bytes:
-        return f"file is {size:,} bytes, over the limit of {limits.max_file_bytes:,}", {}
     try:
         offered, dialect = fmt.inspect(con, path, spec.source.columns)
     except duckdb.Error as err:
         return f"cannot be read as {fmt.name}: {_first_error_line(err)}", {}
+    too_wide = intake_limits.too_many_columns(offered, limits.max_columns)
+    if too_wide:
+        return too_wide, {}
     missing = missing_columns(offered, spec.source.columns)
     if missing:
         return f"missing mapped column(s) {', '.join(missing)}; the file has {', '.join(offered[:30])}", {}
@@ -118,6 +127,7 @@ class _Ingest:
         self.rules = stage.compile_rules(spec)
         self.fails = stage.any_fails(self.rules, with_cast_errors=self.with_cast_errors)
         self.rejects = ReaderRejects() if self.reader_casts else None
+        self.intake: FileIntake | None = None
 
     def stage_files(self, files: dict[Path, dict], excluded: dict[Path, str], progress: Progress) -> list["StagedFile"]:
         """Scan each file into the stage table, one autocommitted statement per file.
@@ -136,7 +146,8 @@ class _Ingest:
             progress.file_started(self.relative(path), _estimate_rows(path))
             scans_before = self._last_scan_id()
             try:
-                con.execute(f"INSERT INTO {self.target.stage.sql} SELECT {select} FROM {self.fmt.scan(path, spec.source.columns, self.rejects, dialect)}")
+                con.execute(f"INSERT INTO {self.target.stage.sql} SELECT {select} FROM {self.fmt.scan(path, spec.source.columns, self.rejects, dialect)}"
+                            + intake_limits.stop_reading_after(spec.source.limits))
             except duckdb.Error as err:
                 excluded[path] = f"cannot be read as {self.fmt.name}: {_first_error_line(err)}"
                 continue
@@ -144,10 +155,10 @@ class _Ingest:
                 f"SELECT min(rowid), max(rowid) FROM {self.target.stage.sql} WHERE rowid > ?", [last_row]
             ).fetchone()
             rows = 0 if first is None else last - first + 1
-            limit = spec.source.limits.max_rows
-            if limit is not None and rows > limit:
+            over = intake_limits.over_row_limits(con, self.target.stage.sql, spec, first, last, rows)
+            if over:
                 con.execute(f"DELETE FROM {self.target.stage.sql} WHERE rowid BETWEEN ? AND ?", [first, last])
-                excluded[path] = f"file has {rows:,} rows, over the limit of {limit:,}"
+                excluded[path] = over
                 last_row = last
                 continue
             # The reader records a scan only when the file had lines it rejected: a file
@@ -293,8 +304,12 @@ def run(
     the new one and the rejected rows and cursor always match what was loaded.
     """
     started = time.monotonic()
+    # Fingerprints, sniffs, decompresses and transcodes the files; rejects and skips some of them.
+    intake = FileIntake(con, spec, pipeline=pipeline, table=f"{target.table.schema}.{target.table.name}", run_id=run_id, relative=relative)
+    files, relative = intake.examine(files), intake.relative
     ingest = _Ingest(con, spec, target, relative, run_id, pipeline)
-    excluded: dict[Path, str] = {}
+    ingest.intake = intake
+    excluded: dict[Path, str] = dict(intake.rejected)
     dialects: dict[Path, dict] = {}
     for path in files:
         reason, dialects[path] = precheck(con, ingest.fmt, spec, path)
@@ -307,9 +322,12 @@ def run(
         _stop_if_bad_files(spec, excluded, relative)
         for path, reason in excluded.items():
             log(f"rejecting file {relative(path)}: {reason}")
+        for name, why in intake.duplicates:
+            log(f"skipping file {name}: {why}")
         return _in_one_transaction(ingest, staged, excluded, started, log)
     finally:
         con.execute(f"DROP TABLE IF EXISTS {target.stage.sql}")
+        intake.close()
 
 
 class _ArrowScan(FileFormat):
@@ -438,6 +456,10 @@ def _in_one_transaction(
     con.execute("BEGIN TRANSACTION")
     try:
         result = _validate_and_commit(ingest, staged, excluded, started)
+        if ingest.intake is not None:
+            # The ledger of loaded files commits with the rows: a failed load records nothing.
+            ingest.intake.record(con, [f.name for f in staged], {ingest.relative(p) for p in excluded})
+            result.files += [FileResult(name, duplicate_of=why) for name, why in ingest.intake.duplicates]
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")

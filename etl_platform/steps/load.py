@@ -6,6 +6,7 @@ rejected rows and the saved cursor commit together or not at all (ATOM, WM).
 
 import dataclasses
 from dataclasses import dataclass
+from datetime import datetime
 
 import duckdb
 
@@ -36,6 +37,41 @@ class Committed:
     cursor_before: str | None = None
     cursor_after: str | None = None
     drift: "Drift | None" = None
+    rows_deleted: int = 0  # a partition's rows the load replaced
+    rows_outside: int = 0  # loaded rows that belong to other partitions, left out
+
+
+@dataclass(frozen=True)
+class Slice:
+    """The rows of one partition (or a range of them): ``column`` in the time window
+    [start, end), or ``column`` equal to ``value`` (a source file's rows).
+
+    Window bounds are aware datetimes. A column without time zone (DATE, TIMESTAMP) is
+    compared with the bounds' local wall-clock time, a TIMESTAMPTZ column with the instants.
+    """
+
+    column: str
+    label: str  # the partition key, or "first...last" for a range
+    start: datetime | None = None
+    end: datetime | None = None
+    value: str | None = None
+
+    def bound_literals(self, zoned: bool) -> tuple[str, str]:
+        """The window's bounds as text for a column with (``zoned``) or without time zone."""
+        assert self.start is not None and self.end is not None
+        if zoned:
+            return self.start.isoformat(sep=" "), self.end.isoformat(sep=" ")
+        return self.start.replace(tzinfo=None).isoformat(sep=" "), self.end.replace(tzinfo=None).isoformat(sep=" ")
+
+    def where(self, column_type: str) -> str:
+        """DuckDB predicate selecting the slice's rows, for a column of ``column_type``."""
+        column = quote(self.column)
+        if self.value is not None:
+            return f"{column} = {literal(self.value)}"
+        zoned = "TIME ZONE" in column_type.upper() or column_type.upper() == "TIMESTAMPTZ"
+        cast = "TIMESTAMPTZ" if zoned else "TIMESTAMP"
+        start, end = self.bound_literals(zoned)
+        return f"{column} >= CAST({literal(start)} AS {cast}) AND {column} < CAST({literal(end)} AS {cast})"
 
 
 class SchemaMismatch(Exception):
@@ -180,6 +216,26 @@ def merge(con: duckdb.DuckDBPyConnection, stage: TableRef, target: TableRef, syn
     con.execute(f"INSERT INTO {target.sql} BY NAME SELECT * FROM __latest")
     con.execute("DROP TABLE __latest")
     return Committed(rows_written=rows)
+
+
+def replace_slice(
+    con: duckdb.DuckDBPyConnection, stage: TableRef, target: TableRef, part: Slice, *, schema_changes: str
+) -> Committed:
+    """Delete the slice's rows and insert the staged rows of the slice, in the caller's transaction.
+
+    Staged rows outside the slice belong to other partitions and are left out (counted in
+    ``rows_outside``), so a partition's load never touches another partition's rows.
+    """
+    found = apply_schema_policy(con, stage, target, schema_changes, keep_dropped=False)
+    _ensure_target(con, stage, target)
+    column_type = dict(columns_of(con, target)).get(part.column)
+    if column_type is None:
+        raise SchemaMismatch(f"the partition column {part.column!r} is not a column of table {target}. Nothing was changed.")
+    where = part.where(column_type)
+    outside = _count(con, f"DELETE FROM {stage.sql} WHERE ({where}) IS NOT TRUE")
+    deleted = _count(con, f"DELETE FROM {target.sql} WHERE {where}")
+    committed = append(con, stage, target)
+    return Committed(rows_written=committed.rows_written, drift=found, rows_deleted=deleted, rows_outside=outside)
 
 
 def _ensure_state_table(con: duckdb.DuckDBPyConnection) -> None:

@@ -276,7 +276,7 @@ def test_a_load_reports_rejected_rows_by_their_excel_row(tmp_path):
         ("orders/jan.xlsx", 5, "rule"),
     ]
     reasons = {line: reasons for _, line, _, reasons in rejected}
-    assert "cannot be read as xlsx: not a readable .xlsx workbook" in reasons[None][0]
+    assert reasons[None] == ["is not an .xlsx workbook: the content is text; an .xlsx file is a zip archive"]
     assert reasons[4] == ["amount: not a valid decimal(10,2)"]
     assert reasons[5] == ["amount is negative"]
 
@@ -300,3 +300,18 @@ def test_a_pipeline_reads_the_sheet_its_spec_names(tmp_path):
     finally:
         con.close()
     assert result.rows_read == 2 and result.rows_rejected == 0
+
+
+def test_openpyxl_itself_refuses_xml_entities_through_defusedxml(tmp_path):
+    """Behind the intake pre-scan, the parser is the second wall: an entity bomb that reached
+    it would fail fast instead of expanding."""
+    import time
+
+    from etl_platform_tests.intake import corpus
+
+    path = tmp_path / "bomb.xlsx"
+    path.write_bytes(corpus.xlsx_with({}, {"xl/worksheets/sheet1.xml": corpus.entity_bomb_sheet()})())
+    started = time.monotonic()
+    with pytest.raises(excel.WorkbookError, match="EntitiesForbidden"):
+        excel.to_parquet(path, tmp_path / "out.parquet")
+    assert time.monotonic() - started < 5

@@ -159,7 +159,7 @@ def test_limits_reject_a_file_whole(con, tmp_path):
     (landing / "big.csv").write_text("id\n" + "".join(f"{i}\n" for i in range(100)))
     spec = make_spec("*.csv", {"id": {"type": "bigint"}}, source={"limits": {"max_rows": 50}})
     result = load(con, spec, landing)
-    assert {f.file: f.rejected_whole for f in result.files_rejected} == {"big.csv": "file has 100 rows, over the limit of 50"}
+    assert {f.file: f.rejected_whole for f in result.files_rejected} == {"big.csv": "file has more than 50 rows, the limit (limits.max_rows); reading stopped there"}
     assert con.execute("SELECT count(*) FROM p.t").fetchone()[0] == 2
 
 

@@ -1,0 +1,1 @@
+"""Automation: file sensors, retries of transient failures, alerts and freshness."""

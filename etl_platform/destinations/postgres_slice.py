@@ -1,0 +1,72 @@
+"""One partition of a PostgreSQL table replaced: its rows deleted and the new ones inserted
+in one transaction, after the same bulk copy into a staging table as any load
+(see ``destinations.postgres``). Readers see the partition's old rows or its new ones."""
+
+import duckdb
+from psycopg2 import sql
+
+from etl_platform.destinations.postgres import ROW, ROWS_PER_BATCH, _copy_to_staging, _lock, _session, _Transaction
+from etl_platform.destinations.postgres_columns import PostgresDestinationError, _check_name, _Names, _reconcile, pg_column
+from etl_platform.spec import SchemaChanges, SyncSpec
+from etl_platform.steps import load
+
+
+def _where(part: load.Slice, column_type: str) -> sql.Composable:
+    column = sql.Identifier(part.column)
+    if part.value is not None:
+        return sql.SQL("{} = {}").format(column, sql.Literal(part.value))
+    zoned = "with time zone" in column_type
+    cast = sql.SQL("timestamptz" if zoned else "timestamp")
+    start, end = part.bound_literals(zoned)
+    return sql.SQL("{0} >= CAST({1} AS {3}) AND {0} < CAST({2} AS {3})").format(
+        column, sql.Literal(start), sql.Literal(end), cast
+    )
+
+
+def _replace_in_transaction(tx: _Transaction, columns, part: load.Slice, policy: SchemaChanges) -> load.Committed:
+    names = tx.names
+    tx.run(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(names.schema)))
+    existing = tx.existing_columns()
+    found, kept, table = _reconcile(columns, existing, policy, str(names), keep_dropped=False)
+    column_type = next((c.pg_type for c in table if c.name == part.column), None)
+    if column_type is None:
+        raise load.SchemaMismatch(f"the partition column {part.column!r} is not a column of {names}. Nothing was changed.")
+    tx.ensure_target(existing, table, SyncSpec())
+    if existing is None:  # every partition load deletes by this column
+        tx.run(sql.SQL("CREATE INDEX ON {} ({})").format(names.target, sql.Identifier(part.column)))
+    where = _where(part, column_type)
+    outside = tx.run(sql.SQL("DELETE FROM {} WHERE ({}) IS NOT TRUE").format(names.staging, where))
+    deleted = tx.run(sql.SQL("DELETE FROM {} WHERE {}").format(names.target, where))
+    rows = tx.insert(names.target, kept, names.staging)
+    tx.run(sql.SQL("DROP TABLE {}").format(names.staging))
+    return load.Committed(rows_written=rows, drift=found, rows_deleted=deleted, rows_outside=outside)
+
+
+def replace_slice(
+    duck: duckdb.DuckDBPyConnection,
+    stage: load.TableRef,
+    *,
+    dsn: str,
+    schema: str,
+    table: str,
+    part: load.Slice,
+    schema_policy: SchemaChanges = "freeze",
+    rows_per_batch: int = ROWS_PER_BATCH,
+) -> load.Committed:
+    """Replace the rows of ``part`` in PostgreSQL table ``schema.table`` with the staged rows
+    of ``part``; staged rows outside it are left out. Schema policy as ``postgres.commit``.
+
+    Raises PostgresDestinationError (driver errors, scrubbed) or load.SchemaMismatch;
+    either way the table is as it was.
+    """
+    names = _Names(schema, table)
+    columns = [pg_column(name, duckdb_type) for name, duckdb_type in load.columns_of(duck, stage)]
+    for name in [schema, table, *(c.name for c in columns)]:
+        _check_name(name)
+    if ROW in {c.name for c in columns}:
+        raise PostgresDestinationError(f"column name {ROW} is reserved for the load's row order")
+    with _session(dsn, f"replacing partition {part.label} of PostgreSQL table {names} failed") as pg:
+        _lock(pg, names)
+        _copy_to_staging(duck, stage, pg, dsn, names, columns, rows_per_batch)
+        with pg, pg.cursor() as cur:
+            return _replace_in_transaction(_Transaction(cur, names), columns, part, schema_policy)

@@ -1,0 +1,116 @@
+"""What one run of a partitioned pipeline reads and replaces.
+
+A run has one partition (or, in a single-run backfill, a range of time partitions). Its
+slice is what the load replaces: the rows whose column is in the window, or the rows of
+one source file. The source is asked for no more than the slice: a SQL source filters
+its query, a REST source gets the window's bounds as parameters, a per-file run reads
+only its file.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+
+from etl_platform.destinations import Destination
+from etl_platform.partitions.spec import PartitionsSpec
+from etl_platform.spec import PipelineSpec, RuleSpec
+from etl_platform.steps import load
+from etl_platform.steps.ingest import LoadFailed
+
+SOURCE_FILE = "_source_file"
+
+
+class PartitionNotFound(LoadFailed):
+    """The run's partition names a file that is not (or no longer) in the source: the same
+    next time, so not retried."""
+
+
+def slice_of_run(context: dg.AssetExecutionContext, part: PartitionsSpec) -> load.Slice:
+    """The rows this run replaces."""
+    if not part.by_time:
+        key = context.partition_key
+        return load.Slice(column=SOURCE_FILE, label=key, value=key)
+    window = context.partition_time_window
+    keys = context.partition_key_range
+    label = keys.start if keys.start == keys.end else f"{keys.start}...{keys.end}"
+    return load.Slice(column=part.column, label=label, start=window.start, end=window.end)
+
+
+def spec_for_run(spec: PipelineSpec, part: load.Slice | None) -> PipelineSpec:
+    """The spec as this run reads: a REST endpoint asked for the window, and rows without a
+    value in the partition column rejected (they belong to no partition)."""
+    partitions = spec.partitions
+    if part is None or part.value is not None or partitions is None:
+        return spec
+    rules = [*spec.rules, RuleSpec(name=f"{part.column} is empty (no partition)", not_null=[part.column])]
+    source = spec.source
+    if partitions.start_param is not None and source.endpoint is not None:
+        fmt = partitions.param_format
+        start, end = (b.strftime(fmt) if fmt else b.isoformat() for b in (part.start, part.end))
+        params = {**(source.endpoint.get("params") or {}), partitions.start_param: start, partitions.end_param: end}
+        source = source.model_copy(update={"endpoint": {**source.endpoint, "params": params}})
+    return spec.model_copy(update={"rules": rules, "source": source})
+
+
+def source_window(spec: PipelineSpec, part: load.Slice | None) -> tuple[str, str, str] | None:
+    """(source column, start, end) a SQL source filters on, or None. Bounds are the window's
+    local date (date and time for hourly partitions) as text, which compares right with DATE,
+    TIMESTAMP and ISO text columns in every database."""
+    if part is None or part.value is not None or spec.partitions is None:
+        return None
+    mapped = spec.source.columns.get(part.column)
+    column = (mapped.source or part.column) if mapped else part.column
+    hourly = spec.partitions.by == "hourly"
+    start, end = (b.strftime("%Y-%m-%d %H:%M:%S" if hourly else "%Y-%m-%d") for b in (part.start, part.end))
+    return column, start, end
+
+
+def files_of_run(files: list[Path], relative: Callable[[Path], str], part: load.Slice | None, where: str) -> list[Path]:
+    """The files a run reads: all of them, or for a per-file partition only its file."""
+    if part is None or part.value is None:
+        return files
+    mine = [f for f in files if relative(f) == part.value]
+    if not mine:
+        raise PartitionNotFound(
+            f"partition {part.value!r}: no such file matches the source's pattern in {where}; "
+            "its rows in the table were left as they were"
+        )
+    return mine
+
+
+@dataclass(frozen=True)
+class SliceOf:
+    """A destination whose commit replaces one partition's rows (``Destination.replace_slice``)."""
+
+    destination: Destination
+    part: load.Slice
+
+    def __str__(self) -> str:
+        return f"partition {self.part.label} of {self.destination}"
+
+    def saved_cursor(self, duck, pipeline):
+        return None  # partitioned loads keep no cursor: the partition says what to read
+
+    def commit(self, duck, stage, sync, *, pipeline, run_id, data_columns, schema_changes):
+        return self.destination.replace_slice(duck, stage, self.part, run_id=run_id, schema_changes=schema_changes)
+
+    def replace_slice(self, duck, stage, part, *, run_id, schema_changes):
+        return self.destination.replace_slice(duck, stage, part, run_id=run_id, schema_changes=schema_changes)
+
+    def summary(self, duck):
+        return self.destination.summary(duck)
+
+    def reset_state(self, duck, pipeline, to):
+        return self.destination.reset_state(duck, pipeline, to)
+
+
+def partition_metadata(part: load.Slice, committed: load.Committed) -> dict:
+    """What the materialization records about the partition's load."""
+    metadata: dict = {"partition": part.label, "rows_deleted": committed.rows_deleted, "rows_inserted": committed.rows_written}
+    if part.start is not None:
+        metadata |= {"window_start": part.start.isoformat(), "window_end": part.end.isoformat()}
+    if committed.rows_outside:
+        metadata["rows_outside_partition"] = committed.rows_outside
+    return metadata

@@ -1,0 +1,276 @@
+"""File sensors driven tick by tick through their cursor, on a real folder and a real S3 server."""
+
+import os
+import statistics
+import time
+from pathlib import Path
+
+import dagster as dg
+import pytest
+from dagster._core.storage.dagster_run import DagsterRun, DagsterRunStatus
+from dagster._core.storage.tags import RUN_KEY_TAG, SENSOR_NAME_TAG
+from dagster._core.utils import make_new_run_id
+
+from etl_platform.automation.listing import LocalListing
+from etl_platform.automation.pipeline import listing_of
+from etl_platform.automation.sensors import FileWatch, file_sensor
+from etl_platform.connections import as_resource, resource_key
+from etl_platform.connectors.landing import LocalFolder
+from etl_platform.connectors.registry import build
+from etl_platform_tests.s3_server import S3Bucket, s3_bucket, s3_server  # noqa: F401
+
+FILES = dg.DynamicPartitionsDefinition(name="drops_files")
+
+
+@dg.asset(partitions_def=FILES)
+def drops(context: dg.AssetExecutionContext) -> None:
+    context.log.info(f"loading {context.partition_key}")
+
+
+@dg.asset
+def drops_batch() -> None:
+    pass
+
+
+PER_FILE_JOB = dg.define_asset_job("drops_job", selection=[drops])
+BATCH_JOB = dg.define_asset_job("drops_batch_job", selection=[drops_batch])
+
+
+def sensor_for(root: Path, *, per_file: bool = True, settle: int = 0, max_files: int = 500) -> dg.SensorDefinition:
+    watch = FileWatch(
+        pipeline="drops" if per_file else "drops_batch",
+        pattern="in/*.csv",
+        job_name="drops_job" if per_file else "drops_batch_job",
+        partitions_def_name="drops_files" if per_file else None,
+        settle_seconds=settle,
+        max_files=max_files,
+    )
+    return file_sensor(watch, lambda context: LocalListing(LocalFolder(root)), job=PER_FILE_JOB if per_file else BATCH_JOB)
+
+
+class Ticker:
+    """Evaluates a sensor the way the daemon does: cursor from the last tick, same instance."""
+
+    def __init__(self, sensor: dg.SensorDefinition, instance: dg.DagsterInstance, **context):
+        self.sensor, self.instance, self.context = sensor, instance, context
+        self.cursor: str | None = None
+        self.seconds: list[float] = []
+
+    def tick(self) -> list[dg.RunRequest]:
+        started = time.perf_counter()
+        result = self.sensor(dg.build_sensor_context(cursor=self.cursor, instance=self.instance, **self.context))
+        self.seconds.append(time.perf_counter() - started)
+        self.cursor = result.cursor
+        self.result = result
+        return list(result.run_requests or [])
+
+    def launch(self, requests: list[dg.RunRequest]) -> None:
+        """Record runs as the daemon would launch them, with their run keys and tags."""
+        for request in requests:
+            tags = {**request.tags, RUN_KEY_TAG: request.run_key, SENSOR_NAME_TAG: self.sensor.name}
+            self.instance.add_run(
+                DagsterRun(job_name=self.sensor.job_name, run_id=make_new_run_id(), tags=tags, status=DagsterRunStatus.SUCCESS)
+            )
+
+
+def drop(root: Path, name: str, body: str, mtime: float | None = None) -> Path:
+    path = root / "in" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(body)
+    if mtime is not None:
+        os.utime(path, (mtime, mtime))
+    return path
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    (tmp_path / "in").mkdir()
+    return tmp_path
+
+
+def test_bursts_with_equal_and_older_times_each_run_once_as_their_own_partition(root, instance):
+    ticker = Ticker(sensor_for(root), instance)
+    same_time = time.time() - 3600
+    for i in range(5):
+        drop(root, f"day-{i}.csv", f"id\n{i}\n", mtime=same_time)
+    assert ticker.tick() == []  # first look: the files may still be being written
+    runs = ticker.tick()
+    assert sorted(r.partition_key for r in runs) == [f"in/day-{i}.csv" for i in range(5)]
+    assert len({r.run_key for r in runs}) == 5
+    [added] = ticker.result.dynamic_partitions_requests
+    assert added.partitions_def_name == "drops_files" and sorted(added.partition_keys) == sorted(r.partition_key for r in runs)
+    assert ticker.tick() == []
+
+    # A second burst whose files carry older (and equal) timestamps than the first: a
+    # timestamp watermark would skip them; the ledger does not.
+    for i in range(3):
+        drop(root, f"late-{i}.csv", f"id\nlate {i}\n", mtime=same_time - 86_400)
+    assert ticker.tick() == []
+    assert sorted(r.partition_key for r in ticker.tick()) == ["in/late-0.csv", "in/late-1.csv", "in/late-2.csv"]
+    assert ticker.tick() == []
+
+
+def test_a_file_still_being_written_waits_until_it_stops_changing(root, instance):
+    ticker = Ticker(sensor_for(root), instance)
+    path = drop(root, "big.csv", "id\n1\n")
+    assert ticker.tick() == []
+    with path.open("a") as handle:
+        handle.write("2\n")  # still growing at the next look
+    assert ticker.tick() == []
+    [run] = ticker.tick()  # unchanged since the last look: taken up
+    assert run.partition_key == "in/big.csv"
+    assert run.tags["etl/file_content"].startswith("sha256:")
+
+    slow = Ticker(sensor_for(root, settle=3600), instance)
+    drop(root, "fresh.csv", "id\n9\n")
+    assert [slow.tick() for _ in range(3)] == [[], [], []]  # not settled for an hour yet
+
+
+def test_the_same_bytes_under_a_new_name_do_not_run_again_but_changed_bytes_do(root, instance):
+    ticker = Ticker(sensor_for(root), instance)
+    original = drop(root, "orders.csv", "id\n1\n2\n")
+    ticker.tick()
+    [first] = ticker.tick()
+    original.rename(root / "in" / "orders-renamed.csv")
+    drop(root, "orders-copy.csv", "id\n1\n2\n")
+    assert ticker.tick() == [] and ticker.tick() == []
+    drop(root, "orders.csv", "id\n1\n2\n3\n")  # same name, new content
+    ticker.tick()
+    [again] = ticker.tick()
+    assert again.partition_key == "in/orders.csv" and again.run_key != first.run_key
+
+
+def test_a_lost_cursor_requests_no_file_twice(root, instance):
+    ticker = Ticker(sensor_for(root), instance)
+    for i in range(4):
+        drop(root, f"f{i}.csv", f"id\n{i}\n")
+    ticker.tick()
+    first = ticker.tick()
+    ticker.launch(first)
+    keys = {r.run_key for r in first}
+
+    # The same folder seen by a fresh ledger and no runs yet: the same run keys, which
+    # Dagster launches once per sensor.
+    fresh = Ticker(sensor_for(root), dg.DagsterInstance.ephemeral())
+    fresh.tick()
+    assert {r.run_key for r in fresh.tick()} == keys
+
+    # The cursor is lost on the real instance: the ledger is rebuilt from the runs already
+    # asked for, and nothing is requested again; a file new since then still is.
+    ticker.cursor = None
+    drop(root, "f9.csv", "id\n9\n")
+    assert ticker.tick() == []
+    [new] = ticker.tick()
+    assert new.partition_key == "in/f9.csv" and new.run_key not in keys
+
+
+def test_without_per_file_partitions_one_run_covers_the_new_files(root, instance):
+    ticker = Ticker(sensor_for(root, per_file=False), instance)
+    for i in range(3):
+        drop(root, f"b{i}.csv", f"id\n{i}\n")
+    ticker.tick()
+    [run] = ticker.tick()
+    assert run.partition_key is None and run.run_key.startswith("files:")
+    assert run.tags["etl/new_files"] == "3" and not ticker.result.dynamic_partitions_requests
+    ticker.launch([run])
+    ticker.cursor = None  # lost: recalled from the run's tags, nothing runs again
+    assert ticker.tick() == [] and ticker.tick() == []
+
+
+def test_files_outside_the_folder_or_with_unusable_names_are_never_requested(root, instance, tmp_path_factory):
+    outside = tmp_path_factory.mktemp("outside")
+    (outside / "secret.csv").write_text("id\n1\n")
+    (root / "in" / "link.csv").symlink_to(outside / "secret.csv")
+    drop(root, "a...b.csv", "id\n2\n")
+    drop(root, "ok.csv", "id\n3\n")
+    ticker = Ticker(sensor_for(root), instance)
+    ticker.tick()
+    assert [r.partition_key for r in ticker.tick()] == ["in/ok.csv"]
+
+
+def test_ten_thousand_files_at_once_over_bounded_ticks(root, instance):
+    count, per_tick = 10_000, 1_000
+    for i in range(count):
+        (root / "in" / f"burst-{i:05d}.csv").write_text(f"id\n{i}\n")
+    ticker = Ticker(sensor_for(root, max_files=per_tick), instance)
+    requested: list[dg.RunRequest] = []
+    while True:
+        runs = ticker.tick()
+        assert len(runs) <= per_tick
+        requested += runs
+        if not runs and len(ticker.seconds) > 1:
+            break
+        assert len(ticker.seconds) < 20, "the burst should be done in about count / per_tick ticks"
+    keys = [r.run_key for r in requested]
+    names = [r.partition_key for r in requested]
+    assert len(keys) == len(set(keys)) == count  # 0 duplicated
+    assert set(names) == {f"in/burst-{i:05d}.csv" for i in range(count)}  # 0 missed
+    cursor_kb = len(ticker.cursor) / 1024
+    print(
+        f"\n10,000-file burst: {len(ticker.seconds)} ticks, tick seconds max {max(ticker.seconds):.2f} "
+        f"median {statistics.median(ticker.seconds):.2f}, cursor {cursor_kb:.0f} KB"
+    )
+    assert max(ticker.seconds) < 15
+    assert cursor_kb < 300
+
+
+def test_an_s3_prefix_with_more_than_a_thousand_keys(s3_bucket: S3Bucket, instance):  # noqa: F811
+    count = 1_205  # more than one page of ListObjectsV2
+    s3_bucket.put_many({f"drops/in/obj-{i:04d}.csv": f"id\n{i}\n" for i in range(count)} | {"drops/in/": "", "elsewhere/x.csv": "no"})
+    connector = build("lake", "s3", s3_bucket.options(prefix="drops"))
+    watch = FileWatch(pipeline="drops", pattern="in/*.csv", job_name="drops_job", partitions_def_name="drops_files", settle_seconds=0, max_files=2_000)
+    sensor = file_sensor(watch, listing_of("lake"), job=PER_FILE_JOB, required_resource_keys={resource_key("lake")})
+    ticker = Ticker(sensor, instance, resources={resource_key("lake"): as_resource(connector)})
+    assert ticker.tick() == []
+    runs = ticker.tick()
+    assert len(runs) == len({r.run_key for r in runs}) == count
+    assert {r.partition_key for r in runs} == {f"in/obj-{i:04d}.csv" for i in range(count)}
+    assert runs[0].tags["etl/file_content"].startswith("etag:")
+    s3_bucket.put("drops/in/obj-0000-copy.csv", "id\n0\n")  # same bytes, same ETag: not run again
+    s3_bucket.put("drops/in/new.csv", "id\nnew\n")
+    ticker.tick()
+    assert [r.partition_key for r in ticker.tick()] == ["in/new.csv"]
+
+
+def test_the_demo_customers_pipeline_runs_when_a_new_export_lands(demo_landing, instance):
+    from etl_platform_tests.conftest import load_definitions
+
+    sensor = load_definitions().get_sensor_def("shop_customers_file_sensor")
+    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING and sensor.minimum_interval_seconds == 30
+    ticker = Ticker(sensor, instance)
+    assert ticker.tick() == []  # first look; the export is taken up once it has settled
+    export = demo_landing / "shop" / "customers.parquet"
+    past = time.time() - 60
+    [run] = _after_settling(ticker, export, past)
+    assert run.job_name in (None, "shop_customers_job") and sensor.job_name == "shop_customers_job"
+    assert run.tags["etl/new_files"] == "1" and run.tags["etl/file"] == "shop/customers.parquet"
+
+    export.write_bytes(export.read_bytes() + b"\0")  # tonight's export replaces it
+    assert ticker.tick() == []
+    assert len(_after_settling(ticker, export, past)) == 1
+
+
+def _after_settling(ticker: Ticker, path: Path, seen_at: float) -> list[dg.RunRequest]:
+    """Tick once the settle time has passed, without waiting for it: the ledger's first-seen
+    times are moved back as if the last look had been ``seen_at``."""
+    from etl_platform.automation.ledger import Ledger
+
+    ledger = Ledger.from_cursor(ticker.cursor)
+    ledger.pending = {d: int(seen_at) for d in ledger.pending}
+    ticker.cursor = ledger.to_cursor()
+    return ticker.tick()
+
+
+def test_per_file_requests_resolve_against_the_jobs_dynamic_partitions_as_in_the_daemon(root, instance):
+    """The daemon's own resolution: each partition key must exist once this tick's additions apply."""
+    sensor = sensor_for(root)
+    defs = dg.Definitions(assets=[drops], jobs=[PER_FILE_JOB], sensors=[sensor])
+    for i in range(3):
+        drop(root, f"r{i}.csv", f"id\n{i}\n")
+    cursor = None
+    for _ in range(2):
+        context = dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs, instance_ref=instance.get_ref())
+        data = sensor.evaluate_tick(context)
+        cursor = data.cursor
+    assert [r.partition_key for r in data.run_requests] == ["in/r0.csv", "in/r1.csv", "in/r2.csv"]
+    assert all(r.has_resolved_partition() and r.tags["dagster/partition"] == r.partition_key for r in data.run_requests)
