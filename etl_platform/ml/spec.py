@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from etl_platform.spec import IDENTIFIER, SpecModel
+from etl_platform.spec_base import IDENTIFIER, SpecModel
 
 FeatureType = Literal["numeric", "categorical"]
 

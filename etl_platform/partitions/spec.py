@@ -8,17 +8,16 @@ from datetime import datetime
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-class PartitionsSpec(BaseModel):
+from etl_platform.spec_base import SpecModel
+
+class PartitionsSpec(SpecModel):
     """How the pipeline's table is split into partitions that load, rerun and backfill on their own.
 
     A partition's load deletes exactly its rows and inserts the new ones in one transaction:
     rerunning a partition never duplicates rows and never touches other partitions.
     """
-
-    # as etl_platform.spec.SpecModel; not imported from there: spec.py imports this module
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
 
     by: Literal["hourly", "daily", "weekly", "monthly", "file"] = Field(
         "daily",

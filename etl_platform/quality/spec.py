@@ -4,7 +4,7 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
-from etl_platform.spec import IDENTIFIER, SpecModel
+from etl_platform.spec_base import IDENTIFIER, SpecModel
 
 _EXAMPLE = "e.g. '- expect_column_values_to_be_between: {column: spend, min_value: 0}'"
 
