@@ -1,0 +1,90 @@
+"""What a load reports: the table's metadata, the rejected table's, and the load's checks."""
+
+import dagster as dg
+
+from etl_platform.spec import PipelineSpec
+from etl_platform.steps import ingest
+
+CHECK_REJECTED_SHARE = "rejected_rows_within_limit"
+CHECK_FILES_READABLE = "all_files_readable"
+CHECK_SCHEMA_DRIFT = "schema_drift"
+
+
+def schema_of(columns: list[tuple[str, str]]) -> dg.TableSchema:
+    return dg.TableSchema(columns=[dg.TableColumn(name, dtype) for name, dtype in columns])
+
+
+def load_results(spec: PipelineSpec, result: ingest.LoadResult, table_key, rejected_key, rejected_total: int, extra: dict):
+    share = result.rows_rejected / result.rows_read if result.rows_read else 0.0
+    rows_per_second = result.rows_read / result.seconds if result.seconds > 0 else 0.0
+    metadata = {
+        "rows_read": result.rows_read,
+        "rows_accepted": result.rows_accepted,
+        "rows_rejected": result.rows_rejected,
+        "rows_written": result.committed.rows_written,
+        "files_read": len(result.files) - len(result.files_rejected) - len(result.files_duplicate),
+        "files_duplicate": len(result.files_duplicate),
+        "files_rejected": len(result.files_rejected),
+        "duration_seconds": round(result.seconds, 3),
+        "rows_per_second": round(rows_per_second),
+        "sync_mode": spec.sync.mode,
+        "files": dg.MetadataValue.md(files_table(result)),
+        **extra,
+    }
+    if result.table_rows is not None:
+        metadata |= {"dagster/row_count": result.table_rows, "dagster/column_schema": schema_of(result.columns)}
+    if spec.sync.mode == "incremental":
+        metadata |= {
+            "cursor_before": result.committed.cursor_before or "",
+            "cursor_after": result.committed.cursor_after or "",
+            "rows_before_cursor": result.committed.rows_before_cursor,
+        }
+    yield dg.MaterializeResult(asset_key=table_key, metadata=metadata)
+    yield dg.MaterializeResult(
+        asset_key=rejected_key,
+        metadata={
+            "dagster/row_count": rejected_total,
+            "rows_rejected_this_run": result.rows_rejected,
+            "rejected_by_reason": dg.MetadataValue.json(result.rejected_by_reason),
+        },
+    )
+    limit = spec.checks.max_rejected_fraction
+    yield dg.AssetCheckResult(
+        asset_key=table_key,
+        check_name=CHECK_REJECTED_SHARE,
+        passed=share <= limit,
+        severity=dg.AssetCheckSeverity.ERROR if spec.checks.blocking else dg.AssetCheckSeverity.WARN,
+        metadata={"rejected_share": round(share, 6), "limit": limit, "rows_rejected": result.rows_rejected, "rows_read": result.rows_read},
+    )
+    drift = result.committed.drift
+    yield dg.AssetCheckResult(
+        asset_key=table_key,
+        check_name=CHECK_SCHEMA_DRIFT,
+        passed=not drift,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "policy": spec.destination.schema_changes,
+            "difference": drift.describe() if drift else "no change",
+            "new_columns": dg.MetadataValue.json(list(drift.added) if drift else []),
+            "missing_columns": dg.MetadataValue.json(list(drift.dropped) if drift else []),
+        },
+    )
+    yield dg.AssetCheckResult(
+        asset_key=table_key,
+        check_name=CHECK_FILES_READABLE,
+        passed=not result.files_rejected,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"files_rejected": dg.MetadataValue.json({f.file: f.rejected_whole for f in result.files_rejected})},
+    )
+
+
+def files_table(result: ingest.LoadResult) -> str:
+    lines = ["| file | rows read | rows rejected | note |", "| --- | ---: | ---: | --- |"]
+    for f in result.files[:200]:
+        note = f"rejected whole: {f.rejected_whole}" if f.rejected_whole else ""
+        if f.duplicate_of:
+            note = f"skipped as a duplicate: {f.duplicate_of}"
+        lines.append(f"| {f.file} | {f.rows_read:,} | {f.rows_rejected:,} | {note} |")
+    if len(result.files) > 200:
+        lines.append(f"| … {len(result.files) - 200} more | | | |")
+    return "\n".join(lines)
