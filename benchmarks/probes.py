@@ -4,6 +4,7 @@ so its timings and memory include exactly that and nothing loaded for another pr
 Every probe returns a JSON-able dict; ``seconds`` is always the timed part only.
 """
 
+import shutil
 import time
 from pathlib import Path
 
@@ -109,7 +110,7 @@ def many_pipelines(template: str, pipelines: int) -> dict:
     defs folder (``etl_platform.definitions.build_tree`` over Dagster's component tree).
 
     The copies live in a throwaway defs folder (Dagster's test sandbox, in a temp dir);
-    each is the template's defs.yaml unchanged in its own folder p000, p001, ..., so its
+    each is a copy of the template pipeline's folder (its defs.yaml unchanged) named p000, p001, ..., so its
     name, schema, asset keys, job and schedule are its own. Not timed: importing Dagster
     and writing the files. Timed: building all definitions and resolving the asset graph
     (``seconds``); then, apart, resolving every job (``jobs_seconds``), which Dagster does
@@ -119,13 +120,10 @@ def many_pipelines(template: str, pipelines: int) -> dict:
 
     from etl_platform.definitions import build_tree, check_references
 
-    text = Path(template).read_text()
     names = [f"p{i:03d}" for i in range(pipelines)]
     with create_defs_folder_sandbox(project_name="bench_pipelines") as sandbox:
-        for name in names:
-            folder = sandbox.defs_folder_path / "pipelines" / name
-            folder.mkdir(parents=True)
-            (folder / "defs.yaml").write_text(text)
+        for name in names:  # the template's whole folder: its defs.yaml and the suites it points at
+            shutil.copytree(Path(template).parent, sandbox.defs_folder_path / "pipelines" / name)
         (sandbox.defs_folder_path / "resources.py").write_text(SANDBOX_RESOURCES)
         with sandbox.build_component_tree() as tree:
             started = time.perf_counter()

@@ -17,9 +17,12 @@ from etl_platform import vault
 from etl_platform.connections import as_resource, resource_key
 from etl_platform.connectors.registry import build
 from etl_platform.factory import PipelineContext, build_pipeline_defs
+from etl_platform.quality.spec_checks import resolve_expectations
+from etl_platform.resources.mlflow import MLflowResource
 from etl_platform.resources.warehouse import WarehouseResource
 from etl_platform.spec import PipelineSpec
 from etl_platform.spec_checks import table_names
+from etl_platform.spec_errors import SpecLocator
 from etl_platform_tests.conftest import BIN, PROJECT_ROOT
 
 PASSWORD = "correct horse battery staple"
@@ -242,16 +245,29 @@ def test_the_cli_reads_values_from_stdin_and_lists_names_only(tmp_path):
 
 
 def _pipeline(name: str, secret: str, server: dict) -> dg.Definitions:
+    """A PostgreSQL source read with a vault secret, checked by Great Expectations and trained on,
+    so the canary has every chance to reach GX results and data docs and the MLflow store."""
     spec = PipelineSpec.model_validate({
-        "source": {"connection": "dwh", "table": "public.orders"},
+        "source": {"connection": "dwh", "table": "public.orders", "columns": {
+            "id": {"type": "bigint"}, "note": {"type": "varchar"}, "amount": {"type": "double"}, "qty": {"type": "bigint"},
+        }},
         "destination": {"table": "orders"},
+        "expectations": [
+            {"expect_column_values_to_not_be_null": {"column": "note"}},
+            {"expect_column_values_to_be_between": {"column": "amount", "min_value": 0}},
+        ],
+        "train": {"target": "amount", "features": {"qty": "numeric"}, "estimator": "sklearn.linear_model.LinearRegression",
+                  "metrics": ["r2"]},
+        "retries": {"max_retries": 0},
     })
     connector = build("dwh", "postgres", {
         "host": server["host"], "port": server["port"], "database": server["dbname"], "user": server["user"],
         "password": {"secret": secret}, "connect_timeout_seconds": 5,
     })
-    ctx = PipelineContext(name=name, names=table_names(spec, name), defined_at={}, connection_kind="postgres")
-    resources = {"warehouse": WarehouseResource(), resource_key("dwh"): as_resource(connector)}
+    names = table_names(spec, name)
+    expectations = resolve_expectations(spec, SpecLocator(None, fallback=name), Path("."), names)
+    ctx = PipelineContext(name=name, names=names, defined_at={}, connection_kind="postgres", expectations=expectations)
+    resources = {"warehouse": WarehouseResource(), "mlflow": MLflowResource(), resource_key("dwh"): as_resource(connector)}
     return dg.Definitions.merge(build_pipeline_defs(spec, ctx), dg.Definitions(resources=resources))
 
 
@@ -270,8 +286,9 @@ def test_a_canary_password_appears_nowhere_after_a_good_and_a_failed_run(
 ):
     server = password_postgres
     with psycopg2.connect(**server) as conn, conn.cursor() as cur:
-        cur.execute("CREATE TABLE IF NOT EXISTS orders (id BIGINT PRIMARY KEY, note TEXT)")
-        cur.execute("INSERT INTO orders SELECT g, 'order ' || g FROM generate_series(1, 500) g ON CONFLICT DO NOTHING")
+        cur.execute("DROP TABLE IF EXISTS orders")
+        cur.execute("CREATE TABLE orders (id BIGINT PRIMARY KEY, note TEXT, amount DOUBLE PRECISION, qty BIGINT)")
+        cur.execute("INSERT INTO orders SELECT g, 'order ' || g, (g % 7) * 2.5 + 1, g % 7 FROM generate_series(1, 500) g")
     wrong = server["password"][::-1]  # a second canary: sent, refused by the server
     with vault.changing(PASSWORD, vault_file) as opened:
         opened.set("dwh_password", server["password"])
@@ -286,18 +303,24 @@ def test_a_canary_password_appears_nowhere_after_a_good_and_a_failed_run(
     dagster_home = tmp_path / "dagster_home"
     dagster_home.mkdir()
     with dg.instance_for_test(temp_dir=str(dagster_home), overrides=overrides) as instance:
-        good = _pipeline("good", "dwh_password", server).resolve_job_def("good_job").execute_in_process(instance=instance, raise_on_error=False)
+        good_defs = _pipeline("good", "dwh_password", server)
+        good = good_defs.resolve_job_def("good_job").execute_in_process(instance=instance, raise_on_error=False)
+        trained = good_defs.resolve_job_def("good_train_job").execute_in_process(instance=instance, raise_on_error=False)
         bad = _pipeline("bad", "dwh_wrong_password", server).resolve_job_def("bad_job").execute_in_process(instance=instance, raise_on_error=False)
-        assert good.success and not bad.success
+        assert good.success and trained.success and not bad.success
+        checks = [e for e in good.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
+        assert len(checks) >= 2  # the GX results are in the event log that is searched below
         [failure] = [e for e in bad.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
         assert "password authentication failed" in failure.step_failure_data.error.message
         needles = [server["password"], wrong]
         runs = instance.get_runs()
-        assert len(runs) == 2 and not any(n in json.dumps(r.run_config) for r in runs for n in needles)
+        assert len(runs) == 3 and not any(n in json.dumps(r.run_config) for r in runs for n in needles)
         logged = [e.message + json.dumps(str(e.dagster_event)) for r in runs for e in instance.all_logs(r.run_id)]
         assert not any(n in line for line in logged for n in needles)
     assert not _hits(dagster_home, [n.encode() for n in needles])  # SQLite event log, run storage, compute logs
-    assert not _hits(etl_home, [n.encode() for n in needles])  # the warehouse and everything else under ETL_HOME
+    # the warehouse, the MLflow store and artifacts, the GX data docs: everything under ETL_HOME
+    assert (etl_home / "mlflow").is_dir() and (etl_home / "gx").is_dir()
+    assert not _hits(etl_home, [n.encode() for n in needles])
     if storage == "postgres":
         with psycopg2.connect(**db) as conn, conn.cursor() as cur:
             for table, column in (("event_logs", "event"), ("runs", "run_body")):
