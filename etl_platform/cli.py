@@ -278,7 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
     listing = state.add_parser("list", help="every pipeline's saved cursor, wherever its destination keeps it")
     listing.add_argument("--defs", default=str(PROJECT_DEFS), help="defs folder of the pipelines (default: this project's)")
     listing.set_defaults(func=_state_list)
-    reset = state.add_parser("reset", help="forget a pipeline's cursor (next load reads everything) or rewind it with --to")
+    reset = state.add_parser("reset", help="forget a pipeline's cursor and loaded files (next load reads everything) or rewind the cursor with --to")
     reset.add_argument("pipeline")
     reset.add_argument("--defs", default=str(PROJECT_DEFS), help="defs folder of the pipelines (default: this project's)")
     reset.add_argument("--to", default=None, help="cursor value to rewind to (inclusive: rows at this value are read again)")
@@ -384,6 +384,8 @@ def _scrubbed(read):
 
 
 def _state_reset(args: argparse.Namespace) -> int:
+    from etl_platform.intake import fingerprints
+
     defs_root = Path(args.defs)
     specs = _pipeline_specs(defs_root)
     with _warehouse() as con:
@@ -395,7 +397,10 @@ def _state_reset(args: argparse.Namespace) -> int:
 
             destination = WarehouseTable(TableRef(args.pipeline, args.pipeline))
         before, after = destination.reset_state(con, args.pipeline, args.to)
-    print(f"{args.pipeline}: cursor {before!r} -> {after!r} in {destination}")
+        # Files already loaded are skipped by their content: forgetting them lets a rewound or
+        # reset pipeline read its files again (the cursor and merge keys still keep rows single).
+        forgotten = fingerprints.forget(con, args.pipeline)
+    print(f"{args.pipeline}: cursor {before!r} -> {after!r} in {destination}; {forgotten} loaded file(s) forgotten")
     return 0
 
 

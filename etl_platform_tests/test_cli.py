@@ -16,7 +16,7 @@ import yaml
 from etl_platform import demo
 from etl_platform.cli import SCHEMA_PATH, pipeline_file_schema
 from etl_platform.resources.warehouse import WAREHOUSE_POOL
-from etl_platform_tests.conftest import PROJECT_ROOT, cli, query, scalar
+from etl_platform_tests.conftest import PROJECT_ROOT, cli, materializations, query, run_job, scalar
 from etl_platform_tests.test_spec_errors import VALID
 
 CAMPAIGN_ASSETS = "marketing_campaigns/campaigns,marketing_campaigns/campaigns_rejected"
@@ -210,6 +210,17 @@ def test_state_reset_rewinds_or_forgets_a_pipeline_cursor(etl_home):
     assert rewound.returncode == 0 and "'2024-05-01 00:00:00' -> '2024-04-01'" in rewound.stdout
     assert cli("etl-platform", "state", "reset", "orders").returncode == 0
     assert "no saved cursors" in cli("etl-platform", "state", "list").stdout
+
+
+def test_state_reset_lets_a_file_pipeline_read_its_loaded_files_again(demo_landing, etl_home, instance):
+    first = materializations(run_job("shop_orders_job", instance))["shop_orders/orders"]
+    again = materializations(run_job("shop_orders_job", instance))["shop_orders/orders"]
+    assert first["rows_read"] > 0 and again["rows_read"] == 0 and again["files_duplicate"] == first["files_read"]
+    reset = cli("etl-platform", "state", "reset", "shop_orders")
+    assert reset.returncode == 0 and f"{first['files_read']} loaded file(s) forgotten" in reset.stdout
+    reread = materializations(run_job("shop_orders_job", instance))["shop_orders/orders"]
+    assert reread["rows_read"] == first["rows_read"]
+    assert scalar(etl_home, "SELECT count(*) - count(DISTINCT order_id) FROM shop_orders.orders") == 0  # merged, not doubled
 
 
 def test_state_of_a_pipeline_that_loads_into_postgres_lives_in_postgres(etl_home, tmp_path, postgres_database):

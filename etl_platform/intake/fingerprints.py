@@ -63,3 +63,11 @@ def record(con, pipeline: str, table: str, run_id: str, loaded: list[Fingerprint
         f"INSERT INTO {LEDGER} VALUES (?, ?, ?, ?, ?, ?, now())",
         [[pipeline, table, f.file, f.bytes, f.sha256, run_id] for f in loaded],
     )
+
+
+def forget(con, pipeline: str) -> int:
+    """Drop the pipeline's loaded files from the ledger, so its next load reads them all again."""
+    _ensure(con)
+    [(count,)] = con.execute(f"SELECT count(*) FROM {LEDGER} WHERE pipeline = ?", [pipeline]).fetchall()
+    con.execute(f"DELETE FROM {LEDGER} WHERE pipeline = ?", [pipeline])
+    return count
