@@ -21,7 +21,7 @@ from etl_platform.quality.spec_checks import Expectation
 from etl_platform.partitions import runs as partition_runs
 from etl_platform.partitions.definitions import backfill_policy, partitioned_schedule, partitions_definition
 from etl_platform.secrets import MissingSecret
-from etl_platform.sql import literal as sql_literal
+from etl_platform.sql import literal as sql_literal, quote
 from etl_platform.resources.warehouse import WAREHOUSE_POOL, WarehouseResource
 from etl_platform.spec import PipelineSpec, TransformSpec
 from etl_platform.spec_checks import TableNames, transform_references
@@ -166,7 +166,7 @@ def build_pipeline_defs(spec: PipelineSpec, ctx: PipelineContext) -> dg.Definiti
         target = ingest.Target(TableRef(names.schema, names.table), TableRef(names.schema, names.rejected), destination)
         part = partition_runs.slice_of_run(context, spec.partitions) if spec.partitions else None
         if part:  # the load replaces this partition's rows only
-            target = dataclasses.replace(target, destination=partition_runs.SliceOf(target.committer, part))
+            target = dataclasses.replace(target, destination=partition_runs.SliceOf(target.committer, part), part=part)
         with failures_classified(), warehouse.get_connection() as con:
             try:
                 result = _extract_and_load(context, partition_runs.spec_for_run(spec, part), ctx.name, connector, con, target, part)
@@ -270,9 +270,13 @@ def _load_from_api(context, spec: PipelineSpec, pipeline: str, connector, con, c
         fetched = connector.fetch(endpoint, Path(folder), since=since, log=context.log.info)
         context.log.info(f"{fetched.records:,} record(s) in {fetched.pages} page(s) from {connector.describe()}")
         if not fetched.files:
-            if spec.sync.mode == "replace":
+            # A partition's window may hold no records (a quiet day, or all of it deleted at the
+            # source): its load empties the partition, as a SQL source's empty window does.
+            empty_window = common["target"].part is not None and bool(spec.source.columns)
+            if spec.sync.mode == "replace" and not empty_window:
                 raise ingest.LoadFailed(f"{spec.source.label} returned no records; the table was left as it was")
-            files_sql = "(SELECT NULL::VARCHAR AS __empty WHERE false)"
+            columns = [quote(c.source or name) for name, c in spec.source.columns.items()] if empty_window else ["__empty"]
+            files_sql = f"(SELECT {', '.join(f'NULL::VARCHAR AS {c}' for c in columns)} WHERE false)"
         else:
             paths = ", ".join(sql_literal(str(p)) for p in fetched.files)
             files_sql = f"read_ndjson([{paths}], sample_size=-1)"

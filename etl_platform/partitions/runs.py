@@ -107,10 +107,15 @@ class SliceOf:
 
 
 def partition_metadata(part: load.Slice, committed: load.Committed) -> dict:
-    """What the materialization records about the partition's load."""
+    """What the materialization records about the partition's load. rows_read, rows_accepted
+    and rows_rejected count the partition's rows (and rows of no partition, which are
+    rejected); rows_outside_partition counts the rows read that belong to other time
+    partitions: left out, neither checked, rejected nor loaded by this run."""
     metadata: dict = {"partition": part.label, "rows_deleted": committed.rows_deleted, "rows_inserted": committed.rows_written}
     if part.start is not None:
-        metadata |= {"window_start": part.start.isoformat(), "window_end": part.end.isoformat()}
-    if committed.rows_outside:
-        metadata["rows_outside_partition"] = committed.rows_outside
+        metadata |= {
+            "window_start": part.start.isoformat(),
+            "window_end": part.end.isoformat(),
+            "rows_outside_partition": committed.rows_outside,
+        }
     return metadata

@@ -7,6 +7,7 @@ the pipeline's sync mode. A failure at any point leaves the destination, its rej
 rows and its cursor as they were.
 """
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -45,6 +46,8 @@ class FileResult:
 
 @dataclass
 class LoadResult:
+    # Q: rows_read = rows_accepted + rows_rejected. A partition's load counts only rows of its
+    # partition (or of none); rows of other partitions are in committed.rows_outside.
     rows_read: int
     rows_accepted: int
     rows_rejected: int
@@ -72,6 +75,7 @@ class Target:
     table: load.TableRef
     rejected: load.TableRef
     destination: Destination | None = None
+    part: load.Slice | None = None  # a partition's load: staged rows of other time partitions are left out
 
     @property
     def stage(self) -> load.TableRef:
@@ -199,6 +203,28 @@ class _Ingest:
         rows = load.scalar(self.con, f"SELECT count(*) FROM {self.target.stage.sql}") or 0
         progress.file_finished(rows)
         return [StagedFile(Path(label), label, 0, rows, None)]
+
+    def leave_out_other_partitions(self, staged: list["StagedFile"]) -> dict[str, int]:
+        """For a time partition's load: delete the staged rows whose partition column falls
+        outside the window, before the rules run. They are not bad rows, only another
+        partition's (whose own run validates and loads them), so they are neither checked nor
+        rejected here. Rows without a value stay: a rule rejects them (they are in no partition).
+        Returns how many rows of each staged file were left out."""
+        part, stage_sql = self.target.part, self.target.stage.sql
+        if part is None or part.start is None:
+            return {}
+        column_type = dict(load.columns_of(self.con, self.target.stage)).get(part.column)
+        if column_type is None:
+            return {}  # the commit names the missing partition column
+        outside = f"{quote(part.column)} IS NOT NULL AND NOT ({part.where(column_type)})"
+        counts = {
+            f.name: load.scalar(self.con, f"SELECT count(*) FROM {stage_sql} WHERE rowid BETWEEN ? AND ? AND {outside}",
+                                [f.first_row, f.first_row + f.rows - 1]) or 0
+            for f in staged
+        }
+        # Deleting keeps the other rows' rowids, which give the rejected rows their lines.
+        self.con.execute(f"DELETE FROM {stage_sql} WHERE {outside}")
+        return counts
 
     def record_rejections(self, staged: list["StagedFile"], excluded: dict[Path, str]) -> int:
         """Copy every rejected row, with reasons, file and line, into the rejected table.
@@ -411,8 +437,9 @@ def _stop_if_bad_files(spec: PipelineSpec, excluded: dict[Path, str], relative: 
 
 def _validate_and_commit(ingest: _Ingest, staged: list[StagedFile], excluded: dict[Path, str], started: float) -> LoadResult:
     con, spec, target = ingest.con, ingest.spec, ingest.target
+    left_out = ingest.leave_out_other_partitions(staged)
     rule_rejected = ingest.record_rejections(staged, excluded)
-    rows_staged = sum(f.rows for f in staged)
+    rows_staged = sum(f.rows for f in staged) - sum(left_out.values())
     reader_rejected = load.scalar(con, "SELECT count(*) FROM __reader_lines") or 0
     if ingest.with_cast_errors:
         con.execute(f"ALTER TABLE {target.stage.sql} DROP COLUMN {stage.CAST_ERRORS}")
@@ -422,11 +449,15 @@ def _validate_and_commit(ingest: _Ingest, staged: list[StagedFile], excluded: di
         pipeline=ingest.pipeline, run_id=ingest.run_id, data_columns=list(spec.source.columns),
         schema_changes=spec.destination.schema_changes,
     )
+    if left_out:
+        committed = dataclasses.replace(committed, rows_outside=committed.rows_outside + sum(left_out.values()))
     per_file = dict(
         con.execute(f"SELECT source_file, count(*) FROM {target.rejected.sql} WHERE run_id = ? GROUP BY ALL", [ingest.run_id]).fetchall()
     )
     reader_rows = dict(con.execute("SELECT __file, count(*) FROM __reader_lines GROUP BY ALL").fetchall())
-    files = [FileResult(f.name, f.rows + reader_rows.get(f.name, 0), per_file.get(f.name, 0)) for f in staged] + [
+    files = [
+        FileResult(f.name, f.rows + reader_rows.get(f.name, 0) - left_out.get(f.name, 0), per_file.get(f.name, 0)) for f in staged
+    ] + [
         FileResult(ingest.relative(p), rejected_whole=reason) for p, reason in excluded.items()
     ]
     by_reason = dict(
