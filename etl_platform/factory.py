@@ -166,10 +166,10 @@ def build_pipeline_defs(spec: PipelineSpec, ctx: PipelineContext) -> dg.Definiti
         target = ingest.Target(TableRef(names.schema, names.table), TableRef(names.schema, names.rejected), destination)
         part = partition_runs.slice_of_run(context, spec.partitions) if spec.partitions else None
         if part:  # the load replaces this partition's rows only
-            target = dataclasses.replace(target, destination=partition_runs.SliceOf(target.committer, part), part=part)
+            target = dataclasses.replace(target, destination=partition_runs.SliceOf(target.committer, part))
         with failures_classified(), warehouse.get_connection() as con:
             try:
-                result = _extract_and_load(context, partition_runs.spec_for_run(spec, part), ctx.name, connector, con, target, part)
+                result = _extract_and_load(context, partition_runs.spec_for_run(spec, part), ctx.name, connector, con, target)
             except load.SchemaMismatch as err:
                 raise dg.Failure(str(err), metadata={"schema_changes": dest.schema_changes}, allow_retries=False) from None
             except (ingest.LoadFailed, ConnectorError, DestinationError, MissingSecret) as err:
@@ -231,7 +231,7 @@ def _source_description(spec: PipelineSpec) -> str:
     return f"Endpoint {src.label} of connection {src.connection}."
 
 
-def _extract_and_load(context, spec: PipelineSpec, pipeline: str, connector, con, target: ingest.Target, part=None) -> ingest.LoadResult:
+def _extract_and_load(context, spec: PipelineSpec, pipeline: str, connector, con, target: ingest.Target) -> ingest.LoadResult:
     """Read the source the way its kind reads and load it; returns the load's result."""
     common = dict(target=target, run_id=context.run.run_id, log=context.log.info, progress_interval=settings.progress_interval_seconds())
     src = spec.source
@@ -243,11 +243,11 @@ def _extract_and_load(context, spec: PipelineSpec, pipeline: str, connector, con
                     f"No files match '{src.files}' in {found.location}; {target.table} was left as it was "
                     "(replace never swaps in an empty load)."
                 )
-            files = partition_runs.files_of_run(found.files, found.relative, part, found.location)
+            files = partition_runs.files_of_run(found.files, found.relative, target.part, found.location)
             return ingest.run(con, spec, pipeline=pipeline, files=files, relative=found.relative, **common)
     if src.reads == "sql":
         cursor_column, bound = _cursor_pushdown(spec, con, pipeline, target.committer)
-        sql = connector.select(src, cursor_column, bound, window=partition_runs.source_window(spec, part))
+        sql = connector.select(src, cursor_column, bound, window=partition_runs.source_window(spec, target.part))
         context.log.info(f"reading {connector.describe()}: {sql}")
         with connector.stream(sql) as stream:
             result, _ = ingest.run_stream(con, spec, pipeline=pipeline, reader=stream.reader, type_hints=stream.type_hints, **common)

@@ -124,9 +124,10 @@ def _service_unavailable(what: str, how: str) -> None:
     pytest.skip(message)
 
 
-@pytest.fixture
-def postgres_database():
-    """A fresh, empty PostgreSQL database on 127.0.0.1:5432, dropped afterwards. Yields its settings."""
+@contextmanager
+def fresh_postgres_database(prefix: str = "etl_test"):
+    """A new, empty database on the test PostgreSQL server (127.0.0.1:5432, or
+    ETL_TEST_PG_HOST/PORT/USER/PASSWORD), dropped afterwards. Yields its settings."""
     import uuid
 
     import psycopg2
@@ -145,7 +146,7 @@ def postgres_database():
             f"start it (or set ETL_TEST_PG_HOST/PORT/USER/PASSWORD) to run this test ({str(err).strip()})",
         )
     admin.autocommit = True
-    name = f"etl_test_{uuid.uuid4().hex[:10]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     with admin.cursor() as cur:
         cur.execute(f'CREATE DATABASE "{name}"')
     try:
@@ -154,6 +155,13 @@ def postgres_database():
         with admin.cursor() as cur:
             cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.close()
+
+
+@pytest.fixture
+def postgres_database():
+    """A fresh, empty PostgreSQL database for one test, dropped afterwards. Yields its settings."""
+    with fresh_postgres_database() as settings:
+        yield settings
 
 
 @pytest.fixture

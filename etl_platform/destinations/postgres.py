@@ -318,19 +318,28 @@ def commit(
     """
     if schema_policy not in ("freeze", "evolve", "discard"):
         raise ValueError(f"schema_policy must be freeze, evolve or discard, not {schema_policy!r}")
+    with staged_transaction(duck, stage, dsn, schema, table, rows_per_batch, "loading into") as (tx, columns):
+        return tx.commit(columns, sync, schema_policy, pipeline=pipeline, run_id=run_id, data_columns=data_columns)
+
+
+@contextmanager
+def staged_transaction(
+    duck: duckdb.DuckDBPyConnection, stage: load.TableRef, dsn: str, schema: str, table: str, rows_per_batch: int, doing: str
+) -> Iterator[tuple["_Transaction", list]]:
+    """The staged rows bulk-copied into a staging table beside ``schema.table`` (under the
+    table's lock), then one open transaction on them and the staged columns. Every load's way
+    in: a commit by sync mode, or a partition's replacement."""
     names = _Names(schema, table)
     columns = [pg_column(name, duckdb_type) for name, duckdb_type in load.columns_of(duck, stage)]
     for name in [schema, table, *(c.name for c in columns)]:
         _check_name(name)
     if ROW in {c.name for c in columns}:
         raise PostgresDestinationError(f"column name {ROW} is reserved for the load's row order")
-    with _session(dsn, f"loading into PostgreSQL table {names} failed") as pg:
+    with _session(dsn, f"{doing} PostgreSQL table {names} failed") as pg:
         _lock(pg, names)
         _copy_to_staging(duck, stage, pg, dsn, names, columns, rows_per_batch)
         with pg, pg.cursor() as cur:
-            return _Transaction(cur, names).commit(
-                columns, sync, schema_policy, pipeline=pipeline, run_id=run_id, data_columns=data_columns
-            )
+            yield _Transaction(cur, names), columns
 
 
 def saved_cursor(dsn: str, pipeline: str) -> str | None:

@@ -5,8 +5,8 @@ in one transaction, after the same bulk copy into a staging table as any load
 import duckdb
 from psycopg2 import sql
 
-from etl_platform.destinations.postgres import ROW, ROWS_PER_BATCH, _copy_to_staging, _lock, _session, _Transaction
-from etl_platform.destinations.postgres_columns import PostgresDestinationError, _check_name, _Names, _reconcile, pg_column
+from etl_platform.destinations.postgres import ROWS_PER_BATCH, _Transaction, staged_transaction
+from etl_platform.destinations.postgres_columns import _reconcile
 from etl_platform.spec import SchemaChanges, SyncSpec
 from etl_platform.steps import load
 
@@ -59,14 +59,6 @@ def replace_slice(
     Raises PostgresDestinationError (driver errors, scrubbed) or load.SchemaMismatch;
     either way the table is as it was.
     """
-    names = _Names(schema, table)
-    columns = [pg_column(name, duckdb_type) for name, duckdb_type in load.columns_of(duck, stage)]
-    for name in [schema, table, *(c.name for c in columns)]:
-        _check_name(name)
-    if ROW in {c.name for c in columns}:
-        raise PostgresDestinationError(f"column name {ROW} is reserved for the load's row order")
-    with _session(dsn, f"replacing partition {part.label} of PostgreSQL table {names} failed") as pg:
-        _lock(pg, names)
-        _copy_to_staging(duck, stage, pg, dsn, names, columns, rows_per_batch)
-        with pg, pg.cursor() as cur:
-            return _replace_in_transaction(_Transaction(cur, names), columns, part, schema_policy)
+    doing = f"replacing partition {part.label} of"
+    with staged_transaction(duck, stage, dsn, schema, table, rows_per_batch, doing) as (tx, columns):
+        return _replace_in_transaction(tx, columns, part, schema_policy)

@@ -75,7 +75,12 @@ class Target:
     table: load.TableRef
     rejected: load.TableRef
     destination: Destination | None = None
-    part: load.Slice | None = None  # a partition's load: staged rows of other time partitions are left out
+
+    @property
+    def part(self) -> load.Slice | None:
+        """The partition a partition's load replaces (its destination is then partitions.runs.SliceOf);
+        staged rows of other time partitions are left out of it."""
+        return getattr(self.destination, "part", None)
 
     @property
     def stage(self) -> load.TableRef:

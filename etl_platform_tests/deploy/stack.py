@@ -12,10 +12,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import psycopg2
-
 from etl_platform import demo
-from etl_platform_tests.conftest import BIN, PROJECT_ROOT, _service_unavailable
+from etl_platform_tests.conftest import BIN, PROJECT_ROOT, _service_unavailable, fresh_postgres_database
 from etl_platform_tests.deploy.processes import Processes, free_port, http_ok, wait_until
 from etl_platform_tests.s3_server import S3Server
 
@@ -34,31 +32,6 @@ class Deployment:
     s3: S3Server
     processes: Processes
     env: dict[str, str]
-
-
-@contextmanager
-def fresh_postgres_database():
-    """A new database on the test PostgreSQL server for one deployment's instance, dropped afterwards."""
-    settings = {
-        "host": os.environ.get("ETL_TEST_PG_HOST", "127.0.0.1"),
-        "port": int(os.environ.get("ETL_TEST_PG_PORT", "5432")),
-        "user": os.environ.get("ETL_TEST_PG_USER", "postgres"),
-        "password": os.environ.get("ETL_TEST_PG_PASSWORD", ""),
-    }
-    try:
-        admin = psycopg2.connect(dbname="postgres", connect_timeout=3, **settings)
-    except psycopg2.OperationalError as err:
-        _service_unavailable("PostgreSQL on 127.0.0.1:5432", f"start it (or set ETL_TEST_PG_HOST/PORT/USER/PASSWORD) ({str(err).strip()})")
-    admin.autocommit = True
-    name = f"etl_deploy_{uuid.uuid4().hex[:10]}"
-    with admin.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield {**settings, "dbname": name}
-    finally:
-        with admin.cursor() as cur:
-            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
 
 
 @contextmanager
@@ -107,7 +80,7 @@ def environment(db: dict, redis_db: int, s3: S3Server, bucket: str, home: Path, 
 
 @contextmanager
 def deployment(s3: S3Server, folder: Path):
-    with fresh_postgres_database() as db, empty_redis_database() as redis_db:
+    with fresh_postgres_database("etl_deploy") as db, empty_redis_database() as redis_db:
         bucket = f"etl-deploy-{uuid.uuid4().hex[:10]}"
         s3.client().create_bucket(Bucket=bucket)
         home, etl_home, logs = folder / "dagster_home", folder / "etl_home", folder / "logs"
