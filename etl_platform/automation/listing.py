@@ -1,7 +1,7 @@
 """What a file sensor sees of a folder: one listing interface, a local and an S3 implementation.
 
 The sensor only ever asks two things: which files match the pipeline's glob (name, size,
-version), and a fingerprint of one file's bytes. Names are relative to the base folder or
+version, when last changed), and a fingerprint of one file's bytes. Names are relative to the base folder or
 prefix, '/'-separated, and are what a per-file partition is called.
 """
 
@@ -21,6 +21,8 @@ class ListedFile:
     name: str  # relative to the base folder or prefix
     size: int
     version: str  # modification time in ns (local) or ETag (S3)
+    modified: float | None = None  # unix seconds of the last change, where the store says
+
 
 
 class FileListing(Protocol):
@@ -65,7 +67,7 @@ class LocalListing:
                 stat = path.stat()
             except FileNotFoundError:
                 continue  # removed between the glob and the look
-            found.append(ListedFile(self.folder.relative(path), stat.st_size, str(stat.st_mtime_ns)))
+            found.append(ListedFile(self.folder.relative(path), stat.st_size, str(stat.st_mtime_ns), stat.st_mtime))
         return found
 
     def content_id(self, file: ListedFile) -> str:
@@ -98,7 +100,10 @@ class S3Listing:
         return self.connector.location
 
     def list(self, pattern: str) -> list[ListedFile]:
-        return [ListedFile(obj.name, obj.size, obj.etag) for obj in self.connector.list_objects(pattern)]
+        return [
+            ListedFile(obj.name, obj.size, obj.etag, obj.last_modified.timestamp())
+            for obj in self.connector.list_objects(pattern)
+        ]
 
     def content_id(self, file: ListedFile) -> str:
         return f"etag:{file.version}:{file.size}"

@@ -4,6 +4,12 @@ One tick lists the folder, compares the listing with the ledger (see ``ledger.py
 takes up at most ``max_files_per_tick`` settled files within a time budget; the rest wait
 for the next tick, so a burst of thousands of files never times a tick out.
 
+A file has settled once it has not changed for ``settle_seconds``: its modification time
+says so at the first look when it is old enough. A file changed more recently is looked at
+again within the same tick when it would settle inside the tick's budget (otherwise on the
+next tick), so a dropped file runs within one sensor interval, and a file still being
+written (a new size or modification time at every look) keeps waiting.
+
 A pipeline partitioned per file gets one run per file (its partition is added in the same
 tick); any other pipeline gets one run per tick covering the files taken up. Run keys come
 from the files' contents, never from the tick, so Dagster launches a file's run once even
@@ -54,6 +60,20 @@ class Tick:
     deferred: int = 0  # settled, left for the next tick by the per-tick limits
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (name, why)
     listed: int = 0
+    settles_at: float | None = None  # when the first waiting file settles if it stays as it is
+
+    def followed_by(self, later: "Tick") -> "Tick":
+        """This look and a later one in the same tick, as one: files taken up add up,
+        what is still waiting is what the later look found."""
+        return Tick(
+            ready=self.ready + later.ready,
+            duplicates=self.duplicates + later.duplicates,
+            waiting=later.waiting,
+            deferred=later.deferred,
+            skipped=self.skipped + later.skipped,
+            listed=later.listed,
+            settles_at=later.settles_at,
+        )
 
 
 def take_up(
@@ -61,7 +81,7 @@ def take_up(
     listed: list[ListedFile],
     watch: FileWatch,
     content_id: Callable[[ListedFile], str],
-    now: int,
+    now: float,
     deadline: float,
     clock: Callable[[], float] = time.monotonic,
 ) -> Tick:
@@ -74,13 +94,15 @@ def take_up(
     for ident, file in current.items():
         if ident in ledger.taken:
             continue
-        first_seen = ledger.pending.get(ident)
-        if first_seen is None:
-            ledger.pending[ident] = now  # first look at this name, size and version
+        # Unchanged since it was first seen with this name, size and version, and (where the
+        # store says) since it was last modified: a modification time in the future counts
+        # from the first look instead.
+        first_seen = ledger.pending.setdefault(ident, int(now))
+        quiet_since = min(first_seen, file.modified) if file.modified is not None else first_seen
+        if now - quiet_since < watch.settle_seconds:
             tick.waiting += 1
-            continue
-        if now - first_seen < watch.settle_seconds:
-            tick.waiting += 1
+            settles = quiet_since + watch.settle_seconds
+            tick.settles_at = settles if tick.settles_at is None else min(tick.settles_at, settles)
             continue
         if len(tick.ready) >= watch.max_files or clock() >= deadline:
             tick.deferred += 1
@@ -163,23 +185,35 @@ def file_sensor(
         minimum_interval_seconds=minimum_interval_seconds,
         default_status=default_status,
         required_resource_keys=required_resource_keys,
-        description=f"Runs {watch.pipeline} when new or changed files matching '{watch.pattern}' appear "
-        f"and have stopped changing for {watch.settle_seconds} s; at most {watch.max_files} files a tick.",
+        description=f"Runs {watch.pipeline} when new or changed files matching '{watch.pattern}' appear, "
+        f"once they have not changed for {watch.settle_seconds} s; at most {watch.max_files} files a tick.",
     )
     def watch_files(context: dg.SensorEvaluationContext, **_resources) -> dg.SensorResult:
         # (Dagster also passes required resources as keyword arguments when a sensor is called directly.)
         started = time.monotonic()
+        deadline = started + watch.budget_seconds
         ledger = Ledger.from_cursor(context.cursor)
         instance = _instance_of(context)
         if ledger.rebuilt and instance is not None:
             recalled = recall_contents(instance, watch.sensor_name, ledger)
             context.log.info(f"no cursor: started a new ledger, {recalled} content fingerprint(s) recalled from earlier runs")
         listing = listing_for(context)
-        try:
-            listed = listing.list(watch.pattern)
-        except Exception as err:  # the folder's own error (S3 access denied, ...), credentials masked
-            raise dg.Failure(scrub(f"listing '{watch.pattern}' in {listing.location} failed: {err}")) from None
-        tick = take_up(ledger, listed, watch, listing.content_id, now=int(time.time()), deadline=started + watch.budget_seconds)
+
+        def look() -> Tick:
+            try:
+                listed = listing.list(watch.pattern)
+            except Exception as err:  # the folder's own error (S3 access denied, ...), credentials masked
+                raise dg.Failure(scrub(f"listing '{watch.pattern}' in {listing.location} failed: {err}")) from None
+            return take_up(ledger, listed, watch, listing.content_id, now=time.time(), deadline=deadline)
+
+        tick = look()
+        # Files about to settle are looked at again in this tick rather than one interval later,
+        # as long as a quarter of the budget is left for taking them up after the wait.
+        while tick.settles_at is not None and (
+            (wait := tick.settles_at - time.time()) <= deadline - time.monotonic() - watch.budget_seconds / 4
+        ):
+            time.sleep(max(wait, 0) + 0.05)
+            tick = tick.followed_by(look())
         runs, partitions = requests_for(watch, tick.ready)
         for name, why in tick.skipped:
             context.log.warning(f"{listing.location}: skipped {name!r}: {why}")

@@ -29,8 +29,9 @@ class TriggersSpec(SpecModel):
     settle_seconds: int = Field(
         10,
         ge=0,
-        description="A new file runs only once its size and modification time have stayed the same across "
-        "two looks at least this many seconds apart, so a file still being written waits.",
+        description="A new file runs once it has not changed (size and modification time) for this many "
+        "seconds, so a file still being written waits. A file changed more recently than this is looked at "
+        "again within the same look when it would settle in time, so it still runs within one interval.",
     )
     max_files_per_tick: int = Field(
         500,

@@ -1,7 +1,10 @@
 """File sensors driven tick by tick through their cursor, on a real folder and a real S3 server."""
 
+import hashlib
+import itertools
 import os
 import statistics
+import threading
 import time
 from pathlib import Path
 
@@ -11,9 +14,10 @@ from dagster._core.storage.dagster_run import DagsterRun, DagsterRunStatus
 from dagster._core.storage.tags import RUN_KEY_TAG, SENSOR_NAME_TAG
 from dagster._core.utils import make_new_run_id
 
-from etl_platform.automation.listing import LocalListing
+from etl_platform.automation.ledger import Ledger
+from etl_platform.automation.listing import ListedFile, LocalListing
 from etl_platform.automation.pipeline import listing_of
-from etl_platform.automation.sensors import FileWatch, file_sensor
+from etl_platform.automation.sensors import TICK_BUDGET_SECONDS, FileWatch, file_sensor, take_up
 from etl_platform.connections import as_resource, resource_key
 from etl_platform.connectors.landing import LocalFolder
 from etl_platform.connectors.registry import build
@@ -36,7 +40,9 @@ PER_FILE_JOB = dg.define_asset_job("drops_job", selection=[drops])
 BATCH_JOB = dg.define_asset_job("drops_batch_job", selection=[drops_batch])
 
 
-def sensor_for(root: Path, *, per_file: bool = True, settle: int = 0, max_files: int = 500) -> dg.SensorDefinition:
+def sensor_for(
+    root: Path, *, per_file: bool = True, settle: int = 0, max_files: int = 500, budget: float = TICK_BUDGET_SECONDS
+) -> dg.SensorDefinition:
     watch = FileWatch(
         pipeline="drops" if per_file else "drops_batch",
         pattern="in/*.csv",
@@ -44,6 +50,7 @@ def sensor_for(root: Path, *, per_file: bool = True, settle: int = 0, max_files:
         partitions_def_name="drops_files" if per_file else None,
         settle_seconds=settle,
         max_files=max_files,
+        budget_seconds=budget,
     )
     return file_sensor(watch, lambda context: LocalListing(LocalFolder(root)), job=PER_FILE_JOB if per_file else BATCH_JOB)
 
@@ -89,12 +96,11 @@ def root(tmp_path: Path) -> Path:
 
 
 def test_bursts_with_equal_and_older_times_each_run_once_as_their_own_partition(root, instance):
-    ticker = Ticker(sensor_for(root), instance)
+    ticker = Ticker(sensor_for(root, settle=10), instance)
     same_time = time.time() - 3600
     for i in range(5):
         drop(root, f"day-{i}.csv", f"id\n{i}\n", mtime=same_time)
-    assert ticker.tick() == []  # first look: the files may still be being written
-    runs = ticker.tick()
+    runs = ticker.tick()  # unchanged for an hour: settled at the first look
     assert sorted(r.partition_key for r in runs) == [f"in/day-{i}.csv" for i in range(5)]
     assert len({r.run_key for r in runs}) == 5
     [added] = ticker.result.dynamic_partitions_requests
@@ -105,37 +111,81 @@ def test_bursts_with_equal_and_older_times_each_run_once_as_their_own_partition(
     # timestamp watermark would skip them; the ledger does not.
     for i in range(3):
         drop(root, f"late-{i}.csv", f"id\nlate {i}\n", mtime=same_time - 86_400)
-    assert ticker.tick() == []
     assert sorted(r.partition_key for r in ticker.tick()) == ["in/late-0.csv", "in/late-1.csv", "in/late-2.csv"]
     assert ticker.tick() == []
 
 
 def test_a_file_still_being_written_waits_until_it_stops_changing(root, instance):
-    ticker = Ticker(sensor_for(root), instance)
-    path = drop(root, "big.csv", "id\n1\n")
-    assert ticker.tick() == []
-    with path.open("a") as handle:
-        handle.write("2\n")  # still growing at the next look
-    assert ticker.tick() == []
-    [run] = ticker.tick()  # unchanged since the last look: taken up
+    path = root / "in" / "big.csv"
+    path.write_text("id\n")
+    writing, stop = threading.Event(), threading.Event()
+
+    def writer() -> None:  # a slow export: a line every 0.1 s until told to stop
+        with path.open("a") as handle:
+            for i in itertools.count():
+                handle.write(f"{i}\n")
+                handle.flush()
+                writing.set()
+                if stop.wait(0.1):
+                    return
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        writing.wait(5)
+        # Each look inside the tick sees a new size, so the file never settles while written.
+        ticker = Ticker(sensor_for(root, settle=2, budget=4), instance)
+        assert ticker.tick() == [] and ticker.tick() == []
+    finally:
+        stop.set()
+        thread.join()
+    # Done writing: the next tick looks again once the file has been still for 2 s and takes it
+    # up, whole, without waiting for another tick.
+    [run] = ticker.tick()
     assert run.partition_key == "in/big.csv"
-    assert run.tags["etl/file_content"].startswith("sha256:")
+    assert run.tags["etl/file_content"] == "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
 
     slow = Ticker(sensor_for(root, settle=3600), instance)
     drop(root, "fresh.csv", "id\n9\n")
     assert [slow.tick() for _ in range(3)] == [[], [], []]  # not settled for an hour yet
 
 
+def test_a_file_dropped_just_before_a_look_runs_from_that_look(root, instance):
+    """The look waits the rest of the settle time rather than leaving the file to the next
+    interval, so a dropped file runs within one sensor interval."""
+    ticker = Ticker(sensor_for(root, settle=2), instance)
+    drop(root, "now.csv", "id\n1\n")
+    [run] = ticker.tick()
+    assert run.partition_key == "in/now.csv"
+
+
+def test_settling_counts_from_the_modification_time_or_from_the_first_look_when_that_is_in_the_future():
+    watch = FileWatch(pipeline="p", pattern="*.csv", job_name="p_job", settle_seconds=10)
+    ledger, now = Ledger(), 1_000_000.0
+    ids = lambda file: f"id:{file.name}:{file.size}"  # noqa: E731
+    files = [
+        ListedFile("old.csv", 5, "v1", modified=now - 60),  # still for a minute: settled
+        ListedFile("new.csv", 5, "v1", modified=now - 3),  # changed 3 s ago: settles at now + 7
+        ListedFile("skewed.csv", 5, "v1", modified=now + 3600),  # a clock ahead: counts from this look
+        ListedFile("unknown.csv", 5, "v1"),  # no modification time: counts from this look
+    ]
+    tick = take_up(ledger, files, watch, ids, now=now, deadline=float("inf"))
+    assert [f.name for f, _ in tick.ready] == ["old.csv"] and tick.waiting == 3 and tick.settles_at == now + 7
+    tick = take_up(ledger, files, watch, ids, now=now + 7, deadline=float("inf"))
+    assert [f.name for f, _ in tick.ready] == ["new.csv"] and tick.settles_at == now + 10
+    grown = [ListedFile("skewed.csv", 6, "v2", modified=now + 3600), files[3]]  # skewed.csv changed again
+    tick = take_up(ledger, grown, watch, ids, now=now + 10, deadline=float("inf"))
+    assert [f.name for f, _ in tick.ready] == ["unknown.csv"] and tick.settles_at == now + 20
+
+
 def test_the_same_bytes_under_a_new_name_do_not_run_again_but_changed_bytes_do(root, instance):
     ticker = Ticker(sensor_for(root), instance)
     original = drop(root, "orders.csv", "id\n1\n2\n")
-    ticker.tick()
     [first] = ticker.tick()
     original.rename(root / "in" / "orders-renamed.csv")
     drop(root, "orders-copy.csv", "id\n1\n2\n")
     assert ticker.tick() == [] and ticker.tick() == []
     drop(root, "orders.csv", "id\n1\n2\n3\n")  # same name, new content
-    ticker.tick()
     [again] = ticker.tick()
     assert again.partition_key == "in/orders.csv" and again.run_key != first.run_key
 
@@ -144,22 +194,20 @@ def test_a_lost_cursor_requests_no_file_twice(root, instance):
     ticker = Ticker(sensor_for(root), instance)
     for i in range(4):
         drop(root, f"f{i}.csv", f"id\n{i}\n")
-    ticker.tick()
     first = ticker.tick()
+    assert len(first) == 4
     ticker.launch(first)
     keys = {r.run_key for r in first}
 
     # The same folder seen by a fresh ledger and no runs yet: the same run keys, which
     # Dagster launches once per sensor.
     fresh = Ticker(sensor_for(root), dg.DagsterInstance.ephemeral())
-    fresh.tick()
     assert {r.run_key for r in fresh.tick()} == keys
 
     # The cursor is lost on the real instance: the ledger is rebuilt from the runs already
     # asked for, and nothing is requested again; a file new since then still is.
     ticker.cursor = None
     drop(root, "f9.csv", "id\n9\n")
-    assert ticker.tick() == []
     [new] = ticker.tick()
     assert new.partition_key == "in/f9.csv" and new.run_key not in keys
 
@@ -168,7 +216,6 @@ def test_without_per_file_partitions_one_run_covers_the_new_files(root, instance
     ticker = Ticker(sensor_for(root, per_file=False), instance)
     for i in range(3):
         drop(root, f"b{i}.csv", f"id\n{i}\n")
-    ticker.tick()
     [run] = ticker.tick()
     assert run.partition_key is None and run.run_key.startswith("files:")
     assert run.tags["etl/new_files"] == "3" and not ticker.result.dynamic_partitions_requests
@@ -184,7 +231,6 @@ def test_files_outside_the_folder_or_with_unusable_names_are_never_requested(roo
     drop(root, "a...b.csv", "id\n2\n")
     drop(root, "ok.csv", "id\n3\n")
     ticker = Ticker(sensor_for(root), instance)
-    ticker.tick()
     assert [r.partition_key for r in ticker.tick()] == ["in/ok.csv"]
 
 
@@ -221,14 +267,12 @@ def test_an_s3_prefix_with_more_than_a_thousand_keys(s3_bucket: S3Bucket, instan
     watch = FileWatch(pipeline="drops", pattern="in/*.csv", job_name="drops_job", partitions_def_name="drops_files", settle_seconds=0, max_files=2_000)
     sensor = file_sensor(watch, listing_of("lake"), job=PER_FILE_JOB, required_resource_keys={resource_key("lake")})
     ticker = Ticker(sensor, instance, resources={resource_key("lake"): as_resource(connector)})
-    assert ticker.tick() == []
     runs = ticker.tick()
     assert len(runs) == len({r.run_key for r in runs}) == count
     assert {r.partition_key for r in runs} == {f"in/obj-{i:04d}.csv" for i in range(count)}
     assert runs[0].tags["etl/file_content"].startswith("etag:")
     s3_bucket.put("drops/in/obj-0000-copy.csv", "id\n0\n")  # same bytes, same ETag: not run again
     s3_bucket.put("drops/in/new.csv", "id\nnew\n")
-    ticker.tick()
     assert [r.partition_key for r in ticker.tick()] == ["in/new.csv"]
 
 
@@ -238,27 +282,18 @@ def test_the_demo_customers_pipeline_runs_when_a_new_export_lands(demo_landing, 
     sensor = load_definitions().get_sensor_def("shop_customers_file_sensor")
     assert sensor.default_status == dg.DefaultSensorStatus.RUNNING and sensor.minimum_interval_seconds == 30
     ticker = Ticker(sensor, instance)
-    assert ticker.tick() == []  # first look; the export is taken up once it has settled
     export = demo_landing / "shop" / "customers.parquet"
-    past = time.time() - 60
-    [run] = _after_settling(ticker, export, past)
+    an_hour_ago = time.time() - 3600
+    os.utime(export, (an_hour_ago, an_hour_ago))  # last night's export, already there
+    [run] = ticker.tick()
     assert run.job_name in (None, "shop_customers_job") and sensor.job_name == "shop_customers_job"
     assert run.tags["etl/new_files"] == "1" and run.tags["etl/file"] == "shop/customers.parquet"
-
-    export.write_bytes(export.read_bytes() + b"\0")  # tonight's export replaces it
     assert ticker.tick() == []
-    assert len(_after_settling(ticker, export, past)) == 1
 
-
-def _after_settling(ticker: Ticker, path: Path, seen_at: float) -> list[dg.RunRequest]:
-    """Tick once the settle time has passed, without waiting for it: the ledger's first-seen
-    times are moved back as if the last look had been ``seen_at``."""
-    from etl_platform.automation.ledger import Ledger
-
-    ledger = Ledger.from_cursor(ticker.cursor)
-    ledger.pending = {d: int(seen_at) for d in ledger.pending}
-    ticker.cursor = ledger.to_cursor()
-    return ticker.tick()
+    # Tonight's export replaces it: the first look after the drop waits out the 10 s settle
+    # time and asks for the run, rather than leaving it to the look an interval later.
+    export.write_bytes(export.read_bytes() + b"\0")
+    assert len(ticker.tick()) == 1
 
 
 def test_per_file_requests_resolve_against_the_jobs_dynamic_partitions_as_in_the_daemon(root, instance):
@@ -267,10 +302,7 @@ def test_per_file_requests_resolve_against_the_jobs_dynamic_partitions_as_in_the
     defs = dg.Definitions(assets=[drops], jobs=[PER_FILE_JOB], sensors=[sensor])
     for i in range(3):
         drop(root, f"r{i}.csv", f"id\n{i}\n")
-    cursor = None
-    for _ in range(2):
-        context = dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs, instance_ref=instance.get_ref())
-        data = sensor.evaluate_tick(context)
-        cursor = data.cursor
+    context = dg.build_sensor_context(instance=instance, definitions=defs, instance_ref=instance.get_ref())
+    data = sensor.evaluate_tick(context)
     assert [r.partition_key for r in data.run_requests] == ["in/r0.csv", "in/r1.csv", "in/r2.csv"]
     assert all(r.has_resolved_partition() and r.tags["dagster/partition"] == r.partition_key for r in data.run_requests)
