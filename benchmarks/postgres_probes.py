@@ -180,9 +180,9 @@ def restore(pg: dict, table: str) -> dict:
 
 # -- our pipeline -----------------------------------------------------------------------
 
-def _pipeline_job(pg: dict, table: str, sync: dict):
+def _pipeline_job(pg: dict, table: str, sync: dict, memory_limit: str | None = None):
     """Our pipeline reading ``table`` through a postgres connection, built by the factory as
-    a code location builds it, and its job."""
+    a code location builds it, and its job; ``memory_limit`` overrides the warehouse's."""
     import dagster as dg
 
     from etl_platform.connections import as_resource, resource_key
@@ -202,7 +202,8 @@ def _pipeline_job(pg: dict, table: str, sync: dict):
         options["password"] = {"env": "PGPASSWORD"}
     connector = build("src", "postgres", options)
     ctx = PipelineContext(name=PIPELINE, names=table_names(spec, PIPELINE), defined_at={}, connection_kind=connector.kind)
-    resources = {"warehouse": WarehouseResource(), resource_key("src"): as_resource(connector)}
+    warehouse = WarehouseResource(memory_limit=memory_limit) if memory_limit else WarehouseResource()
+    resources = {"warehouse": warehouse, resource_key("src"): as_resource(connector)}
     defs = dg.Definitions.merge(build_pipeline_defs(spec, ctx), dg.Definitions(resources=resources))
     return defs.resolve_job_def(JOB)
 
@@ -226,12 +227,12 @@ def _run_job(job) -> tuple[float, dict]:
     raise SystemExit(f"no materialization of {TABLE_KEY}")
 
 
-def ours(pg: dict, table: str, sync: dict) -> dict:
+def ours(pg: dict, table: str, sync: dict, memory_limit: str | None = None) -> dict:
     """A Dagster run of our pipeline into the warehouse under ETL_HOME. Building the
     definitions and the instance is not timed, the whole execute_in_process is."""
     import dagster as dg
 
-    job = _pipeline_job(pg, table, sync)
+    job = _pipeline_job(pg, table, sync, memory_limit)
     seconds, metadata = _run_job(job)
     fields = ("duration_seconds", "rows_read", "rows_accepted", "rows_rejected", "rows_written", "dagster/row_count",
               "cursor_before", "cursor_after")
@@ -246,7 +247,7 @@ def ours(pg: dict, table: str, sync: dict) -> dict:
 PROFILE_PHASES = {
     "dagster": "Dagster around the step (run and step events, resources, asset checks)",
     "warehouse_connect": "opening the warehouse",
-    "driver_import": "importing the PostgreSQL driver (adbc_driver_postgresql.dbapi)",
+    "driver_import": "importing the PostgreSQL driver (adbc_driver_postgresql, low-level API)",
     "pg_connect": "connecting to PostgreSQL and starting the query",
     "read": "reading: the driver's next batch (binary COPY decoded to Arrow), inside the stage insert",
     "stage_insert": "staging: DuckDB's side of the stage insert (casts, writing the stage table)",
@@ -315,8 +316,9 @@ def ours_profile(pg: dict, table: str, sync: dict) -> dict:
     @contextlib.contextmanager
     def stream(self, query: str):
         started = time.perf_counter()
-        if "adbc_driver_postgresql.dbapi" not in sys.modules:
-            import adbc_driver_postgresql.dbapi  # noqa: F401
+        if "adbc_driver_postgresql" not in sys.modules:
+            import adbc_driver_manager  # noqa: F401
+            import adbc_driver_postgresql  # noqa: F401
         imported = time.perf_counter()
         spent["driver_import"] += imported - started
         with open_stream(self, query) as opened:
