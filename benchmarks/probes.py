@@ -107,18 +107,19 @@ def code_location() -> dict:
 
 def many_pipelines(template: str, pipelines: int) -> dict:
     """Load ``pipelines`` copies of one pipeline the way the code location loads its own
-    defs folder (``etl_platform.definitions.build_tree`` over Dagster's component tree).
+    defs folder (``etl_platform.definitions.load_location`` over Dagster's component tree).
 
     The copies live in a throwaway defs folder (Dagster's test sandbox, in a temp dir);
     each is a copy of the template pipeline's folder (its defs.yaml unchanged) named p000, p001, ..., so its
     name, schema, asset keys, job and schedule are its own. Not timed: importing Dagster
-    and writing the files. Timed: building all definitions and resolving the asset graph
-    (``seconds``); then, apart, resolving every job (``jobs_seconds``), which Dagster does
-    whenever it serves the code location (webserver, daemon, run workers, CLI validate).
+    and writing the files. Timed: loading the location (building, checking and assembling
+    every definition, which resolves the pipelines' jobs) and resolving the asset graph
+    (``seconds``); then, apart, resolving every job Dagster has left (``jobs_seconds``), which
+    Dagster does whenever it serves the code location (webserver, daemon, run workers, CLI validate).
     """
     from dagster.components.testing import create_defs_folder_sandbox
 
-    from etl_platform.definitions import build_tree, check_references
+    from etl_platform.definitions import load_location
 
     names = [f"p{i:03d}" for i in range(pipelines)]
     with create_defs_folder_sandbox(project_name="bench_pipelines") as sandbox:
@@ -127,8 +128,7 @@ def many_pipelines(template: str, pipelines: int) -> dict:
         (sandbox.defs_folder_path / "resources.py").write_text(SANDBOX_RESOURCES)
         with sandbox.build_component_tree() as tree:
             started = time.perf_counter()
-            defs = build_tree(tree)
-            check_references(defs)
+            defs = load_location(tree)
             graph = defs.resolve_asset_graph()
             built = time.perf_counter()
             jobs = [job.name for job in defs.resolve_all_job_defs() if not job.name.startswith("__")]

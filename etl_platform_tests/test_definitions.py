@@ -1,9 +1,12 @@
 """A snapshot of the graph: every change to assets, checks, jobs or schedules shows up here."""
 
+import gc
+
 import dagster as dg
+import pytest
 
 from etl_platform.resources.warehouse import WAREHOUSE_POOL
-from etl_platform_tests.conftest import load_definitions
+from etl_platform_tests.conftest import PROJECT_ROOT, load_definitions
 
 ASSETS = {
     "marketing_campaigns/source_files",
@@ -127,3 +130,81 @@ def test_column_schema_is_declared_before_the_first_run(etl_home):
         ("date", "DATE"), ("campaign", "VARCHAR"), ("channel", "VARCHAR"), ("spend", "DECIMAL(18,2)"),
         ("clicks", "BIGINT"), ("conversions", "BIGINT"), ("_source_file", "VARCHAR"), ("_load_id", "VARCHAR"),
     ]
+
+
+def _location_as_dagster_resolves_it() -> tuple[dg.Definitions, dg.Definitions]:
+    """The demo location as loaded, and the same definitions with every job left to Dagster."""
+    from etl_platform import definitions
+
+    tree = dg.ComponentTree.for_project(PROJECT_ROOT / "etl_platform")
+    unresolved = dg.Definitions.merge(definitions.build_tree(tree), dg.Definitions(executor=definitions.chosen_executor()))
+    return definitions.resolve_asset_jobs(unresolved), unresolved
+
+
+def test_jobs_resolved_at_load_are_the_jobs_dagster_resolves(etl_home):
+    from dagster._core.remote_representation.external_data import RepositorySnap
+    from dagster_shared.serdes import serialize_value
+
+    ours, dagsters = _location_as_dagster_resolves_it()
+    assert {j.name for j in ours.jobs if isinstance(j, dg.JobDefinition)} == JOBS
+    for job in dagsters.resolve_all_job_defs():
+        mine = ours.resolve_job_def(job.name)
+        assert mine.get_job_snapshot_id() == job.get_job_snapshot_id(), job.name
+        assert mine.asset_layer.external_job_asset_keys == job.asset_layer.external_job_asset_keys, job.name
+    # what the webserver and the daemon get from the code server
+    assert serialize_value(RepositorySnap.from_def(ours.get_repository_def())) == serialize_value(
+        RepositorySnap.from_def(dagsters.get_repository_def())
+    )
+
+
+def test_schedules_and_sensors_target_the_resolved_jobs(etl_home):
+    defs = load_definitions()
+    jobs = {j.name: j for j in defs.jobs}
+    assert all(isinstance(job, dg.JobDefinition) for job in jobs.values())
+    for schedule in defs.schedules:
+        assert schedule.job is jobs[schedule.job.name], schedule.name
+    sensor = next(s for s in defs.sensors if s.name == "shop_customers_file_sensor")
+    assert sensor.job is jobs["shop_customers_job"]
+
+
+def test_jobs_selected_other_than_by_key_are_left_to_dagster():
+    from etl_platform.definitions import resolve_asset_jobs
+
+    @dg.asset(group_name="sales")
+    def orders(): ...
+
+    @dg.asset(deps=[orders], group_name="sales")
+    def revenue(): ...
+
+    by_key = dg.define_asset_job("by_key", selection=dg.AssetSelection.assets(revenue))
+    by_group = dg.define_asset_job("by_group", selection=dg.AssetSelection.groups("sales"))
+    dagsters = dg.Definitions(
+        assets=[orders, revenue], jobs=[by_key, by_group],
+        schedules=[dg.ScheduleDefinition(name="nightly", cron_schedule="0 1 * * *", job=by_key)],
+    )
+    defs = resolve_asset_jobs(dagsters)
+    kinds = {job.name: type(job).__name__ for job in defs.jobs}
+    assert kinds == {"by_key": "JobDefinition", "by_group": "UnresolvedAssetJobDefinition"}
+    assert defs.resolve_schedule_def("nightly").job is defs.resolve_job_def("by_key")
+    graph = defs.resolve_job_def("by_key").asset_layer.asset_graph
+    assert graph.executable_asset_keys == {dg.AssetKey("revenue")} and graph.has(dg.AssetKey("orders"))
+    for name in ("by_key", "by_group"):
+        assert defs.resolve_job_def(name).get_job_snapshot_id() == dagsters.resolve_job_def(name).get_job_snapshot_id()
+
+
+def test_a_job_selecting_an_unknown_asset_fails_with_dagsters_message():
+    from etl_platform.definitions import resolve_asset_jobs
+
+    @dg.asset
+    def orders(): ...
+
+    job = dg.define_asset_job("broken", selection=dg.AssetSelection.assets("order"))
+    defs = resolve_asset_jobs(dg.Definitions(assets=[orders], jobs=[job]))
+    with pytest.raises(dg.DagsterInvalidDefinitionError, match="Failed to resolve asset job broken"):
+        defs.resolve_job_def("broken")
+
+
+def test_loading_leaves_the_garbage_collector_as_it_found_it(etl_home):
+    assert gc.isenabled()
+    load_definitions()
+    assert gc.isenabled()
