@@ -130,16 +130,6 @@ def resolve_asset_jobs(defs: dg.Definitions) -> dg.Definitions:
     if index is None:
         return defs
     resolved: dict[str, dg.JobDefinition] = {}
-    import os
-    if os.environ.get("DIRECT"):
-        from dagster._core.definitions.assets.graph.asset_graph import AssetGraph
-        from dagster._core.execution.build_resources import wrap_resources_for_execution
-        resources = wrap_resources_for_execution(defs.resources)
-        for family in _job_families(_jobs_naming_their_assets(defs), index):
-            graph = AssetGraph.from_assets(list(family.definitions.values()))
-            for job in family.jobs:
-                resolved[job.name] = job.resolve(asset_graph=graph, default_executor_def=defs.executor, resource_defs=resources)
-        return _with_resolved_jobs(defs, resolved)
     for family in _job_families(_jobs_naming_their_assets(defs), index):
         local = dg.Definitions(
             assets=[d for d in family.definitions.values() if id(d) not in index.checks_only],
