@@ -38,7 +38,12 @@ def load_error(yaml_text: str) -> str:
         with pytest.raises(Exception) as raised:
             with sandbox.build_all_defs():
                 pass
-    messages, err = [], raised.value
+    return error_text(raised.value)
+
+
+def error_text(err: BaseException | None) -> str:
+    """An error with every error it was raised from or during, one per line."""
+    messages = []
     while err is not None:
         messages.append(str(err))
         err = err.__cause__ or err.__context__
@@ -178,8 +183,4 @@ def test_a_declared_connection_becomes_a_resource_with_its_secret_as_a_reference
 def test_connection_errors_are_located(etl_home, connections, pipeline, says):
     with pytest.raises(Exception) as raised:
         _load_with_connections(connections, pipeline)
-    messages, err = [], raised.value
-    while err is not None:
-        messages.append(str(err))
-        err = err.__cause__ or err.__context__
-    assert says in "\n".join(messages)
+    assert says in error_text(raised.value)

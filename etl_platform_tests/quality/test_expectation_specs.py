@@ -6,7 +6,7 @@ import pytest
 from dagster.components.testing import create_defs_folder_sandbox
 
 from etl_platform.quality.catalog import build_catalog, expectation_kinds, CATALOG
-from etl_platform_tests.test_spec_errors import VALID, load_error, write_pipeline
+from etl_platform_tests.test_spec_errors import VALID, error_text, load_error, write_pipeline
 
 EXPECTATIONS_AT = VALID.count("\n") + 2  # the section is appended: its first entry is on this line
 
@@ -79,11 +79,7 @@ def test_a_suite_file_is_checked_and_its_expectations_become_checks(etl_home):
         with pytest.raises(Exception) as raised:
             with sandbox.build_all_defs():
                 pass
-    messages, err = [], raised.value
-    while err is not None:
-        messages.append(str(err))
-        err = err.__cause__ or err.__context__
-    text = "\n".join(messages)
+    text = error_text(raised.value)
     assert f"defs.yaml:{EXPECTATIONS_AT} - attributes.expectations.0.suite: suites/costs.json: " in text
     assert "expectations[1].expect_column_values_to_be_between.column: table costs has no column 'amount'" in text
 
