@@ -10,11 +10,14 @@ from pathlib import Path
 
 import dagster as dg
 from dagster._core.definitions.asset_selection import KeysAssetSelection
+from dagster._core.definitions.assets.graph.asset_graph import AssetGraph
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
+from dagster._core.execution.build_resources import wrap_resources_for_execution
 from dagster_shared.record import replace
 
 from etl_platform.factory import DEFINED_AT
 from etl_platform.spec_errors import SpecError
+from etl_platform.yaml_source import libyaml_component_files
 
 
 def check_references(defs: dg.Definitions) -> None:
@@ -51,7 +54,13 @@ def build_tree(tree: dg.ComponentTree) -> dg.Definitions:
     component library (used by the UI's scaffolding), whose imports (boto3 and friends)
     cost seconds in every process that loads the code location: webserver, daemon, each run.
     """
-    root = tree.find_root_decl()
+    with libyaml_component_files():
+        root = tree.find_root_decl()
+    # Dagster finds the declaration of each component it loads by listing the whole tree
+    # again (a cost that grows with the square of the pipeline count); given them all at
+    # once, it looks each up.
+    for loc, declaration in root.iterate_loc_component_decl_pairs():
+        tree.state_tracker.set_cache_data(loc, component_decl=declaration)
     children = [tree.build_defs(child.loc) for child in root.iterate_child_component_decls()]
     return dg.Definitions.merge(*children, dg.Definitions(component_tree=tree))
 
@@ -129,19 +138,42 @@ def resolve_asset_jobs(defs: dg.Definitions) -> dg.Definitions:
     index = _AssetIndex.of(defs)
     if index is None:
         return defs
+    resources = wrap_resources_for_execution(defs.resources)
+    executor = _executor_of(defs)
     resolved: dict[str, dg.JobDefinition] = {}
     for family in _job_families(_jobs_naming_their_assets(defs), index):
-        local = dg.Definitions(
-            assets=[d for d in family.definitions.values() if id(d) not in index.checks_only],
-            asset_checks=[d for d in family.definitions.values() if id(d) in index.checks_only],
-            jobs=family.jobs,
-            resources=defs.resources,
-            executor=defs.executor,
-            loggers=defs.loggers,
-        )
+        graph = AssetGraph.from_assets(dg.with_resources(family.definitions.values(), resources))
         for job in family.jobs:
-            resolved[job.name] = local.resolve_job_def(job.name)
+            resolved[job.name] = _as_a_repository_resolves(job, graph, resources, executor, defs.loggers)
     return _with_resolved_jobs(defs, resolved)
+
+
+def _as_a_repository_resolves(
+    job: UnresolvedAssetJobDefinition,
+    graph: AssetGraph,
+    resources: dict,
+    executor: dg.ExecutorDefinition | None,
+    loggers: dict | None,
+) -> dg.JobDefinition:
+    """``job`` resolved against ``graph`` the way a repository resolves its asset jobs (with the
+    location's resources, executor and loggers), without building a repository around it."""
+    try:
+        resolved = job.resolve(asset_graph=graph, default_executor_def=executor, resource_defs=resources)
+        resolved.validate_resource_requirements_satisfied()
+    except Exception as error:
+        raise dg.DagsterInvalidDefinitionError(f"Failed to resolve asset job {job.name}") from error
+    if executor and not resolved.has_specified_executor:
+        resolved = resolved.with_executor_def(executor)
+    if loggers and not resolved.has_specified_loggers:
+        resolved = resolved.with_logger_defs(loggers)
+    return resolved
+
+
+def _executor_of(defs: dg.Definitions) -> dg.ExecutorDefinition | None:
+    """The location's executor as a repository holds it (a bare executor is wrapped)."""
+    if defs.executor is None or isinstance(defs.executor, dg.ExecutorDefinition):
+        return defs.executor
+    return dg.ExecutorDefinition.hardcoded_executor(defs.executor)
 
 
 class _AssetIndex:
