@@ -92,6 +92,44 @@ def test_postgres_incremental_twice_loses_nothing_and_loads_nothing_twice(postgr
     assert loaded == expected  # EQ and NODUP: the warehouse equals the source, row for row
 
 
+READ_IN_A_FRESH_PROCESS = """
+import json, sys
+import duckdb
+from etl_platform.connectors.registry import build
+connector = build("src", "postgres", json.loads(sys.argv[1]))
+con = duckdb.connect()
+with connector.stream(sys.argv[2]) as stream:
+    con.register("source", stream.reader)
+    types = {name: stream.type_hints.get(name, dtype) for name, dtype, *_ in con.execute("DESCRIBE source").fetchall()}
+    rows = con.execute("SELECT * FROM source ORDER BY id").fetchall()
+print(json.dumps({"types": types, "rows": [[str(v) for v in row] for row in rows],
+                  "imported": sorted(m for m in ("pyarrow", "numpy", "pandas") if m in sys.modules)}))
+"""
+
+
+def test_a_postgres_read_types_numeric_columns_without_importing_pyarrow(postgres_database):
+    """The driver's Arrow stream goes to DuckDB as it is: numeric's precision and scale come
+    from the stream's own field metadata, and a small read does not pay for pyarrow and numpy."""
+    pg_execute(
+        postgres_database,
+        "CREATE TABLE prices (id INT PRIMARY KEY, exact NUMERIC(12,3), loose NUMERIC, doc JSONB, at TIMESTAMPTZ)",
+        "INSERT INTO prices VALUES (1, 1234.5, 0.1, '{\"a\": 1}', '2024-05-01 10:00:00+00'), (2, NULL, 12345678901234567890, NULL, NULL)",
+    )
+    options = pg_connection(postgres_database)
+    del options["kind"]
+    out = subprocess.run(
+        [sys.executable, "-c", READ_IN_A_FRESH_PROCESS, json.dumps(options), "SELECT * FROM prices"],
+        capture_output=True, text=True, timeout=120, cwd=PROJECT_ROOT,
+    )
+    assert out.returncode == 0, out.stderr
+    read = json.loads(out.stdout)
+    assert read["types"] == {"id": "INTEGER", "exact": "DECIMAL(12,3)", "loose": "DOUBLE", "doc": "JSON",
+                             "at": "TIMESTAMP WITH TIME ZONE"}
+    assert read["rows"][0][:4] == ["1", "1234.500", "0.1", '{"a": 1}']
+    assert read["rows"][1] == ["2", "None", "12345678901234567890", "None", "None"]
+    assert read["imported"] == []
+
+
 def test_mariadb_query_merge_and_types(mariadb_database, etl_home, instance):
     db = mariadb_database
     conn = pymysql.connect(**db, autocommit=True)

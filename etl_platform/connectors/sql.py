@@ -15,6 +15,7 @@ from typing import ClassVar
 
 from pydantic import Field
 
+from etl_platform.connectors.arrow_capsule import Column, stream_columns
 from etl_platform.connectors.registry import Connector, ConnectorError, register
 from etl_platform.secrets import SecretRef, describe as describe_secret, reveal, scrub
 from etl_platform.spec import SourceSpec, SpecModel
@@ -28,9 +29,10 @@ class SourceError(ConnectorError):
 
 @dataclass
 class SourceStream:
-    """An open read: the Arrow stream, and DuckDB types for columns Arrow cannot say precisely."""
+    """An open read: the Arrow stream (anything DuckDB scans: a pyarrow reader, an object with
+    ``__arrow_c_stream__`` or its capsule), and DuckDB types for columns Arrow cannot say precisely."""
 
-    reader: "pyarrow.RecordBatchReader"  # noqa: F821
+    reader: object
     type_hints: dict[str, str] = field(default_factory=dict)
 
 
@@ -219,11 +221,11 @@ class PostgresConnector(SqlConnector):
 
     @contextlib.contextmanager
     def stream(self, sql: str) -> Iterator[SourceStream]:
-        # ADBC's low-level API: its DB-API module imports pyarrow.dataset and pandas, which
-        # cost a small incremental load more than reading its rows.
+        # ADBC's low-level API, its stream handed to DuckDB as it is: the DB-API module would
+        # import pyarrow.dataset and pandas, and pyarrow alone (with numpy) costs a small
+        # incremental load more than reading its rows.
         import adbc_driver_manager
         import adbc_driver_postgresql
-        import pyarrow as pa
 
         with contextlib.ExitStack() as opened:
             try:
@@ -235,11 +237,11 @@ class PostgresConnector(SqlConnector):
                 statement = opened.enter_context(adbc_driver_manager.AdbcStatement(connection))
                 statement.set_sql_query(sql)
                 handle, _ = statement.execute_query()
-                reader = opened.enter_context(pa.RecordBatchReader._import_from_c(handle.address))
-                plain, hints = _plain_arrow(reader)
+                capsule = handle.__arrow_c_stream__()
+                hints = _type_hints(stream_columns(capsule))
             except Exception as err:
                 raise self._fail("reading", err) from None
-            yield SourceStream(plain, hints)
+            yield SourceStream(capsule, hints)
 
     def discover(self) -> dict[str, list[tuple[str, str]]]:
         import adbc_driver_postgresql.dbapi as adbc
@@ -260,37 +262,20 @@ class PostgresConnector(SqlConnector):
         return found
 
 
-def _plain_arrow(reader):
-    """ADBC hands some PostgreSQL types over as opaque Arrow extension types DuckDB cannot
-    scan (numeric, ...): pass their text storage on and say which DuckDB type to cast to."""
-    import pyarrow as pa
-
-    def opaque(dtype) -> bool:
-        return isinstance(dtype, pa.OpaqueType)
-
+def _type_hints(columns: list[Column]) -> dict[str, str]:
+    """ADBC hands some PostgreSQL types over as opaque Arrow extension types, which DuckDB
+    reads as their text storage (numeric, ...): the DuckDB type each should be cast to."""
     hints: dict[str, str] = {}
-    fields = []
-    for f in reader.schema:
-        if opaque(f.type):
-            pg_type = (f.metadata or {}).get(b"POSTGRESQL:type", b"").decode()
-            typmod = int((f.metadata or {}).get(b"POSTGRESQL:typmod", b"-1") or -1)
-            if pg_type == "numeric":
-                hints[f.name] = f"DECIMAL({(typmod - 4) >> 16},{(typmod - 4) & 0xFFFF})" if typmod > 4 else "DOUBLE"
-            elif pg_type in ("json", "jsonb"):
-                hints[f.name] = "JSON"
-            fields.append(pa.field(f.name, f.type.storage_type))
-        else:
-            fields.append(f.remove_metadata())
-    if not any(opaque(f.type) for f in reader.schema):
-        return reader, hints
-    schema = pa.schema(fields)
-
-    def batches():
-        for batch in reader:
-            arrays = [col.storage if opaque(col.type) else col for col in batch.columns]
-            yield pa.RecordBatch.from_arrays(arrays, schema=schema)
-
-    return pa.RecordBatchReader.from_batches(schema, batches()), hints
+    for column in columns:
+        if column.metadata.get("ARROW:extension:name") != "arrow.opaque":
+            continue
+        pg_type = column.metadata.get("POSTGRESQL:type", "")
+        typmod = int(column.metadata.get("POSTGRESQL:typmod") or -1)
+        if pg_type == "numeric":
+            hints[column.name] = f"DECIMAL({(typmod - 4) >> 16},{(typmod - 4) & 0xFFFF})" if typmod > 4 else "DOUBLE"
+        elif pg_type in ("json", "jsonb"):
+            hints[column.name] = "JSON"
+    return hints
 
 
 class MysqlOptions(ServerOptions):
