@@ -188,6 +188,7 @@ def _pipeline_job(pg: dict, table: str, sync: dict, memory_limit: str | None = N
     from etl_platform.connections import as_resource, resource_key
     from etl_platform.connectors.registry import build
     from etl_platform.factory import PipelineContext, build_pipeline_defs
+    from etl_platform.resources.io_manager import deferred_io_manager
     from etl_platform.resources.warehouse import WarehouseResource
     from etl_platform.spec import PipelineSpec
     from etl_platform.spec_checks import table_names
@@ -203,7 +204,7 @@ def _pipeline_job(pg: dict, table: str, sync: dict, memory_limit: str | None = N
     connector = build("src", "postgres", options)
     ctx = PipelineContext(name=PIPELINE, names=table_names(spec, PIPELINE), defined_at={}, connection_kind=connector.kind)
     warehouse = WarehouseResource(memory_limit=memory_limit) if memory_limit else WarehouseResource()
-    resources = {"warehouse": warehouse, resource_key("src"): as_resource(connector)}
+    resources = {"warehouse": warehouse, resource_key("src"): as_resource(connector), "io_manager": deferred_io_manager}
     defs = dg.Definitions.merge(build_pipeline_defs(spec, ctx), dg.Definitions(resources=resources))
     return defs.resolve_job_def(JOB)
 
