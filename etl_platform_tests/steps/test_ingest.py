@@ -293,3 +293,20 @@ def test_a_large_first_incremental_load_saves_its_cursor(tmp_path):
         con.execute("COMMIT")
         assert committed.cursor_after == "1999990"
         assert load.saved_cursor(con, "p") == "1999990"
+
+
+def test_looking_up_a_missing_table_inside_a_transaction_leaves_it_usable(con):
+    """table_exists runs inside a load's transaction (before creating the target): a missing
+    table, hostile names included, must not abort what the transaction has done so far."""
+    from etl_platform.steps.load import columns_of, table_exists
+
+    con.execute('CREATE SCHEMA "we.ird"')
+    con.execute('CREATE TABLE "we.ird"."t""x y" (a INTEGER, "b c" DECIMAL(12,2))')
+    con.execute("BEGIN TRANSACTION")
+    con.execute('INSERT INTO "we.ird"."t""x y" VALUES (1, 2.5)')
+    assert not table_exists(con, TableRef("we.ird", "missing"))
+    assert not table_exists(con, TableRef("no_such_schema", "t"))
+    assert table_exists(con, TableRef("we.ird", 't"x y'))
+    assert columns_of(con, TableRef("we.ird", 't"x y')) == [("a", "INTEGER"), ("b c", "DECIMAL(12,2)")]
+    con.execute("COMMIT")
+    assert con.execute('SELECT * FROM "we.ird"."t""x y"').fetchall() == [(1, 2.5)]
