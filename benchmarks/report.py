@@ -110,7 +110,7 @@ def table(s: dict) -> str:
     many_total = many["seconds"] + many["jobs_seconds"]
     demo_total = loc["definitions_seconds"] + loc["jobs_seconds"]
     targets = [
-        (s["ratio"] <= 1.5, f"ours <= 1.5x plain DuckDB: {s['ratio']:.2f}x"),
+        (s["ratio_with_close"] <= 1.5, f"ours <= 1.5x plain DuckDB, like for like (its close counts): {s['ratio_with_close']:.2f}x"),
         (ours["peak_mib"] <= 1536, f"peak memory <= 1.5 GiB: {ours['peak_mib']:.0f} MiB"),
         (demo_total <= 3, f"demo code location <= 3 s: {demo_total:.2f} s with its jobs"),
         (many_total <= 10, f"{many['pipelines']} pipelines <= 10 s: {many_total:.2f} s with their jobs"),

@@ -60,6 +60,17 @@ def scalar(etl_home: Path, sql: str, params: list | None = None):
     return query(etl_home, sql, params)[0][0]
 
 
+@pytest.fixture(autouse=True)
+def _unfrozen_after_each_test():
+    """Loading the location freezes what it built (etl_platform.definitions). A test process
+    loads it again and again; unfrozen after each test, the collector reclaims what the test
+    leaves behind."""
+    import gc
+
+    yield
+    gc.unfreeze()
+
+
 @pytest.fixture
 def instance() -> dg.DagsterInstance:
     with dg.instance_for_test() as inst:

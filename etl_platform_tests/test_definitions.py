@@ -204,7 +204,11 @@ def test_a_job_selecting_an_unknown_asset_fails_with_dagsters_message():
         defs.resolve_job_def("broken")
 
 
-def test_loading_leaves_the_garbage_collector_as_it_found_it(etl_home):
+def test_loading_leaves_the_garbage_collector_on_with_the_definitions_frozen(etl_home):
+    assert gc.isenabled() and gc.get_freeze_count() == 0
+    defs = load_definitions()
     assert gc.isenabled()
-    load_definitions()
-    assert gc.isenabled()
+    frozen = gc.get_freeze_count()
+    assert frozen > 10_000  # what the load built is out of every later collection's walk
+    gc.collect()
+    assert gc.get_freeze_count() == frozen and defs.resolve_job_def("marketing_campaigns_job")
