@@ -264,6 +264,7 @@ def ours_profile(pg: dict, table: str, sync: dict) -> dict:
     the PostgreSQL connector and its Arrow stream. Diagnostic only: the wrappers add a
     little Python per statement and per batch."""
     import contextlib
+    import dataclasses
     import sys
 
     import pyarrow as pa
@@ -324,29 +325,28 @@ def ours_profile(pg: dict, table: str, sync: dict) -> dict:
         spent["driver_import"] += imported - started
         with open_stream(self, query) as opened:
             spent["pg_connect"] += time.perf_counter() - imported
-            yield opened
+            yield dataclasses.replace(opened, reader=timed_reader(opened.reader))
 
-    plain_arrow = connectors._plain_arrow
-
-    def timed_reader(reader):
-        plain, hints = plain_arrow(reader)
+    def timed_reader(capsule):
+        """The driver's stream read through pyarrow, batch by batch, each pull timed (the
+        connector itself hands the stream to DuckDB without pyarrow)."""
+        source = pa.RecordBatchReader._import_from_c_capsule(capsule)
 
         def batches():
-            source = iter(plain)
+            pulled = iter(source)
             while True:
                 started = time.perf_counter()
-                batch = next(source, None)
+                batch = next(pulled, None)
                 spent["read"] += time.perf_counter() - started
                 if batch is None:
                     return
                 read_batches[0] += 1
                 yield batch
 
-        return pa.RecordBatchReader.from_batches(plain.schema, batches()), hints
+        return pa.RecordBatchReader.from_batches(source.schema, batches())
 
     WarehouseResource.get_connection = get_connection
     connectors.PostgresConnector.stream = stream
-    connectors._plain_arrow = timed_reader
     job = _pipeline_job(pg, table, sync)
     seconds, metadata = _run_job(job)
     spent["stage_insert"] -= spent["read"]
