@@ -194,7 +194,6 @@ class _AssetIndex:
     def __init__(self):
         self.producers: dict[dg.AssetKey, dg.AssetsDefinition] = {}
         self.checkers: defaultdict[dg.AssetKey, dict[int, dg.AssetsDefinition]] = defaultdict(dict)
-        self.checks_only: set[int] = set()  # ids of the definitions given as asset_checks
 
     @classmethod
     def of(cls, defs: dg.Definitions) -> "_AssetIndex | None":
@@ -205,7 +204,6 @@ class _AssetIndex:
             index.producers.update((key, asset) for key in asset.keys)
             index._add_checks(asset)
         for checks in defs.asset_checks or []:
-            index.checks_only.add(id(checks))
             index._add_checks(checks)
         return index
 

@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 from dagster.components.core import decl
 from dagster_shared.yaml_utils import YAML_TIMESTAMP_TAG
+from dagster_shared.yaml_utils import parse_yamls_with_source_position as dagsters_parser
 from dagster_shared.yaml_utils.source_position import (
     LineCol,
     SourcePosition,
@@ -22,18 +23,20 @@ from dagster_shared.yaml_utils.source_position import (
 )
 
 LIBYAML = getattr(yaml, "CSafeLoader", None)  # None when PyYAML was built without libyaml
-_DAGSTERS = decl.parse_yamls_with_source_position
 
 
 @contextmanager
 def libyaml_component_files() -> Iterator[None]:
-    """Component files read by libyaml inside the block (Dagster's own parser where libyaml is missing)."""
-    if LIBYAML is not None:
-        decl.parse_yamls_with_source_position = parse_with_positions
+    """Component files read by libyaml inside the block. Left to Dagster's own parser where
+    libyaml is missing, or where Dagster's loader no longer reads them through that parser."""
+    if LIBYAML is None or getattr(decl, "parse_yamls_with_source_position", None) is not dagsters_parser:
+        yield
+        return
+    decl.parse_yamls_with_source_position = parse_with_positions
     try:
         yield
     finally:
-        decl.parse_yamls_with_source_position = _DAGSTERS
+        decl.parse_yamls_with_source_position = dagsters_parser
 
 
 def parse_with_positions(
@@ -50,7 +53,7 @@ def parse_with_positions(
             value = loader.construct_document(node)  # also merges `<<` keys into the node's pairs
             documents.append(ValueAndSourcePositionTree(value, _positions(loader, node, filename)))
     except yaml.MarkedYAMLError:  # Dagster's parser names the file and shows the lines around the mistake
-        return _DAGSTERS(src, filename, implicits_to_remove)
+        return dagsters_parser(src, filename, implicits_to_remove)
     finally:
         loader.dispose()
     return documents

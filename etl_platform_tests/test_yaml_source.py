@@ -63,3 +63,13 @@ def test_dagsters_parser_is_back_in_place_after_the_tree_is_read():
         assert decl.parse_yamls_with_source_position is (parse_with_positions if LIBYAML else dagsters)
         raise RuntimeError("a component failed to load")
     assert decl.parse_yamls_with_source_position is dagsters
+
+
+def test_a_loader_that_no_longer_reads_through_dagsters_parser_is_left_alone(monkeypatch):
+    def another_parser(src, filename="<string>", implicits_to_remove=()):
+        raise AssertionError("not called here")
+
+    monkeypatch.setattr(decl, "parse_yamls_with_source_position", another_parser)
+    with libyaml_component_files():
+        assert decl.parse_yamls_with_source_position is another_parser
+    assert decl.parse_yamls_with_source_position is another_parser
