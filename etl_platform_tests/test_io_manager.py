@@ -25,7 +25,7 @@ def test_values_pass_between_python_assets_as_with_dagsters_default(instance):
 
 
 def test_a_step_that_stores_no_value_never_builds_the_filesystem_manager(instance):
-    manager = deferred_io_manager.resource_fn(dg.build_init_resource_context(config={}))
+    manager = deferred_io_manager.resource_fn(dg.build_init_resource_context(config={}, instance=instance))
     assert manager._manager is None  # built lazily: nothing imported, no path made
 
     @dg.asset
