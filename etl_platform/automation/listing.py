@@ -24,7 +24,6 @@ class ListedFile:
     modified: float | None = None  # unix seconds of the last change, where the store says
 
 
-
 class FileListing(Protocol):
     """A folder of files the sensor watches."""
 

@@ -11,14 +11,16 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from pydantic import Field
 
-from etl_platform.connectors.arrow_capsule import Column, stream_columns
 from etl_platform.connectors.registry import Connector, ConnectorError, register
 from etl_platform.secrets import SecretRef, describe as describe_secret, reveal, scrub
 from etl_platform.spec import SourceSpec, SpecModel
+
+if TYPE_CHECKING:
+    from etl_platform.connectors.arrow_capsule import Column
 
 BATCH_ROWS = 100_000
 
@@ -227,6 +229,8 @@ class PostgresConnector(SqlConnector):
         import adbc_driver_manager
         import adbc_driver_postgresql
 
+        from etl_platform.connectors.arrow_capsule import stream_columns
+
         with contextlib.ExitStack() as opened:
             try:
                 database = opened.enter_context(adbc_driver_postgresql.connect(self.uri()))
@@ -262,7 +266,7 @@ class PostgresConnector(SqlConnector):
         return found
 
 
-def _type_hints(columns: list[Column]) -> dict[str, str]:
+def _type_hints(columns: list["Column"]) -> dict[str, str]:
     """ADBC hands some PostgreSQL types over as opaque Arrow extension types, which DuckDB
     reads as their text storage (numeric, ...): the DuckDB type each should be cast to."""
     hints: dict[str, str] = {}
