@@ -9,11 +9,31 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 import pytest
+from hypothesis import HealthCheck, settings
+
 
 from etl_platform import demo
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
+
+# Generated tests: the same examples on every run (a fixed seed) unless ETL_TEST_RANDOM=1, and
+# ETL_TEST_EXAMPLES_SCALE times each test's example count (e.g. 20 for a long local run).
+EXAMPLES_SCALE = float(os.environ.get("ETL_TEST_EXAMPLES_SCALE", "1"))
+settings.register_profile(
+    "etl",
+    derandomize=os.environ.get("ETL_TEST_RANDOM", "") != "1",
+    deadline=None,
+    database=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture, HealthCheck.data_too_large],
+)
+settings.load_profile("etl")
+
+
+def examples(count: int) -> int:
+    """A generated test's example count, scaled by ETL_TEST_EXAMPLES_SCALE."""
+    return max(1, round(count * EXAMPLES_SCALE))
 
 
 @pytest.fixture
