@@ -1,31 +1,27 @@
 """One pipeline spec -> its whole slice of definitions: assets, checks, job, schedule."""
 
 import dataclasses
-import tempfile
 from dataclasses import dataclass
 from graphlib import TopologicalSorter
-from pathlib import Path
 
 import dagster as dg
 
-from etl_platform import settings
 from etl_platform.automation.pipeline import pipeline_automation
 from etl_platform.automation.retries import failure_for, failures_classified, retry_policy
 from etl_platform.connections import resource_key
 from etl_platform.connectors.landing import LANDING, landing_connector
 from etl_platform.connectors.registry import ConnectorError
-from etl_platform.destinations import Destination, DestinationError, destination_for
+from etl_platform.destinations import DestinationError, destination_for
 from etl_platform.ml.assets import build_train_defs
 from etl_platform.quality.checks import expectation_checks
 from etl_platform.quality.spec_checks import Expectation
 from etl_platform.partitions import runs as partition_runs
 from etl_platform.partitions.definitions import backfill_policy, partitioned_schedule, partitions_definition
 from etl_platform.secrets import MissingSecret
-from etl_platform.sql import literal as sql_literal, quote
 from etl_platform.resources.warehouse import WAREHOUSE_POOL, WarehouseResource
 from etl_platform.spec import PipelineSpec, TransformSpec
 from etl_platform.spec_checks import TableNames, transform_references
-from etl_platform.steps import ingest, transform
+from etl_platform.steps import extract, ingest, transform
 from etl_platform.steps import load
 from etl_platform.steps.load import TableRef
 from etl_platform.steps.stage import LINEAGE_COLUMNS
@@ -169,7 +165,10 @@ def build_pipeline_defs(spec: PipelineSpec, ctx: PipelineContext) -> dg.Definiti
             target = dataclasses.replace(target, destination=partition_runs.SliceOf(target.committer, part))
         with failures_classified(), warehouse.get_connection() as con:
             try:
-                result = _extract_and_load(context, partition_runs.spec_for_run(spec, part), ctx.name, connector, con, target)
+                result = extract.load_source(
+                    partition_runs.spec_for_run(spec, part), pipeline=ctx.name, connector=connector, con=con, target=target,
+                    run_id=context.run.run_id, log=context.log.info,
+                )
             except load.SchemaMismatch as err:
                 raise dg.Failure(str(err), metadata={"schema_changes": dest.schema_changes}, allow_retries=False) from None
             except (ingest.LoadFailed, ConnectorError, DestinationError, MissingSecret) as err:
@@ -229,70 +228,6 @@ def _source_description(spec: PipelineSpec) -> str:
     if src.query is not None:
         return f"A query on connection {src.connection}:\n\n```sql\n{src.query.strip()}\n```"
     return f"Endpoint {src.label} of connection {src.connection}."
-
-
-def _extract_and_load(context, spec: PipelineSpec, pipeline: str, connector, con, target: ingest.Target) -> ingest.LoadResult:
-    """Read the source the way its kind reads and load it; returns the load's result."""
-    common = dict(target=target, run_id=context.run.run_id, log=context.log.info, progress_interval=settings.progress_interval_seconds())
-    src = spec.source
-    if src.reads == "files":
-        with connector.fetch(src.files) as found:
-            context.log.info(f"{len(found.files)} file(s) match '{src.files}' in {found.location}")
-            if not found.files and spec.sync.mode == "replace":
-                raise ingest.LoadFailed(
-                    f"No files match '{src.files}' in {found.location}; {target.table} was left as it was "
-                    "(replace never swaps in an empty load)."
-                )
-            files = partition_runs.files_of_run(found.files, found.relative, target.part, found.location)
-            return ingest.run(con, spec, pipeline=pipeline, files=files, relative=found.relative, **common)
-    if src.reads == "sql":
-        cursor_column, bound = _cursor_pushdown(spec, con, pipeline, target.committer)
-        sql = connector.select(src, cursor_column, bound, window=partition_runs.source_window(spec, target.part))
-        context.log.info(f"reading {connector.describe()}: {sql}")
-        with connector.stream(sql) as stream:
-            result, _ = ingest.run_stream(con, spec, pipeline=pipeline, reader=stream.reader, type_hints=stream.type_hints, **common)
-        return result
-    return _load_from_api(context, spec, pipeline, connector, con, common)
-
-
-def _load_from_api(context, spec: PipelineSpec, pipeline: str, connector, con, common: dict) -> ingest.LoadResult:
-    """Page through the endpoint into NDJSON files beside the warehouse, then load the records
-    (typed by DuckDB from all of them) like any other stream. Incremental: the saved cursor
-    is sent as the endpoint's lower bound."""
-    import duckdb
-
-    from etl_platform.connectors.rest import RestEndpoint
-
-    endpoint = RestEndpoint.model_validate(spec.source.endpoint)
-    since = common["target"].committer.saved_cursor(con, pipeline) if spec.sync.mode == "incremental" else None
-    settings.etl_home().mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=f"{pipeline}-", dir=settings.etl_home()) as folder:
-        fetched = connector.fetch(endpoint, Path(folder), since=since, log=context.log.info)
-        context.log.info(f"{fetched.records:,} record(s) in {fetched.pages} page(s) from {connector.describe()}")
-        if not fetched.files:
-            # A partition's window may hold no records (a quiet day, or all of it deleted at the
-            # source): its load empties the partition, as a SQL source's empty window does.
-            empty_window = common["target"].part is not None and bool(spec.source.columns)
-            if spec.sync.mode == "replace" and not empty_window:
-                raise ingest.LoadFailed(f"{spec.source.label} returned no records; the table was left as it was")
-            columns = [quote(c.source or name) for name, c in spec.source.columns.items()] if empty_window else ["__empty"]
-            files_sql = f"(SELECT {', '.join(f'NULL::VARCHAR AS {c}' for c in columns)} WHERE false)"
-        else:
-            paths = ", ".join(sql_literal(str(p)) for p in fetched.files)
-            files_sql = f"read_ndjson([{paths}], sample_size=-1)"
-        with duckdb.connect() as reader_db:
-            reader = reader_db.sql(f"SELECT * FROM {files_sql}").to_arrow_reader(100_000)
-            result, _ = ingest.run_stream(con, spec, pipeline=pipeline, reader=reader, type_hints={}, **common)
-    return result
-
-
-def _cursor_pushdown(spec: PipelineSpec, con, pipeline: str, destination: Destination) -> tuple[str | None, str | None]:
-    """For an incremental load: the source column to filter on and the saved cursor (inclusive)."""
-    sync = spec.sync
-    if sync.mode != "incremental" or not sync.cursor:
-        return None, None
-    column = spec.source.columns.get(sync.cursor)
-    return (column.source or sync.cursor) if column else sync.cursor, destination.saved_cursor(con, pipeline)
 
 
 def _transforms_asset(spec: PipelineSpec, ctx: PipelineContext) -> dg.AssetsDefinition:
