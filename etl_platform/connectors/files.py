@@ -30,6 +30,8 @@ class FileFormat:
     name: ClassVar[str]
     # True when the reader itself casts mapped columns (and records rows it cannot cast).
     reader_converts_types: ClassVar[bool] = False
+    # True when the scan delivers stage.ROW_ERRORS: per row, why the reader could not give its values.
+    reports_row_errors: ClassVar[bool] = False
 
     def __init__(self, options: CsvOptions):
         self.options = options

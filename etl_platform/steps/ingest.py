@@ -132,7 +132,10 @@ class _Ingest:
         self.fmt = fmt or file_format(spec.source.file_format, spec.source.format_options)
         self.reader_casts = self.fmt.reader_converts_types
         self.passthrough = passthrough
-        self.with_cast_errors = stage.needs_cast_errors(spec.source.columns, reader_casts=self.reader_casts, passthrough=passthrough)
+        self.row_errors = bool(getattr(self.fmt, "reports_row_errors", False))
+        self.with_cast_errors = stage.needs_cast_errors(
+            spec.source.columns, reader_casts=self.reader_casts, passthrough=passthrough, row_errors=self.row_errors
+        )
         self.rules = stage.compile_rules(spec)
         self.fails = stage.any_fails(self.rules, with_cast_errors=self.with_cast_errors)
         self.rejects = ReaderRejects() if self.reader_casts else None
@@ -151,7 +154,7 @@ class _Ingest:
         last_row = -1
         for path, dialect in files.items():
             lineage = {"_source_file": self.relative(path), "_load_id": self.run_id} if spec.destination.lineage_columns else {}
-            select = stage.select_list(spec.source.columns, reader_casts=self.reader_casts, lineage=lineage)
+            select = stage.select_list(spec.source.columns, reader_casts=self.reader_casts, lineage=lineage, row_errors=self.row_errors)
             progress.file_started(self.relative(path), _estimate_rows(path))
             scans_before = self._last_scan_id()
             try:

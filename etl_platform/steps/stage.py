@@ -12,6 +12,10 @@ from etl_platform.sql import literal, quote
 
 CAST_ERRORS = "__cast_errors"
 RAW_RECORD = "__raw_record"
+# A file format may deliver this column beside the data: NULL for a sound row, else the reason
+# the reader could not give the row's values (an .xlsx formula without a saved result, ...).
+# The row is rejected with that reason, like a value that does not convert.
+ROW_ERRORS = "__etl_row_errors"
 LINEAGE_COLUMNS = {"_source_file": "VARCHAR", "_load_id": "VARCHAR"}
 
 
@@ -43,7 +47,8 @@ def macros(columns: dict[str, ColumnSpec]) -> list[str]:
 
 
 def select_list(
-    columns: dict[str, ColumnSpec], *, reader_casts: bool, lineage: dict[str, str], passthrough: frozenset[str] = frozenset()
+    columns: dict[str, ColumnSpec], *, reader_casts: bool, lineage: dict[str, str], passthrough: frozenset[str] = frozenset(),
+    row_errors: bool = False,
 ) -> str:
     """The SELECT list that maps one scanned file onto the stage table.
 
@@ -51,6 +56,7 @@ def select_list(
     other columns are cast here, and any value that does not convert is recorded in
     ``__cast_errors`` with the column, the raw value and the target type. Columns in
     ``passthrough`` already have their target type (a typed source) and are taken as they are.
+    With ``row_errors`` the scan has a ``ROW_ERRORS`` column whose reasons reject their rows.
     """
     exprs, checks = [], []
     for name, col in columns.items():
@@ -62,6 +68,8 @@ def select_list(
         exprs.append(f"{parsed} AS {quote(name)}")
         checks.append(f"CASE WHEN {raw} IS NOT NULL AND {parsed} IS NULL THEN {literal(cast_reason(name, col))} END")
     exprs += [f"{literal(value)} AS {quote(name)}" for name, value in lineage.items()]
+    if row_errors:
+        checks.append(f"{quote(ROW_ERRORS)}::VARCHAR")
     if checks:
         any_failed = " OR ".join(f"({c}) IS NOT NULL" for c in checks)
         # The raw text is kept only for rows that fail, so a rejected row shows what the file said.
@@ -78,8 +86,10 @@ def cast_reason(name: str, col: ColumnSpec) -> str:
     return f"{name}: not a valid {col.type}" + (f" in format {col.format}" if col.format else "")
 
 
-def needs_cast_errors(columns: dict[str, ColumnSpec], *, reader_casts: bool, passthrough: frozenset[str] = frozenset()) -> bool:
-    return any(name not in passthrough and (col.parsed_in_sql or not reader_casts) for name, col in columns.items())
+def needs_cast_errors(
+    columns: dict[str, ColumnSpec], *, reader_casts: bool, passthrough: frozenset[str] = frozenset(), row_errors: bool = False
+) -> bool:
+    return row_errors or any(name not in passthrough and (col.parsed_in_sql or not reader_casts) for name, col in columns.items())
 
 
 def stage_columns(spec: PipelineSpec, *, with_cast_errors: bool) -> list[tuple[str, str]]:
