@@ -87,15 +87,11 @@ def _stage_select(columns: dict[str, ColumnSpec], raw: bool, run_id: str, lineag
     mapped and cast by the stage's own SQL, cast failures and all."""
     from etl_platform.steps import stage
 
-    pulled = ", ".join(
-        f"__record ->> {literal(col.source or name)} AS {quote(col.source or name)}" for name, col in columns.items()
-    )
-    select = stage.select_list(columns, reader_casts=False, lineage={})
-    extra = f", __file AS _source_file, {literal(run_id)} AS _load_id" if lineage else ""
-    return (
-        f"SELECT {select}{extra}, {_ROW} FROM (SELECT {pulled}, __file, {_ROW} FROM {_INPUT} "
-        f"WHERE {'' if raw else 'NOT '}__raw)"
-    )
+    sources = dict.fromkeys(c for name, col in columns.items() for c in col.source_columns(name))
+    pulled = ", ".join(f"__record ->> {literal(c)} AS {quote(c)}" for c in sources)
+    keep = {"_source_file": "__file", "_load_id": literal(run_id)} if lineage else {}
+    scan = f"(SELECT {pulled}, __file, {_ROW} FROM {_INPUT} WHERE {'' if raw else 'NOT '}__raw)"
+    return stage.mapping_query(columns, scan, lineage={}, keep={**keep, _ROW: _ROW})
 
 
 def replay(

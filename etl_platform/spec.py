@@ -14,6 +14,7 @@ from etl_platform.ml.spec import TrainSpec
 from etl_platform.partitions.spec import PartitionsSpec
 from etl_platform.quality.spec import ExpectationSpec
 from etl_platform.spec_base import IDENTIFIER, SpecModel
+from etl_platform.sql import expression_references
 
 _TYPE = (
     r"^(?i:varchar|string|text|bigint|integer|int|smallint|double|float|real|boolean|bool"
@@ -47,8 +48,10 @@ class ColumnSpec(SpecModel):
     )
     expression: str | None = Field(
         None,
-        description="SQL expression applied to the raw text before the cast, written in terms of `value`, "
-        "e.g. \"replace(value, ',', '')\" to drop thousands separators.",
+        description="SQL expression applied before the cast, written in terms of `value` (the source column's "
+        "text), e.g. \"replace(value, ',', '')\" to drop thousands separators. It may also name other "
+        "columns of the same source record, e.g. \"make_date(year::int, month::int, day::int)\" (a name "
+        "with spaces in double quotes); a column derived only from others needs no `from`.",
     )
     description: str | None = Field(None, description="Shown in the column schema in the Dagster UI.")
     sensitive: bool = Field(
@@ -65,8 +68,22 @@ class ColumnSpec(SpecModel):
 
     @property
     def parsed_in_sql(self) -> bool:
-        """True when the value is read as text and converted by our SQL, not by the file reader."""
+        """True when the value is made by our SQL (a format or an expression), not taken as the source has it."""
         return self.format is not None or self.expression is not None
+
+    @property
+    def reads_own_source(self) -> bool:
+        """Whether the column reads its own source column (``from``, default its name) as ``value``:
+        always, except for an expression that never mentions ``value`` (a column derived from
+        other source columns)."""
+        return self.expression is None or "value" in expression_references(self.expression, with_value=True)
+
+    def source_columns(self, name: str) -> list[str]:
+        """The source columns this target column (named ``name``) reads: its own, unless an
+        expression derives it from others, and those its expression names."""
+        own = [self.source or name] if self.reads_own_source else []
+        named = expression_references(self.expression) if self.expression else ()
+        return own + [c for c in named if c not in own]
 
 
 class CsvOptions(SpecModel):

@@ -121,8 +121,9 @@ def check_pipeline(
     for name, col in src.columns.items():
         if col.expression:
             try:
-                _bind(col.expression, {"value": "VARCHAR"})
-            except duckdb.Error as err:
+                named = {c: "VARCHAR" for c in col.source_columns(name) if c != (col.source or name)}
+                _bind(col.expression, {"value": "VARCHAR", **named})
+            except (duckdb.Error, ValueError) as err:
                 raise locate.error(["source", "columns", name, "expression"], _first_line(err)) from None
     if src.columns:  # otherwise the columns are the source's, known when it is read
         _check_sync(spec, locate, target_types)

@@ -1,4 +1,8 @@
-"""Quoting for SQL text built from user input: every identifier and literal goes through here."""
+"""Quoting for SQL text built from user input: every identifier and literal goes through here;
+and what a user's SQL expression refers to, read from DuckDB's parse tree."""
+
+import json
+from functools import cache
 
 
 def quote(identifier: str) -> str:
@@ -17,3 +21,54 @@ def literal(value: str) -> str:
     if "\x00" in value:
         raise ValueError("string contains a NUL byte")
     return "'" + value.replace("'", "''") + "'"
+
+
+@cache
+def _parser():
+    import duckdb
+
+    return duckdb.connect(":memory:")
+
+
+@cache
+def expression_references(expression: str, *, with_value: bool = False) -> tuple[str, ...]:
+    """The column names a SQL expression refers to, in order of first mention, from DuckDB's parse
+    tree (no binding: no table is needed). Lambda parameters are not columns; ``value`` (a column
+    expression's own source value) is left out unless ``with_value``. A name the expression
+    qualifies (``t.x``) counts by its last part."""
+    tree = json.loads(_parser().cursor().execute("SELECT json_serialize_sql(?)", [f"SELECT {expression}"]).fetchone()[0])
+    if tree.get("error"):
+        raise ValueError(tree.get("error_message", "cannot parse the expression"))
+    found: list[str] = []
+    lambda_params: set[str] = set()
+
+    def walk(node) -> None:
+        if isinstance(node, dict):
+            if node.get("class") == "LAMBDA":
+                lhs = node.get("lhs") or {}
+                for ref in _column_refs(lhs):
+                    lambda_params.add(ref)
+            if node.get("class") == "COLUMN_REF" and node.get("column_names"):
+                found.append(node["column_names"][-1])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(tree)
+    names = [n for n in dict.fromkeys(found) if n not in lambda_params]
+    return tuple(n for n in names if with_value or n != "value")
+
+
+def _column_refs(node) -> list[str]:
+    refs: list[str] = []
+    if isinstance(node, dict):
+        if node.get("class") == "COLUMN_REF" and node.get("column_names"):
+            refs.append(node["column_names"][-1])
+        for value in node.values():
+            refs += _column_refs(value)
+    elif isinstance(node, list):
+        for value in node:
+            refs += _column_refs(value)
+    return refs

@@ -39,7 +39,7 @@ def test_all_demo_pipelines_materialize_and_account_for_every_row(demo_landing, 
         etl_home, "SELECT count(*) FROM marketing_campaigns.campaigns_rejected WHERE run_id = ?", [result.run_id]
     )
     reasons = mats["marketing_campaigns/campaigns_rejected"]["rejected_by_reason"]
-    assert {"spend is negative", "more conversions than clicks", "Day: not a valid date"} <= set(reasons)
+    assert {"spend is negative", "more conversions than clicks", "date: not a valid date"} <= set(reasons)
 
     # Merge sync: every order once, with its latest status.
     orders = mats["shop_orders/orders"]

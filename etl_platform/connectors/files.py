@@ -28,8 +28,8 @@ class FileFormat:
     """How to scan one kind of file."""
 
     name: ClassVar[str]
-    # True when the reader itself casts mapped columns (and records rows it cannot cast).
-    reader_converts_types: ClassVar[bool] = False
+    # True when the reader records lines it cannot parse (ragged rows, bad quoting) instead of failing the file.
+    records_rejects: ClassVar[bool] = False
     # True when the scan delivers stage.ROW_ERRORS: per row, why the reader could not give its values.
     reports_row_errors: ClassVar[bool] = False
 
@@ -60,11 +60,12 @@ class FileFormat:
 
 
 class CsvFormat(FileFormat):
-    """CSV with a detected (or declared) dialect; the reader casts mapped columns and
-    records rows it cannot parse (bad values, ragged rows) instead of failing the file."""
+    """CSV with a detected (or declared) dialect. Every column is read as text (our SQL converts
+    it exactly; DuckDB's own CSV casts round and truncate), and the reader records lines it
+    cannot parse (ragged rows, bad quoting) instead of failing the file."""
 
     name = "csv"
-    reader_converts_types = True
+    records_rejects = True
 
     def first_data_line(self) -> int:
         return 1 + self.options.skip_lines + (1 if self.options.header else 0)
@@ -110,8 +111,9 @@ class CsvFormat(FileFormat):
             f"header={str(opts.header).lower()}",
             f"skip={opts.skip_lines}",
             f"nullstr=[{', '.join(literal(s) for s in opts.null_strings)}]",
-            # Unmapped columns stay text so a stray value in a column we do not load rejects nothing.
-            "auto_type_candidates=['VARCHAR']",
+            "all_varchar=true",
+            # A quoted empty field is an empty string; only an unquoted one is NULL (as PostgreSQL's COPY writes them).
+            "allow_quoted_nulls=false",
         ]
         delimiter = opts.delimiter if opts.delimiter is not None else (dialect or {}).get("delim")
         if delimiter is not None:
@@ -120,11 +122,6 @@ class CsvFormat(FileFormat):
             args.append(f"quote={literal(opts.quote)}")
         if opts.escape is not None:
             args.append(f"escape={literal(opts.escape)}")
-        typed = {
-            col.source or name: col.duckdb_type for name, col in columns.items() if not col.parsed_in_sql
-        }
-        if typed:
-            args.append("types={" + ", ".join(f"{literal(k)}: {literal(v)}" for k, v in typed.items()) + "}")
         return args
 
 
@@ -189,9 +186,10 @@ def file_format(name: str, options: CsvOptions) -> FileFormat:
 
 
 def missing_columns(offered: Sequence[str], columns: dict[str, ColumnSpec]) -> list[str]:
-    """Mapped source columns a file does not have."""
+    """Source columns the mapping reads that a file does not have."""
     present = set(offered)
-    return [col.source or name for name, col in columns.items() if (col.source or name) not in present]
+    wanted = dict.fromkeys(c for name, col in columns.items() for c in col.source_columns(name))
+    return [c for c in wanted if c not in present]
 
 
 

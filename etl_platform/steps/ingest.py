@@ -130,15 +130,12 @@ class _Ingest:
         self.con, self.spec, self.target, self.relative = con, spec, target, relative
         self.run_id, self.pipeline = run_id, pipeline
         self.fmt = fmt or file_format(spec.source.file_format, spec.source.format_options)
-        self.reader_casts = self.fmt.reader_converts_types
         self.passthrough = passthrough
         self.row_errors = bool(getattr(self.fmt, "reports_row_errors", False))
-        self.with_cast_errors = stage.needs_cast_errors(
-            spec.source.columns, reader_casts=self.reader_casts, passthrough=passthrough, row_errors=self.row_errors
-        )
+        self.with_cast_errors = stage.needs_cast_errors(spec.source.columns, passthrough=passthrough, row_errors=self.row_errors)
         self.rules = stage.compile_rules(spec)
         self.fails = stage.any_fails(self.rules, with_cast_errors=self.with_cast_errors)
-        self.rejects = ReaderRejects() if self.reader_casts else None
+        self.rejects = ReaderRejects() if self.fmt.records_rejects else None
         self.intake: FileIntake | None = None
 
     def stage_files(self, files: dict[Path, dict], excluded: dict[Path, str], progress: Progress) -> list["StagedFile"]:
@@ -154,12 +151,12 @@ class _Ingest:
         last_row = -1
         for path, dialect in files.items():
             lineage = {"_source_file": self.relative(path), "_load_id": self.run_id} if spec.destination.lineage_columns else {}
-            select = stage.select_list(spec.source.columns, reader_casts=self.reader_casts, lineage=lineage, row_errors=self.row_errors)
             progress.file_started(self.relative(path), _estimate_rows(path))
             scans_before = self._last_scan_id()
             try:
-                con.execute(f"INSERT INTO {self.target.stage.sql} SELECT {select} FROM {self.fmt.scan(path, spec.source.columns, self.rejects, dialect)}"
-                            + intake_limits.stop_reading_after(spec.source.limits))
+                scan = self.fmt.scan(path, spec.source.columns, self.rejects, dialect)
+                mapped = stage.mapping_query(spec.source.columns, scan, lineage=lineage, row_errors=self.row_errors)
+                con.execute(f"INSERT INTO {self.target.stage.sql} {mapped}" + intake_limits.stop_reading_after(spec.source.limits))
             except duckdb.Error as err:
                 excluded[path] = f"cannot be read as {self.fmt.name}: {_first_error_line(err)}"
                 continue
@@ -205,9 +202,9 @@ class _Ingest:
         """Scan a registered Arrow stream into the stage table: one unit, rows numbered from 1."""
         self.create_stage()
         lineage = {"_source_file": label, "_load_id": self.run_id} if self.spec.destination.lineage_columns else {}
-        select = stage.select_list(self.spec.source.columns, reader_casts=False, lineage=lineage, passthrough=self.passthrough)
+        mapped = stage.mapping_query(self.spec.source.columns, quote(view), lineage=lineage, passthrough=self.passthrough)
         progress.file_started(label, 0)
-        self.con.execute(f"INSERT INTO {self.target.stage.sql} SELECT {select} FROM {quote(view)}")
+        self.con.execute(f"INSERT INTO {self.target.stage.sql} {mapped}")
         rows = load.scalar(self.con, f"SELECT count(*) FROM {self.target.stage.sql}") or 0
         progress.file_finished(rows)
         return [StagedFile(Path(label), label, 0, rows, None)]

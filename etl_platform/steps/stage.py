@@ -8,7 +8,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from etl_platform.spec import ColumnSpec, PipelineSpec, RuleSpec
-from etl_platform.sql import literal, quote
+from etl_platform.sql import expression_references, literal, quote
+from etl_platform.steps import casting
 
 CAST_ERRORS = "__cast_errors"
 RAW_RECORD = "__raw_record"
@@ -27,58 +28,91 @@ class Rule:
     fails: str
 
 
-def _parsed_value(name: str, col: ColumnSpec) -> str:
-    """SQL producing the typed value of a column the reader delivered as text (or untyped)."""
-    raw = f"{quote(col.source or name)}::VARCHAR"
-    value = f"__expr_{name}({raw})" if col.expression else raw
-    target = col.duckdb_type
-    if col.format and target in ("DATE", "TIMESTAMP", "TIMESTAMPTZ"):
-        return f"try_strptime({value}, {literal(col.format)})::{target}"
-    return f"TRY_CAST({value} AS {target})"
+def _macro(name: str) -> str:
+    return quote(f"__expr_{name}")
 
 
 def macros(columns: dict[str, ColumnSpec]) -> list[str]:
-    """Temporary macros for column expressions, so ``value`` is bound properly rather than by text substitution."""
-    return [
-        f"CREATE OR REPLACE TEMP MACRO __expr_{name}(value) AS ({col.expression})"
-        for name, col in columns.items()
-        if col.expression
-    ]
-
-
-def select_list(
-    columns: dict[str, ColumnSpec], *, reader_casts: bool, lineage: dict[str, str], passthrough: frozenset[str] = frozenset(),
-    row_errors: bool = False,
-) -> str:
-    """The SELECT list that maps one scanned file onto the stage table.
-
-    ``reader_casts`` says the file reader already cast plain typed columns (CSV);
-    other columns are cast here, and any value that does not convert is recorded in
-    ``__cast_errors`` with the column, the raw value and the target type. Columns in
-    ``passthrough`` already have their target type (a typed source) and are taken as they are.
-    With ``row_errors`` the scan has a ``ROW_ERRORS`` column whose reasons reject their rows.
-    """
-    exprs, checks = [], []
+    """Temporary macros for column expressions: ``value`` and the source columns an expression
+    names are its parameters, so they are bound properly rather than by text substitution."""
+    made = []
     for name, col in columns.items():
-        if (reader_casts and not col.parsed_in_sql) or name in passthrough:
-            exprs.append(f"{quote(col.source or name)} AS {quote(name)}")
+        if col.expression:
+            params = ", ".join(["value", *(quote(c) for c in expression_references(col.expression))])
+            made.append(f"CREATE OR REPLACE TEMP MACRO {_macro(name)}({params}) AS ({col.expression})")
+    return made
+
+
+def _raw(name: str, col: ColumnSpec) -> str:
+    """The text a column converts: its source value as text, or what its expression makes of it."""
+    value = f"{quote(col.source or name)}::VARCHAR" if col.reads_own_source else "NULL::VARCHAR"
+    if not col.expression:
+        return value
+    args = ", ".join([value, *(quote(c) for c in expression_references(col.expression))])
+    return f"{_macro(name)}({args})::VARCHAR"
+
+
+def mapping_query(
+    columns: dict[str, ColumnSpec], scan: str, *, lineage: dict[str, str], passthrough: frozenset[str] = frozenset(),
+    row_errors: bool = False, keep: dict[str, str] | None = None,
+) -> str:
+    """The SELECT that maps the rows of ``scan`` (a FROM item: one file's reader, a stream) onto
+    the stage table's columns.
+
+    Every column is converted from its text exactly (``casting``); a value that does not convert
+    without loss is recorded in ``__cast_errors`` with the column and target type, and the row's
+    source values in ``__raw_record``: the row is rejected. Columns in ``passthrough`` already
+    have their target type (a typed source) and are taken as they are. With ``row_errors`` the
+    scan has a ``ROW_ERRORS`` column whose reasons reject their rows. ``keep`` adds columns
+    (alias: SQL over the scan) carried through unchanged. One source column may feed several
+    target columns.
+
+    Built in layers so that each value is read, converted and checked once: raw text, then the
+    typed value, then the reason a value is rejected, then the row.
+    """
+    keep = keep or {}
+    names = list(columns)
+    raw = [f"__raw_{i}" for i in range(len(names))]
+    val = [f"__val_{i}" for i in range(len(names))]
+    err = [f"__err_{i}" for i in range(len(names))]
+    sources = list(dict.fromkeys(c for name, col in columns.items() for c in col.source_columns(name)))
+    src = {c: f"__src_{j}" for j, c in enumerate(sources)}
+    carried = [*keep, *([ROW_ERRORS] if row_errors else [])]
+
+    first = [f"{_raw(name, col) if name not in passthrough else quote(col.source or name)} AS {r}" for (name, col), r in zip(columns.items(), raw)]
+    first += [f"{quote(c)}::VARCHAR AS {alias}" for c, alias in src.items()]
+    first += [f"{sql} AS {quote(alias)}" for alias, sql in keep.items()] + ([quote(ROW_ERRORS)] if row_errors else [])
+
+    typed = [f"{r} AS {v}" if name in passthrough else f"{casting.convert(col.duckdb_type, col.format).value(r)} AS {v}"
+             for (name, col), r, v in zip(columns.items(), raw, val)]
+
+    checks = []
+    for (name, col), r, v, e in zip(columns.items(), raw, val, err):
+        if col.duckdb_type == "VARCHAR" and (name in passthrough or not col.expression):
+            # Text is taken as it is; only a NUL character rejects it (no destination stores one).
+            checks.append(f"CASE WHEN contains({r}, chr(0)) THEN {literal(nul_reason(name))} END AS {e}")
             continue
-        parsed = _parsed_value(name, col)
-        raw = f"{quote(col.source or name)}::VARCHAR"
-        exprs.append(f"{parsed} AS {quote(name)}")
-        checks.append(f"CASE WHEN {raw} IS NOT NULL AND {parsed} IS NULL THEN {literal(cast_reason(name, col))} END")
-    exprs += [f"{literal(value)} AS {quote(name)}" for name, value in lineage.items()]
-    if row_errors:
-        checks.append(f"{quote(ROW_ERRORS)}::VARCHAR")
-    if checks:
-        any_failed = " OR ".join(f"({c}) IS NOT NULL" for c in checks)
+        if name in passthrough:
+            continue
+        exact = casting.convert(col.duckdb_type, col.format).exact(r, v)
+        reason = f"CASE WHEN contains({r}, chr(0)) THEN {literal(nul_reason(name))} ELSE {literal(cast_reason(name, col))} END"
+        checks.append(f"CASE WHEN {r} IS NOT NULL AND NOT {exact} THEN {reason} END AS {e}")
+    failing = [c.rsplit(" AS ", 1)[1] for c in checks] + ([f"{quote(ROW_ERRORS)}::VARCHAR"] if row_errors else [])
+
+    out = [f"{v} AS {quote(name)}" for name, v in zip(names, val)]
+    out += [f"{literal(value)} AS {quote(name)}" for name, value in lineage.items()]
+    out += [quote(alias) for alias in keep]
+    if failing:
+        any_failed = f"coalesce({', '.join(failing)}) IS NOT NULL"
+        record = ", ".join(f"{literal(c)}: {alias}" for c, alias in src.items())
+        out.append(f"CASE WHEN {any_failed} THEN list_filter([{', '.join(failing)}], lambda e: e IS NOT NULL) END AS {CAST_ERRORS}")
         # The raw text is kept only for rows that fail, so a rejected row shows what the file said.
-        raw_record = ", ".join(f"{literal(col.source or name)}: {quote(col.source or name)}::VARCHAR" for name, col in columns.items())
-        exprs.append(
-            f"CASE WHEN {any_failed} THEN list_filter([{', '.join(checks)}], lambda e: e IS NOT NULL) END AS {CAST_ERRORS}"
-        )
-        exprs.append(f"CASE WHEN {any_failed} THEN to_json({{{raw_record}}})::VARCHAR END AS {RAW_RECORD}")
-    return ", ".join(exprs)
+        out.append(f"CASE WHEN {any_failed} THEN to_json({{{record}}})::VARCHAR END AS {RAW_RECORD}")
+    passed = [*raw, *src.values(), *(quote(c) for c in carried)]
+    layer1 = f"SELECT {', '.join(first)} FROM {scan}"
+    layer2 = f"SELECT {', '.join([*passed, *typed])} FROM ({layer1})"
+    layer3 = f"SELECT {', '.join([*val, *src.values(), *(quote(c) for c in carried), *checks])} FROM ({layer2})"
+    return f"SELECT {', '.join(out)} FROM ({layer3})"
 
 
 def cast_reason(name: str, col: ColumnSpec) -> str:
@@ -86,10 +120,12 @@ def cast_reason(name: str, col: ColumnSpec) -> str:
     return f"{name}: not a valid {col.type}" + (f" in format {col.format}" if col.format else "")
 
 
-def needs_cast_errors(
-    columns: dict[str, ColumnSpec], *, reader_casts: bool, passthrough: frozenset[str] = frozenset(), row_errors: bool = False
-) -> bool:
-    return row_errors or any(name not in passthrough and (col.parsed_in_sql or not reader_casts) for name, col in columns.items())
+def nul_reason(name: str) -> str:
+    return f"{name}: contains a NUL character"
+
+
+def needs_cast_errors(columns: dict[str, ColumnSpec], *, passthrough: frozenset[str] = frozenset(), row_errors: bool = False) -> bool:
+    return row_errors or any(name not in passthrough or col.duckdb_type == "VARCHAR" for name, col in columns.items())
 
 
 def stage_columns(spec: PipelineSpec, *, with_cast_errors: bool) -> list[tuple[str, str]]:
