@@ -13,7 +13,13 @@ from typing import ClassVar
 import duckdb
 
 from etl_platform.spec import ColumnSpec, CsvOptions
-from etl_platform.sql import literal
+from etl_platform.sql import literal, quote
+
+
+# Columns a format's scan may deliver beside the data (see FileFormat).
+LINE = "__etl_line"  # the row's line (or record) number in its file
+PARSE_ERROR = "__etl_parse_error"  # why the line could not be parsed: the row is rejected whole, kind 'parse'
+RAW_LINE = "__etl_raw_line"  # the line as it was, for the rejected table
 
 
 @dataclass(frozen=True)
@@ -32,6 +38,10 @@ class FileFormat:
     records_rejects: ClassVar[bool] = False
     # True when the scan delivers stage.ROW_ERRORS: per row, why the reader could not give its values.
     reports_row_errors: ClassVar[bool] = False
+    # True when the scan delivers LINE, each row's line number in the file.
+    numbers_lines: ClassVar[bool] = False
+    # True when the scan delivers PARSE_ERROR and RAW_LINE for lines it could not parse.
+    reports_parse_errors: ClassVar[bool] = False
 
     def __init__(self, options: CsvOptions):
         self.options = options
@@ -48,6 +58,11 @@ class FileFormat:
     def inspect(self, con: duckdb.DuckDBPyConnection, path: Path, wanted: dict[str, ColumnSpec]) -> tuple[list[str], dict]:
         """The file's columns and the dialect to read it with."""
         return self.columns(con, path), {}
+
+    def prepare(self, con: duckdb.DuckDBPyConnection, path: Path, columns: dict[str, ColumnSpec], dialect: dict) -> dict:
+        """Work to do on ``con`` before the file is scanned (after its inspection passed);
+        returns the dialect to scan it with."""
+        return dialect
 
     def scan(
         self,
@@ -133,33 +148,150 @@ class ParquetFormat(FileFormat):
 
 
 class _JsonFormat(FileFormat):
-    """JSON objects. Every field is read as text and cast by our SQL, so a value of the
-    wrong type rejects its row instead of turning the whole column into JSON."""
+    """JSON objects, one record per line (NDJSON) or the elements of one array (JSON).
 
-    json_format: ClassVar[str]
+    Records are read line by line (element by element) and parsed by DuckDB, so a malformed
+    line rejects only itself (kind 'parse', with its own line number and text) and the others
+    load. Every field is taken as text (strings unquoted, numbers as written, nested values as
+    JSON) and converted by our SQL, so a value of the wrong type rejects its row. DuckDB reads a
+    number through a double, exact up to 15 significant digits; records holding longer numbers
+    are read again in Python, where a number keeps every digit.
+    """
+
+    numbers_lines = True
+    reports_parse_errors = True
+    _MAX_LINE = 16 * 1024 * 1024  # as DuckDB's JSON reader: a longer record rejects the file
+    _LONG_NUMBER = "[0-9][0-9.]{15,}"  # 16+ digits: more than a double holds exactly
+
+    def _is_array(self, path: Path) -> bool:
+        return False
+
+    def _lines(self, path: Path) -> str:
+        """(line number, text) of every record, blank lines included (they are not records)."""
+        if self._is_array(path):
+            content = f"(SELECT content FROM read_text({literal(str(path))}))"
+            return f"(SELECT key::BIGINT + 1 AS {LINE}, value::VARCHAR AS line FROM json_each({content}))"
+        # One column: the delimiter cannot appear in valid JSON (control characters are escaped there).
+        csv = (
+            f"read_csv({literal(str(path))}, header=false, columns={{'line': 'VARCHAR'}}, delim='\x1f\x1e\x1d\x1c', "
+            f"quote='', escape='', auto_detect=false, strict_mode=false, null_padding=true, max_line_size={self._MAX_LINE})"
+        )
+        return f"(SELECT ordinality AS {LINE}, line FROM {csv} WITH ORDINALITY)"
+
+    def columns(self, con, path, dialect=None) -> list[str]:
+        return self.inspect(con, path, {})[0]
 
     def inspect(self, con, path, wanted):
-        offered = self.columns(con, path)
-        return offered, {"text_columns": offered}
+        """The keys the file's records have (in order of first appearance), and which records
+        need reading again for their long numbers."""
+        lines = self._lines(path)
+        objects = f"SELECT {LINE}, line FROM {lines} WHERE CASE WHEN json_valid(line) THEN json_type(line) END = 'OBJECT'"
+        keys = [row[0] for row in con.execute(
+            f"SELECT k FROM (SELECT unnest(json_keys(line)) AS k, {LINE} FROM ({objects})) GROUP BY k ORDER BY min({LINE}), k"
+        ).fetchall()]
+        if self._is_array(path):
+            long_numbers = bool(con.execute(f"SELECT regexp_matches(content, {literal(self._LONG_NUMBER)}) FROM read_text({literal(str(path))})").fetchone()[0])
+        else:
+            long_numbers = bool(con.execute(f"SELECT count(*) FROM ({objects}) WHERE regexp_matches(line, {literal(self._LONG_NUMBER)})").fetchone()[0])
+        return keys, {"long_numbers": long_numbers}
 
     def scan(self, path, columns, rejects=None, dialect=None) -> str:
-        args = [literal(str(path)), f"format={literal(self.json_format)}", "sample_size=-1"]
-        text_columns = (dialect or {}).get("text_columns")
-        if text_columns:
-            args.append("columns={" + ", ".join(f"{literal(c)}: 'VARCHAR'" for c in text_columns) + "}")
-        return f"read_json({', '.join(args)})"
+        wanted = list(dict.fromkeys(c for name, col in columns.items() for c in col.source_columns(name)))
+        pointers = "[" + ", ".join(literal("/" + k.replace("~", "~0").replace("/", "~1")) for k in wanted) + "]"
+        # A record with the same key twice is ambiguous: rejected rather than one value picked.
+        kind = (
+            "CASE WHEN json_valid(line) THEN CASE WHEN json_type(line) = 'OBJECT' "
+            "AND len(json_keys(line)) <> len(list_distinct(json_keys(line))) THEN 'DUPLICATE' ELSE json_type(line) END END"
+        )
+        fields = f"CASE WHEN __kind = 'OBJECT' THEN json_extract_string(line, {pointers}) END" if wanted else "NULL"
+        exact = (dialect or {}).get("exact_table")
+        values = [
+            f"CASE WHEN e.{LINE} IS NOT NULL THEN e.{quote(k)} ELSE __fields[{i + 1}] END AS {quote(k)}" if exact
+            else f"__fields[{i + 1}] AS {quote(k)}"
+            for i, k in enumerate(wanted)
+        ]
+        reason = (
+            "CASE WHEN __kind IS NULL THEN 'not valid JSON' WHEN __kind = 'DUPLICATE' THEN 'a key appears twice in the record' "
+            "ELSE 'a JSON ' || lower(__kind) || ', not an object' END"
+        )
+        joined = f"LEFT JOIN {exact} AS e ON e.{LINE} = l.{LINE}" if exact else ""
+        return (
+            f"(SELECT l.{LINE}, {', '.join([*values, ''])}"
+            f"CASE WHEN __kind IS DISTINCT FROM 'OBJECT' THEN {reason} END AS {PARSE_ERROR}, "
+            f"CASE WHEN __kind IS DISTINCT FROM 'OBJECT' THEN l.line END AS {RAW_LINE} "
+            f"FROM (SELECT {LINE}, line, {kind} AS __kind, {fields} AS __fields FROM {self._lines(path)} "
+            f"WHERE line IS NOT NULL AND trim(line, ' \t\r') <> '') AS l {joined})"
+        )
+
+    def prepare(self, con, path: Path, columns, dialect: dict) -> dict:
+        """Read the records holding long numbers again in Python (every digit kept) into a temp
+        table of their fields' text; returns the dialect naming it."""
+        if not (dialect or {}).get("long_numbers"):
+            return dialect
+        import decimal
+
+        import msgspec
+
+        wanted = list(dict.fromkeys(c for name, col in columns.items() for c in col.source_columns(name)))
+        table = f"__json_exact_{abs(hash((str(path), id(self)))) % 10**12}"
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {table} ({LINE} BIGINT, {', '.join(f'{quote(k)} VARCHAR' for k in wanted) or 'nothing VARCHAR'})")
+        decoder = msgspec.json.Decoder(float_hook=decimal.Decimal)
+        encoder = msgspec.json.Encoder(decimal_format="number")
+        if self._is_array(path):
+            try:
+                records = enumerate(decoder.decode(path.read_bytes()), start=1)
+            except msgspec.DecodeError:
+                return dialect  # DuckDB reports the file as unreadable
+        else:
+            rows = con.execute(
+                f"SELECT {LINE}, line FROM {self._lines(path)} WHERE regexp_matches(line, {literal(self._LONG_NUMBER)})"
+            ).fetchall()
+            records = ((n, _decoded(decoder, line)) for n, line in rows)
+        batch = []
+        for number, record in records:
+            if isinstance(record, dict):
+                batch.append([number, *(_field_text(record.get(k), encoder) for k in wanted)])
+            if len(batch) >= 10_000:
+                con.executemany(f"INSERT INTO {table} VALUES ({', '.join('?' * (len(wanted) + 1))})", batch)
+                batch.clear()
+        if batch:
+            con.executemany(f"INSERT INTO {table} VALUES ({', '.join('?' * (len(wanted) + 1))})", batch)
+        return {**dialect, "exact_table": table}
+
+
+def _decoded(decoder, line: str):
+    try:
+        return decoder.decode(line.encode())
+    except Exception:  # noqa: BLE001 - not JSON: the scan rejects the line
+        return None
+
+
+def _field_text(value, encoder) -> str | None:
+    """A JSON field as the text the platform converts: strings as they are, numbers as written."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)) or type(value).__name__ == "Decimal":
+        return str(value)
+    return encoder.encode(value).decode()
 
 
 class NdjsonFormat(_JsonFormat):
     name = "ndjson"
-    json_format = "newline_delimited"
 
 
 class JsonFormat(_JsonFormat):
-    """A JSON array of objects (or newline-delimited objects, detected)."""
+    """A JSON array of objects (or newline-delimited objects, detected by the first character)."""
 
     name = "json"
-    json_format = "auto"
+
+    def _is_array(self, path: Path) -> bool:
+        with path.open("rb") as f:
+            head = f.read(4096).lstrip(b" \t\r\n\xef\xbb\xbf")
+        return head.startswith(b"[")
 
 
 FORMATS: dict[str, type[FileFormat]] = {}

@@ -16,7 +16,7 @@ from pathlib import Path
 import duckdb
 
 from etl_platform.destinations import Destination, DestinationError, WarehouseTable
-from etl_platform.connectors.files import FileFormat, ReaderRejects, file_format, missing_columns
+from etl_platform.connectors.files import LINE, PARSE_ERROR, RAW_LINE, FileFormat, ReaderRejects, file_format, missing_columns
 from etl_platform.intake import limits as intake_limits
 from etl_platform.intake.intake import FileIntake
 from etl_platform.intake.sniff import reader_error
@@ -133,8 +133,16 @@ class _Ingest:
         self.passthrough = passthrough
         self.row_errors = bool(getattr(self.fmt, "reports_row_errors", False))
         self.with_cast_errors = stage.needs_cast_errors(spec.source.columns, passthrough=passthrough, row_errors=self.row_errors)
+        # Columns the reader delivers beside the data: each row's line, and lines it could not parse.
+        self.reader_columns: dict[str, str] = {}
+        if self.fmt.numbers_lines:
+            self.reader_columns[LINE] = "BIGINT"
+        if self.fmt.reports_parse_errors:
+            self.reader_columns |= {PARSE_ERROR: "VARCHAR", RAW_LINE: "VARCHAR"}
         self.rules = stage.compile_rules(spec)
         self.fails = stage.any_fails(self.rules, with_cast_errors=self.with_cast_errors)
+        if PARSE_ERROR in self.reader_columns:
+            self.fails = f"({self.fails}) OR {PARSE_ERROR} IS NOT NULL"
         self.rejects = ReaderRejects() if self.fmt.records_rejects else None
         self.intake: FileIntake | None = None
 
@@ -154,9 +162,11 @@ class _Ingest:
             progress.file_started(self.relative(path), _estimate_rows(path))
             scans_before = self._last_scan_id()
             try:
+                dialect = self.fmt.prepare(con, path, spec.source.columns, dialect)
                 scan = self.fmt.scan(path, spec.source.columns, self.rejects, dialect)
-                mapped = stage.mapping_query(spec.source.columns, scan, lineage=lineage, row_errors=self.row_errors)
-                con.execute(f"INSERT INTO {self.target.stage.sql} {mapped}" + intake_limits.stop_reading_after(spec.source.limits))
+                keep = {name: quote(name) for name in self.reader_columns}
+                mapped = stage.mapping_query(spec.source.columns, scan, lineage=lineage, row_errors=self.row_errors, keep=keep)
+                con.execute(f"INSERT INTO {self.target.stage.sql} BY NAME {mapped}" + intake_limits.stop_reading_after(spec.source.limits))
             except duckdb.Error as err:
                 excluded[path] = f"cannot be read as {self.fmt.name}: {_first_error_line(err)}"
                 continue
@@ -191,7 +201,8 @@ class _Ingest:
 
     def create_stage(self) -> None:
         con, spec = self.con, self.spec
-        columns_sql = ", ".join(f"{quote(n)} {t}" for n, t in stage.stage_columns(spec, with_cast_errors=self.with_cast_errors))
+        columns = stage.stage_columns(spec, with_cast_errors=self.with_cast_errors) + list(self.reader_columns.items())
+        columns_sql = ", ".join(f"{quote(n)} {t}" for n, t in columns)
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(self.target.table.schema)}")
         con.execute(f"DROP TABLE IF EXISTS {self.target.stage.sql}")
         con.execute(f"CREATE TABLE {self.target.stage.sql} ({columns_sql})")
@@ -204,7 +215,7 @@ class _Ingest:
         lineage = {"_source_file": label, "_load_id": self.run_id} if self.spec.destination.lineage_columns else {}
         mapped = stage.mapping_query(self.spec.source.columns, quote(view), lineage=lineage, passthrough=self.passthrough)
         progress.file_started(label, 0)
-        self.con.execute(f"INSERT INTO {self.target.stage.sql} {mapped}")
+        self.con.execute(f"INSERT INTO {self.target.stage.sql} BY NAME {mapped}")
         rows = load.scalar(self.con, f"SELECT count(*) FROM {self.target.stage.sql}") or 0
         progress.file_finished(rows)
         return [StagedFile(Path(label), label, 0, rows, None)]
@@ -264,6 +275,9 @@ class _Ingest:
         if self.with_cast_errors:
             record = f"coalesce(s.{stage.RAW_RECORD}, {record})"
         reasons = stage.reasons(self.rules, with_cast_errors=self.with_cast_errors)
+        # A reader that numbers its rows says each row's line; otherwise it is worked out below.
+        line = f"s.{LINE}" if LINE in self.reader_columns else "s.__index + s.__first_line + sh.__shift"
+        not_parse = f" WHERE s.{PARSE_ERROR} IS NULL" if PARSE_ERROR in self.reader_columns else ""
         # A failing row's line = its index among accepted rows + the first data line + how many
         # reader-rejected lines come before it. That count is a running count over both sets
         # merged in position order (reader lines first on ties): one window pass per file.
@@ -281,10 +295,17 @@ class _Ingest:
                        sum(1 - __is_row) OVER (PARTITION BY __file ORDER BY __pos, __is_row ROWS UNBOUNDED PRECEDING) AS __shift
                 FROM merged
             )
-            SELECT ?, s.__file, s.__index + s.__first_line + sh.__shift, 'rule', {reasons}, {record}, now()
-            FROM positioned s JOIN shifted sh ON sh.__is_row = 1 AND sh.__row = s.__row""",
+            SELECT ?, s.__file, {line}, 'rule', {reasons}, {record}, now()
+            FROM positioned s JOIN shifted sh ON sh.__is_row = 1 AND sh.__row = s.__row{not_parse}""",
             [self.run_id],
         )
+        if PARSE_ERROR in self.reader_columns:
+            # A line that could not be parsed has no values: it is rejected with its own text.
+            con.execute(
+                f"INSERT INTO {rej.sql} SELECT ?, f.__file, s.{LINE}, 'parse', [s.{PARSE_ERROR}], s.{RAW_LINE}, now() "
+                f"FROM __failing s JOIN __files f ON s.__row BETWEEN f.__first_row AND f.__last_row WHERE s.{PARSE_ERROR} IS NOT NULL",
+                [self.run_id],
+            )
         con.execute(f"INSERT INTO {rej.sql} SELECT ?, __file, __line, 'parse', __reasons, __csv_line, now() FROM __reader_lines", [self.run_id])
         for path, reason in excluded.items():
             con.execute(f"INSERT INTO {rej.sql} VALUES (?, ?, NULL, 'file', [?], NULL, now())", [self.run_id, self.relative(path), reason])
@@ -449,6 +470,8 @@ def _validate_and_commit(ingest: _Ingest, staged: list[StagedFile], excluded: di
     if ingest.with_cast_errors:
         con.execute(f"ALTER TABLE {target.stage.sql} DROP COLUMN {stage.CAST_ERRORS}")
         con.execute(f"ALTER TABLE {target.stage.sql} DROP COLUMN {stage.RAW_RECORD}")
+    for name in ingest.reader_columns:
+        con.execute(f"ALTER TABLE {target.stage.sql} DROP COLUMN {quote(name)}")
     committed = target.committer.commit(
         con, target.stage, spec.sync,
         pipeline=ingest.pipeline, run_id=ingest.run_id, data_columns=list(spec.source.columns),

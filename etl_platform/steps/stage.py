@@ -43,13 +43,19 @@ def macros(columns: dict[str, ColumnSpec]) -> list[str]:
     return made
 
 
+# An expression's NULL, told apart from an expression that failed (which ``try`` turns into NULL).
+_NULL_RESULT = "chr(1) || 'null'"
+
+
 def _raw(name: str, col: ColumnSpec) -> str:
-    """The text a column converts: its source value as text, or what its expression makes of it."""
+    """The text a column converts: its source value as text, or what its expression makes of it.
+    An expression that raises for a row (``make_date`` of February 30) gives NULL here, its
+    NULL result gives ``_NULL_RESULT``: the row is rejected in the first case only."""
     value = f"{quote(col.source or name)}::VARCHAR" if col.reads_own_source else "NULL::VARCHAR"
     if not col.expression:
         return value
     args = ", ".join([value, *(quote(c) for c in expression_references(col.expression))])
-    return f"{_macro(name)}({args})::VARCHAR"
+    return f"try(coalesce({_macro(name)}({args})::VARCHAR, {_NULL_RESULT}))"
 
 
 def mapping_query(
@@ -83,12 +89,22 @@ def mapping_query(
     first += [f"{quote(c)}::VARCHAR AS {alias}" for c, alias in src.items()]
     first += [f"{sql} AS {quote(alias)}" for alias, sql in keep.items()] + ([quote(ROW_ERRORS)] if row_errors else [])
 
-    typed = [f"{r} AS {v}" if name in passthrough else f"{casting.convert(col.duckdb_type, col.format).value(r)} AS {v}"
+    # An expression column's raw text: NULL where the expression failed, its result otherwise.
+    text = {r: f"nullif({r}, {_NULL_RESULT})" if col.expression and name not in passthrough else r
+            for (name, col), r in zip(columns.items(), raw)}
+    typed = [f"{r} AS {v}" if name in passthrough else f"{casting.convert(col.duckdb_type, col.format).value(text[r])} AS {v}"
              for (name, col), r, v in zip(columns.items(), raw, val)]
 
     checks = []
     for (name, col), r, v, e in zip(columns.items(), raw, val, err):
-        if col.duckdb_type == "VARCHAR" and (name in passthrough or not col.expression):
+        if col.expression and name not in passthrough:
+            exact = casting.convert(col.duckdb_type, col.format).exact(text[r], v)
+            checks.append(
+                f"CASE WHEN {r} IS NULL THEN {literal(f'{name}: its expression failed')} "
+                f"WHEN {text[r]} IS NOT NULL AND NOT {exact} THEN {literal(cast_reason(name, col))} END AS {e}"
+            )
+            continue
+        if col.duckdb_type == "VARCHAR":
             # Text is taken as it is; only a NUL character rejects it (no destination stores one).
             checks.append(f"CASE WHEN contains({r}, chr(0)) THEN {literal(nul_reason(name))} END AS {e}")
             continue

@@ -231,14 +231,15 @@ CASES: list[Case] = [
     # --- JSON ---
     Case("truncated JSON", b'[{"id": 3, "name": "gamma"}, {"id": 4, "na', Rejected("cannot be read as json"),
          file="bad.json", glob="*.json", good=b'[{"id": 1, "name": "alpha"}, {"id": 2, "name": "beta"}]'),
-    Case("deep nesting", lambda: b'[{"id": 3, "name": ' + b"[" * 100_000 + b"]" * 100_000 + b"}]", Rejected("cannot be read as json"),
+    # Valid JSON however deep: the nested value is the column's text.
+    Case("deep nesting", lambda: b'[{"id": 3, "name": ' + b"[" * 100_000 + b"]" * 100_000 + b"}]", Loaded(1),
          file="bad.json", glob="*.json", good=b'[{"id": 1, "name": "alpha"}, {"id": 2, "name": "beta"}]'),
-    Case("duplicate keys", b'[{"id": 3, "name": "first", "name": "second"}]', Rejected('duplicate key "name"'),
+    Case("duplicate keys", b'[{"id": 3, "name": "first", "name": "second"}]', Loaded(0, {1: "a key appears twice in the record"}),
          file="bad.json", glob="*.json", good=b'[{"id": 1, "name": "alpha"}, {"id": 2, "name": "beta"}]'),
     Case("scalar at top level", b"42\n", Rejected(r"starts with '4'"),
          file="bad.json", glob="*.json", good=b'[{"id": 1, "name": "alpha"}, {"id": 2, "name": "beta"}]'),
     Case("one bad NDJSON line", b'{"id": 3, "name": "gamma"}\n{"id": 4, "name": \n{"id": 5, "name": "e"}\n',
-         Rejected("cannot be read as ndjson.*line 2|cannot be read as ndjson"),
+         Loaded([(3, "gamma"), (5, "e")], {2: "not valid JSON"}),
          file="bad.ndjson", glob="*.ndjson", good=b'{"id": 1, "name": "alpha"}\n{"id": 2, "name": "beta"}\n'),
     Case("JSON in UTF-16", '[{"id": 3, "name": "café"}]'.encode("utf-16"), Loaded([(3, "café")]),
          file="bad.json", glob="*.json", good=b'[{"id": 1, "name": "alpha"}, {"id": 2, "name": "beta"}]'),

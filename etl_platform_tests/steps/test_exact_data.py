@@ -1,0 +1,147 @@
+"""EXACT: a value lands exactly as the source holds it, or its row is rejected with the reason."""
+
+import datetime
+import json
+from decimal import Decimal
+from pathlib import Path
+
+from etl_platform_tests.steps.test_ingest import con, load, make_spec, rejected  # noqa: F401 - con is a fixture
+
+
+def _landing(tmp_path: Path, name: str, content: str | bytes) -> Path:
+    landing = tmp_path / "landing"
+    landing.mkdir(exist_ok=True)
+    (landing / name).write_bytes(content if isinstance(content, bytes) else content.encode())
+    return landing
+
+
+def _rows(con, order: str = "n") -> list[tuple]:
+    return con.execute(f"SELECT * EXCLUDE (_source_file, _load_id) FROM p.t ORDER BY {order}").fetchall()
+
+
+def test_integer_columns_reject_fractional_hex_and_exponent_text_instead_of_rounding(con, tmp_path):
+    landing = _landing(tmp_path, "a.csv", "n,v\n1,10.357\n2,1.5\n3,0x1F\n4,1e3\n5,1_000\n6,10.0\n7, 42 \n8,+5\n9,9223372036854775808\n")
+    spec = make_spec("*.csv", {"n": {"type": "bigint"}, "v": {"type": "bigint"}})
+
+    result = load(con, spec, landing)
+
+    assert _rows(con) == [(6, 10), (7, 42), (8, 5)]
+    reasons = {line: reasons for _, line, _, reasons, _ in rejected(con)}
+    assert reasons == {line: ["v: not a valid bigint"] for line in (2, 3, 4, 5, 6, 10)}
+    assert (result.rows_read, result.rows_accepted, result.rows_rejected) == (9, 3, 6)
+
+
+def test_decimal_columns_reject_digits_beyond_the_scale_instead_of_rounding(con, tmp_path):
+    landing = _landing(tmp_path, "a.csv", "n,v\n1,1.239\n2,1.230\n3,99999999999999.99\n4,1.5e1\n5,1.25e-1\n6,100e-2\n7,1e400\n")
+    spec = make_spec("*.csv", {"n": {"type": "bigint"}, "v": {"type": "decimal(18,2)"}})
+
+    load(con, spec, landing)
+
+    assert _rows(con) == [(2, Decimal("1.23")), (3, Decimal("99999999999999.99")), (4, Decimal("15.00")), (6, Decimal("1.00"))]
+    assert {line for _, line, *_ in rejected(con)} == {2, 6, 8}
+
+
+def test_a_timestamp_with_an_offset_is_converted_to_utc_and_never_loses_its_offset(con, tmp_path):
+    landing = _landing(
+        tmp_path, "a.csv",
+        "n,at,at_tz\n1,2013-01-01T10:00:00+05,2013-01-01T10:00:00+05\n2,2013-01-01 10:00:00,2013-01-01 10:00:00\n"
+        "3,2013-01-01 10:00:00.123456789,2013-01-01 10:00:00\n4,2013-01-01 10:00:00.123456000,2013-01-01T10:00:00-03:30\n",
+    )
+    spec = make_spec("*.csv", {"n": {"type": "bigint"}, "at": {"type": "timestamp"}, "at_tz": {"type": "timestamptz"}})
+    con.execute("SET TimeZone = 'America/New_York'")  # the session's zone must not matter
+
+    load(con, spec, landing)
+
+    rows = con.execute('SELECT n, "at", epoch(at_tz) FROM p.t ORDER BY n').fetchall()
+    utc = datetime.timezone.utc
+    assert rows == [
+        (1, datetime.datetime(2013, 1, 1, 5, 0), datetime.datetime(2013, 1, 1, 5, 0, tzinfo=utc).timestamp()),
+        (2, datetime.datetime(2013, 1, 1, 10, 0), datetime.datetime(2013, 1, 1, 10, 0, tzinfo=utc).timestamp()),
+        (4, datetime.datetime(2013, 1, 1, 10, 0, 0, 123456), datetime.datetime(2013, 1, 1, 13, 30, tzinfo=utc).timestamp()),
+    ]
+    assert [(line, reasons) for _, line, _, reasons, _ in rejected(con)] == [(4, ["at: not a valid timestamp"])]
+
+
+def test_a_date_column_rejects_a_time_of_day_instead_of_dropping_it(con, tmp_path):
+    landing = _landing(tmp_path, "a.csv", "n,d\n1,2024-01-01 10:00:00\n2,2024-01-01T00:00:00\n3,2024-02-30\n")
+    spec = make_spec("*.csv", {"n": {"type": "bigint"}, "d": {"type": "date"}})
+
+    load(con, spec, landing)
+
+    assert _rows(con) == [(2, datetime.date(2024, 1, 1))]
+
+
+def test_json_numbers_land_in_decimal_columns_with_every_digit(con, tmp_path):
+    records = ['{"n": 1, "v": 99999999999999.99, "big": 12345678901234567890.123456789}', '{"n": 2, "v": 0.10, "big": 1}']
+    landing = _landing(tmp_path, "a.ndjson", "\n".join(records) + "\n")
+    spec = make_spec("*.ndjson", {"n": {"type": "bigint"}, "v": {"type": "decimal(18,2)"}, "big": {"type": "decimal(38,9)"}})
+
+    load(con, spec, landing)
+
+    assert _rows(con) == [
+        (1, Decimal("99999999999999.99"), Decimal("12345678901234567890.123456789")),
+        (2, Decimal("0.10"), Decimal("1.000000000")),
+    ]
+
+
+def test_json_array_numbers_keep_every_digit(con, tmp_path):
+    landing = _landing(tmp_path, "a.json", '[{"n": 1, "v": 12345678901234567.89}, {"n": 2, "v": 3}]')
+    spec = make_spec("*.json", {"n": {"type": "bigint"}, "v": {"type": "decimal(38,2)"}})
+
+    load(con, spec, landing)
+
+    assert _rows(con) == [(1, Decimal("12345678901234567.89")), (2, Decimal("3.00"))]
+
+
+def test_an_ndjson_file_with_one_malformed_line_loads_the_rest_and_rejects_that_line_with_its_number(con, tmp_path):
+    lines = ['{"n": 1}', '', '{"n": 2', '{"n": 3}', '[4]', '{"n": 5}']
+    landing = _landing(tmp_path, "a.ndjson", "\n".join(lines) + "\n")
+    spec = make_spec("*.ndjson", {"n": {"type": "bigint"}}, [{"name": "not five", "check": "n <> 5"}])
+
+    result = load(con, spec, landing)
+
+    assert _rows(con) == [(1,), (3,)]
+    assert [(line, kind, reasons, record) for _, line, kind, reasons, record in rejected(con)] == [
+        (3, "parse", ["not valid JSON"], '{"n": 2'),
+        (5, "parse", ["a JSON array, not an object"], "[4]"),
+        (6, "rule", ["not five"], '{"n":5}'),
+    ]
+    assert (result.rows_read, result.rows_accepted, result.rows_rejected) == (5, 2, 3)
+    assert not result.files_rejected
+
+
+def test_an_escaped_nul_in_an_ndjson_key_or_value_rejects_its_row_not_the_run(con, tmp_path):
+    lines = ['{"n": 1, "s": "ok"}', '{"n": 2, "s": "a\\u0000b"}', '{"n": 3, "s\\u0000x": "other key"}']
+    landing = _landing(tmp_path, "a.ndjson", "\n".join(lines) + "\n")
+    spec = make_spec("*.ndjson", {"n": {"type": "bigint"}, "s": {}})
+
+    load(con, spec, landing)
+
+    assert _rows(con) == [(1, "ok"), (3, None)]
+    assert [(line, reasons) for _, line, _, reasons, _ in rejected(con)] == [(2, ["s: contains a NUL character"])]
+
+
+def test_one_source_column_mapped_to_two_target_columns_loads_both(con, tmp_path):
+    landing = _landing(tmp_path, "a.csv", "id,when\n1,2024-05-01\n2,not a date\n")
+    spec = make_spec("*.csv", {"id": {"type": "bigint"}, "day": {"from": "when", "type": "date"}, "day_text": {"from": "when"}})
+
+    load(con, spec, landing)
+
+    assert _rows(con, "id") == [(1, datetime.date(2024, 5, 1), "2024-05-01")]
+    [(_, line, _, reasons, record)] = rejected(con)
+    assert (line, reasons, json.loads(record)) == (3, ["day: not a valid date"], {"id": "2", "when": "not a date"})
+
+
+def test_an_expression_may_build_a_column_from_other_columns_of_its_record(con, tmp_path):
+    landing = _landing(tmp_path, "a.csv", "id,year,month,day,hhmm\n1,2024,2,29,0930\n2,2023,2,29,1200\n")
+    columns = {
+        "id": {"type": "bigint"},
+        "on": {"expression": "make_date(year::int, month::int, day::int)", "type": "date"},
+        "at": {"expression": "strptime(year || '-' || month || '-' || day || ' ' || hhmm, '%Y-%m-%d %H%M')", "type": "timestamp"},
+    }
+    spec = make_spec("*.csv", columns)
+
+    load(con, spec, landing)
+
+    assert _rows(con, "id") == [(1, datetime.date(2024, 2, 29), datetime.datetime(2024, 2, 29, 9, 30))]
+    assert [(line, reasons) for _, line, _, reasons, _ in rejected(con)] == [(3, ["on: its expression failed", "at: its expression failed"])]
