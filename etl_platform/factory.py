@@ -25,7 +25,7 @@ from etl_platform.steps import extract, ingest, transform
 from etl_platform.steps import load
 from etl_platform.steps.load import TableRef
 from etl_platform.steps.stage import LINEAGE_COLUMNS
-from etl_platform.load_results import CHECK_FILES_READABLE, CHECK_REJECTED_SHARE, CHECK_SCHEMA_DRIFT, load_results, schema_of
+from etl_platform.load_results import CHECK_FILES_READABLE, CHECK_REJECTED_SHARE, CHECK_SCHEMA_DRIFT, load_results, refused_results, schema_of
 
 DEFINED_AT = "etl/defined_at"
 
@@ -34,7 +34,7 @@ REJECTED_SCHEMA = dg.TableSchema(
         dg.TableColumn("run_id", "VARCHAR", description="Dagster run that rejected the row."),
         dg.TableColumn("source_file", "VARCHAR", description="File the row came from, relative to the landing folder."),
         dg.TableColumn("source_line", "BIGINT", description="Line of the row in its file (the record number for multi-line records); empty when the whole file was rejected."),
-        dg.TableColumn("kind", "VARCHAR", description="'rule' (a row rule or a value that does not convert), 'parse' (the line could not be parsed) or 'file' (the whole file)."),
+        dg.TableColumn("kind", "VARCHAR", description="'rule' (a row rule or a value that does not convert exactly), 'parse' (the line could not be parsed), 'file' (the whole file), or 'superseded' (a merge row a later row with the same key replaced in the same load; its reason names that row)."),
         dg.TableColumn("reasons", "VARCHAR[]", description="Every rule the row broke."),
         dg.TableColumn("record", "VARCHAR", description="The row as read: JSON of its values, or the raw line when it could not be parsed."),
         dg.TableColumn("rejected_at", "TIMESTAMPTZ"),
@@ -171,6 +171,11 @@ def build_pipeline_defs(spec: PipelineSpec, ctx: PipelineContext) -> dg.Definiti
                 )
             except load.SchemaMismatch as err:
                 raise dg.Failure(str(err), metadata={"schema_changes": dest.schema_changes}, allow_retries=False) from None
+            except ingest.NothingToReplace as err:
+                # The table keeps its rows; what was rejected is recorded and shown, and the run fails.
+                rejected_total = con.execute(f"SELECT count(*) FROM {target.rejected.sql}").fetchone()[0]
+                yield from refused_results(spec, err.result, table_key, rejected_key, rejected_total)
+                raise failure_for(err) from None
             except (ingest.LoadFailed, ConnectorError, DestinationError, MissingSecret) as err:
                 raise failure_for(err) from None
             rejected_total = con.execute(f"SELECT count(*) FROM {target.rejected.sql}").fetchone()[0]

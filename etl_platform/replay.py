@@ -106,6 +106,8 @@ def replay(
     if not load.table_exists(con, rejected):
         return Replayed(0, 0, 0, 0)
     committer = destination or WarehouseTable(table)
+    if committer.two_phase:
+        settle_replays(con, committer, pipeline, rejected)  # a replay interrupted between its two commits
     stage_ref = TableRef(table.schema, f"__stage_{table.name}")
     condition = candidates_filter(con, spec, rejected, where)
     columns = spec.source.columns
@@ -139,12 +141,17 @@ def replay(
             con.execute(f"ALTER TABLE {stage_ref.sql} DROP COLUMN {quote(column)}")
         written = 0
         if accepted:
+            plan = load.Plan(_replay_sync(spec), load_id=run_id)
             committed = committer.commit(
-                con, stage_ref, _replay_sync(spec), pipeline=pipeline, run_id=run_id,
+                con, stage_ref, plan, pipeline=pipeline, run_id=run_id,
                 data_columns=list(columns), schema_changes=spec.destination.schema_changes,
             )
             written = committed.rows_written
-        con.execute(f"DELETE FROM {rejected.sql} WHERE rowid IN (SELECT {_ROW} FROM {_PASSED})")
+        if committer.two_phase and accepted:
+            # The rows leave the rejected table only once the destination has committed them.
+            _mark_replayed(con, rejected, run_id)
+        else:
+            con.execute(f"DELETE FROM {rejected.sql} WHERE rowid IN (SELECT {_ROW} FROM {_PASSED})")
         # Last: updating a list column moves rows, and with them their rowid.
         con.execute(
             f"UPDATE {rejected.sql} SET reasons = f.reasons FROM __replay_failing f "
@@ -154,8 +161,59 @@ def replay(
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
+        committer.abandon()
         raise
+    if committer.two_phase and accepted:
+        committer.finish()
+        settle_replays(con, committer, pipeline, rejected)
     return Replayed(candidates, accepted, candidates - accepted, written)
+
+
+# A replay into another database or a file table: the rows it loaded are named in the warehouse
+# (by their identity in the rejected table) before the destination commits, and removed from the
+# rejected table after; a crash in between is settled by the next replay from the load id the
+# destination recorded. Nothing is lost, nothing loaded twice.
+_REPLAYED = "_etl.pending_replays"
+_IDENTITY = ("run_id", "source_file", "source_line", "record", "rejected_at")
+
+
+def _mark_replayed(con: duckdb.DuckDBPyConnection, rejected: TableRef, load_id: str) -> None:
+    con.execute(
+        f"CREATE TABLE IF NOT EXISTS {_REPLAYED} (load_id VARCHAR, rejected_table VARCHAR, run_id VARCHAR, source_file VARCHAR, "
+        "source_line BIGINT, record VARCHAR, rejected_at TIMESTAMPTZ)"
+    )
+    con.execute(
+        f"INSERT INTO {_REPLAYED} SELECT ?, ?, {', '.join(_IDENTITY)} FROM {rejected.sql} "
+        f"WHERE rowid IN (SELECT {_ROW} FROM {_PASSED})",
+        [load_id, str(rejected)],
+    )
+
+
+def settle_replays(con: duckdb.DuckDBPyConnection, committer: Destination, pipeline: str, rejected: TableRef) -> None:
+    """Remove from the rejected table the rows of replays the destination committed; forget the
+    replays it did not (their rows stay rejected)."""
+    from etl_platform.steps import load
+
+    if not load.table_exists(con, load.TableRef("_etl", "pending_replays")):
+        return
+    pending = [row[0] for row in con.execute(f"SELECT DISTINCT load_id FROM {_REPLAYED} WHERE rejected_table = ?", [str(rejected)]).fetchall()]
+    if not pending:
+        return
+    done = committer.committed_loads(con, pipeline, pending)
+    same = " AND ".join(f"r.{c} IS NOT DISTINCT FROM p.{c}" for c in _IDENTITY)
+    con.execute("BEGIN TRANSACTION")
+    try:
+        for load_id in pending:
+            if load_id in done:
+                con.execute(
+                    f"DELETE FROM {rejected.sql} AS r WHERE EXISTS (SELECT 1 FROM {_REPLAYED} p WHERE p.load_id = ? AND {same})",
+                    [load_id],
+                )
+            con.execute(f"DELETE FROM {_REPLAYED} WHERE load_id = ?", [load_id])
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
 
 
 # The `etl-platform rejected` commands

@@ -36,3 +36,10 @@ def mlflow_tracking_uri() -> str:
     tracking server, e.g. http://mlflow:5000), else a SQLite store at ``$ETL_HOME/mlflow/mlflow.db``
     whose artifacts go to ``$ETL_HOME/mlflow/artifacts``."""
     return os.environ.get("ETL_MLFLOW_TRACKING_URI") or f"sqlite:///{etl_home() / 'mlflow' / 'mlflow.db'}"
+
+
+def check_files_when_loading() -> bool:
+    """Whether loading definitions also compares each file pipeline's mapping with the latest
+    files in its folder (``etl-platform pipelines validate`` asks for it). Off in the code
+    location itself: a file in a landing folder must never keep the definitions from loading."""
+    return os.environ.get("ETL_VALIDATE_FILES", "") == "1"

@@ -262,6 +262,30 @@ class SyncSpec(SpecModel):
     cursor: str | None = Field(
         None, description="Target column that only grows (a timestamp or id). Required for incremental."
     )
+    lookback: int | str | None = Field(
+        None,
+        description="For incremental: read again from this far below the saved cursor, and leave out what "
+        "was loaded already (by primary_key, or without one as whole rows). A duration for a date or "
+        "timestamp cursor ('15 minutes', '2 hours', '1 day'), a count for a number cursor (1000). Needed "
+        "when rows can appear below the saved cursor after a load: a transaction that commits late on a "
+        "busy database (set it to the longest a transaction may stay open), clocks of several writers.",
+    )
+    allow_empty: bool = Field(
+        False,
+        description="For replace: let a load that accepted no rows empty the table. Off by default: a "
+        "replace that read nothing from files or tables that exist fails and keeps the table as it was.",
+    )
+
+    @field_validator("lookback")
+    @classmethod
+    def _lookback_is_a_count_or_duration(cls, lookback: int | str | None) -> int | str | None:
+        if isinstance(lookback, int) and lookback < 0:
+            raise ValueError("lookback must not be negative")
+        if isinstance(lookback, str) and not re.fullmatch(
+            r"\s*\d+(\.\d+)?\s*(seconds?|s|minutes?|min|m|hours?|h|days?|d|weeks?|w)\s*", lookback, re.IGNORECASE
+        ):
+            raise ValueError(f"lookback {lookback!r} is not a duration like '15 minutes', '2 hours' or '1 day', nor a count")
+        return lookback
 
     @model_validator(mode="after")
     def _mode_has_what_it_needs(self) -> "SyncSpec":
@@ -269,6 +293,8 @@ class SyncSpec(SpecModel):
             raise ValueError("mode 'merge' needs primary_key")
         if self.mode == "incremental" and not self.cursor:
             raise ValueError("mode 'incremental' needs cursor")
+        if self.lookback is not None and self.mode != "incremental":
+            raise ValueError("lookback is for mode 'incremental'")
         return self
 
 

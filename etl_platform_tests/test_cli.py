@@ -206,17 +206,22 @@ def test_state_reset_rewinds_or_forgets_a_pipeline_cursor(etl_home):
         load.reset_state(con, "orders", "2024-05-01 00:00:00")
     listed = cli("etl-platform", "state", "list")
     assert listed.returncode == 0 and "orders\t2024-05-01 00:00:00" in listed.stdout
-    rewound = cli("etl-platform", "state", "reset", "orders", "--to", "2024-04-01")
+    asked = cli("etl-platform", "state", "reset", "orders", "--to", "2024-04-01")
+    assert asked.returncode == 1 and "add --yes to confirm" in asked.stderr and "nothing changed" in asked.stderr
+    assert "the next load rewinds to the cursor = '2024-04-01'" in asked.stdout
+    rewound = cli("etl-platform", "state", "reset", "orders", "--to", "2024-04-01", "--yes")
     assert rewound.returncode == 0 and "'2024-05-01 00:00:00' -> '2024-04-01'" in rewound.stdout
-    assert cli("etl-platform", "state", "reset", "orders").returncode == 0
-    assert "no saved cursors" in cli("etl-platform", "state", "list").stdout
+    assert cli("etl-platform", "state", "reset", "orders", "--yes").returncode == 0
+    assert "orders\t(next load: full refresh)" in cli("etl-platform", "state", "list").stdout
+    history = cli("etl-platform", "state", "history", "orders")
+    assert history.returncode == 0 and [line.split("\t")[1] for line in history.stdout.splitlines()[2:]] == ["reset", "rewind", "rewind"]
 
 
 def test_state_reset_lets_a_file_pipeline_read_its_loaded_files_again(demo_landing, etl_home, instance):
     first = materializations(run_job("shop_orders_job", instance))["shop_orders/orders"]
     again = materializations(run_job("shop_orders_job", instance))["shop_orders/orders"]
     assert first["rows_read"] > 0 and again["rows_read"] == 0 and again["files_duplicate"] == first["files_read"]
-    reset = cli("etl-platform", "state", "reset", "shop_orders")
+    reset = cli("etl-platform", "state", "reset", "shop_orders", "--yes")
     assert reset.returncode == 0 and f"{first['files_read']} loaded file(s) forgotten" in reset.stdout
     reread = materializations(run_job("shop_orders_job", instance))["shop_orders/orders"]
     assert reread["rows_read"] == first["rows_read"]
@@ -243,8 +248,8 @@ def test_state_of_a_pipeline_that_loads_into_postgres_lives_in_postgres(etl_home
     listed = cli("etl-platform", "state", "list", "--defs", str(defs))
     assert listed.returncode == 0, listed.stderr
     assert "orders\t2024-05-01\tin PostgreSQL table orders.costs of connection dwh" in listed.stdout
-    rewound = cli("etl-platform", "state", "reset", "orders", "--to", "2024-04-01", "--defs", str(defs))
+    rewound = cli("etl-platform", "state", "reset", "orders", "--to", "2024-04-01", "--defs", str(defs), "--yes")
     assert rewound.returncode == 0 and "'2024-05-01' -> '2024-04-01'" in rewound.stdout
     assert postgres.saved_cursor(dsn, "orders") == "2024-04-01"
-    assert cli("etl-platform", "state", "reset", "orders", "--defs", str(defs)).returncode == 0
+    assert cli("etl-platform", "state", "reset", "orders", "--defs", str(defs), "--yes").returncode == 0
     assert postgres.saved_cursor(dsn, "orders") is None

@@ -88,13 +88,30 @@ def test_spec_error_names_file_line_and_field(etl_home, change, line, field, say
     assert says in message
 
 
-def test_mapping_to_a_column_the_files_do_not_have(etl_home: Path):
+def test_mapping_to_a_column_the_files_do_not_have_is_reported_by_validation(etl_home: Path, monkeypatch):
     (etl_home / "landing" / "c").mkdir(parents=True)
     (etl_home / "landing" / "c" / "export.csv").write_text("Date,spend\n2024-01-01,3\n")
+    monkeypatch.setenv("ETL_VALIDATE_FILES", "1")  # as `etl-platform pipelines validate` sets it
     message = load_error(VALID)
     assert "costs/defs.yaml:6" in message
     assert "attributes.source.columns.day.from" in message
     assert "column 'Day' is not in the 1 latest file(s) matching 'c/*.csv'; did you mean 'Date'?" in message
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [b"", b"Date,spend\n2024-01-01,3\n", b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<< /Type /Catalog >>\nendobj\n"],
+    ids=["an empty file", "a renamed header", "a PDF named .csv"],
+)
+def test_no_file_in_a_landing_folder_keeps_the_code_location_from_loading(etl_home: Path, bad: bytes):
+    folder = etl_home / "landing" / "c"
+    folder.mkdir(parents=True)
+    for name in ("1.csv", "2.csv", "3.csv"):
+        (folder / name).write_bytes(bad)
+    with create_defs_folder_sandbox() as sandbox:
+        write_pipeline(sandbox, VALID)
+        with sandbox.build_all_defs() as defs:
+            assert defs.resolve_asset_graph().has(dg.AssetKey(["costs", "costs"]))
 
 
 def test_one_bad_file_among_good_ones_does_not_break_the_code_location(etl_home: Path):

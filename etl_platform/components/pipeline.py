@@ -4,6 +4,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from etl_platform import settings
 from etl_platform.connections import declared_kinds
 from etl_platform.connectors.landing import landing_folder
 from etl_platform.destinations import WAREHOUSE
@@ -37,7 +38,10 @@ class Pipeline(dg.Component):
         tree = context.resolution_context.source_position_tree
         locate = SpecLocator(tree, fallback=str(context.path))
         kinds = declared_kinds(Path(context.defs_module_path))
-        names = check_pipeline(attributes, name, locate, landing_folder(), kinds)
+        # Data never takes the location down: the files are compared with the mapping only when
+        # asked (pipelines validate); a run rejects a file that does not fit, with the reason.
+        landing = landing_folder() if settings.check_files_when_loading() else None
+        names = check_pipeline(attributes, name, locate, landing, kinds)
         check_train(attributes, locate, names)
         expectations = resolve_expectations(attributes, locate, Path(context.path), names)
         defined_at = {"": locate.line_of([])}

@@ -190,9 +190,9 @@ class _JsonFormat(FileFormat):
             f"SELECT k FROM (SELECT unnest(json_keys(line)) AS k, {LINE} FROM ({objects})) GROUP BY k ORDER BY min({LINE}), k"
         ).fetchall()]
         if self._is_array(path):
-            long_numbers = bool(con.execute(f"SELECT regexp_matches(content, {literal(self._LONG_NUMBER)}) FROM read_text({literal(str(path))})").fetchone()[0])
+            long_numbers = bool(con.execute(f"SELECT regexp_matches(content, {literal(self._LONG_NUMBER)}) FROM read_text({literal(str(path))})").fetchall()[0][0])
         else:
-            long_numbers = bool(con.execute(f"SELECT count(*) FROM ({objects}) WHERE regexp_matches(line, {literal(self._LONG_NUMBER)})").fetchone()[0])
+            long_numbers = bool(con.execute(f"SELECT count(*) FROM ({objects}) WHERE regexp_matches(line, {literal(self._LONG_NUMBER)})").fetchall()[0][0])
         return keys, {"long_numbers": long_numbers}
 
     def scan(self, path, columns, rejects=None, dialect=None) -> str:

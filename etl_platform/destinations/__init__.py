@@ -5,15 +5,15 @@ Every destination takes the rows staged in the warehouse and commits them by the
 sync mode, with the saved cursor in the same commit as the rows (a PostgreSQL transaction,
 a file table's manifest). Rejected rows always stay in the warehouse, next to the stage.
 
-A load commits the destination inside the warehouse transaction that records its rejected
-rows, and commits that transaction right after: a failed destination commit rolls the
-rejected rows back with it. Only a crash in the moment between the two commits can keep a
-load's rows without its rejected rows; never the other way round.
+A load prepares the destination's commit inside the warehouse transaction that records its
+rejected rows and ledger, commits that transaction, then the destination's (see
+``Destination``): a crash between the two is recovered by the next load, from the load id the
+destination's commit records. Data and bookkeeping are one unit.
 """
 
 import contextlib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import duckdb
@@ -30,47 +30,85 @@ class DestinationError(Exception):
 
 
 class Destination(Protocol):
+    """Where a load's valid rows are committed, with the pipeline's state and history.
+
+    A commit may take two steps. ``commit`` (or ``replace_slice``) applies the load inside the
+    caller's warehouse transaction and leaves the destination's own commit pending; once the
+    warehouse transaction (rejected rows, ledger) has committed, ``finish`` makes it durable, or
+    ``abandon`` undoes it. A load interrupted between the two is found by ``committed_loads``
+    (its load id is recorded in the destination's own commit) and its warehouse bookkeeping is
+    kept or undone accordingly (``steps.ingest.recover``), so data and bookkeeping stay one unit.
+    The warehouse itself commits in one step: ``two_phase`` is False and ``finish`` does nothing.
+    """
+
+    two_phase: bool
+
     def __str__(self) -> str: ...
+
+    def state(self, duck: duckdb.DuckDBPyConnection, pipeline: str) -> load.State: ...
 
     def saved_cursor(self, duck: duckdb.DuckDBPyConnection, pipeline: str) -> str | None: ...
 
     def commit(
-        self, duck: duckdb.DuckDBPyConnection, stage: load.TableRef, sync: SyncSpec, *,
+        self, duck: duckdb.DuckDBPyConnection, stage: load.TableRef, plan: load.Plan, *,
         pipeline: str, run_id: str, data_columns: list[str], schema_changes: SchemaChanges,
     ) -> load.Committed: ...
 
     def replace_slice(
         self, duck: duckdb.DuckDBPyConnection, stage: load.TableRef, part: load.Slice, *,
-        run_id: str, schema_changes: SchemaChanges,
+        pipeline: str, run_id: str, load_id: str, schema_changes: SchemaChanges,
     ) -> load.Committed:
         """Delete the rows of one partition (``part``) and insert the staged rows that belong
         to it, in one commit: a partition's load (see ``etl_platform.partitions``)."""
         ...
 
+    def finish(self) -> None: ...
+
+    def abandon(self) -> None: ...
+
+    def committed_loads(self, duck: duckdb.DuckDBPyConnection, pipeline: str, load_ids: list[str]) -> set[str]: ...
+
     def summary(self, duck: duckdb.DuckDBPyConnection) -> tuple[int, list[tuple[str, str]]]:
         """The committed table's row count and (column, type) list."""
         ...
 
-    def reset_state(self, duck: duckdb.DuckDBPyConnection, pipeline: str, to: str | None) -> tuple[str | None, str | None]: ...
+    def reset_state(self, duck: duckdb.DuckDBPyConnection, pipeline: str, to: str | None) -> tuple[str | None, str | None]:
+        """Make the next load a full refresh (``to`` None) or a rewind to cursor ``to``."""
+        ...
+
+    def history(self, duck: duckdb.DuckDBPyConnection, pipeline: str, limit: int = 100) -> list[load.HistoryEntry]: ...
 
 
 @dataclass(frozen=True)
 class WarehouseTable:
     table: load.TableRef
+    two_phase = False
 
     def __str__(self) -> str:
         return f"warehouse table {self.table}"
 
+    def state(self, duck, pipeline):
+        return load.read_state(duck, pipeline)
+
     def saved_cursor(self, duck, pipeline):
         return load.saved_cursor(duck, pipeline)
 
-    def commit(self, duck, stage, sync, *, pipeline, run_id, data_columns, schema_changes):
+    def commit(self, duck, stage, plan, *, pipeline, run_id, data_columns, schema_changes):
         return load.commit(
-            duck, sync, stage, self.table, pipeline=pipeline, run_id=run_id, data_columns=data_columns, schema_changes=schema_changes
+            duck, stage, self.table, plan, pipeline=pipeline, run_id=run_id, data_columns=data_columns, schema_changes=schema_changes
         )
 
-    def replace_slice(self, duck, stage, part, *, run_id, schema_changes):
-        return load.replace_slice(duck, stage, self.table, part, schema_changes=schema_changes)
+    def replace_slice(self, duck, stage, part, *, pipeline, run_id, load_id, schema_changes):
+        return load.replace_slice(duck, stage, self.table, part, schema_changes=schema_changes, pipeline=pipeline, run_id=run_id, load_id=load_id)
+
+    def finish(self):
+        pass
+
+    def abandon(self):
+        pass
+
+    def committed_loads(self, duck, pipeline, load_ids):
+        return set(load_ids)  # committed in the warehouse's own transaction
 
     def summary(self, duck):
         if not load.table_exists(duck, self.table):
@@ -78,7 +116,24 @@ class WarehouseTable:
         return load.scalar(duck, f"SELECT count(*) FROM {self.table.sql}") or 0, load.columns_of(duck, self.table)
 
     def reset_state(self, duck, pipeline, to):
-        return load.reset_state(duck, pipeline, to)
+        return load.reset_state(duck, pipeline, to, table=self.table)
+
+    def history(self, duck, pipeline, limit=100):
+        return load.history(duck, pipeline, limit)
+
+
+class _Pending:
+    """The destination commit a load has prepared, waiting for ``finish`` or ``abandon``."""
+
+    def __init__(self):
+        self.handle = None
+
+    def hold(self, handle) -> None:
+        self.handle = handle
+
+    def take(self):
+        handle, self.handle = self.handle, None
+        return handle
 
 
 @dataclass(frozen=True)
@@ -88,29 +143,54 @@ class PostgresTable:
     connector: "PostgresConnector"  # noqa: F821
     schema: str
     table: str
+    pending: _Pending = field(default_factory=_Pending, compare=False, repr=False)
+    two_phase = True
 
     def __str__(self) -> str:
         return f"PostgreSQL table {self.schema}.{self.table} of connection {self.connector.name}"
 
+    def state(self, duck, pipeline):
+        from etl_platform.destinations import postgres
+
+        return postgres.read_state(self.connector.uri(), pipeline)
+
     def saved_cursor(self, duck, pipeline):
+        return self.state(duck, pipeline).cursor
+
+    def commit(self, duck, stage, plan, *, pipeline, run_id, data_columns, schema_changes):
         from etl_platform.destinations import postgres
 
-        return postgres.saved_cursor(self.connector.uri(), pipeline)
-
-    def commit(self, duck, stage, sync, *, pipeline, run_id, data_columns, schema_changes):
-        from etl_platform.destinations import postgres
-
-        return postgres.commit(
-            duck, stage, dsn=self.connector.uri(), schema=self.schema, table=self.table, sync=sync,
+        prepared = postgres.prepare(
+            duck, stage, dsn=self.connector.uri(), schema=self.schema, table=self.table, plan=plan,
             pipeline=pipeline, run_id=run_id, data_columns=data_columns, schema_policy=schema_changes,
         )
+        self.pending.hold(prepared)
+        return prepared.committed
 
-    def replace_slice(self, duck, stage, part, *, run_id, schema_changes):
+    def replace_slice(self, duck, stage, part, *, pipeline, run_id, load_id, schema_changes):
         from etl_platform.destinations import postgres_slice
 
-        return postgres_slice.replace_slice(
-            duck, stage, dsn=self.connector.uri(), schema=self.schema, table=self.table, part=part, schema_policy=schema_changes
+        prepared = postgres_slice.prepare_slice(
+            duck, stage, dsn=self.connector.uri(), schema=self.schema, table=self.table, part=part, schema_policy=schema_changes,
+            pipeline=pipeline, run_id=run_id, load_id=load_id,
         )
+        self.pending.hold(prepared)
+        return prepared.committed
+
+    def finish(self):
+        prepared = self.pending.take()
+        if prepared is not None:
+            prepared.finish()
+
+    def abandon(self):
+        prepared = self.pending.take()
+        if prepared is not None:
+            prepared.abandon()
+
+    def committed_loads(self, duck, pipeline, load_ids):
+        from etl_platform.destinations import postgres
+
+        return postgres.committed_loads(self.connector.uri(), load_ids)
 
     def summary(self, duck):
         from etl_platform.destinations import postgres
@@ -120,7 +200,12 @@ class PostgresTable:
     def reset_state(self, duck, pipeline, to):
         from etl_platform.destinations import postgres
 
-        return postgres.reset_state(self.connector.uri(), pipeline, to)
+        return postgres.reset_state(self.connector.uri(), pipeline, to, table=f"{self.schema}.{self.table}")
+
+    def history(self, duck, pipeline, limit=100):
+        from etl_platform.destinations import postgres
+
+        return postgres.history(self.connector.uri(), pipeline, limit)
 
 
 @dataclass(frozen=True)
@@ -132,6 +217,8 @@ class FileTable:
     table: str
     file_format: str = "parquet"
     partition_by: tuple[str, ...] = ()
+    pending: _Pending = field(default_factory=_Pending, compare=False, repr=False)
+    two_phase = True
 
     def __str__(self) -> str:
         return f"{self.file_format} table {self.schema}/{self.table} of connection {self.connector.name}"
@@ -156,25 +243,47 @@ class FileTable:
         except (ValueError, OSError, ConcurrentCommit, ClientError, BotoCoreError) as err:
             raise DestinationError(scrub(f"{doing} {self} failed: {err}")) from None
 
-    def saved_cursor(self, duck, pipeline):
+    def state(self, duck, pipeline):
         from etl_platform.destinations import files
 
         with self._errors("reading the cursor of"):
-            return files.saved_cursor(self.location(), self.schema, self.table)
+            return files.read_state(self.location(), self.schema, self.table)
 
-    def commit(self, duck, stage, sync, *, pipeline, run_id, data_columns, schema_changes):
+    def saved_cursor(self, duck, pipeline):
+        return self.state(duck, pipeline).cursor
+
+    def commit(self, duck, stage, plan, *, pipeline, run_id, data_columns, schema_changes):
         from etl_platform.destinations import files
 
         with self._errors("committing to"):
-            return files.commit(
-                duck, stage, location=self.location(), schema=self.schema, table=self.table, sync=sync, pipeline=pipeline,
+            prepared = files.prepare(
+                duck, stage, location=self.location(), schema=self.schema, table=self.table, plan=plan, pipeline=pipeline,
                 run_id=run_id, data_columns=data_columns, file_format=self.file_format, partition_by=self.partition_by,
                 schema_policy=schema_changes,
             )
+        self.pending.hold(prepared)
+        return prepared.committed
 
-    def replace_slice(self, duck, stage, part, *, run_id, schema_changes):
+    def replace_slice(self, duck, stage, part, *, pipeline, run_id, load_id, schema_changes):
         # Refused when definitions load (etl_platform.partitions.checks); this guards direct use.
         raise DestinationError(f"{self} cannot replace one partition's rows: file destinations are not partitioned")
+
+    def finish(self):
+        prepared = self.pending.take()
+        if prepared is not None:
+            with self._errors("committing to"):
+                prepared.finish()
+
+    def abandon(self):
+        prepared = self.pending.take()
+        if prepared is not None:
+            prepared.abandon()
+
+    def committed_loads(self, duck, pipeline, load_ids):
+        from etl_platform.destinations import files
+
+        with self._errors("reading the manifest of"):
+            return files.committed_loads(self.location(), self.schema, self.table, load_ids)
 
     def summary(self, duck):
         with self._errors("reading the manifest of"):
@@ -188,6 +297,12 @@ class FileTable:
 
         with self._errors("resetting the cursor of"):
             return files.reset_state(self.location(), self.schema, self.table, to=to)
+
+    def history(self, duck, pipeline, limit=100):
+        from etl_platform.destinations import files
+
+        with self._errors("reading the manifest of"):
+            return files.history(self.location(), self.schema, self.table, limit)
 
 
 def destination_for(connection_kind: str, connector, schema: str, table: str, *, file_format: str | None, partition_by) -> Destination:

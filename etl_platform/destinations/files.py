@@ -126,25 +126,33 @@ def read_table(
     return _relation(duck, manifest.columns, list(paths), manifest.file_format)
 
 
-def saved_cursor(location: FilesLocation, schema: str, table: str) -> str | None:
+def read_state(location: FilesLocation, schema: str, table: str) -> load.State:
     manifest, _ = location.table(schema, table).read_manifest()
-    return manifest.cursor if manifest else None
+    return load.State(manifest.cursor, manifest.pending, manifest.rewind_from) if manifest else load.State()
+
+
+def saved_cursor(location: FilesLocation, schema: str, table: str) -> str | None:
+    return read_state(location, schema, table).cursor
 
 
 def reset_state(
     location: FilesLocation, schema: str, table: str, *, to: str | None, run_id: str = "reset"
 ) -> tuple[str | None, str | None]:
-    """Forget the table's saved cursor (``to`` None: the next incremental load reads
-    everything) or rewind it to ``to``, in a new manifest version with the same files.
-    Returns the cursor before and after."""
+    """Make the table's next load a full refresh (``to`` None: it replaces every row) or a rewind
+    to ``to`` (it replaces the rows from that cursor value on), in a new manifest version with
+    the same files. Returns the cursor before and after."""
     target = location.table(schema, table)
     manifest, _ = target.read_manifest()
     if manifest is None:
         if to is None:
             return None, None
         raise FileNotFoundError(f"no table at {target}: there is no cursor to rewind")
+    pending, rewind_from = (load.FULL_REFRESH, None) if to is None else (load.REWIND, to)
+    entry = _entry("reset" if to is None else "rewind", None, None, manifest.cursor, to, None, None)
     target.put_manifest(
-        with_changes(manifest, version=manifest.version + 1, cursor=to, run_id=run_id, committed_at=_now()), manifest
+        with_changes(manifest, version=manifest.version + 1, cursor=to, run_id=run_id, committed_at=_now(), pending=pending,
+                     rewind_from=rewind_from, history=(*manifest.history, entry)[-HISTORY_KEPT:]),
+        manifest,
     )
     return manifest.cursor, to
 
@@ -190,6 +198,8 @@ class _Commit:
     partition_by: tuple[str, ...]
     scratch: Path
     folder: str
+    already: int = 0  # staged rows the table held already (a keyless incremental load)
+    writes: int = 0
 
     @property
     def cursor_type(self) -> str:
@@ -213,8 +223,11 @@ class _Commit:
         return _relation(self.duck, self.columns, list(self.target.local_paths(files, self.scratch)), file_format)
 
     def write(self, select: str) -> list[DataFile]:
-        """Write the rows of ``select`` as new files in this commit's version folder."""
-        out = self.target.output_folder(self.folder, self.scratch)
+        """Write the rows of ``select`` as new files in this commit's version folder (a second
+        write of the same commit, a rewind's rewritten files, gets a version folder of its own)."""
+        self.writes += 1
+        folder = self.folder if self.writes == 1 else f"{self.folder.split('-')[0]}-{uuid.uuid4().hex[:12]}"
+        out = self.target.output_folder(folder, self.scratch)
         options = [f"FORMAT {self.file_format}", f"FILE_SIZE_BYTES {literal(FILE_SIZE)}", "FILENAME_PATTERN 'part_{i}'", "RETURN_FILES true"]
         if self.file_format == "csv":
             options += ["HEADER true", "DELIMITER ','", "QUOTE '\"'", "ESCAPE '\"'", "NEW_LINE '\\r\\n'"]
@@ -227,7 +240,7 @@ class _Commit:
             resolved = Path(path).resolve()
             if not resolved.is_relative_to(inside):
                 raise ValueError(f"a partition value would write {path!r} outside the table folder")
-            relative[str(resolved)] = f"{self.folder}/{resolved.relative_to(inside).as_posix()}"
+            relative[str(resolved)] = f"{folder}/{resolved.relative_to(inside).as_posix()}"
         files = []
         for measured in self.measure(relative, self.file_format):
             if measured.rows:
@@ -273,27 +286,44 @@ class _Commit:
         rows = int(load.scalar(self.duck, f"SELECT count(*) FROM {_STAGED}") or 0)
         return rows, [*files, *self.write(f"SELECT * EXCLUDE ({_ROW}) FROM {_STAGED}")]
 
-    def drop_loaded(self, bound: str, data_columns: Sequence[str]) -> int:
-        """Remove staged rows below the saved cursor (returns how many) and, without a key,
-        rows equal in every data column to a table row at the saved cursor."""
-        assert self.before is not None and self.sync.cursor
+    def drop_loaded(self, files: Sequence[DataFile], bound: str, data_columns: Sequence[str]) -> int:
+        """Remove staged rows below the bound (returns how many) and, without a key, rows the table
+        holds already at or after it, compared as whole rows and as a multiset (``load.already_loaded``)."""
+        assert self.sync.cursor
         cursor, type_ = quote(self.sync.cursor), self.cursor_type
         at_bound = f"CAST({literal(bound)} AS {type_})"
         skipped = int(load.scalar(self.duck, f"DELETE FROM {_STAGED} WHERE {cursor} < {at_bound}") or 0)
-        if self.sync.primary_key or not self.before.files:
+        if self.sync.primary_key or not files or self.before is None:
             return skipped
-        maxima = [f.maxima.get(self.sync.cursor) for f in self.before.files]
-        reaches = self.duck.execute(
-            f"SELECT list_transform(?::VARCHAR[], lambda m: m IS NOT NULL AND CAST(m AS {type_}) >= {at_bound})", [maxima]
-        ).fetchone()[0]
-        candidates = [f for f, reach in zip(self.before.files, reaches) if reach or self.sync.cursor not in f.maxima]
-        compared = [c for c in data_columns if c in dict(self.before.columns) and c in dict(self.columns)]
-        same_row = " AND ".join([f"t.{cursor} = {at_bound}"] + [f"t.{quote(c)} IS NOT DISTINCT FROM s.{quote(c)}" for c in compared])
-        if candidates:
-            self.duck.execute(
-                f"DELETE FROM {_STAGED} AS s WHERE EXISTS (SELECT 1 FROM {self.existing(candidates)} AS t WHERE {same_row})"
-            )
+        self.already = load.already_loaded(
+            self.duck, _STAGED, self.existing(self.reaching(files, bound)), self.sync.cursor, bound, type_,
+            [c for c in data_columns if c in dict(self.before.columns) and c in dict(self.columns)],
+        )
         return skipped
+
+    def reaching(self, files: Sequence[DataFile], bound: str) -> list[DataFile]:
+        """The listed files that may hold rows at or after ``bound`` (their highest cursor says so)."""
+        cursor, type_ = self.sync.cursor, self.cursor_type
+        maxima = [f.maxima.get(cursor) for f in files]
+        reaches = self.duck.execute(
+            f"SELECT list_transform(?::VARCHAR[], lambda m: m IS NOT NULL AND CAST(m AS {type_}) >= CAST(? AS {type_}))",
+            [maxima, bound],
+        ).fetchall()[0][0]
+        return [f for f, reach in zip(files, reaches) if reach or cursor not in f.maxima]
+
+    def below(self, files: Sequence[DataFile], bound: str) -> tuple[int, list[DataFile]]:
+        """The table without its rows at or after ``bound`` (a rewind): files entirely below it are
+        kept as they are, the others rewritten without those rows. Returns the rows removed."""
+        cursor, type_ = quote(self.sync.cursor), self.cursor_type
+        reaching = self.reaching(files, bound)
+        if not reaching:
+            return 0, list(files)
+        names = ", ".join(quote(n) for n, _ in self.columns)
+        relation = self.existing(reaching)
+        removed = int(load.scalar(self.duck, f"SELECT count(*) FROM {relation} WHERE {cursor} >= CAST({literal(bound)} AS {type_})") or 0)
+        kept = [f for f in files if f not in reaching]
+        rewritten = self.write(f"SELECT {names} FROM {relation} WHERE {cursor} < CAST({literal(bound)} AS {type_}) OR {cursor} IS NULL")
+        return removed, kept + rewritten
 
     def highest_cursor(self, files: list[DataFile], before: str | None) -> tuple[str | None, list[DataFile]]:
         """The highest cursor in the table (``before`` when it has none), measuring files that were not yet."""
@@ -307,6 +337,104 @@ class _Commit:
         values = [f.maxima[cursor] for f in files if f.maxima[cursor] is not None]
         top = load.scalar(self.duck, f"SELECT max(CAST(v AS {self.cursor_type}))::VARCHAR FROM unnest(?::VARCHAR[]) AS u(v)", [values])
         return (top if top is not None else before), files
+
+
+HISTORY_KEPT = 200  # history entries a manifest keeps
+
+
+@dataclass
+class Prepared:
+    """A commit whose data files are written: ``finish`` puts its manifest in place (the commit),
+    ``abandon`` leaves them unlisted (the next commit removes them)."""
+
+    committed: load.Committed
+    target: "_LocalTable | _S3Table"
+    manifest: Manifest
+    before: Manifest | None
+    keep: set[str]
+    started: float
+
+    def finish(self) -> None:
+        self.target.put_manifest(self.manifest, self.before)
+        try:
+            self.target.remove_unlisted(self.keep, older_than=self.started)
+        except (OSError, ClientError):
+            pass  # committed already; the next commit removes what is left
+
+    def abandon(self) -> None:
+        pass
+
+
+def _entry(action: str, run_id: str | None, load_id: str | None, before: str | None, after: str | None,
+           written: int | None, deleted: int | None) -> dict:
+    return {"at": _now(), "action": action, "run_id": run_id, "load_id": load_id, "cursor_before": before,
+            "cursor_after": after, "rows_written": written, "rows_deleted": deleted}
+
+
+def prepare(
+    duck: duckdb.DuckDBPyConnection,
+    stage: load.TableRef,
+    *,
+    location: FilesLocation,
+    schema: str,
+    table: str,
+    plan: load.Plan,
+    pipeline: str,
+    run_id: str,
+    data_columns: list[str],
+    file_format: FileFormat = "parquet",
+    partition_by: Sequence[str] = (),
+    schema_policy: SchemaChanges = "freeze",
+) -> Prepared:
+    """Write the staged rows' files for a commit by ``plan`` (see the module's docstring); the
+    manifest that commits them is put in place by ``finish``. Leaves ``stage`` as it was."""
+    if file_format not in ("parquet", "csv"):
+        raise ValueError(f"file_format must be parquet or csv, not {file_format!r}")
+    sync = plan.sync
+    target = location.table(schema, table)
+    before, started = target.read_manifest()
+    staged = load.columns_of(duck, stage)
+    found, columns = _reconcile(staged, before, schema_policy, str(target), keep_dropped=plan.replaces_table)
+    _check_request(columns, before, sync, file_format, partition_by, str(target), replacing=plan.replaces_table)
+    version = _version(before) + 1
+    previous = list(before.files) if before else []
+    cursor_before = plan.cursor_before
+    deleted = skipped = 0
+    with tempfile.TemporaryDirectory(prefix="etl-files-") as scratch:
+        work = _Commit(
+            duck, target, before, columns, sync, file_format, tuple(partition_by), Path(scratch), f"v{version:08d}-{uuid.uuid4().hex[:12]}"
+        )
+        try:
+            work.copy_stage(stage, dict(staged))
+            cursor_after = cursor_before
+            if sync.mode == "incremental" and plan.bound is not None and not plan.replaces_table:
+                skipped = work.drop_loaded([] if plan.replace_from is not None else previous, plan.bound, data_columns)
+            base = previous
+            if sync.mode == "incremental" and plan.replace_from is not None and not plan.replaces_table:
+                deleted, base = work.below(previous, plan.replace_from)
+            if plan.replaces_table:
+                deleted = sum(f.rows for f in previous)
+                rows, files = work.append([])
+            elif sync.mode == "merge" or (sync.mode == "incremental" and sync.primary_key):
+                rows, files = work.merge(base)
+            else:
+                rows, files = work.append(base)
+            if sync.mode == "incremental":
+                highest_before = None if plan.replaces_table or plan.replace_from is not None else cursor_before
+                cursor_after, files = work.highest_cursor(files, highest_before)
+                cursor_after = cursor_after if cursor_after is not None else plan.replace_from
+        finally:
+            with contextlib.suppress(duckdb.Error):  # in an aborted transaction the caller's rollback drops them
+                duck.execute(f"DROP TABLE IF EXISTS {_STAGED}")
+                duck.execute(f"DROP TABLE IF EXISTS {_LATEST}")
+    history = (*(before.history if before else ()), _entry("load", run_id, plan.load_id, cursor_before, cursor_after, rows, deleted))
+    manifest = Manifest(
+        version, file_format, tuple(columns), tuple(files), cursor_after, tuple(partition_by), pipeline, run_id, _now(),
+        history=history[-HISTORY_KEPT:],
+    )
+    committed = load.Committed(rows, skipped, cursor_before, cursor_after if sync.mode == "incremental" else None, found,
+                               rows_deleted=deleted, rows_already_loaded=work.already)
+    return Prepared(committed, target, manifest, before, {f.path for f in [*files, *previous]}, started)
 
 
 def commit(
@@ -323,58 +451,38 @@ def commit(
     file_format: FileFormat = "parquet",
     partition_by: Sequence[str] = (),
     schema_policy: SchemaChanges = "freeze",
+    plan: load.Plan | None = None,
 ) -> load.Committed:
-    """Commit the staged rows to the file table by ``sync.mode``; the new manifest is the commit.
+    """Commit the staged rows to the file table by ``sync.mode`` (or ``plan``; without one, the
+    table's manifest says what the load does: a pending full refresh or rewind, the saved cursor).
+    The new manifest is the commit. Leaves ``stage`` as it was."""
+    if plan is None:
+        plan = load.plan_for(read_state(location, schema, table), sync, load_id=run_id)
+    prepared = prepare(
+        duck, stage, location=location, schema=schema, table=table, plan=plan, pipeline=pipeline, run_id=run_id,
+        data_columns=data_columns, file_format=file_format, partition_by=partition_by, schema_policy=schema_policy,
+    )
+    prepared.finish()
+    return prepared.committed
 
-    Leaves ``stage`` as it was. The caller's DuckDB transaction does not cover the files:
-    call this last, once nothing else in the load can fail.
-    """
-    if file_format not in ("parquet", "csv"):
-        raise ValueError(f"file_format must be parquet or csv, not {file_format!r}")
-    target = location.table(schema, table)
-    before, started = target.read_manifest()
-    staged = load.columns_of(duck, stage)
-    found, columns = _reconcile(staged, before, schema_policy, str(target), keep_dropped=sync.mode == "replace")
-    _check_request(columns, before, sync, file_format, partition_by, str(target))
-    version = _version(before) + 1
-    previous = list(before.files) if before else []
-    cursor_before = before.cursor if before else None
-    with tempfile.TemporaryDirectory(prefix="etl-files-") as scratch:
-        work = _Commit(
-            duck, target, before, columns, sync, file_format, tuple(partition_by), Path(scratch), f"v{version:08d}-{uuid.uuid4().hex[:12]}"
-        )
-        try:
-            work.copy_stage(stage, dict(staged))
-            skipped, cursor_after = 0, cursor_before
-            if sync.mode == "incremental" and cursor_before is not None:
-                skipped = work.drop_loaded(cursor_before, data_columns)
-            if sync.mode == "replace":
-                rows, files = work.append([])
-            elif sync.mode == "merge" or (sync.mode == "incremental" and sync.primary_key):
-                rows, files = work.merge(previous)
-            else:
-                rows, files = work.append(previous)
-            if sync.mode == "incremental":
-                cursor_after, files = work.highest_cursor(files, cursor_before)
-        finally:
-            with contextlib.suppress(duckdb.Error):  # in an aborted transaction the caller's rollback drops them
-                duck.execute(f"DROP TABLE IF EXISTS {_STAGED}")
-                duck.execute(f"DROP TABLE IF EXISTS {_LATEST}")
-        manifest = Manifest(
-            version, file_format, tuple(columns), tuple(files), cursor_after, tuple(partition_by), pipeline, run_id, _now()
-        )
-        target.put_manifest(manifest, before)
-    try:
-        target.remove_unlisted({f.path for f in [*files, *previous]}, older_than=started)
-    except (OSError, ClientError):
-        pass  # committed already; the next commit removes what is left
-    if sync.mode == "incremental":
-        return load.Committed(rows, skipped, cursor_before, cursor_after, found)
-    return load.Committed(rows, drift=found)
+
+def committed_loads(location: FilesLocation, schema: str, table: str, load_ids: list[str]) -> set[str]:
+    """Which of ``load_ids`` the table's manifest records as committed."""
+    manifest, _ = location.table(schema, table).read_manifest()
+    recorded = {entry.get("load_id") for entry in (manifest.history if manifest else ())}
+    return {load_id for load_id in load_ids if load_id in recorded}
+
+
+def history(location: FilesLocation, schema: str, table: str, limit: int = 100) -> list[load.HistoryEntry]:
+    manifest, _ = location.table(schema, table).read_manifest()
+    entries = list(manifest.history if manifest else ())[::-1][:limit]
+    return [load.HistoryEntry(e.get("at", ""), e.get("action", ""), e.get("run_id"), e.get("load_id"), e.get("cursor_before"),
+                              e.get("cursor_after"), e.get("rows_written"), e.get("rows_deleted")) for e in entries]
 
 
 def _check_request(
-    columns: list[tuple[str, str]], before: Manifest | None, sync: SyncSpec, file_format: str, partition_by: Sequence[str], where: str
+    columns: list[tuple[str, str]], before: Manifest | None, sync: SyncSpec, file_format: str, partition_by: Sequence[str], where: str,
+    *, replacing: bool = False,
 ) -> None:
     names = dict(columns)
     needed = {"partition_by": list(partition_by), "primary_key": sync.primary_key, "cursor": [sync.cursor] if sync.cursor else []}
@@ -382,7 +490,7 @@ def _check_request(
         missing = [c for c in wanted if c not in names]
         if missing:
             raise ValueError(f"{what} names {', '.join(missing)}, not a column of the load for {where}")
-    if before and before.file_format != file_format and sync.mode != "replace":
+    if before and before.file_format != file_format and not replacing:
         raise ValueError(
             f"{where} is stored as {before.file_format}; only a replace can rewrite it as {file_format}. Nothing was changed."
         )

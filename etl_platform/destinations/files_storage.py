@@ -76,6 +76,11 @@ class Manifest:
     run_id: str = ""
     committed_at: str = ""
     token: str | None = field(default=None, compare=False)  # the store's version tag (S3 ETag)
+    pending: str | None = None  # what the next load must do differently: steps.load.FULL_REFRESH or REWIND
+    rewind_from: str | None = None
+    # The table's last committed loads, resets and rewinds, newest last (see steps.load.HistoryEntry):
+    # a load interrupted after its warehouse commit is known committed by its load id here.
+    history: tuple[dict, ...] = ()
 
     def to_json(self) -> bytes:
         return json.dumps(
@@ -89,6 +94,9 @@ class Manifest:
                 "partition_by": list(self.partition_by),
                 "columns": [{"name": n, "type": t} for n, t in self.columns],
                 "cursor": self.cursor,
+                "pending": self.pending,
+                "rewind_from": self.rewind_from,
+                "history": list(self.history),
                 "rows": sum(f.rows for f in self.files),
                 "files": [{"path": f.path, "rows": f.rows, "max": f.maxima} for f in self.files],
             },
@@ -112,6 +120,9 @@ class Manifest:
             run_id=raw.get("run_id", ""),
             committed_at=raw.get("committed_at", ""),
             token=token,
+            pending=raw.get("pending"),
+            rewind_from=raw.get("rewind_from"),
+            history=tuple(raw.get("history", ())),
         )
 
 

@@ -59,16 +59,26 @@ def _secrets_in(dsn: str) -> list[str]:
     return [password, url_quote(password, safe="")] if password else []
 
 
+def _connect(dsn: str, failure: str, hidden: list[str]) -> PgConnection:
+    """A psycopg2 connection with fixed settings; a driver error leaves as PostgresDestinationError, scrubbed."""
+    try:
+        pg = psycopg2.connect(dsn)
+        with pg.cursor() as cur:
+            # the cursor is saved as text: fixed settings spell it the same whatever the server's defaults
+            cur.execute("SET TIME ZONE 'UTC'; SET DateStyle TO ISO, YMD")
+        pg.commit()
+        return pg
+    except psycopg2.Error as err:
+        raise PostgresDestinationError(secrets.scrub(f"{failure}: {str(err).strip()}", extra=hidden)) from None
+
+
 @contextmanager
 def _session(dsn: str, failure: str) -> Iterator[PgConnection]:
     """A psycopg2 connection; any driver error leaves as PostgresDestinationError, scrubbed."""
     hidden = _secrets_in(dsn)
+    pg = _connect(dsn, failure, hidden)
     try:
-        with closing(psycopg2.connect(dsn)) as pg:
-            with pg.cursor() as cur:
-                # the cursor is saved as text: fixed settings spell it the same whatever the server's defaults
-                cur.execute("SET TIME ZONE 'UTC'; SET DateStyle TO ISO, YMD")
-            pg.commit()
+        with closing(pg):
             yield pg
     except (psycopg2.Error, adbc_driver_manager.Error) as err:
         raise PostgresDestinationError(secrets.scrub(f"{failure}: {str(err).strip()}", extra=hidden)) from None
@@ -197,62 +207,87 @@ class _Transaction:
         self.run(sql.SQL("DELETE FROM {} AS t USING {} AS l WHERE {}").format(self.names.target, latest, same_key))
         return self.insert(self.names.target, kept, latest)
 
-    def drop_loaded(
-        self, existing: dict[str, str] | None, kept: list[Column], sync: SyncSpec, before: str, data_columns: list[str]
-    ) -> int:
-        """Drop staged rows below the saved cursor, and without a key the rows at the saved cursor
-        that the table holds already. Returns how many were below the cursor."""
-        cursor = sql.Identifier(sync.cursor)
-        cursor_type = next(c.pg_type for c in kept if c.name == sync.cursor)
-        bound = sql.SQL("CAST({} AS {})").format(sql.Literal(before), sql.SQL(cursor_type))
-        skipped = self.run(sql.SQL("DELETE FROM {} WHERE {} < {}").format(self.names.staging, cursor, bound))
-        if not sync.primary_key and existing is not None:
-            # compared on the columns the loaded rows had: a column added just now is NULL in all of them
-            compared = [c.name for c in kept if c.name in data_columns and c.name in existing]
-            same_row = sql.SQL("").join(
-                sql.SQL(" AND t.{0} IS NOT DISTINCT FROM s.{0}").format(sql.Identifier(c)) for c in compared
+    def already_loaded(self, existing: dict[str, str], kept: list[Column], data_columns: list[str], cursor: str, bound: sql.Composable) -> int:
+        """Remove staged rows the table holds already, at or after ``bound``: without a key a row is
+        a whole row, compared as a multiset (as ``load.already_loaded``). Compared on the columns
+        the loaded rows had: a column added just now is NULL in all of them; as text, which every
+        type has (json has no equality)."""
+        compared = [c.name for c in kept if c.name in data_columns and c.name in existing]
+        if not compared:
+            return 0
+        as_text = sql.SQL(", ").join(sql.SQL("{0}::text AS {0}").format(sql.Identifier(c)) for c in compared)
+        by = sql.SQL(", ").join(sql.SQL("{}::text").format(sql.Identifier(c)) for c in compared)
+        same = sql.SQL(" AND ").join(sql.SQL("s.{0} IS NOT DISTINCT FROM t.{0}").format(sql.Identifier(c)) for c in compared)
+        already = sql.Identifier("pg_temp", "__already")
+        self.run(
+            sql.SQL(
+                "CREATE TEMP TABLE {already} ON COMMIT DROP AS SELECT s.{row} FROM "
+                "(SELECT {row}, {as_text}, row_number() OVER (PARTITION BY {by} ORDER BY {row}) AS __n FROM {staging}) AS s "
+                "JOIN (SELECT {as_text}, row_number() OVER (PARTITION BY {by}) AS __n FROM {target} WHERE {cursor} >= {bound}) AS t "
+                "ON s.__n = t.__n AND {same}"
+            ).format(
+                already=already, row=sql.Identifier(ROW), as_text=as_text, by=by, staging=self.names.staging,
+                target=self.names.target, cursor=sql.Identifier(cursor), bound=bound, same=same,
             )
-            self.run(
-                sql.SQL("DELETE FROM {} AS s WHERE EXISTS (SELECT 1 FROM {} AS t WHERE t.{} = {}{})").format(
-                    self.names.staging, self.names.target, cursor, bound, same_row
-                )
-            )
-        return skipped
+        )
+        removed = self.run(
+            sql.SQL("DELETE FROM {} WHERE {} IN (SELECT {} FROM {})").format(self.names.staging, sql.Identifier(ROW), sql.Identifier(ROW), already)
+        )
+        self.run(sql.SQL("DROP TABLE {}").format(already))
+        return removed
 
     def incremental(
-        self, existing: dict[str, str] | None, kept: list[Column], sync: SyncSpec, *, pipeline: str, run_id: str,
-        data_columns: list[str],
+        self, existing: dict[str, str] | None, kept: list[Column], plan: load.Plan, *, data_columns: list[str],
     ) -> load.Committed:
-        """Load rows at or after the saved cursor and save the new cursor, as ``load.incremental``."""
-        _ensure_state_table(self.cur)
-        before = self.value(
-            sql.SQL("SELECT cursor_value FROM {} WHERE pipeline = {} FOR UPDATE").format(STATE, sql.Literal(pipeline))
-        )
-        skipped = 0 if before is None else self.drop_loaded(existing, kept, sync, before, data_columns)
+        """Load rows at or after the plan's bound, as ``load.incremental``: a rewind's rows replaced,
+        rows loaded already left out, the new cursor the highest committed one."""
+        sync = plan.sync
+        cursor = sql.Identifier(sync.cursor)
+        cursor_type = next(c.pg_type for c in kept if c.name == sync.cursor)
+
+        def typed(value: str) -> sql.Composable:
+            return sql.SQL("CAST({} AS {})").format(sql.Literal(value), sql.SQL(cursor_type))
+
+        skipped = deleted = duplicates = 0
+        if plan.bound is not None:
+            skipped = self.run(sql.SQL("DELETE FROM {} WHERE {} < {}").format(self.names.staging, cursor, typed(plan.bound)))
+        if plan.replace_from is not None and existing is not None:
+            deleted = self.run(sql.SQL("DELETE FROM {} WHERE {} >= {}").format(self.names.target, cursor, typed(plan.replace_from)))
+        elif not sync.primary_key and plan.bound is not None and existing is not None:
+            duplicates = self.already_loaded(existing, kept, data_columns, sync.cursor, typed(plan.bound))
         rows = self.merge(kept, sync) if sync.primary_key else self.insert(self.names.target, kept, self.names.staging)
-        after = self.value(sql.SQL("SELECT max({})::text FROM {}").format(sql.Identifier(sync.cursor), self.names.target))
-        after = after if after is not None else before
-        _save_cursor(self.cur, pipeline, after, run_id)
-        return load.Committed(rows, skipped, before, after)
+        # The table's cursor column is indexed: its maximum is one index lookup.
+        after = self.value(sql.SQL("SELECT max({})::text FROM {}").format(cursor, self.names.target))
+        after = after if after is not None else (plan.replace_from or plan.cursor_before)
+        return load.Committed(rows, skipped, plan.cursor_before, after, rows_deleted=deleted, rows_already_loaded=duplicates)
 
     def commit(
-        self, columns: list[Column], sync: SyncSpec, policy: SchemaChanges, *, pipeline: str, run_id: str, data_columns: list[str]
+        self, columns: list[Column], plan: load.Plan, policy: SchemaChanges, *, pipeline: str, run_id: str, data_columns: list[str]
     ) -> load.Committed:
+        sync = plan.sync
         self.run(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.names.schema)))
         existing = self.existing_columns()
-        found, kept, table = _reconcile(columns, existing, policy, str(self.names), keep_dropped=sync.mode == "replace")
+        found, kept, table = _reconcile(columns, existing, policy, str(self.names), keep_dropped=plan.replaces_table)
         _check_sync_columns(kept, sync, self.names)
-        if sync.mode == "replace":
-            committed = load.Committed(self.replace(kept, table))
+        if plan.replaces_table:
+            committed = load.Committed(self.replace(kept, table), cursor_before=plan.cursor_before)
+            if sync.mode == "incremental":
+                after = self.value(sql.SQL("SELECT max({})::text FROM {}").format(sql.Identifier(sync.cursor), self.names.target))
+                committed = dataclasses.replace(committed, cursor_after=after)
         else:
             self.ensure_target(existing, table, sync)
             if sync.mode == "incremental":
-                committed = self.incremental(existing, kept, sync, pipeline=pipeline, run_id=run_id, data_columns=data_columns)
+                committed = self.incremental(existing, kept, plan, data_columns=data_columns)
             elif sync.mode == "merge":
                 committed = load.Committed(self.merge(kept, sync))
             else:
                 committed = load.Committed(self.insert(self.names.target, kept, self.names.staging))
         self.run(sql.SQL("DROP TABLE {}").format(self.names.staging))
+        _ensure_state_tables(self.cur)
+        if sync.mode == "incremental" or plan.full_refresh or plan.cursor_before is not None:
+            _save_state(self.cur, pipeline, load.State(committed.cursor_after if sync.mode == "incremental" else None), run_id)
+        _record_history(self.cur, pipeline, str(self.names), "load", run_id, plan.load_id, plan.cursor_before,
+                        committed.cursor_after, committed.rows_written, committed.rows_deleted)
         return dataclasses.replace(committed, drift=found)
 
 
@@ -270,24 +305,105 @@ def _check_sync_columns(kept: list[Column], sync: SyncSpec, names: _Names) -> No
             )
 
 
-def _ensure_state_table(cur: PgCursor) -> None:
+HISTORY = sql.Identifier(load.STATE_SCHEMA, load.HISTORY_TABLE)
+
+
+def _ensure_state_tables(cur: PgCursor) -> None:
+    """The state and history tables in ``_etl``, made or brought up to date. Checked before any
+    DDL: an ALTER would hold a lock on the state table until the load commits, so that loads of
+    other pipelines into this database would wait for each other."""
+    cur.execute("SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(%s) AND attnum > 0 AND NOT attisdropped",
+                [qualified(load.STATE_SCHEMA, load.STATE_TABLE)])
+    state_columns = {row[0] for row in cur.fetchall()}
+    cur.execute("SELECT to_regclass(%s)", [qualified(load.STATE_SCHEMA, load.HISTORY_TABLE)])
+    has_history = cur.fetchone()[0] is not None
+    if state_columns and "pending" in state_columns and has_history:
+        return
     cur.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(load.STATE_SCHEMA)))
     cur.execute(
         sql.SQL(
-            "CREATE TABLE IF NOT EXISTS {} (pipeline text PRIMARY KEY, cursor_value text, updated_at timestamptz, run_id text)"
+            "CREATE TABLE IF NOT EXISTS {} (pipeline text PRIMARY KEY, cursor_value text, updated_at timestamptz, run_id text, "
+            "pending text, rewind_from text)"
         ).format(STATE)
     )
-
-
-def _save_cursor(cur: PgCursor, pipeline: str, cursor: str | None, run_id: str | None) -> None:
+    if state_columns and "pending" not in state_columns:  # a database from before rewinds
+        cur.execute(sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS pending text, ADD COLUMN IF NOT EXISTS rewind_from text").format(STATE))
     cur.execute(
         sql.SQL(
-            "INSERT INTO {} (pipeline, cursor_value, updated_at, run_id) VALUES (%s, %s, now(), %s) "
-            "ON CONFLICT (pipeline) DO UPDATE SET cursor_value = EXCLUDED.cursor_value, "
-            "updated_at = EXCLUDED.updated_at, run_id = EXCLUDED.run_id"
-        ).format(STATE),
-        [pipeline, cursor, run_id],
+            "CREATE TABLE IF NOT EXISTS {} (pipeline text, table_name text, recorded_at timestamptz, action text, run_id text, "
+            "load_id text, cursor_before text, cursor_after text, rows_written bigint, rows_deleted bigint)"
+        ).format(HISTORY)
     )
+    cur.execute(sql.SQL("CREATE INDEX IF NOT EXISTS state_history_load_id ON {} (load_id)").format(HISTORY))
+
+
+def _save_state(cur: PgCursor, pipeline: str, state: load.State, run_id: str | None) -> None:
+    cur.execute(
+        sql.SQL(
+            "INSERT INTO {} (pipeline, cursor_value, updated_at, run_id, pending, rewind_from) VALUES (%s, %s, now(), %s, %s, %s) "
+            "ON CONFLICT (pipeline) DO UPDATE SET cursor_value = EXCLUDED.cursor_value, updated_at = EXCLUDED.updated_at, "
+            "run_id = EXCLUDED.run_id, pending = EXCLUDED.pending, rewind_from = EXCLUDED.rewind_from"
+        ).format(STATE),
+        [pipeline, state.cursor, run_id, state.pending, state.rewind_from],
+    )
+
+
+def _record_history(cur: PgCursor, pipeline: str, table: str, action: str, run_id: str | None, load_id: str | None,
+                    before: str | None, after: str | None, written: int | None, deleted: int | None) -> None:
+    cur.execute(
+        sql.SQL("INSERT INTO {} VALUES (%s, %s, now(), %s, %s, %s, %s, %s, %s, %s)").format(HISTORY),
+        [pipeline, table, action, run_id, load_id, before, after, written, deleted],
+    )
+
+
+class Prepared:
+    """A load applied in an open PostgreSQL transaction, holding the table's lock: ``finish``
+    commits it, ``abandon`` rolls it back. Either closes the connection."""
+
+    def __init__(self, pg: PgConnection, committed: load.Committed, failure: str, hidden: list[str]):
+        self.pg, self.committed, self._failure, self._hidden = pg, committed, failure, hidden
+
+    def finish(self) -> None:
+        try:
+            self.pg.commit()
+        except psycopg2.Error as err:
+            raise PostgresDestinationError(secrets.scrub(f"{self._failure}: {str(err).strip()}", extra=self._hidden)) from None
+        finally:
+            self.pg.close()
+
+    def abandon(self) -> None:
+        try:
+            self.pg.rollback()
+        except psycopg2.Error:
+            pass  # the connection is gone: the server rolled the transaction back already
+        finally:
+            self.pg.close()
+
+
+def prepare(
+    duck: duckdb.DuckDBPyConnection,
+    stage: load.TableRef,
+    *,
+    dsn: str,
+    schema: str,
+    table: str,
+    plan: load.Plan,
+    pipeline: str,
+    run_id: str,
+    data_columns: list[str],
+    schema_policy: SchemaChanges = "freeze",
+    rows_per_batch: int = ROWS_PER_BATCH,
+) -> Prepared:
+    """Apply the DuckDB ``stage`` to PostgreSQL table ``schema.table`` by ``plan`` in one open
+    transaction, with the pipeline's state and a history entry naming the load id; commit it
+    with ``finish``. Semantics as ``commit``."""
+    if schema_policy not in ("freeze", "evolve", "discard"):
+        raise ValueError(f"schema_policy must be freeze, evolve or discard, not {schema_policy!r}")
+
+    def apply(tx: "_Transaction", columns: list[Column]) -> load.Committed:
+        return tx.commit(columns, plan, schema_policy, pipeline=pipeline, run_id=run_id, data_columns=data_columns)
+
+    return prepare_staged(duck, stage, dsn, schema, table, rows_per_batch, "loading into", apply)
 
 
 def commit(
@@ -303,6 +419,7 @@ def commit(
     data_columns: list[str],
     schema_policy: SchemaChanges = "freeze",
     rows_per_batch: int = ROWS_PER_BATCH,
+    plan: load.Plan | None = None,
 ) -> load.Committed:
     """Commit the DuckDB ``stage`` into PostgreSQL table ``schema.table`` by ``sync.mode``.
 
@@ -311,60 +428,106 @@ def commit(
     table's, as in the warehouse: ``freeze`` fails naming every difference; ``evolve``
     adds new columns (NULL in older rows); ``discard`` leaves new columns out. A column
     the load lacks is kept and NULL in new rows (a replace keeps it too); a changed type
-    always fails. Leaves ``stage`` as it was.
+    always fails. Leaves ``stage`` as it was. Without a ``plan``, the pipeline's state in this
+    database says what the load does (a pending full refresh or rewind, the saved cursor).
 
     Raises PostgresDestinationError (driver errors, scrubbed) or load.SchemaMismatch;
     either way the table and its saved cursor are as they were.
     """
-    if schema_policy not in ("freeze", "evolve", "discard"):
-        raise ValueError(f"schema_policy must be freeze, evolve or discard, not {schema_policy!r}")
-    with staged_transaction(duck, stage, dsn, schema, table, rows_per_batch, "loading into") as (tx, columns):
-        return tx.commit(columns, sync, schema_policy, pipeline=pipeline, run_id=run_id, data_columns=data_columns)
+    if plan is None:
+        plan = load.plan_for(read_state(dsn, pipeline), sync, load_id=run_id)
+    prepared = prepare(
+        duck, stage, dsn=dsn, schema=schema, table=table, plan=plan, pipeline=pipeline, run_id=run_id,
+        data_columns=data_columns, schema_policy=schema_policy, rows_per_batch=rows_per_batch,
+    )
+    prepared.finish()
+    return prepared.committed
 
 
-@contextmanager
-def staged_transaction(
-    duck: duckdb.DuckDBPyConnection, stage: load.TableRef, dsn: str, schema: str, table: str, rows_per_batch: int, doing: str
-) -> Iterator[tuple["_Transaction", list]]:
+def prepare_staged(duck, stage, dsn: str, schema: str, table: str, rows_per_batch: int, doing: str, apply) -> Prepared:
     """The staged rows bulk-copied into a staging table beside ``schema.table`` (under the
-    table's lock), then one open transaction on them and the staged columns. Every load's way
-    in: a commit by sync mode, or a partition's replacement."""
+    table's lock), then ``apply(transaction, columns)`` in one transaction left open. Every load's
+    way in: a commit by sync mode, or a partition's replacement."""
     names = _Names(schema, table)
     columns = [pg_column(name, duckdb_type) for name, duckdb_type in load.columns_of(duck, stage)]
     for name in [schema, table, *(c.name for c in columns)]:
         _check_name(name)
     if ROW in {c.name for c in columns}:
         raise PostgresDestinationError(f"column name {ROW} is reserved for the load's row order")
-    with _session(dsn, f"{doing} PostgreSQL table {names} failed") as pg:
+    failure = f"{doing} PostgreSQL table {names} failed"
+    hidden = _secrets_in(dsn)
+    pg = _connect(dsn, failure, hidden)
+    try:
         _lock(pg, names)
         _copy_to_staging(duck, stage, pg, dsn, names, columns, rows_per_batch)
-        with pg, pg.cursor() as cur:
-            yield _Transaction(cur, names), columns
+        committed = apply(_Transaction(pg.cursor(), names), columns)
+    except (psycopg2.Error, adbc_driver_manager.Error) as err:
+        Prepared(pg, None, failure, hidden).abandon()
+        raise PostgresDestinationError(secrets.scrub(f"{failure}: {str(err).strip()}", extra=hidden)) from None
+    except BaseException:
+        Prepared(pg, None, failure, hidden).abandon()
+        raise
+    return Prepared(pg, committed, failure, hidden)
+
+
+def read_state(dsn: str, pipeline: str) -> load.State:
+    """The pipeline's state in this database (none yet: an empty state; nothing is created)."""
+    with _session(dsn, f"reading the cursor of pipeline {pipeline!r} failed") as pg, pg, pg.cursor() as cur:
+        cur.execute("SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(%s) AND attnum > 0 AND NOT attisdropped",
+                    [qualified(load.STATE_SCHEMA, load.STATE_TABLE)])
+        columns = {row[0] for row in cur.fetchall()}
+        if not columns:
+            return load.State()
+        extra = ", pending, rewind_from" if "pending" in columns else ", NULL, NULL"
+        cur.execute(sql.SQL("SELECT cursor_value" + extra + " FROM {} WHERE pipeline = %s").format(STATE), [pipeline])
+        row = cur.fetchone()
+        return load.State(*row) if row else load.State()
 
 
 def saved_cursor(dsn: str, pipeline: str) -> str | None:
     """The pipeline's saved cursor in this database, or None."""
-    with _session(dsn, f"reading the cursor of pipeline {pipeline!r} failed") as pg, pg, pg.cursor() as cur:
-        cur.execute("SELECT to_regclass(%s)", [qualified(load.STATE_SCHEMA, load.STATE_TABLE)])
-        if cur.fetchone()[0] is None:
-            return None
-        cur.execute(sql.SQL("SELECT cursor_value FROM {} WHERE pipeline = %s").format(STATE), [pipeline])
-        row = cur.fetchone()
-        return row[0] if row else None
+    return read_state(dsn, pipeline).cursor
 
 
-def reset_state(dsn: str, pipeline: str, to: str | None) -> tuple[str | None, str | None]:
-    """Forget the pipeline's saved cursor (``to`` None: the next incremental load reads
-    everything) or rewind it to ``to``. Returns the cursor before and after."""
+def reset_state(dsn: str, pipeline: str, to: str | None, *, table: str = "") -> tuple[str | None, str | None]:
+    """Make the pipeline's next load a full refresh (``to`` None) or a rewind to ``to`` (it
+    replaces the rows from that cursor value on), recorded in the history. Returns the cursor
+    before and after."""
     with _session(dsn, f"resetting the cursor of pipeline {pipeline!r} failed") as pg, pg, pg.cursor() as cur:
-        _ensure_state_table(cur)
+        _ensure_state_tables(cur)
         cur.execute(sql.SQL("SELECT cursor_value FROM {} WHERE pipeline = %s FOR UPDATE").format(STATE), [pipeline])
         row = cur.fetchone()
-        if to is None:
-            cur.execute(sql.SQL("DELETE FROM {} WHERE pipeline = %s").format(STATE), [pipeline])
-        else:
-            _save_cursor(cur, pipeline, to, "reset")
-        return (row[0] if row else None), to
+        before = row[0] if row else None
+        after = load.State(None, load.FULL_REFRESH) if to is None else load.State(to, load.REWIND, to)
+        _save_state(cur, pipeline, after, "reset")
+        _record_history(cur, pipeline, table, "reset" if to is None else "rewind", None, None, before, after.cursor, None, None)
+        return before, to
+
+
+def history(dsn: str, pipeline: str, limit: int = 100) -> list[load.HistoryEntry]:
+    """The pipeline's committed loads, resets and rewinds in this database, newest first."""
+    with _session(dsn, f"reading the history of pipeline {pipeline!r} failed") as pg, pg, pg.cursor() as cur:
+        cur.execute("SELECT to_regclass(%s)", [qualified(load.STATE_SCHEMA, load.HISTORY_TABLE)])
+        if cur.fetchone()[0] is None:
+            return []
+        cur.execute(
+            sql.SQL(
+                "SELECT recorded_at::text, action, run_id, load_id, cursor_before, cursor_after, rows_written, rows_deleted FROM {} "
+                "WHERE pipeline = %s ORDER BY recorded_at DESC LIMIT %s"
+            ).format(HISTORY),
+            [pipeline, limit],
+        )
+        return [load.HistoryEntry(*row) for row in cur.fetchall()]
+
+
+def committed_loads(dsn: str, load_ids: list[str]) -> set[str]:
+    """Which of ``load_ids`` this database committed (each commit records its load id)."""
+    with _session(dsn, "reading the committed loads failed") as pg, pg, pg.cursor() as cur:
+        cur.execute("SELECT to_regclass(%s)", [qualified(load.STATE_SCHEMA, load.HISTORY_TABLE)])
+        if cur.fetchone()[0] is None:
+            return set()
+        cur.execute(sql.SQL("SELECT load_id FROM {} WHERE load_id = ANY(%s)").format(HISTORY), [list(load_ids)])
+        return {row[0] for row in cur.fetchall()}
 
 
 def table_summary(dsn: str, schema: str, table: str) -> tuple[int, list[tuple[str, str]]]:

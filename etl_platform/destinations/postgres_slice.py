@@ -5,7 +5,7 @@ in one transaction, after the same bulk copy into a staging table as any load
 import duckdb
 from psycopg2 import sql
 
-from etl_platform.destinations.postgres import ROWS_PER_BATCH, _Transaction, staged_transaction
+from etl_platform.destinations.postgres import ROWS_PER_BATCH, Prepared, _ensure_state_tables, _record_history, _Transaction, prepare_staged
 from etl_platform.destinations.postgres_columns import _reconcile
 from etl_platform.spec import SchemaChanges, SyncSpec
 from etl_platform.steps import load
@@ -42,7 +42,7 @@ def _replace_in_transaction(tx: _Transaction, columns, part: load.Slice, policy:
     return load.Committed(rows_written=rows, drift=found, rows_deleted=deleted, rows_outside=outside)
 
 
-def replace_slice(
+def prepare_slice(
     duck: duckdb.DuckDBPyConnection,
     stage: load.TableRef,
     *,
@@ -52,13 +52,31 @@ def replace_slice(
     part: load.Slice,
     schema_policy: SchemaChanges = "freeze",
     rows_per_batch: int = ROWS_PER_BATCH,
-) -> load.Committed:
+    pipeline: str | None = None,
+    run_id: str = "",
+    load_id: str | None = None,
+) -> Prepared:
     """Replace the rows of ``part`` in PostgreSQL table ``schema.table`` with the staged rows
-    of ``part``; staged rows outside it are left out. Schema policy as ``postgres.commit``.
+    of ``part`` in one open transaction (with a history entry naming the load id, when a pipeline
+    is given); commit it with ``finish``. Staged rows outside the partition are left out. Schema
+    policy as ``postgres.commit``.
 
     Raises PostgresDestinationError (driver errors, scrubbed) or load.SchemaMismatch;
     either way the table is as it was.
     """
-    doing = f"replacing partition {part.label} of"
-    with staged_transaction(duck, stage, dsn, schema, table, rows_per_batch, doing) as (tx, columns):
-        return _replace_in_transaction(tx, columns, part, schema_policy)
+
+    def apply(tx: _Transaction, columns) -> load.Committed:
+        committed = _replace_in_transaction(tx, columns, part, schema_policy)
+        if pipeline is not None:
+            _ensure_state_tables(tx.cur)
+            _record_history(tx.cur, pipeline, str(tx.names), "load", run_id, load_id, None, None, committed.rows_written, committed.rows_deleted)
+        return committed
+
+    return prepare_staged(duck, stage, dsn, schema, table, rows_per_batch, f"replacing partition {part.label} of", apply)
+
+
+def replace_slice(duck: duckdb.DuckDBPyConnection, stage: load.TableRef, **options) -> load.Committed:
+    """``prepare_slice``, committed at once."""
+    prepared = prepare_slice(duck, stage, **options)
+    prepared.finish()
+    return prepared.committed

@@ -71,3 +71,22 @@ def forget(con, pipeline: str) -> int:
     [(count,)] = con.execute(f"SELECT count(*) FROM {LEDGER} WHERE pipeline = ?", [pipeline]).fetchall()
     con.execute(f"DELETE FROM {LEDGER} WHERE pipeline = ?", [pipeline])
     return count
+
+
+def forget_table(con, pipeline: str, table: str) -> None:
+    """Drop the ledger's entries for one table: a load that replaces its rows replaces what the
+    ledger can vouch for (call inside that load's transaction)."""
+    _ensure(con)
+    con.execute(f"DELETE FROM {LEDGER} WHERE pipeline = ? AND table_name = ?", [pipeline, table])
+
+
+def undo_ledger(con, pipeline: str, table: str, run_id: str) -> None:
+    """Drop what one run recorded for a table: its load did not commit in the destination."""
+    _ensure(con)
+    con.execute(f"DELETE FROM {LEDGER} WHERE pipeline = ? AND table_name = ? AND run_id = ?", [pipeline, table, run_id])
+
+
+def count(con, pipeline: str) -> int:
+    """How many files the ledger holds for the pipeline."""
+    _ensure(con)
+    return con.execute(f"SELECT count(*) FROM {LEDGER} WHERE pipeline = ?", [pipeline]).fetchall()[0][0]

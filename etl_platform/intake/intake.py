@@ -23,8 +23,12 @@ class FileIntake:
     """The files of one load. Call ``examine`` once; ``close`` removes temporary copies
     (also done when the object is dropped)."""
 
-    def __init__(self, con, spec, *, pipeline: str, table: str, run_id: str, relative: Callable[[Path], str]):
+    def __init__(
+        self, con, spec, *, pipeline: str, table: str, run_id: str, relative: Callable[[Path], str], consult_ledger: bool | None = None
+    ):
         self.con, self.spec, self.pipeline, self.table, self.run_id = con, spec, pipeline, table, run_id
+        # Files loaded by earlier runs are skipped only where loads add up (not by a replace).
+        self.consult_ledger = spec.sync.mode != "replace" if consult_ledger is None else consult_ledger
         self.source = spec.source
         self.format = self.source.file_format
         self._relative = relative
@@ -56,7 +60,7 @@ class FileIntake:
                     self._fingerprints[fingerprint.file] = fingerprint
             hashes = sorted({f.sha256 for f in self._fingerprints.values()})
             # Across runs only where loads add up: a replace load is meant to reload everything.
-            earlier = {} if self.spec.sync.mode == "replace" else fingerprints.earlier_loads(self.con, self.pipeline, self.table, hashes)
+            earlier = fingerprints.earlier_loads(self.con, self.pipeline, self.table, hashes) if self.consult_ledger else {}
             seen: dict[str, str] = {}
             for path in list(self.readable):
                 fingerprint = self._fingerprints[self._relative(path)]

@@ -87,23 +87,44 @@ class SliceOf:
     destination: Destination
     part: load.Slice
 
+    @property
+    def two_phase(self) -> bool:
+        return self.destination.two_phase
+
     def __str__(self) -> str:
         return f"partition {self.part.label} of {self.destination}"
 
+    def state(self, duck, pipeline):
+        return load.State()  # partitioned loads keep no cursor: the partition says what to read
+
     def saved_cursor(self, duck, pipeline):
-        return None  # partitioned loads keep no cursor: the partition says what to read
+        return None
 
-    def commit(self, duck, stage, sync, *, pipeline, run_id, data_columns, schema_changes):
-        return self.destination.replace_slice(duck, stage, self.part, run_id=run_id, schema_changes=schema_changes)
+    def commit(self, duck, stage, plan, *, pipeline, run_id, data_columns, schema_changes):
+        return self.destination.replace_slice(
+            duck, stage, self.part, pipeline=pipeline, run_id=run_id, load_id=plan.load_id, schema_changes=schema_changes
+        )
 
-    def replace_slice(self, duck, stage, part, *, run_id, schema_changes):
-        return self.destination.replace_slice(duck, stage, part, run_id=run_id, schema_changes=schema_changes)
+    def replace_slice(self, duck, stage, part, *, pipeline, run_id, load_id, schema_changes):
+        return self.destination.replace_slice(duck, stage, part, pipeline=pipeline, run_id=run_id, load_id=load_id, schema_changes=schema_changes)
+
+    def finish(self):
+        self.destination.finish()
+
+    def abandon(self):
+        self.destination.abandon()
+
+    def committed_loads(self, duck, pipeline, load_ids):
+        return self.destination.committed_loads(duck, pipeline, load_ids)
 
     def summary(self, duck):
         return self.destination.summary(duck)
 
     def reset_state(self, duck, pipeline, to):
         return self.destination.reset_state(duck, pipeline, to)
+
+    def history(self, duck, pipeline, limit=100):
+        return self.destination.history(duck, pipeline, limit)
 
 
 def partition_metadata(part: load.Slice, committed: load.Committed) -> dict:

@@ -48,6 +48,8 @@ class WarehouseResource(DuckDBResource):
             max_retries=10,
         )
         try:
+            # UTC: a saved cursor of a timestamptz column is text; it reads the same whatever the machine's zone.
+            con.execute("SET TimeZone = 'UTC'")
             yield con
         finally:
             con.close()

@@ -10,11 +10,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from etl_platform import settings
-from etl_platform.destinations import Destination
 from etl_platform.partitions import runs as partition_runs
 from etl_platform.spec import PipelineSpec
 from etl_platform.sql import literal, quote
-from etl_platform.steps import ingest
+from etl_platform.steps import ingest, load
 
 
 def load_source(
@@ -30,7 +29,13 @@ def load_source(
 ) -> ingest.LoadResult:
     """Read the source of ``spec`` through ``connector`` and load it into ``target``; returns the load's result."""
     interval = settings.progress_interval_seconds() if progress_interval is None else progress_interval
-    common = dict(target=target, run_id=run_id, log=log, progress_interval=interval)
+    ingest.recover(con, target, pipeline)  # a load interrupted between its two commits, settled first
+    plan = ingest.plan_of(con, spec, target, pipeline, run_id)
+    if plan.full_refresh:
+        log(f"a full refresh: this load replaces every row of {target.committer}")
+    elif plan.replace_from is not None:
+        log(f"a rewind: this load replaces the rows of {target.committer} from cursor {plan.replace_from!r} on")
+    common = dict(target=target, run_id=run_id, log=log, progress_interval=interval, plan=plan)
     src = spec.source
     if src.reads == "files":
         with connector.fetch(src.files) as found:
@@ -43,7 +48,7 @@ def load_source(
             files = partition_runs.files_of_run(found.files, found.relative, target.part, found.location)
             return ingest.run(con, spec, pipeline=pipeline, files=files, relative=found.relative, **common)
     if src.reads == "sql":
-        cursor_column, bound = _cursor_pushdown(spec, con, pipeline, target.committer)
+        cursor_column, bound = _cursor_pushdown(spec, plan)
         sql = connector.select(src, cursor_column, bound, window=partition_runs.source_window(spec, target.part))
         log(f"reading {connector.describe()}: {sql}")
         with connector.stream(sql) as stream:
@@ -54,40 +59,65 @@ def load_source(
 
 def _load_from_api(spec: PipelineSpec, pipeline: str, connector, con, common: dict) -> ingest.LoadResult:
     """Page through the endpoint into NDJSON files beside the warehouse, then load the records
-    (typed by DuckDB from all of them) like any other stream. Incremental: the saved cursor
-    is sent as the endpoint's lower bound."""
+    like any other stream: every mapped field as text, converted exactly; without a mapping, each
+    field with the type DuckDB finds for it across all records. Incremental: the plan's bound
+    (the saved cursor, less the lookback) is sent as the endpoint's lower bound. No records is a
+    quiet tick: nothing changes (a replace keeps its table)."""
     import duckdb
 
+    from etl_platform.connectors.files import NdjsonFormat
     from etl_platform.connectors.rest import RestEndpoint
 
-    log = common["log"]
+    log, plan = common["log"], common["plan"]
     endpoint = RestEndpoint.model_validate(spec.source.endpoint)
-    since = common["target"].committer.saved_cursor(con, pipeline) if spec.sync.mode == "incremental" else None
+    since = plan.bound if spec.sync.mode == "incremental" else None
+    mapped = bool(spec.source.columns)
     settings.etl_home().mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f"{pipeline}-", dir=settings.etl_home()) as folder:
         fetched = connector.fetch(endpoint, Path(folder), since=since, log=log)
         log(f"{fetched.records:,} record(s) in {fetched.pages} page(s) from {connector.describe()}")
-        if not fetched.files:
-            # A partition's window may hold no records (a quiet day, or all of it deleted at the
-            # source): its load empties the partition, as a SQL source's empty window does.
-            empty_window = common["target"].part is not None and bool(spec.source.columns)
-            if spec.sync.mode == "replace" and not empty_window:
+        if not fetched.files and not mapped:
+            if plan.replaces_table and common["target"].part is None and not spec.sync.allow_empty:
                 raise ingest.LoadFailed(f"{spec.source.label} returned no records; the table was left as it was")
-            columns = [quote(c.source or name) for name, c in spec.source.columns.items()] if empty_window else ["__empty"]
-            files_sql = f"(SELECT {', '.join(f'NULL::VARCHAR AS {c}' for c in columns)} WHERE false)"
-        else:
-            paths = ", ".join(literal(str(p)) for p in fetched.files)
-            files_sql = f"read_ndjson([{paths}], sample_size=-1)"
+            log("no records: nothing to load")
+            return ingest.LoadResult(0, 0, 0, load.Committed(0, cursor_before=plan.cursor_before, cursor_after=plan.cursor_before),
+                                     [], {}, 0.0, None)
         with duckdb.connect() as reader_db:
-            reader = reader_db.sql(f"SELECT * FROM {files_sql}").to_arrow_reader(100_000)
+            if mapped:
+                reader_db.execute(
+                    f"CREATE TABLE records AS {_mapped_records(reader_db, NdjsonFormat(spec.source.csv), fetched.files, spec)}"
+                )
+                reader = reader_db.sql("SELECT * FROM records").to_arrow_reader(100_000)
+            else:
+                paths = ", ".join(literal(str(p)) for p in fetched.files)
+                reader = reader_db.sql(f"SELECT * FROM read_ndjson([{paths}], sample_size=-1)").to_arrow_reader(100_000)
             result, _ = ingest.run_stream(con, spec, pipeline=pipeline, reader=reader, type_hints={}, **common)
     return result
 
 
-def _cursor_pushdown(spec: PipelineSpec, con, pipeline: str, destination: Destination) -> tuple[str | None, str | None]:
-    """For an incremental load: the source column to filter on and the saved cursor (inclusive)."""
+def _mapped_records(db, fmt, files: list[Path], spec: PipelineSpec) -> str:
+    """The mapped fields of every record, as text, read exactly (numbers with every digit)."""
+    wanted = list(dict.fromkeys(c for name, col in spec.source.columns.items() for c in col.source_columns(name)))
+    if not files:
+        return "SELECT " + ", ".join(f"NULL::VARCHAR AS {quote(c)}" for c in wanted) + " WHERE false"
+    scans, offered = [], set()
+    for path in files:
+        keys, dialect = fmt.inspect(db, path, spec.source.columns)
+        offered |= set(keys)
+        scans.append(fmt.scan(path, spec.source.columns, None, fmt.prepare(db, path, spec.source.columns, dialect)))
+    # A field no record has stays out, so the load names it as missing rather than loading NULLs.
+    present = ", ".join(quote(c) for c in wanted if c in offered) or "NULL AS __no_field"
+    return " UNION ALL ".join(f"SELECT {present} FROM {scan}" for scan in scans)
+
+
+def _cursor_pushdown(spec: PipelineSpec, plan: load.Plan) -> tuple[str | None, str | None]:
+    """For an incremental load: the source column to filter on and the plan's lower bound
+    (inclusive). A cursor made by a format or an expression is compared after it is made, never
+    as the source's raw text: such a source is read whole, and its rows below the bound skipped."""
     sync = spec.sync
-    if sync.mode != "incremental" or not sync.cursor:
+    if sync.mode != "incremental" or not sync.cursor or plan.bound is None:
         return None, None
     column = spec.source.columns.get(sync.cursor)
-    return (column.source or sync.cursor) if column else sync.cursor, destination.saved_cursor(con, pipeline)
+    if column is not None and column.parsed_in_sql:
+        return None, None
+    return (column.source or sync.cursor) if column else sync.cursor, plan.bound

@@ -18,6 +18,7 @@ import duckdb
 from etl_platform.destinations import Destination, DestinationError, WarehouseTable
 from etl_platform.connectors.files import LINE, PARSE_ERROR, RAW_LINE, FileFormat, ReaderRejects, file_format, missing_columns
 from etl_platform.intake import limits as intake_limits
+from etl_platform.intake.fingerprints import forget_table, undo_ledger
 from etl_platform.intake.intake import FileIntake
 from etl_platform.intake.sniff import reader_error
 from etl_platform.spec import ColumnSpec, PipelineSpec
@@ -33,6 +34,15 @@ REJECTED_COLUMNS = (
 
 class LoadFailed(Exception):
     """The load could not complete; the destination was left as it was."""
+
+
+class NothingToReplace(LoadFailed):
+    """A load that replaces the table accepted no rows from a source that exists (NOWIPE): the
+    table was left as it was. The rejected rows and files are recorded; ``result`` says so."""
+
+    def __init__(self, message: str, result: "LoadResult"):
+        super().__init__(message)
+        self.result = result
 
 
 @dataclass
@@ -57,6 +67,11 @@ class LoadResult:
     seconds: float
     table_rows: int | None  # None when the committed table could not be measured afterwards
     columns: list[tuple[str, str]] = field(default_factory=list)
+    # Accepted rows a later row with the same key replaced within this load (merge): recorded in
+    # the rejected table with kind 'superseded', so rows_accepted = rows_written + rows_superseded
+    # (+ an incremental load's rows below the cursor or loaded already).
+    rows_superseded: int = 0
+    refused: str | None = None  # why the load was not committed (NothingToReplace)
 
     @property
     def files_rejected(self) -> list[FileResult]:
@@ -89,6 +104,22 @@ class Target:
     @property
     def committer(self) -> Destination:
         return self.destination or WarehouseTable(self.table)
+
+
+def plan_of(con: duckdb.DuckDBPyConnection, spec: PipelineSpec, target: "Target", pipeline: str, run_id: str) -> load.Plan:
+    """How this load combines with what the destination holds: its state (a pending full refresh
+    or rewind, the saved cursor) and the sync spec (the lookback below the cursor)."""
+    import uuid
+
+    sync = spec.sync
+    state = target.committer.state(con, pipeline)
+    column = spec.source.columns.get(sync.cursor or "")
+    cursor_type = column.duckdb_type if column is not None else None
+
+    def bound(cursor: str) -> str:
+        return load.lookback_bound(cursor, sync.lookback, cursor_type)
+
+    return load.plan_for(state, sync, load_id=f"{run_id}:{uuid.uuid4().hex[:12]}", lookback_bound=bound)
 
 
 def _first_error_line(err: Exception) -> str:
@@ -126,9 +157,11 @@ class _Ingest:
         *,
         fmt: FileFormat | None = None,
         passthrough: frozenset[str] = frozenset(),
+        plan: load.Plan | None = None,
     ):
         self.con, self.spec, self.target, self.relative = con, spec, target, relative
         self.run_id, self.pipeline = run_id, pipeline
+        self.plan = plan or plan_of(con, spec, target, pipeline, run_id)
         self.fmt = fmt or file_format(spec.source.file_format, spec.source.format_options)
         self.passthrough = passthrough
         self.row_errors = bool(getattr(self.fmt, "reports_row_errors", False))
@@ -275,17 +308,46 @@ class _Ingest:
         if self.with_cast_errors:
             record = f"coalesce(s.{stage.RAW_RECORD}, {record})"
         reasons = stage.reasons(self.rules, with_cast_errors=self.with_cast_errors)
-        # A reader that numbers its rows says each row's line; otherwise it is worked out below.
-        line = f"s.{LINE}" if LINE in self.reader_columns else "s.__index + s.__first_line + sh.__shift"
         not_parse = f" WHERE s.{PARSE_ERROR} IS NULL" if PARSE_ERROR in self.reader_columns else ""
-        # A failing row's line = its index among accepted rows + the first data line + how many
-        # reader-rejected lines come before it. That count is a running count over both sets
-        # merged in position order (reader lines first on ties): one window pass per file.
+        self._locate("__failing")
         con.execute(
-            f"""INSERT INTO {rej.sql}
+            f"INSERT INTO {rej.sql} SELECT ?, l.__file, l.__line, 'rule', {reasons}, {record}, now() "
+            f"FROM __failing s JOIN __located l ON l.__row = s.__row{not_parse}",
+            [self.run_id],
+        )
+        if PARSE_ERROR in self.reader_columns:
+            # A line that could not be parsed has no values: it is rejected with its own text.
+            con.execute(
+                f"INSERT INTO {rej.sql} SELECT ?, l.__file, l.__line, 'parse', [s.{PARSE_ERROR}], s.{RAW_LINE}, now() "
+                f"FROM __failing s JOIN __located l ON l.__row = s.__row WHERE s.{PARSE_ERROR} IS NOT NULL",
+                [self.run_id],
+            )
+        con.execute(f"INSERT INTO {rej.sql} SELECT ?, __file, __line, 'parse', __reasons, __csv_line, now() FROM __reader_lines", [self.run_id])
+        for path, reason in excluded.items():
+            con.execute(f"INSERT INTO {rej.sql} VALUES (?, ?, NULL, 'file', [?], NULL, now())", [self.run_id, self.relative(path), reason])
+        con.execute(f"DELETE FROM {self.target.stage.sql} WHERE rowid IN (SELECT __row FROM __failing)")
+        return load.scalar(con, "SELECT count(*) FROM __failing") or 0
+
+    def _locate(self, rows: str) -> None:
+        """``__located(__row, __file, __line)``: the file and line of each stage row in temp table
+        ``rows`` (its column ``__row``; and ``LINE`` when the reader numbers lines).
+
+        Without line numbers from the reader, a row's line = its index among the rows the file
+        staged + the first data line + how many reader-rejected lines come before it. That count
+        is a running count over both sets merged in position order (reader lines first on ties):
+        one window pass per file.
+        """
+        if LINE in self.reader_columns:
+            self.con.execute(
+                f"CREATE OR REPLACE TEMP TABLE __located AS SELECT r.__row, f.__file, r.{LINE} AS __line "
+                f"FROM {rows} r JOIN __files f ON r.__row BETWEEN f.__first_row AND f.__last_row"
+            )
+            return
+        self.con.execute(
+            f"""CREATE OR REPLACE TEMP TABLE __located AS
             WITH positioned AS (
-                SELECT s.*, f.__file, f.__first_line, s.__row - f.__first_row AS __index
-                FROM __failing s JOIN __files f ON s.__row BETWEEN f.__first_row AND f.__last_row
+                SELECT r.__row, f.__file, f.__first_line, r.__row - f.__first_row AS __index
+                FROM {rows} r JOIN __files f ON r.__row BETWEEN f.__first_row AND f.__last_row
             ), merged AS (
                 SELECT __file, __accepted_before AS __pos, 0 AS __is_row, NULL::BIGINT AS __row FROM __reader_lines
                 UNION ALL
@@ -295,22 +357,44 @@ class _Ingest:
                        sum(1 - __is_row) OVER (PARTITION BY __file ORDER BY __pos, __is_row ROWS UNBOUNDED PRECEDING) AS __shift
                 FROM merged
             )
-            SELECT ?, s.__file, {line}, 'rule', {reasons}, {record}, now()
-            FROM positioned s JOIN shifted sh ON sh.__is_row = 1 AND sh.__row = s.__row{not_parse}""",
+            SELECT s.__row, s.__file, s.__index + s.__first_line + sh.__shift AS __line
+            FROM positioned s JOIN shifted sh ON sh.__is_row = 1 AND sh.__row = s.__row"""
+        )
+
+    def record_superseded(self) -> int:
+        """Rows of a merge that a later row with the same key replaces within this load (the
+        highest cursor wins, then the row read last): moved to the rejected table with kind
+        'superseded' and the line that won, instead of being dropped without a trace."""
+        sync, con, stage_sql = self.spec.sync, self.con, self.target.stage.sql
+        if not sync.primary_key or sync.mode not in ("merge", "incremental"):
+            return 0
+        keys = ", ".join(quote(k) for k in sync.primary_key)
+        order = ([f"{quote(sync.cursor)} DESC NULLS LAST"] if sync.cursor else []) + ["rowid DESC"]
+        line = f", {LINE}" if LINE in self.reader_columns else ""
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE __superseded AS SELECT __row, __winner FROM ("
+            f"SELECT rowid AS __row, first_value(rowid) OVER w AS __winner, row_number() OVER w AS __rank FROM {stage_sql} "
+            f"WINDOW w AS (PARTITION BY {keys} ORDER BY {', '.join(order)})) WHERE __rank > 1"
+        )
+        superseded = load.scalar(con, "SELECT count(*) FROM __superseded") or 0
+        if not superseded:
+            return 0
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE __superseded_rows AS SELECT rowid AS __row{line} FROM {stage_sql} "
+            "WHERE rowid IN (SELECT __row FROM __superseded UNION SELECT __winner FROM __superseded)"
+        )
+        self._locate("__superseded_rows")
+        columns = [c for c in self.spec.source.columns]
+        record = "to_json({" + ", ".join(f"{literal(c)}: s.{quote(c)}" for c in columns) + "})::VARCHAR"
+        con.execute(
+            f"INSERT INTO {self.target.rejected.sql} SELECT ?, lo.__file, lo.__line, 'superseded', "
+            f"['superseded by ' || wi.__file || ' line ' || wi.__line || ' (the same key)'], {record}, now() "
+            f"FROM __superseded x JOIN __located lo ON lo.__row = x.__row JOIN __located wi ON wi.__row = x.__winner "
+            f"JOIN {stage_sql} s ON s.rowid = x.__row",
             [self.run_id],
         )
-        if PARSE_ERROR in self.reader_columns:
-            # A line that could not be parsed has no values: it is rejected with its own text.
-            con.execute(
-                f"INSERT INTO {rej.sql} SELECT ?, f.__file, s.{LINE}, 'parse', [s.{PARSE_ERROR}], s.{RAW_LINE}, now() "
-                f"FROM __failing s JOIN __files f ON s.__row BETWEEN f.__first_row AND f.__last_row WHERE s.{PARSE_ERROR} IS NOT NULL",
-                [self.run_id],
-            )
-        con.execute(f"INSERT INTO {rej.sql} SELECT ?, __file, __line, 'parse', __reasons, __csv_line, now() FROM __reader_lines", [self.run_id])
-        for path, reason in excluded.items():
-            con.execute(f"INSERT INTO {rej.sql} VALUES (?, ?, NULL, 'file', [?], NULL, now())", [self.run_id, self.relative(path), reason])
-        con.execute(f"DELETE FROM {self.target.stage.sql} WHERE rowid IN (SELECT __row FROM __failing)")
-        return load.scalar(con, "SELECT count(*) FROM __failing") or 0
+        con.execute(f"DELETE FROM {stage_sql} WHERE rowid IN (SELECT __row FROM __superseded)")
+        return superseded
 
     def _source_names(self):
         return (col.source or name for name, col in self.spec.source.columns.items())
@@ -348,8 +432,10 @@ def run(
     run_id: str,
     log: Callable[[str], None],
     progress_interval: float,
+    plan: load.Plan | None = None,
 ) -> LoadResult:
-    """Load ``files`` into ``target`` by the pipeline's sync mode.
+    """Load ``files`` into ``target`` by the pipeline's sync mode (or ``plan``, worked out from the
+    destination's state when not given).
 
     Staging happens outside the destination; validating, recording rejections and
     committing the sync happen in one transaction, so readers see the old table or
@@ -357,9 +443,13 @@ def run(
     """
     started = time.monotonic()
     # Fingerprints, sniffs, decompresses and transcodes the files; rejects and skips some of them.
-    intake = FileIntake(con, spec, pipeline=pipeline, table=f"{target.table.schema}.{target.table.name}", run_id=run_id, relative=relative)
+    recover(con, target, pipeline)
+    plan = plan or plan_of(con, spec, target, pipeline, run_id)
+    # Across runs the ledger says which files were loaded; a load that replaces the table reads them all.
+    intake = FileIntake(con, spec, pipeline=pipeline, table=f"{target.table.schema}.{target.table.name}", run_id=run_id,
+                        relative=relative, consult_ledger=not plan.replaces_table and target.part is None)
     files, relative = intake.examine(files), intake.relative
-    ingest = _Ingest(con, spec, target, relative, run_id, pipeline)
+    ingest = _Ingest(con, spec, target, relative, run_id, pipeline, plan=plan)
     ingest.intake = intake
     excluded: dict[Path, str] = dict(intake.rejected)
     dialects: dict[Path, dict] = {}
@@ -399,6 +489,7 @@ def run_stream(
     run_id: str,
     log: Callable[[str], None],
     progress_interval: float,
+    plan: load.Plan | None = None,
 ) -> tuple[LoadResult, PipelineSpec]:
     """Load an Arrow stream (a table, a query, an API's records) into ``target``.
 
@@ -422,7 +513,9 @@ def run_stream(
         missing = missing_columns(list(source_types), spec.source.columns)
         if missing:
             raise LoadFailed(f"{spec.source.label}: missing mapped column(s) {', '.join(missing)}; the source has {', '.join(list(source_types)[:30])}")
-        ingest = _Ingest(con, spec, target, lambda p: str(p), run_id, pipeline, fmt=_ArrowScan(spec.source.csv), passthrough=passthrough)
+        recover(con, target, pipeline)
+        ingest = _Ingest(con, spec, target, lambda p: str(p), run_id, pipeline, fmt=_ArrowScan(spec.source.csv),
+                         passthrough=passthrough, plan=plan)
         try:
             with Progress(con, log, progress_interval, target.table.name) as progress:
                 staged = ingest.stage_stream(view, spec.source.label, progress)
@@ -462,25 +555,34 @@ def _stop_if_bad_files(spec: PipelineSpec, excluded: dict[Path, str], relative: 
 
 
 def _validate_and_commit(ingest: _Ingest, staged: list[StagedFile], excluded: dict[Path, str], started: float) -> LoadResult:
-    con, spec, target = ingest.con, ingest.spec, ingest.target
+    con, spec, target, plan = ingest.con, ingest.spec, ingest.target, ingest.plan
     left_out = ingest.leave_out_other_partitions(staged)
     rule_rejected = ingest.record_rejections(staged, excluded)
     rows_staged = sum(f.rows for f in staged) - sum(left_out.values())
     reader_rejected = load.scalar(con, "SELECT count(*) FROM __reader_lines") or 0
+    superseded = ingest.record_superseded()
     if ingest.with_cast_errors:
         con.execute(f"ALTER TABLE {target.stage.sql} DROP COLUMN {stage.CAST_ERRORS}")
         con.execute(f"ALTER TABLE {target.stage.sql} DROP COLUMN {stage.RAW_RECORD}")
     for name in ingest.reader_columns:
         con.execute(f"ALTER TABLE {target.stage.sql} DROP COLUMN {quote(name)}")
-    committed = target.committer.commit(
-        con, target.stage, spec.sync,
-        pipeline=ingest.pipeline, run_id=ingest.run_id, data_columns=list(spec.source.columns),
-        schema_changes=spec.destination.schema_changes,
-    )
+    accepted = rows_staged - rule_rejected
+    refused = _nothing_to_replace(ingest, accepted, rows_staged + reader_rejected, staged, excluded)
+    if refused:
+        committed = load.Committed(rows_written=0, cursor_before=plan.cursor_before, cursor_after=plan.cursor_before)
+    else:
+        committed = target.committer.commit(
+            con, target.stage, plan,
+            pipeline=ingest.pipeline, run_id=ingest.run_id, data_columns=list(spec.source.columns),
+            schema_changes=spec.destination.schema_changes,
+        )
     if left_out:
         committed = dataclasses.replace(committed, rows_outside=committed.rows_outside + sum(left_out.values()))
     per_file = dict(
-        con.execute(f"SELECT source_file, count(*) FROM {target.rejected.sql} WHERE run_id = ? GROUP BY ALL", [ingest.run_id]).fetchall()
+        con.execute(
+            f"SELECT source_file, count(*) FROM {target.rejected.sql} WHERE run_id = ? AND kind <> 'superseded' GROUP BY ALL",
+            [ingest.run_id],
+        ).fetchall()
     )
     reader_rows = dict(con.execute("SELECT __file, count(*) FROM __reader_lines GROUP BY ALL").fetchall())
     files = [
@@ -490,39 +592,76 @@ def _validate_and_commit(ingest: _Ingest, staged: list[StagedFile], excluded: di
     ]
     by_reason = dict(
         con.execute(
-            f"SELECT reason, count(*) FROM (SELECT unnest(reasons) AS reason FROM {target.rejected.sql} WHERE run_id = ? AND kind <> 'file') "
-            "GROUP BY reason ORDER BY count(*) DESC, reason LIMIT 25",
+            f"SELECT reason, count(*) FROM (SELECT unnest(reasons) AS reason FROM {target.rejected.sql} "
+            "WHERE run_id = ? AND kind NOT IN ('file', 'superseded')) GROUP BY reason ORDER BY count(*) DESC, reason LIMIT 25",
             [ingest.run_id],
         ).fetchall()
     )
     return LoadResult(
         rows_read=rows_staged + reader_rejected,
-        rows_accepted=rows_staged - rule_rejected,
+        rows_accepted=accepted,
         rows_rejected=rule_rejected + reader_rejected,
         committed=committed,
         files=files,
         rejected_by_reason=by_reason,
         seconds=time.monotonic() - started,
         table_rows=None,
+        rows_superseded=superseded,
+        refused=refused,
     )
+
+
+def _nothing_to_replace(ingest: _Ingest, accepted: int, read: int, staged: list[StagedFile], excluded: dict[Path, str]) -> str | None:
+    """Why this load must not replace the table (NOWIPE), or None: it replaces every row and
+    accepted none, from files or a table that exist. A partition's empty window is not such a
+    load (its partition is empty at the source), nor one the spec allows to empty the table."""
+    if accepted or not ingest.plan.replaces_table or ingest.target.part is not None or ingest.spec.sync.allow_empty:
+        return None
+    if excluded and not staged:
+        return f"all {len(excluded)} file(s) were rejected whole"
+    if read:
+        return f"every one of the {read:,} row(s) read was rejected"
+    return "the source holds no rows"
 
 
 def _in_one_transaction(
     ingest: _Ingest, staged: list[StagedFile], excluded: dict[Path, str], started: float, log: Callable[[str], None]
 ) -> LoadResult:
-    """Validate, record rejections and commit in one warehouse transaction, then measure the table."""
-    con, committer = ingest.con, ingest.target.committer
+    """Validate, record rejections and the ledger, and commit in one warehouse transaction; then the
+    destination's own commit, if it has one (see ``Destination``); then measure the table."""
+    con, committer, target = ingest.con, ingest.target.committer, ingest.target
     con.execute("BEGIN TRANSACTION")
     try:
         result = _validate_and_commit(ingest, staged, excluded, started)
+        if ingest.intake is not None and not result.refused:
+            # The ledger of loaded files commits with the rows: a failed load records nothing. It
+            # vouches only for rows the table holds: a load that replaces them (or a partition's
+            # rows) replaces what it says.
+            if ingest.plan.replaces_table or target.part is not None:
+                forget_table(con, ingest.pipeline, f"{target.table.schema}.{target.table.name}")
+            if target.part is None:
+                ingest.intake.record(con, [f.name for f in staged], {ingest.relative(p) for p in excluded})
         if ingest.intake is not None:
-            # The ledger of loaded files commits with the rows: a failed load records nothing.
-            ingest.intake.record(con, [f.name for f in staged], {ingest.relative(p) for p in excluded})
             result.files += [FileResult(name, duplicate_of=why) for name, why in ingest.intake.duplicates]
+        if committer.two_phase and not result.refused:
+            _mark_pending(con, ingest)
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
+        committer.abandon()
         raise
+    if result.refused:
+        raise NothingToReplace(
+            f"{result.refused}; {target.table} was left as it was (a load that replaces the table never swaps in an empty "
+            "one; set sync.allow_empty to allow it)", result,
+        )
+    if committer.two_phase:
+        try:
+            committer.finish()
+        except BaseException:
+            recover(con, target, ingest.pipeline)  # undoes this load's bookkeeping unless the commit went through
+            raise
+        _clear_pending(con, ingest.plan.load_id)
     result.seconds = time.monotonic() - started
     try:
         result.table_rows, result.columns = committer.summary(con)
@@ -530,3 +669,60 @@ def _in_one_transaction(
         # The load is committed: failing the step now would make a retry load it twice.
         log(f"the load is committed, but {committer} could not be measured: {err}")
     return result
+
+
+# Loads into another database or a file table commit twice: first the warehouse (rejected rows,
+# ledger, and a marker naming the load), then the destination, whose commit records the load id.
+PENDING = f"{load.STATE_SCHEMA}.pending_commits"
+
+
+def _ensure_pending_table(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(load.STATE_SCHEMA)}")
+    con.execute(
+        f"CREATE TABLE IF NOT EXISTS {PENDING} (pipeline VARCHAR, table_name VARCHAR, load_id VARCHAR, run_id VARCHAR, "
+        "rejected_table VARCHAR, marked_at TIMESTAMPTZ)"
+    )
+
+
+def _mark_pending(con: duckdb.DuckDBPyConnection, ingest: _Ingest) -> None:
+    _ensure_pending_table(con)
+    t = ingest.target
+    con.execute(
+        f"INSERT INTO {PENDING} VALUES (?, ?, ?, ?, ?, now())",
+        [ingest.pipeline, str(t.table), ingest.plan.load_id, ingest.run_id, str(t.rejected)],
+    )
+
+
+def _clear_pending(con: duckdb.DuckDBPyConnection, load_id: str) -> None:
+    con.execute(f"DELETE FROM {PENDING} WHERE load_id = ?", [load_id])
+
+
+def recover(con: duckdb.DuckDBPyConnection, target: "Target", pipeline: str) -> int:
+    """Settle loads of this table that were interrupted between the warehouse's commit and the
+    destination's: the destination says which load ids it committed; the warehouse bookkeeping
+    (rejected rows, ledger) of the others is undone. Returns how many were undone."""
+    committer = target.committer
+    if not committer.two_phase:
+        return 0
+    _ensure_pending_table(con)
+    pending = con.execute(
+        f"SELECT load_id, run_id, rejected_table FROM {PENDING} WHERE pipeline = ? AND table_name = ?", [pipeline, str(target.table)]
+    ).fetchall()
+    if not pending:
+        return 0
+    done = committer.committed_loads(con, pipeline, [load_id for load_id, _, _ in pending])
+    undone = 0
+    con.execute("BEGIN TRANSACTION")
+    try:
+        for load_id, run_id, _ in pending:
+            if load_id not in done:
+                if load.table_exists(con, target.rejected):
+                    con.execute(f"DELETE FROM {target.rejected.sql} WHERE run_id = ?", [run_id])
+                undo_ledger(con, pipeline, str(target.table), run_id)
+                undone += 1
+            _clear_pending(con, load_id)
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return undone

@@ -100,10 +100,8 @@ def duckdb_reference(loads: list[tuple[str, list[tuple]]], sync: SyncSpec) -> tu
     target = TableRef("p", "t")
     for run_id, rows in loads:
         stage(con, rows)
-        if sync.mode == "merge":
-            load.merge(con, STAGE, target, sync)
-        else:
-            load.incremental(con, STAGE, target, sync, pipeline="p", run_id=run_id, data_columns=DATA_COLUMNS)
+        plan = load.plan_for(load.read_state(con, "p"), sync, load_id=run_id)
+        load.commit(con, STAGE, target, plan, pipeline="p", run_id=run_id, data_columns=DATA_COLUMNS)
     rows = con.execute("SELECT id, updated_at, name, amount FROM p.t ORDER BY id, updated_at").fetchall()
     cursor = load.saved_cursor(con, "p") if sync.mode == "incremental" else None
     con.close()
@@ -251,7 +249,7 @@ BIG_STAGE = (  # one row a second from 2024-01-01, ids from 0
 )
 
 
-@pytest.mark.parametrize("mode, last_step", [("replace", "_Transaction.replace"), ("incremental", "_save_cursor")])
+@pytest.mark.parametrize("mode, last_step", [("replace", "_Transaction.replace"), ("incremental", "_save_state")])
 def test_a_failure_after_the_copy_leaves_the_old_table_and_cursor(duck, dsn, monkeypatch, mode, last_step):
     sync = {"primary_key": ["id"], "cursor": "updated_at"} if mode == "incremental" else {}
     commit(duck, dsn, mode, [row(1, 1, "old")], **sync)

@@ -115,7 +115,8 @@ def test_rejected_record_keeps_what_the_file_said(con, tmp_path):
     landing.mkdir()
     (landing / "a.csv").write_text("id,amount\n1,-5\n2,twelve\n")
     spec = make_spec("*.csv", {"id": {"type": "bigint"}, "amount": {"type": "bigint"}}, [{"check": "amount >= 0"}])
-    load(con, spec, landing)
+    with pytest.raises(ingest.NothingToReplace):  # every row rejected: the table is not replaced, the rows are recorded
+        load(con, spec, landing)
     records = {line: record for _, line, _, _, record in rejected(con)}
     assert json.loads(records[2]) == {"id": 1, "amount": -5}
     assert json.loads(records[3]) == {"id": "2", "amount": "twelve"}
@@ -286,10 +287,8 @@ def test_a_large_first_incremental_load_saves_its_cursor(tmp_path):
         con.execute("CREATE SCHEMA s")
         con.execute("CREATE TABLE s.stage AS SELECT range AS id, range * 10 AS seq FROM range(200000)")
         con.execute("BEGIN")
-        committed = load.commit(
-            con, SyncSpec(mode="incremental", cursor="seq", primary_key=["id"]), TableRef("s", "stage"), TableRef("s", "t"),
-            pipeline="p", run_id="r", data_columns=["id", "seq"],
-        )
+        plan = load.Plan(SyncSpec(mode="incremental", cursor="seq", primary_key=["id"]), load_id="r")
+        committed = load.commit(con, TableRef("s", "stage"), TableRef("s", "t"), plan, pipeline="p", run_id="r", data_columns=["id", "seq"])
         con.execute("COMMIT")
         assert committed.cursor_after == "1999990"
         assert load.saved_cursor(con, "p") == "1999990"
