@@ -152,7 +152,7 @@ class PostgresTable:
     def state(self, duck, pipeline):
         from etl_platform.destinations import postgres
 
-        return postgres.read_state(self.connector.uri(), pipeline)
+        return postgres.read_state(self.connector.uri(), pipeline, f"{self.schema}.{self.table}")
 
     def saved_cursor(self, duck, pipeline):
         return self.state(duck, pipeline).cursor

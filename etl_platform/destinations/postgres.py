@@ -505,9 +505,10 @@ def prepare_staged(duck, stage, dsn: str, schema: str, table: str, rows_per_batc
     return Prepared(pg, committed, failure, hidden)
 
 
-def read_state(dsn: str, pipeline: str) -> load.State:
+def read_state(dsn: str, pipeline: str, table: str | None = None) -> load.State:
     """The pipeline's state in this database (none yet: an empty state; nothing is created)."""
-    with _session(dsn, f"reading the cursor of pipeline {pipeline!r} failed") as pg, pg, pg.cursor() as cur:
+    where = f" for PostgreSQL table {table}" if table else ""
+    with _session(dsn, f"reading the cursor of pipeline {pipeline!r}{where} failed") as pg, pg, pg.cursor() as cur:
         cur.execute("SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(%s) AND attnum > 0 AND NOT attisdropped",
                     [qualified(load.STATE_SCHEMA, load.STATE_TABLE)])
         columns = {row[0] for row in cur.fetchall()}

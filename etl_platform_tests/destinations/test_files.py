@@ -217,13 +217,18 @@ def test_cursor_can_be_forgotten_or_rewound(duck, local, tmp_path):
     commit(duck, local, FIRST, mode="incremental")
 
     assert files.reset_state(local, "shop", "orders", to="2024-01-02 00:00:00") == ("2024-01-03 00:00:00", "2024-01-02 00:00:00")
-    rewound = commit(duck, local, [(2, "b again", day(2), 2)], mode="incremental")
-    assert (rewound.cursor_before, rewound.rows_written) == ("2024-01-02 00:00:00", 1)
+    # A rewind: the source's rows from the bound on replace the table's, here one of them changed.
+    rewound = commit(duck, local, [(2, "b again", day(2), 2), FIRST[2]], mode="incremental")
+    assert (rewound.cursor_before, rewound.rows_written, rewound.rows_deleted) == ("2024-01-02 00:00:00", 2, 2)
     assert rewound.cursor_after == "2024-01-03 00:00:00"  # the highest in the table, as in the warehouse
+    assert table(duck, local, tmp_path) == expect([FIRST[0], (2, "b again", day(2), 2), FIRST[2]])
 
     files.reset_state(local, "shop", "orders", to=None)
     assert files.saved_cursor(local, "shop", "orders") is None
-    assert table(duck, local, tmp_path) == expect([FIRST[0], (2, "b again", day(2), 2), FIRST[2]])
+    refreshed = commit(duck, local, [FIRST[0]], mode="incremental")  # a full refresh replaces every row
+    assert (refreshed.rows_written, refreshed.rows_deleted) == (1, 3)
+    assert table(duck, local, tmp_path) == expect([FIRST[0]])
+    assert [e.action for e in files.history(local, "shop", "orders")] == ["load", "reset", "load", "rewind", "load"]
 
 
 @pytest.mark.parametrize("mode", ["append", "merge", "incremental"])

@@ -43,7 +43,7 @@ def test_the_sql_form_matches_the_python_form():
 def test_the_rejected_rows_export_neutralises_a_planted_formula(demo_landing, etl_home, instance, tmp_path):
     header = (demo_landing / "campaigns" / "campaign_export_001.csv").read_text().splitlines()[0]
     fields = len(header.split(","))
-    planted = "=HYPERLINK(1)" + ",x" * (fields - 1)  # its date does not convert: rejected with the line as read
+    planted = "=HYPERLINK(1)" + ",x" * fields  # one field too many: rejected with the line as read
     (demo_landing / "campaigns" / "campaign_export_004.csv").write_text(f"{header}\n{planted}\n")
     job = marketing_defs(marketing_attributes(expectations=[])).resolve_job_def("marketing_campaigns_job")
     assert job.execute_in_process(instance=instance, raise_on_error=False).success
