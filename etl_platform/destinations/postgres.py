@@ -24,6 +24,7 @@ from psycopg2.extensions import cursor as PgCursor
 from psycopg2.extensions import parse_dsn
 
 from etl_platform import secrets
+from etl_platform.automation.failure_codes import with_codes
 from etl_platform.destinations.postgres_columns import (
     Column,
     PostgresDestinationError,
@@ -61,17 +62,20 @@ def _secrets_in(dsn: str) -> list[str]:
 
 @contextmanager
 def _session(dsn: str, failure: str) -> Iterator[PgConnection]:
-    """A psycopg2 connection; any driver error leaves as PostgresDestinationError, scrubbed."""
+    """A psycopg2 connection; any driver error leaves as PostgresDestinationError, scrubbed, with its codes."""
     hidden = _secrets_in(dsn)
+    connected = False
     try:
         with closing(psycopg2.connect(dsn)) as pg:
+            connected = True  # a driver error without a code from here on is a connection that broke
             with pg.cursor() as cur:
                 # the cursor is saved as text: fixed settings spell it the same whatever the server's defaults
                 cur.execute("SET TIME ZONE 'UTC'; SET DateStyle TO ISO, YMD")
             pg.commit()
             yield pg
     except (psycopg2.Error, adbc_driver_manager.Error) as err:
-        raise PostgresDestinationError(secrets.scrub(f"{failure}: {str(err).strip()}", extra=hidden)) from None
+        failed = PostgresDestinationError(secrets.scrub(f"{failure}: {str(err).strip()}", extra=hidden))
+        raise with_codes(failed, err, connected=connected) from None
 
 
 def _lock(pg: PgConnection, names: _Names) -> None:
