@@ -105,7 +105,8 @@ def _codes(e: BaseException, connected: bool) -> dict[str, object]:
     if (adbc := _loaded("adbc_driver_manager")) and isinstance(e, adbc.Error):
         sqlstate = (e.sqlstate or "").strip("\0 ") or None
         status = e.status_code.name if e.status_code is not None else None
-        return {"sqlstate": sqlstate, "adbc_status": status, "connection_lost": sqlstate is None and status == "IO" and connected}
+        lost = sqlstate is None and status == "IO" and connected
+        return {"sqlstate": sqlstate, "adbc_status": status, "connection_lost": lost}
     if (pymysql := _loaded("pymysql")) and isinstance(e, pymysql.err.MySQLError):
         errno = e.args[0] if e.args and isinstance(e.args[0], int) and e.args[0] > 0 else None
         lost = errno is None and connected and isinstance(e, (pymysql.err.InterfaceError, pymysql.err.OperationalError))
@@ -127,8 +128,8 @@ def is_driver_error(err: BaseException) -> bool:
     bases = [
         getattr(_loaded(module), name, None)
         for module, name in (
-            ("psycopg2", "Error"), ("adbc_driver_manager", "Error"), ("pymysql.err", "MySQLError"),
-            ("sqlalchemy.exc", "DBAPIError"), ("botocore.exceptions", "BotoCoreError"), ("botocore.exceptions", "ClientError"),
+            ("psycopg2", "Error"), ("adbc_driver_manager", "Error"), ("pymysql.err", "MySQLError"), ("sqlalchemy.exc", "DBAPIError"),
+            ("botocore.exceptions", "BotoCoreError"), ("botocore.exceptions", "ClientError"),
         )
     ]
     return isinstance(err, tuple(b for b in bases if isinstance(b, type)))

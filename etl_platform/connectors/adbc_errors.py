@@ -131,7 +131,8 @@ class KeptErrorStream:
         error = found.contents
         sqlstate = error.sqlstate.decode("ascii", "replace").strip("\0") or None
         message = (error.message or b"").decode(errors="replace").strip()
-        return adbc_driver_manager.Error(message, status_code=adbc_driver_manager.AdbcStatusCode(status.value), sqlstate=sqlstate)
+        status_code = adbc_driver_manager.AdbcStatusCode(status.value)
+        return adbc_driver_manager.Error(message, status_code=status_code, sqlstate=sqlstate)
 
     def close(self) -> None:
         """Release the ADBC stream unless DuckDB has taken it (DuckDB then releases it)."""

@@ -98,7 +98,8 @@ class SqlConnector(Connector):
         """The error to raise for the driver's ``err``: its first line, scrubbed, and its codes.
         ``connected``: it happened after the connection was open (a read, not a login)."""
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        return with_codes(SourceError(scrub(f"{self.kind} connection {self.name}: {action} failed: {first}")), err, connected=connected)
+        failed = SourceError(scrub(f"{self.kind} connection {self.name}: {action} failed: {first}"))
+        return with_codes(failed, err, connected=connected)
 
 
 class SqlAlchemyConnector(SqlConnector):

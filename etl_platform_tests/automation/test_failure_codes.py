@@ -362,12 +362,20 @@ def bucket(provoke: Callable) -> Callable[[pytest.FixtureRequest], BaseException
 def faulty_s3(status: int, code: str) -> Callable[[pytest.FixtureRequest], BaseException]:
     def provoke(request):
         with tcp_server(s3_answer(status, code)) as port:
-            return raised(lambda: s3_client(f"http://127.0.0.1:{port}").list_objects_v2(Bucket="b"))
+            return raised(lambda: list_bucket(port))
 
     return provoke
 
 
-def misbehaving(answer: Callable[[socket.socket], None], client: Callable[[int], object]) -> Callable[[pytest.FixtureRequest], BaseException]:
+def fails(action: Callable[[], object]) -> Callable[[pytest.FixtureRequest], BaseException]:
+    return lambda request: raised(action)
+
+
+def list_bucket(port: int) -> object:
+    return s3_client(f"http://127.0.0.1:{port}").list_objects_v2(Bucket="b")
+
+
+def misbehaving(answer: Callable[[socket.socket], None], client: Callable[[int], object]):
     def provoke(request):
         with tcp_server(answer) as port:
             return raised(lambda: client(port))
@@ -408,34 +416,38 @@ CASES = {
     "pg syntax error": Case("permanent", ("SQLSTATE 42601",), pg_fails("SELEC 1")),
     "pg no such table": Case("permanent", ("SQLSTATE 42P01",), pg_fails("SELECT * FROM nosuch")),
     "pg division by zero": Case("permanent", ("SQLSTATE 22012",), pg_fails("SELECT 1/0")),
-    "pg duplicate key": Case("permanent", ("SQLSTATE 23505",), pg_fails("CREATE TABLE t (id int PRIMARY KEY)", "INSERT INTO t VALUES (1), (1)")),
+    "pg duplicate key": Case("permanent", ("SQLSTATE 23505",), pg_fails("CREATE TABLE t (id int UNIQUE)", "INSERT INTO t VALUES (1), (1)")),
     "pg lock not available": Case("transient", ("SQLSTATE 55P03",), pg(pg_lock_not_available)),
     "pg serialization failure": Case("transient", ("SQLSTATE 40001",), pg(pg_serialization_failure)),
     "pg deadlock": Case("transient", ("SQLSTATE 40P01",), pg(pg_deadlock)),
     "pg backend terminated": Case("transient", ("SQLSTATE 57P01", "connection lost"), pg(pg_terminated), connected=True),
-    "pg connection refused": Case("transient", (), lambda r: raised(lambda: psycopg2.connect(host="127.0.0.1", port=free_port(), connect_timeout=2))),
+    "pg connection refused": Case("transient", (), fails(lambda: psycopg2.connect(host="127.0.0.1", port=free_port(), connect_timeout=2))),
     "pg wrong password": Case("permanent", (), wrong_pg_password),
     "pg no such database": Case("permanent", (), pg(lambda db: raised(lambda: psycopg2.connect(**{**db, "dbname": "no_such_db_here"})))),
     # PostgreSQL, ADBC
     "adbc syntax error": Case("permanent", ("SQLSTATE 42601",), pg(adbc_syntax_error)),
-    "adbc connection refused": Case("transient", ("ADBC status IO",), lambda r: raised(
+    "adbc connection refused": Case("transient", ("ADBC status IO",), fails(
         lambda: adbc_driver_manager.AdbcConnection(adbc_driver_postgresql.connect(f"postgresql://127.0.0.1:{free_port()}/x")))),
     "adbc read cut off": Case("transient", ("SQLSTATE 57P01", "connection lost"), pg(adbc_read_cut_off), connected=True),
     # MariaDB, PyMySQL and SQLAlchemy
     "mariadb syntax error": Case("permanent", ("MySQL error 1064",), mariadb_fails("SELEC 1")),
     "mariadb no such table": Case("permanent", ("MySQL error 1146",), mariadb_fails("SELECT * FROM nosuch")),
-    "mariadb unknown database": Case("permanent", ("MySQL error 1049",), mariadb(lambda db: raised(lambda: my_connect(db, database="no_such_db_here")))),
+    "mariadb unknown database": Case("permanent", ("MySQL error 1049",), mariadb(
+        lambda db: raised(lambda: my_connect(db, database="no_such_db_here")))),
     "mariadb access denied": Case("permanent", ("MySQL error 1045", "MySQL error 1698"), mariadb(
         lambda db: raised(lambda: my_connect(db, user="nobody_etl_test", password="wrong")))),
-    "mariadb connection refused": Case("transient", ("MySQL error 2003",), lambda r: raised(lambda: pymysql.connect(host="127.0.0.1", port=free_port(), connect_timeout=2))),
+    "mariadb connection refused": Case("transient", ("MySQL error 2003",), fails(
+        lambda: pymysql.connect(host="127.0.0.1", port=free_port(), connect_timeout=2))),
     "mariadb connection killed": Case("transient", ("MySQL error 2013", "MySQL error 1927"), mariadb(my_killed), connected=True),
     "mariadb lock wait timeout": Case("transient", ("MySQL error 1205",), mariadb(my_lock_wait_timeout)),
     "mariadb deadlock": Case("transient", ("MySQL error 1213",), mariadb(my_deadlock)),
-    "sqlalchemy connection refused": Case("transient", ("MySQL error 2003",), lambda r: raised(
+    "sqlalchemy connection refused": Case("transient", ("MySQL error 2003",), fails(
         lambda: sqlalchemy.create_engine(f"mysql+pymysql://root@127.0.0.1:{free_port()}/x?connect_timeout=2").connect())),
     # S3, botocore
-    "s3 no such bucket": Case("permanent", ("S3 NoSuchBucket",), bucket(lambda b: raised(lambda: b.client.list_objects_v2(Bucket=b.name + "-missing")))),
-    "s3 no such key": Case("permanent", ("S3 NoSuchKey",), bucket(lambda b: raised(lambda: b.client.get_object(Bucket=b.name, Key="missing.csv")))),
+    "s3 no such bucket": Case("permanent", ("S3 NoSuchBucket",), bucket(
+        lambda b: raised(lambda: b.client.list_objects_v2(Bucket=b.name + "-missing")))),
+    "s3 no such key": Case("permanent", ("S3 NoSuchKey",), bucket(
+        lambda b: raised(lambda: b.client.get_object(Bucket=b.name, Key="missing.csv")))),
     "s3 unknown access key": Case("permanent", ("S3 InvalidAccessKeyId",), bucket(unknown_credentials)),
     "s3 wrong secret": Case("permanent", ("S3 SignatureDoesNotMatch",), bucket(wrong_secret)),
     "s3 slow down": Case("transient", ("S3 SlowDown, HTTP 503",), faulty_s3(503, "SlowDown")),
@@ -444,14 +456,13 @@ CASES = {
     "s3 access denied": Case("permanent", ("S3 AccessDenied, HTTP 403",), faulty_s3(403, "AccessDenied")),
     "s3 unnamed server error": Case("transient", ("HTTP 502",), faulty_s3(502, "SomethingNew")),
     "s3 unnamed refusal": Case("permanent", ("HTTP 400",), faulty_s3(400, "SomethingNew")),
-    "s3 endpoint refuses": Case("transient", ("EndpointConnectionError",), lambda r: raised(
-        lambda: s3_client(f"http://127.0.0.1:{free_port()}").list_objects_v2(Bucket="b"))),
-    "s3 read timeout": Case("transient", ("ReadTimeoutError",), misbehaving(silent, lambda p: s3_client(f"http://127.0.0.1:{p}").list_objects_v2(Bucket="b"))),
-    "s3 hang-up": Case("transient", ("ConnectionClosedError",), misbehaving(hang_up, lambda p: s3_client(f"http://127.0.0.1:{p}").list_objects_v2(Bucket="b"))),
+    "s3 endpoint refuses": Case("transient", ("EndpointConnectionError",), fails(lambda: list_bucket(free_port()))),
+    "s3 read timeout": Case("transient", ("ReadTimeoutError",), misbehaving(silent, list_bucket)),
+    "s3 hang-up": Case("transient", ("ConnectionClosedError",), misbehaving(hang_up, list_bucket)),
     # HTTP through requests, and plain sockets
-    "http refused": Case("transient", ("ConnectionError",), lambda r: raised(lambda: http_get(free_port()))),
+    "http refused": Case("transient", ("ConnectionError",), fails(lambda: http_get(free_port()))),
     "http read timeout": Case("transient", ("ReadTimeout",), misbehaving(silent, http_get)),
-    "socket refused": Case("transient", ("ConnectionRefusedError",), lambda r: raised(lambda: socket_read(free_port()))),
+    "socket refused": Case("transient", ("ConnectionRefusedError",), fails(lambda: socket_read(free_port()))),
     "socket reset": Case("transient", ("ConnectionResetError",), misbehaving(reset, socket_read)),
     "socket timeout": Case("transient", ("TimeoutError",), misbehaving(silent, socket_read)),
     # DuckDB
@@ -585,7 +596,9 @@ def test_codes_hold_no_text_of_the_drivers_message():
     """NOLEAK: what a wrapped error keeps of the driver's error is codes, never its words."""
     canary = f"canary-{uuid.uuid4().hex}"
     drivers = [
-        adbc_driver_manager.OperationalError(f"[libpq] password={canary}", status_code=adbc_driver_manager.AdbcStatusCode.IO, sqlstate="08006"),
+        adbc_driver_manager.OperationalError(
+            f"[libpq] password={canary}", status_code=adbc_driver_manager.AdbcStatusCode.IO, sqlstate="08006"
+        ),
         raised(lambda: pymysql.err.raise_mysql_exception(b"\xff" + (1045).to_bytes(2, "little") + b"#28000" + canary.encode())),
         ClientError({"Error": {"Code": "AccessDenied", "Message": canary}, "ResponseMetadata": {"HTTPStatusCode": 403}}, "GetObject"),
     ]
@@ -593,3 +606,40 @@ def test_codes_hold_no_text_of_the_drivers_message():
         codes = wrapped(err, connected=True).codes
         assert codes and canary not in repr(codes) and canary not in codes.describe()
     assert FailureCodes() == codes_of(KeyError(canary))
+
+
+# --- S3 through the connector and a pipeline ----------------------------------------
+
+
+def test_the_s3_connector_keeps_the_code_the_server_answered_with(s3_bucket, monkeypatch):
+    from etl_platform.connectors.s3 import S3Error
+
+    connector = build("src", "s3", s3_bucket.options(bucket=s3_bucket.name + "-missing"))
+    missing = raised(lambda: connector.list_objects("*.csv"))
+    assert isinstance(missing, S3Error) and "the bucket does not exist (NoSuchBucket)" in str(missing)
+    assert (missing.codes.s3_code, missing.codes.http_status) == ("NoSuchBucket", 404)
+    assert classify(missing) == "permanent"
+
+    # A server asking to slow down, reached with one attempt: botocore's own retries would hide it.
+    with tcp_server(s3_answer(503, "SlowDown")) as port:
+        monkeypatch.setattr(connector, "client", lambda: s3_client(f"http://127.0.0.1:{port}"))
+        throttled = raised(lambda: connector.list_objects("*.csv"))
+    assert isinstance(throttled, S3Error) and (throttled.codes.s3_code, throttled.codes.http_status) == ("SlowDown", 503)
+    assert classify(throttled) == "transient"
+
+    monkeypatch.setattr(connector, "client", lambda: s3_client(f"http://127.0.0.1:{free_port()}"))
+    unreachable = raised(lambda: connector.list_objects("*.csv"))
+    assert isinstance(unreachable, S3Error) and unreachable.codes.network == "EndpointConnectionError"
+    assert classify(unreachable) == "transient"
+
+
+def test_a_pipeline_on_a_missing_bucket_fails_at_once_saying_the_code(s3_bucket, etl_home, instance):
+    from etl_platform_tests.conftest import failure_message, step_attempts
+    from etl_platform_tests.test_sources import pipeline_defs, run
+
+    spec = {"source": {"connection": "src", "files": "*.csv", "columns": {"id": {"type": "bigint"}}},
+            "destination": {"table": "t"}, "retries": {"max_retries": 3, "delay_seconds": 0.2}}
+    connection = {"kind": "s3", **s3_bucket.options(bucket=s3_bucket.name + "-missing")}
+    result = run(pipeline_defs("no_bucket", spec, connection), "no_bucket", instance)
+    assert not result.success and step_attempts(result) == 1
+    assert "permanent failure: not retried; S3 NoSuchBucket, HTTP 404" in failure_message(result)

@@ -93,7 +93,10 @@ def test_a_postgres_connection_killed_mid_read_is_retried_and_every_row_loads_on
             "IF EXISTS (SELECT 1 FROM pause) THEN PERFORM pg_sleep(60); END IF; RETURN true; END $$"
         )
     spec = {
-        "source": {"connection": "src", "query": f"SELECT id, note FROM big WHERE CASE WHEN id = {PAUSE_AT} THEN pause_here() ELSE true END"},
+        "source": {
+            "connection": "src",
+            "query": f"SELECT id, note FROM big WHERE CASE WHEN id = {PAUSE_AT} THEN pause_here() ELSE true END",
+        },
         "sync": {"mode": "append"},
         "destination": {"table": "big", "lineage_columns": False},
         "retries": RETRIES,
