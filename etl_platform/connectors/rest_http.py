@@ -21,6 +21,7 @@ from urllib.parse import parse_qsl, quote, quote_plus, urlencode, urlsplit
 import requests
 from pydantic import Field, model_validator
 
+from etl_platform.automation.failure_codes import FailureCodes, with_codes
 from etl_platform.connectors.registry import ConnectorError
 from etl_platform.secrets import MASK, SecretRef, reveal, scrub
 from etl_platform.spec import SpecModel
@@ -33,11 +34,13 @@ BODY_EXCERPT_CHARS = 300
 
 
 class RestError(ConnectorError):
-    """A request failed for good; the message names the path and status, never a credential."""
+    """A request failed for good; the message names the path and status, never a credential.
+    ``codes`` hold the HTTP status, or the kind of network failure, for ``retries.classify``."""
 
     def __init__(self, message: str, status: int | None = None):
         super().__init__(message)
         self.status = status
+        self.codes = FailureCodes(http_status=status)
 
 
 # --- authentication ------------------------------------------------------------------
@@ -166,9 +169,10 @@ class _Http:
             except (requests.ConnectionError, requests.Timeout) as err:
                 problem, wait = f"{type(err).__name__}: {_first_line(err)}", None
                 if attempt == retries:
-                    raise RestError(self.scrub(f"{self.shown(request)} failed after {attempt} retries: {problem}")) from None
+                    failed = RestError(self.scrub(f"{self.shown(request)} failed after {attempt} retries: {problem}"))
+                    raise with_codes(failed, err) from None
             except requests.RequestException as err:
-                raise RestError(self.scrub(f"{self.shown(request)} failed: {_first_line(err)}")) from None
+                raise with_codes(RestError(self.scrub(f"{self.shown(request)} failed: {_first_line(err)}")), err) from None
             else:
                 status = response.status_code
                 if status < 400:

@@ -22,8 +22,9 @@ from typing import Any, ClassVar
 from pydantic import Field, field_validator, model_validator
 
 from etl_platform import secrets
+from etl_platform.automation.failure_codes import FailureCodes, with_codes
 from etl_platform.connectors.landing import FileConnector, FileSet
-from etl_platform.connectors.registry import register
+from etl_platform.connectors.registry import ConnectorError, register
 from etl_platform.intake import paths
 from etl_platform.secrets import SecretRef
 from etl_platform.spec import SpecModel
@@ -52,8 +53,11 @@ def _session():
     return boto3.session.Session()
 
 
-class S3Error(Exception):
-    """Listing or downloading failed; the message names the bucket and prefix, never a credential."""
+class S3Error(ConnectorError):
+    """Listing or downloading failed; the message names the bucket and prefix, never a credential.
+    ``codes`` hold the S3 error code and HTTP status, or the kind of network failure."""
+
+    codes: FailureCodes = FailureCodes()
 
 
 class S3Options(SpecModel):
@@ -226,11 +230,12 @@ class S3Connector(FileConnector):
 
         try:
             yield
-        except (ClientError, S3DownloadFailedError, BotoCoreError, Boto3Error, RetriesExceededError) as err:
+        except (ClientError, S3DownloadFailedError, BotoCoreError, Boto3Error, RetriesExceededError) as failure:
+            err = failure
             if isinstance(err, S3DownloadFailedError) and isinstance(err.__context__, ClientError):
                 err = err.__context__  # the transfer's own wording hides the S3 error code
             reason = _client_error_reason(err, missing) if isinstance(err, ClientError) else str(err)
-            raise S3Error(secrets.scrub(f"{self.location}: {doing} failed: {reason}")) from None
+            raise with_codes(S3Error(secrets.scrub(f"{self.location}: {doing} failed: {reason}")), failure) from None
 
 
 def _client_error_reason(err, missing: str) -> str:

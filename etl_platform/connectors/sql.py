@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from pydantic import Field
 
+from etl_platform.automation.failure_codes import FailureCodes, with_codes
 from etl_platform.connectors.registry import Connector, ConnectorError, register
 from etl_platform.secrets import SecretRef, describe as describe_secret, reveal, scrub
 from etl_platform.spec import SourceSpec, SpecModel
@@ -26,7 +27,10 @@ BATCH_ROWS = 100_000
 
 
 class SourceError(ConnectorError):
-    """Reading from a database failed; the message names the connection, never a credential."""
+    """Reading from a database failed; the message names the connection, never a credential.
+    ``codes`` are the driver's (SQLSTATE, MySQL error number, ...), for ``retries.classify``."""
+
+    codes: FailureCodes = FailureCodes()
 
 
 @dataclass
@@ -90,9 +94,12 @@ class SqlConnector(Connector):
         """Tables (``schema.table``) and their columns with the database's type names."""
         raise NotImplementedError
 
-    def _fail(self, action: str, err: Exception) -> SourceError:
+    def _fail(self, action: str, err: BaseException, *, connected: bool = False) -> SourceError:
+        """The error to raise for the driver's ``err``: its first line, scrubbed, and its codes.
+        ``connected``: it happened after the connection was open (a read, not a login)."""
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        return SourceError(scrub(f"{self.kind} connection {self.name}: {action} failed: {first}"))
+        failed = SourceError(scrub(f"{self.kind} connection {self.name}: {action} failed: {first}"))
+        return with_codes(failed, err, connected=connected)
 
 
 class SqlAlchemyConnector(SqlConnector):
@@ -116,12 +123,19 @@ class SqlAlchemyConnector(SqlConnector):
         try:
             try:
                 result = conn.exec_driver_sql(sql)
-                reader = _rows_to_arrow(list(result.keys()), result.partitions(BATCH_ROWS), self._arrow_types(result))
+                partitions = _KeepsError(result.partitions(BATCH_ROWS))
+                reader = _rows_to_arrow(list(result.keys()), partitions, self._arrow_types(result))
             except SourceError:
                 raise
             except Exception as err:
-                raise self._fail("reading", err) from None
-            yield SourceStream(reader)
+                raise self._fail("reading", err, connected=True) from None
+            try:
+                yield SourceStream(reader)
+            except Exception:
+                if partitions.error is None:
+                    raise
+                # DuckDB, which read the rows, passes on only the driver's message.
+                raise self._fail("reading", partitions.error, connected=True) from None
         finally:
             conn.close()
             engine.dispose()
@@ -144,6 +158,26 @@ class SqlAlchemyConnector(SqlConnector):
             return found
         except Exception as err:
             raise self._fail("discovering tables", err) from None
+
+
+class _KeepsError:
+    """Iterates ``partitions`` and keeps the driver's error if one fails."""
+
+    def __init__(self, partitions):
+        self.partitions = iter(partitions)
+        self.error: BaseException | None = None
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        try:
+            return next(self.partitions)
+        except StopIteration:
+            raise
+        except Exception as err:
+            self.error = err
+            raise
 
 
 def _rows_to_arrow(names: list[str], partitions, types: dict[str, object]):
@@ -229,6 +263,7 @@ class PostgresConnector(SqlConnector):
         import adbc_driver_manager
         import adbc_driver_postgresql
 
+        from etl_platform.connectors.adbc_errors import KeptErrorStream
         from etl_platform.connectors.arrow_capsule import stream_columns
 
         with contextlib.ExitStack() as opened:
@@ -243,9 +278,17 @@ class PostgresConnector(SqlConnector):
                 handle, _ = statement.execute_query()
                 capsule = handle.__arrow_c_stream__()
                 hints = _type_hints(stream_columns(capsule))
+                stream = KeptErrorStream(capsule)
+                opened.callback(stream.close)
             except Exception as err:
-                raise self._fail("reading", err) from None
-            yield SourceStream(capsule, hints)
+                raise self._fail("reading", err, connected=True) from None
+            try:
+                yield SourceStream(stream.capsule, hints)
+            except Exception:
+                if stream.error is None:
+                    raise
+                # DuckDB, which read the stream, passes on only the driver's message.
+                raise self._fail("reading", stream.error, connected=True) from None
 
     def discover(self) -> dict[str, list[tuple[str, str]]]:
         import adbc_driver_postgresql.dbapi as adbc

@@ -18,6 +18,7 @@ from typing import Protocol
 
 import duckdb
 
+from etl_platform.automation.failure_codes import FailureCodes, with_codes
 from etl_platform.spec import SchemaChanges, SyncSpec
 from etl_platform.steps import load
 
@@ -26,7 +27,10 @@ DESTINATION_KINDS = ("postgres", "local", "s3")  # connection kinds a pipeline m
 
 
 class DestinationError(Exception):
-    """Committing to a destination failed; it was left as it was. The message holds no credential."""
+    """Committing to a destination failed; it was left as it was. The message holds no credential;
+    ``codes`` are the driver's (SQLSTATE, S3 error code, ...), for ``retries.classify``."""
+
+    codes: FailureCodes = FailureCodes()
 
 
 class Destination(Protocol):
@@ -241,7 +245,7 @@ class FileTable:
         try:
             yield
         except (ValueError, OSError, ConcurrentCommit, ClientError, BotoCoreError) as err:
-            raise DestinationError(scrub(f"{doing} {self} failed: {err}")) from None
+            raise with_codes(DestinationError(scrub(f"{doing} {self} failed: {err}")), err) from None
 
     def state(self, duck, pipeline):
         from etl_platform.destinations import files

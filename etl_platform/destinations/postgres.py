@@ -24,6 +24,7 @@ from psycopg2.extensions import cursor as PgCursor
 from psycopg2.extensions import parse_dsn
 
 from etl_platform import secrets
+from etl_platform.automation.failure_codes import with_codes
 from etl_platform.destinations.postgres_columns import (
     Column,
     PostgresDestinationError,
@@ -61,27 +62,32 @@ def _secrets_in(dsn: str) -> list[str]:
 
 def _connect(dsn: str, failure: str, hidden: list[str]) -> PgConnection:
     """A psycopg2 connection with fixed settings; a driver error leaves as PostgresDestinationError, scrubbed."""
+    connected = False
     try:
         pg = psycopg2.connect(dsn)
+        connected = True
         with pg.cursor() as cur:
             # the cursor is saved as text: fixed settings spell it the same whatever the server's defaults
             cur.execute("SET TIME ZONE 'UTC'; SET DateStyle TO ISO, YMD")
         pg.commit()
         return pg
     except psycopg2.Error as err:
-        raise PostgresDestinationError(secrets.scrub(f"{failure}: {str(err).strip()}", extra=hidden)) from None
+        failed = PostgresDestinationError(secrets.scrub(f"{failure}: {str(err).strip()}", extra=hidden))
+        raise with_codes(failed, err, connected=connected) from None
 
 
 @contextmanager
 def _session(dsn: str, failure: str) -> Iterator[PgConnection]:
-    """A psycopg2 connection; any driver error leaves as PostgresDestinationError, scrubbed."""
+    """A psycopg2 connection; any driver error leaves as PostgresDestinationError, scrubbed, with its codes."""
     hidden = _secrets_in(dsn)
     pg = _connect(dsn, failure, hidden)
+    connected = True  # a driver error without a code from here on is a connection that broke
     try:
         with closing(pg):
             yield pg
     except (psycopg2.Error, adbc_driver_manager.Error) as err:
-        raise PostgresDestinationError(secrets.scrub(f"{failure}: {str(err).strip()}", extra=hidden)) from None
+        failed = PostgresDestinationError(secrets.scrub(f"{failure}: {str(err).strip()}", extra=hidden))
+        raise with_codes(failed, err, connected=connected) from None
 
 
 def _lock(pg: PgConnection, names: _Names) -> None:
@@ -402,7 +408,8 @@ class Prepared:
         try:
             self.pg.commit()
         except psycopg2.Error as err:
-            raise PostgresDestinationError(secrets.scrub(f"{self._failure}: {str(err).strip()}", extra=self._hidden)) from None
+            failed = PostgresDestinationError(secrets.scrub(f"{self._failure}: {str(err).strip()}", extra=self._hidden))
+            raise with_codes(failed, err, connected=True) from None
         finally:
             self.pg.close()
 
@@ -498,7 +505,8 @@ def prepare_staged(duck, stage, dsn: str, schema: str, table: str, rows_per_batc
         committed = apply(_Transaction(pg.cursor(), names), columns)
     except (psycopg2.Error, adbc_driver_manager.Error) as err:
         Prepared(pg, None, failure, hidden).abandon()
-        raise PostgresDestinationError(secrets.scrub(f"{failure}: {str(err).strip()}", extra=hidden)) from None
+        failed = PostgresDestinationError(secrets.scrub(f"{failure}: {str(err).strip()}", extra=hidden))
+        raise with_codes(failed, err, connected=True) from None
     except BaseException:
         Prepared(pg, None, failure, hidden).abandon()
         raise
