@@ -26,7 +26,6 @@ RETRY_GRACE_SECONDS = 600  # a failed run Dagster says it retries counts as fail
 CLOCK_MARGIN_SECONDS = 1.0  # a run counts as later than a failure if created this long after it (clocks differ a little)
 ERROR_CHARS = 300
 _KEYS_PER_QUERY = 1000
-LOADED = "loaded"
 
 
 @dataclass
@@ -53,50 +52,55 @@ def follow_runs(instance: dg.DagsterInstance, sensor_name: str, ledger: Ledger, 
     launched = runs_by_key(instance, sensor_name, overdue) if overdue else {}
     for flight in ledger.flights:
         waiting = []
-        for member in flight.members:
-            key = flight.run_key(member)
+        for content, members in _by_content(flight.members).items():
+            key = flight.run_key(members[0])
             if key in launched:
-                member.seen = True
+                for member in members:
+                    member.seen = True
             if key in finished:
-                outcome = outcome_of(finished[key], now)
+                ended = outcome_of(finished[key], now)
             elif key in overdue and key not in launched:
-                outcome = NotLoaded(None, now)
+                ended = Ended(False, None, now)
             else:
-                outcome = None
-            if outcome is None:
-                waiting.append(member)
-            elif outcome == LOADED:
-                followed.loaded += 1
-            else:
-                _record(ledger, member, outcome)
-                followed.failed += 1
+                ended = None
+            if ended is None:
+                waiting += members
+                continue
+            if ended.loaded:
+                followed.loaded += len(members)
+                continue
+            listed = {m.identity for m in members if m.identity in ledger.taken}  # a placeholder identity never is
+            ledger.record_failure(content, Failure(members[0].attempt, ended.run_id, ended.at, listed))
+            followed.failed += len(listed)
         flight.members = waiting
     ledger.flights = [f for f in ledger.flights if f.members]
     return followed
 
 
 @dataclass(frozen=True)
-class NotLoaded:
-    run_id: str | None  # None: no run was found
-    failed_at: float
+class Ended:
+    loaded: bool
+    run_id: str | None  # the run that loaded, or the latest that failed; None: no run was found
+    at: float  # when it ended
 
 
-def outcome_of(records: list, now: float) -> str | NotLoaded | None:
-    """LOADED, NotLoaded, or None while Dagster is still to retry a failed run (records of finished runs)."""
-    if any(r.dagster_run.status == DagsterRunStatus.SUCCESS for r in records):
-        return LOADED
+def outcome_of(records: list, now: float) -> Ended | None:
+    """How a run key's finished runs ended, or None while Dagster is still to retry a failed one."""
+    for record in records:
+        if record.dagster_run.status == DagsterRunStatus.SUCCESS:
+            return Ended(True, record.dagster_run.run_id, record.end_time or _seconds(record.update_timestamp))
     latest = max(records, key=lambda r: _seconds(r.create_timestamp))
     ended = latest.end_time or _seconds(latest.update_timestamp)
     if latest.dagster_run.tags.get(WILL_RETRY_TAG) == "true" and now - ended < RETRY_GRACE_SECONDS:
         return None
-    return NotLoaded(latest.dagster_run.run_id, ended)
+    return Ended(False, latest.dagster_run.run_id, ended)
 
 
-def _record(ledger: Ledger, member: Member, outcome: NotLoaded) -> None:
-    failure = Failure(member.attempt, outcome.run_id, outcome.failed_at)
-    if member.identity in ledger.taken:  # still listed as it was (a placeholder identity never is)
-        failure.identities.add(member.identity)
-    ledger.record_failure(member.content, failure)
+def _by_content(members: list[Member]) -> dict[bytes, list[Member]]:
+    groups: dict[bytes, list[Member]] = {}
+    for member in members:
+        groups.setdefault(member.content, []).append(member)
+    return groups
 
 
 def recall(instance: dg.DagsterInstance, sensor_name: str, ledger: Ledger, now: float) -> int:
@@ -116,7 +120,7 @@ def recall(instance: dg.DagsterInstance, sensor_name: str, ledger: Ledger, now: 
         covered = _covered_by(key, records[0].dagster_run.tags)
         unfinished = any(not r.dagster_run.is_finished for r in records)
         outcome = None if unfinished else outcome_of(records, now)
-        rank = 2 if outcome == LOADED else 1 if outcome is None else 0
+        rank = 1 if outcome is None else 2 if outcome.loaded else 0
         requested = int(min(_seconds(r.create_timestamp) for r in records))
         for content, attempt in covered:
             ledger.remember_content(content)
@@ -131,7 +135,7 @@ def recall(instance: dg.DagsterInstance, sensor_name: str, ledger: Ledger, now: 
             flight = flights.setdefault(key, Flight(requested, [], batch_key))
             flight.members.append(Member(content, NO_IDENTITY, attempt, seen=True))
         elif rank == 0:
-            ledger.record_failure(content, Failure(attempt, outcome.run_id, outcome.failed_at, recalled=True))
+            ledger.record_failure(content, Failure(attempt, outcome.run_id, outcome.at, recalled=True))
     ledger.flights.extend(flights.values())
     return recalled
 
