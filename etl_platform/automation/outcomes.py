@@ -34,7 +34,6 @@ class Followed:
 
     loaded: int = 0
     failed: int = 0
-    loaded_elsewhere: int = 0
 
 
 def follow_runs(instance: dg.DagsterInstance, sensor_name: str, ledger: Ledger, now: float) -> Followed:
