@@ -7,6 +7,7 @@ from pathlib import Path
 
 from etl_platform import settings
 from etl_platform.settings import PROJECT_DEFS
+from etl_platform.automation.file_retries import add_files_commands
 from etl_platform.replay import add_rejected_commands
 
 SCHEMA_PATH = Path(__file__).parent / "schema" / "pipeline.schema.json"
@@ -307,6 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
     discover.set_defaults(func=_discover)
 
     add_rejected_commands(sub, str(PROJECT_DEFS))
+    add_files_commands(sub, str(PROJECT_DEFS))
 
     mlflow = sub.add_parser("mlflow", help="MLflow, where models are tracked").add_subparsers(dest="mlflow_command", required=True)
     mlflow_ui = mlflow.add_parser("ui", help="serve the MLflow UI on the embedded store ($ETL_HOME/mlflow) until Ctrl-C")

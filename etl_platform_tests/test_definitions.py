@@ -51,6 +51,7 @@ CHECKS = {
     for check in ("rejected_rows_within_limit", "all_files_readable", "schema_drift")
 } | {
     "shop_customers/customers:freshness_check",
+    "shop_customers/source_files:files_not_loaded",  # evaluated by shop_customers_file_sensor
     # Great Expectations checks of the campaigns demo
     *(f"marketing_campaigns/campaigns:{name}" for name in (
         "expect_column_mean_to_be_between__spend",

@@ -1,4 +1,5 @@
-"""A pipeline's automation, as the factory adds it: file sensor, freshness check and its sensor.
+"""A pipeline's automation, as the factory adds it: file sensor with its check ``files_not_loaded``,
+freshness check and its sensor.
 
 Per-file partitions (``partitions: {by: file}``) are named ``<pipeline>_files``; when a
 pipeline has them its file sensor asks for one run per file, otherwise one run per tick.
@@ -9,7 +10,9 @@ import warnings
 
 import dagster as dg
 
+from etl_platform.automation.file_retries import source_files_key
 from etl_platform.automation.listing import FileListing, LocalListing, S3Listing
+from etl_platform.automation.not_loaded import files_not_loaded_check
 from etl_platform.automation.sensors import FileWatch, file_sensor
 from etl_platform.connections import resource_key
 from etl_platform.connectors.landing import LANDING, landing_folder
@@ -29,7 +32,7 @@ def per_file_partitions(spec: PipelineSpec, pipeline: str) -> str | None:
     return files_partitions_name(pipeline)
 
 
-def file_watch(spec: PipelineSpec, pipeline: str) -> FileWatch:
+def file_watch(spec: PipelineSpec, pipeline: str, table_key: dg.AssetKey | None = None) -> FileWatch:
     triggers = spec.triggers
     return FileWatch(
         pipeline=pipeline,
@@ -38,6 +41,8 @@ def file_watch(spec: PipelineSpec, pipeline: str) -> FileWatch:
         partitions_def_name=per_file_partitions(spec, pipeline),
         settle_seconds=triggers.settle_seconds,
         max_files=triggers.max_files_per_tick,
+        source_key=source_files_key(pipeline),
+        table_key=table_key,
     )
 
 
@@ -56,12 +61,14 @@ def listing_of(connection: str):
 
 def pipeline_automation(spec: PipelineSpec, pipeline: str, job, table_key: dg.AssetKey) -> dg.Definitions:
     """The sensors and checks a pipeline's triggers and freshness ask for."""
-    sensors, checks = [], []
+    sensors, checks, file_checks = [], [], []
     if spec.triggers.on_new_files and spec.source.reads == "files":
         connection = spec.source.connection
+        watch = file_watch(spec, pipeline, table_key)
+        file_checks.append(files_not_loaded_check(watch.source_key, watch.sensor_name))
         sensors.append(
             file_sensor(
-                file_watch(spec, pipeline),
+                watch,
                 listing_of(connection),
                 job=job,
                 minimum_interval_seconds=spec.triggers.min_interval_seconds,
@@ -88,4 +95,4 @@ def pipeline_automation(spec: PipelineSpec, pipeline: str, job, table_key: dg.As
                     default_status=dg.DefaultSensorStatus.RUNNING,
                 )
             )
-    return dg.Definitions(sensors=sensors, asset_checks=checks)
+    return dg.Definitions(sensors=sensors, asset_checks=[*checks, *file_checks])
