@@ -12,6 +12,7 @@ from typing import ClassVar
 
 import duckdb
 
+from etl_platform.intake import paths
 from etl_platform.spec import ColumnSpec, CsvOptions
 from etl_platform.sql import literal
 
@@ -22,6 +23,17 @@ class ReaderRejects:
 
     errors: str = "__reader_rejects"
     scans: str = "__reader_scans"
+
+
+def scan_path(path: Path) -> str:
+    """The SQL literal naming one file to a DuckDB reader. A name is never a pattern: a path
+    DuckDB would glob (``[ab].csv``) is refused; intake gives such files a plain name first
+    (``intake.paths.without_patterns``)."""
+    if not paths.is_plain(path):
+        raise duckdb.InvalidInputException(
+            f"the path {str(path)!r} holds a glob character, which DuckDB would read as a pattern of file names"
+        )
+    return literal(str(path))
 
 
 class FileFormat:
@@ -106,7 +118,7 @@ class CsvFormat(FileFormat):
     def _arguments(self, path: Path, columns: dict[str, ColumnSpec], dialect: dict | None) -> list[str]:
         opts = self.options
         args = [
-            literal(str(path)),
+            scan_path(path),
             f"header={str(opts.header).lower()}",
             f"skip={opts.skip_lines}",
             f"nullstr=[{', '.join(literal(s) for s in opts.null_strings)}]",
@@ -132,7 +144,7 @@ class ParquetFormat(FileFormat):
     name = "parquet"
 
     def scan(self, path, columns, rejects=None, dialect=None) -> str:
-        return f"read_parquet({literal(str(path))})"
+        return f"read_parquet({scan_path(path)})"
 
 
 class _JsonFormat(FileFormat):
@@ -146,7 +158,7 @@ class _JsonFormat(FileFormat):
         return offered, {"text_columns": offered}
 
     def scan(self, path, columns, rejects=None, dialect=None) -> str:
-        args = [literal(str(path)), f"format={literal(self.json_format)}", "sample_size=-1"]
+        args = [scan_path(path), f"format={literal(self.json_format)}", "sample_size=-1"]
         text_columns = (dialect or {}).get("text_columns")
         if text_columns:
             args.append("columns={" + ", ".join(f"{literal(c)}: 'VARCHAR'" for c in text_columns) + "}")

@@ -42,6 +42,7 @@ class FileResult:
     rows_rejected: int = 0
     rejected_whole: str | None = None
     duplicate_of: str | None = None  # skipped: its content was already loaded (says where)
+    left_for_later: str | None = None  # not read: still being written (says why)
 
 
 @dataclass
@@ -499,6 +500,9 @@ def _in_one_transaction(
             # The ledger of loaded files commits with the rows: a failed load records nothing.
             ingest.intake.record(con, [f.name for f in staged], {ingest.relative(p) for p in excluded})
             result.files += [FileResult(name, duplicate_of=why) for name, why in ingest.intake.duplicates]
+            result.files += [FileResult(name, left_for_later=why) for name, why in ingest.intake.unsettled]
+            for name, why in ingest.intake.unsettled:
+                log(f"not reading file {name} now: {why}")
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
