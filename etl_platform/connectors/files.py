@@ -213,10 +213,13 @@ class XlsxFormat(FileFormat):
 
     Each workbook is converted once to a Parquet file of text columns, in a temporary
     folder removed by ``close()`` or when this object is dropped. Values are cast by
-    our SQL, and rejected rows report their Excel row number.
+    our SQL, and rejected rows report their Excel row number. The conversion also
+    delivers ``stage.ROW_ERRORS``: a row with a mapped formula cell that has no saved
+    result is rejected naming the cell. That column is never one of the file's columns.
     """
 
     name = "xlsx"
+    reports_row_errors = True
 
     def __init__(self, options):
         super().__init__(options)
@@ -235,10 +238,10 @@ class XlsxFormat(FileFormat):
         return _read_workbook(excel.header, path, self.sheet)
 
     def inspect(self, con, path, wanted):
-        return list(self._convert(path)[1]), {}
+        return list(self._convert(path, wanted)[1]), {}
 
     def scan(self, path, columns, rejects=None, dialect=None) -> str:
-        return f"read_parquet({literal(str(self._convert(path)[0]))})"
+        return f"read_parquet({scan_path(self._convert(path, columns)[0])})"
 
     def close(self) -> None:
         if self._remove_folder is not None:
@@ -246,21 +249,23 @@ class XlsxFormat(FileFormat):
             self._folder = self._remove_folder = None
             self._converted.clear()
 
-    def _convert(self, path: Path) -> tuple[Path, list[str]]:
+    def _convert(self, path: Path, columns: dict[str, ColumnSpec]) -> tuple[Path, list[str]]:
         import shutil
         import tempfile
         import weakref
 
         from etl_platform.connectors import excel
 
+        # Formulas without a result matter only in the columns a pipeline loads.
+        checked = frozenset(col.source or name for name, col in columns.items()) or None
         stat = path.stat()
-        key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+        key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size, checked)
         if key not in self._converted:
             if self._folder is None:
                 self._folder = Path(tempfile.mkdtemp(prefix="etl-xlsx-"))
                 self._remove_folder = weakref.finalize(self, shutil.rmtree, self._folder, ignore_errors=True)
             dest = self._folder / f"{len(self._converted)}.parquet"
-            self._converted[key] = dest, _read_workbook(excel.to_parquet, path, dest, self.sheet)
+            self._converted[key] = dest, _read_workbook(excel.to_parquet, path, dest, self.sheet, checked)
         return self._converted[key]
 
 
