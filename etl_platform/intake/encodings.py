@@ -45,8 +45,10 @@ _LEAST_EVIDENCE = 8
 # punctuation (’ “ ” … – — € ™), the characters European text holds: in a Windows-1252 file
 # they are UTF-8 text ("Ã©" for "é"). Each pattern starts with a literal byte, which Python's
 # regex engine scans for quickly (a character class first would be some 30 times slower).
-_UTF8_IN_CP1252 = tuple(re.compile(p) for p in (
-    rb"\xc3[\x80-\xbf]", rb"\xc2[\x80-\xbf]", rb"\xc5[\x80-\xbf]", rb"\xc4[\x80-\xbf]", rb"\xe2[\x80-\x84][\x80-\xbf]"))
+_UTF8_IN_CP1252 = tuple((bytes([lead]), re.compile(bytes([lead]) + follow)) for lead, follow in (
+    (0xC3, rb"[\x80-\xbf]"), (0xC2, rb"[\x80-\xbf]"), (0xC5, rb"[\x80-\xbf]"), (0xC4, rb"[\x80-\xbf]"),
+    (0xE2, rb"[\x80-\x84][\x80-\xbf]"),
+))
 _C1_AS_UTF8 = re.compile(rb"\xc2[\x80-\x9f]")
 
 
@@ -336,8 +338,9 @@ def _utf8_text(data: bytes, *, last_line_complete: bool = True) -> int | None:
     character by chance now and then, but hardly ever a whole line of valid UTF-8. With
     ``last_line_complete`` false, a line without its line break is left for the next chunk."""
     at = 0
+    patterns = [pattern for lead, pattern in _UTF8_IN_CP1252 if lead in data]  # a plain byte search is faster still
     while True:
-        hits = [m.start() for m in (p.search(data, at) for p in _UTF8_IN_CP1252) if m]
+        hits = [m.start() for m in (p.search(data, at) for p in patterns) if m]
         if not hits:
             return None
         hit = min(hits)

@@ -457,14 +457,31 @@ def test_the_row_errors_column_is_not_a_column_of_the_file(con, tmp_path):
 
 
 def test_a_sheet_without_formulas_is_not_read_a_second_time(con, tmp_path, monkeypatch):
-    import defusedxml.ElementTree
+    def second_read(*args, **kwargs):
+        raise AssertionError("the sheet's XML was read for formulas although it has none")
 
-    def parsed(*args, **kwargs):
-        raise AssertionError("the sheet's XML was parsed although it has no formulas")
-
-    monkeypatch.setattr(defusedxml.ElementTree, "iterparse", parsed)
     path = workbook(tmp_path / "plain.xlsx", [["id", "f"], [1, "formula-like text =A1"], [2, "<f>"]])
-    assert read(con, xlsx(), path)[1] == [("1", "formula-like text =A1"), ("2", "<f>")]
+    with monkeypatch.context() as patch:
+        patch.setattr(excel, "_FormulaResults", second_read)
+        assert read(con, xlsx(), path)[1] == [("1", "formula-like text =A1"), ("2", "<f>")]
+    with_formula = workbook(tmp_path / "formula.xlsx", [["id", "f"], [1, "=A2"]])
+    monkeypatch.setattr(excel, "_FormulaResults", second_read)
+    with pytest.raises(AssertionError, match="read for formulas"):
+        xlsx().inspect(con, with_formula, {})
+
+
+def test_the_second_read_of_a_sheet_refuses_xml_entities(tmp_path):
+    """openpyxl refuses them first; the formula reader does not rely on that."""
+    import time
+
+    from etl_platform_tests.intake import corpus
+
+    path = tmp_path / "bomb.xlsx"
+    path.write_bytes(corpus.xlsx_with({}, {"xl/worksheets/sheet1.xml": corpus.entity_bomb_sheet()})())
+    started = time.monotonic()
+    with pytest.raises(excel.WorkbookError, match="declares a DOCTYPE or XML entities"):
+        excel._FormulaResults(path, "xl/worksheets/sheet1.xml", {1}, distrusted=False).in_row(2)
+    assert time.monotonic() - started < 5
 
 
 def test_dates_in_the_1904_date_system_load_as_the_dates_they_are(tmp_path):
