@@ -271,3 +271,17 @@ def test_generated_mixed_encodings_are_rejected(tmp_path, language, legacy, line
     data = b"id,name\n" + b"".join(f"{i},{name}\n".encode("utf-8" if utf8 else legacy) for (i, name), utf8 in zip(rows, lines))
     loaded, why = load_bytes(tmp_path, data)
     assert loaded == [] and "mixes encodings" in why, why
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, 5, 7, 1 << 20])
+def test_utf8_text_in_a_windows_1252_file_is_found_at_any_chunk_boundary(tmp_path, monkeypatch, chunk):
+    monkeypatch.setattr(encodings, "CHUNK", chunk)
+    src = tmp_path / "in.csv"
+    mixed = "id,name\n1,café\n2,crème\n".encode("cp1252") + "3,Zoë Noël\n".encode() + b"4,x\n"
+    src.write_bytes(mixed)
+    with pytest.raises(encodings.EncodingError, match=r"but byte 27 \(line 4\) starts UTF-8 text \('ë' written as UTF-8\)"):
+        encodings.transcode(src, tmp_path / "out.csv", "cp1252", refuse_utf8_text=True)
+    # A Windows-1252 line whose first bytes happen to be valid UTF-8 ("Ã©" as two letters) is not UTF-8 text.
+    src.write_bytes("id,name\n1,Ã© café\n".encode("cp1252"))
+    encodings.transcode(src, tmp_path / "out.csv", "cp1252", refuse_utf8_text=True)
+    assert (tmp_path / "out.csv").read_text() == "id,name\n1,Ã© café\n"
