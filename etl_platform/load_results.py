@@ -136,7 +136,11 @@ def files_table(result: ingest.LoadResult) -> str:
         note = f"rejected whole: {f.rejected_whole}" if f.rejected_whole else ""
         if f.duplicate_of:
             note = f"skipped as a duplicate: {f.duplicate_of}"
-        lines.append(f"| {f.file} | {f.rows_read:,} | {f.rows_rejected:,} | {note} |")
+        if f.left_for_later:
+            note = f.left_for_later
+        # A name is shown as it is: characters Markdown would read as table or emphasis syntax are escaped.
+        shown = "".join("\\" + c if c in "\\|*`" else c for c in f.file)
+        lines.append(f"| {shown} | {f.rows_read:,} | {f.rows_rejected:,} | {note} |")
     if len(result.files) > 200:
         lines.append(f"| … {len(result.files) - 200} more | | | |")
     return "\n".join(lines)

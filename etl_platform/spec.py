@@ -192,6 +192,15 @@ class SourceSpec(SpecModel):
         "'skip' records it in the rejected table and loads the other files; 'fail' stops the load and "
         "keeps the previous table.",
     )
+    settle_seconds: float = Field(
+        5,
+        ge=0,
+        description="A CSV or NDJSON file whose last line has no line break and that was modified less than this "
+        "many seconds before the load is taken to be still being written: it is left for the next run (not "
+        "loaded, not rejected; the load's files table says so), so a half-written last row never loads. A file "
+        "that changes while it is read is left for the next run whatever this says; a replace load with such a "
+        "file fails instead and keeps the table. 0 turns off the line-break rule.",
+    )
 
     @field_validator("columns")
     @classmethod

@@ -12,6 +12,7 @@ from typing import ClassVar
 
 import duckdb
 
+from etl_platform.intake import paths
 from etl_platform.spec import ColumnSpec, CsvOptions
 from etl_platform.sql import literal, quote
 
@@ -28,6 +29,17 @@ class ReaderRejects:
 
     errors: str = "__reader_rejects"
     scans: str = "__reader_scans"
+
+
+def scan_path(path: Path) -> str:
+    """The SQL literal naming one file to a DuckDB reader. A name is never a pattern: a path
+    DuckDB would glob (``[ab].csv``) is refused; intake gives such files a plain name first
+    (``intake.paths.without_patterns``)."""
+    if not paths.is_plain(path):
+        raise duckdb.InvalidInputException(
+            f"the path {str(path)!r} holds a glob character, which DuckDB would read as a pattern of file names"
+        )
+    return literal(str(path))
 
 
 class FileFormat:
@@ -122,7 +134,7 @@ class CsvFormat(FileFormat):
     def _arguments(self, path: Path, columns: dict[str, ColumnSpec], dialect: dict | None) -> list[str]:
         opts = self.options
         args = [
-            literal(str(path)),
+            scan_path(path),
             f"header={str(opts.header).lower()}",
             f"skip={opts.skip_lines}",
             f"nullstr=[{', '.join(literal(s) for s in opts.null_strings)}]",
@@ -144,7 +156,7 @@ class ParquetFormat(FileFormat):
     name = "parquet"
 
     def scan(self, path, columns, rejects=None, dialect=None) -> str:
-        return f"read_parquet({literal(str(path))})"
+        return f"read_parquet({scan_path(path)})"
 
 
 class _JsonFormat(FileFormat):
@@ -169,11 +181,11 @@ class _JsonFormat(FileFormat):
     def _lines(self, path: Path) -> str:
         """(line number, text) of every record, blank lines included (they are not records)."""
         if self._is_array(path):
-            content = f"(SELECT content FROM read_text({literal(str(path))}))"
+            content = f"(SELECT content FROM read_text({scan_path(path)}))"
             return f"(SELECT key::BIGINT + 1 AS {LINE}, value::VARCHAR AS line FROM json_each({content}))"
         # One column: the delimiter cannot appear in valid JSON (control characters are escaped there).
         csv = (
-            f"read_csv({literal(str(path))}, header=false, columns={{'line': 'VARCHAR'}}, delim='\x1f\x1e\x1d\x1c', "
+            f"read_csv({scan_path(path)}, header=false, columns={{'line': 'VARCHAR'}}, delim='\x1f\x1e\x1d\x1c', "
             f"quote='', escape='', auto_detect=false, strict_mode=false, null_padding=true, max_line_size={self._MAX_LINE})"
         )
         return f"(SELECT ordinality AS {LINE}, line FROM {csv} WITH ORDINALITY)"
@@ -190,7 +202,7 @@ class _JsonFormat(FileFormat):
             f"SELECT k FROM (SELECT unnest(json_keys(line)) AS k, {LINE} FROM ({objects})) GROUP BY k ORDER BY min({LINE}), k"
         ).fetchall()]
         if self._is_array(path):
-            long_numbers = bool(con.execute(f"SELECT regexp_matches(content, {literal(self._LONG_NUMBER)}) FROM read_text({literal(str(path))})").fetchall()[0][0])
+            long_numbers = bool(con.execute(f"SELECT regexp_matches(content, {literal(self._LONG_NUMBER)}) FROM read_text({scan_path(path)})").fetchall()[0][0])
         else:
             long_numbers = bool(con.execute(f"SELECT count(*) FROM ({objects}) WHERE regexp_matches(line, {literal(self._LONG_NUMBER)})").fetchall()[0][0])
         return keys, {"long_numbers": long_numbers}
@@ -331,10 +343,13 @@ class XlsxFormat(FileFormat):
 
     Each workbook is converted once to a Parquet file of text columns, in a temporary
     folder removed by ``close()`` or when this object is dropped. Values are cast by
-    our SQL, and rejected rows report their Excel row number.
+    our SQL, and rejected rows report their Excel row number. The conversion also
+    delivers ``stage.ROW_ERRORS``: a row with a mapped formula cell that has no saved
+    result is rejected naming the cell. That column is never one of the file's columns.
     """
 
     name = "xlsx"
+    reports_row_errors = True
 
     def __init__(self, options):
         super().__init__(options)
@@ -353,10 +368,10 @@ class XlsxFormat(FileFormat):
         return _read_workbook(excel.header, path, self.sheet)
 
     def inspect(self, con, path, wanted):
-        return list(self._convert(path)[1]), {}
+        return list(self._convert(path, wanted)[1]), {}
 
     def scan(self, path, columns, rejects=None, dialect=None) -> str:
-        return f"read_parquet({literal(str(self._convert(path)[0]))})"
+        return f"read_parquet({scan_path(self._convert(path, columns)[0])})"
 
     def close(self) -> None:
         if self._remove_folder is not None:
@@ -364,21 +379,23 @@ class XlsxFormat(FileFormat):
             self._folder = self._remove_folder = None
             self._converted.clear()
 
-    def _convert(self, path: Path) -> tuple[Path, list[str]]:
+    def _convert(self, path: Path, columns: dict[str, ColumnSpec]) -> tuple[Path, list[str]]:
         import shutil
         import tempfile
         import weakref
 
         from etl_platform.connectors import excel
 
+        # Formulas without a result matter only in the columns a pipeline loads.
+        checked = frozenset(col.source or name for name, col in columns.items()) or None
         stat = path.stat()
-        key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+        key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size, checked)
         if key not in self._converted:
             if self._folder is None:
                 self._folder = Path(tempfile.mkdtemp(prefix="etl-xlsx-"))
                 self._remove_folder = weakref.finalize(self, shutil.rmtree, self._folder, ignore_errors=True)
             dest = self._folder / f"{len(self._converted)}.parquet"
-            self._converted[key] = dest, _read_workbook(excel.to_parquet, path, dest, self.sheet)
+            self._converted[key] = dest, _read_workbook(excel.to_parquet, path, dest, self.sheet, checked)
         return self._converted[key]
 
 

@@ -10,6 +10,7 @@ credential masked.
 
 import contextlib
 import functools
+import os
 import re
 import tempfile
 import threading
@@ -216,9 +217,12 @@ class S3Connector(FileConnector):
                 transfers.download(self.options.bucket, obj.key, str(path), subscribers=[_AsListed(obj)])
                 for obj, path in zip(objects, paths)
             ]
-            for obj, download in zip(objects, downloads):
+            for obj, path, download in zip(objects, paths, downloads):
                 with self._errors(f"downloading {obj.name!r}", missing="the object was deleted after it was listed"):
                     download.result()
+                # The copy's time is the object's: intake judges a file still being written by its age.
+                modified = obj.last_modified.timestamp()
+                os.utime(path, (modified, modified))
         return paths
 
     @contextlib.contextmanager
@@ -260,8 +264,9 @@ class _AsListed:
 
 
 def _file_name(name: str) -> str:
-    """A local file name for an object: its last key segment, when that is a usable name."""
-    last = name.rsplit("/", 1)[-1]
+    """A local file name for an object: its last key segment, when that is a usable name.
+    Characters DuckDB would read as a glob pattern become '_' (the load records the key, not this name)."""
+    last = "".join("_" if c in paths.PATTERN_CHARACTERS else c for c in name.rsplit("/", 1)[-1])
     if last in ("", ".", ".."):
         return "object"
     if len(last.encode()) > 200:

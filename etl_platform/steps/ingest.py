@@ -52,6 +52,7 @@ class FileResult:
     rows_rejected: int = 0
     rejected_whole: str | None = None
     duplicate_of: str | None = None  # skipped: its content was already loaded (says where)
+    left_for_later: str | None = None  # not read: still being written (says why)
 
 
 @dataclass
@@ -643,6 +644,9 @@ def _in_one_transaction(
                 ingest.intake.record(con, [f.name for f in staged], {ingest.relative(p) for p in excluded})
         if ingest.intake is not None:
             result.files += [FileResult(name, duplicate_of=why) for name, why in ingest.intake.duplicates]
+            result.files += [FileResult(name, left_for_later=why) for name, why in ingest.intake.unsettled]
+            for name, why in ingest.intake.unsettled:
+                log(f"not reading file {name} now: {why}")
         if committer.two_phase and not result.refused:
             _mark_pending(con, ingest)
         con.execute("COMMIT")

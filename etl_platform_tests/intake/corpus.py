@@ -165,6 +165,21 @@ CASES: list[Case] = [
     Case("declared UTF-8, file in Latin-1", csv("id,name", "3,café", encoding="latin-1"),
          Rejected("is not valid UTF-8"), source={"csv": {"encoding": "utf-8"}}),
     Case("NUL bytes", csv("id,name", "3,gam\x00ma", "4,delta"), Rejected(r"NUL byte on line 2")),
+    Case("UTF-8 with one Latin-1 byte", csv("id,name", "3,Zoë", "4,Noël").replace(b"No\xc3\xabl", b"No\xebl"),
+         Rejected(r"mixes encodings: it is UTF-8, except that byte 19 \(line 3\) is 0xeb")),
+    Case("Windows-1252 with one UTF-8 line", csv("id,name", "3,café", "4,crème", "5,élève", encoding="cp1252") + csv("6,Noël"),
+         Rejected(r"mixes encodings: it is Windows-1252, but byte 35 \(line 5\) starts UTF-8 text")),
+    Case("Cyrillic in Windows-1251", csv("id,name", "3,Иван Петров", "4,Пётр Сидоров", "5,Москва", encoding="cp1251"),
+         Rejected(r"it looks like cp1251.*declare source.csv.encoding: cp1251")),
+    Case("Shift-JIS", csv("id,name", "3,山田太郎", "4,東京都", "5,株式会社", encoding="shift_jis"),
+         Rejected(r"it looks like cp932.*declare source.csv.encoding: cp932")),
+    Case("declared Windows-1251", csv("id,name", "3,Иван Петров", encoding="cp1251"), Loaded([(3, "Иван Петров")]),
+         source={"csv": {"encoding": "cp1251"}}),
+    Case("declared Shift-JIS", csv("id,name", "3,山田太郎", encoding="shift_jis"), Loaded([(3, "山田太郎")]),
+         source={"csv": {"encoding": "shift_jis"}}),
+    Case("byte undefined in Windows-1252", b"id,name\n3,ab\x81c\n", Rejected(r"byte 12 \(line 2\) is 0x81, which Windows-1252 leaves undefined")),
+    Case("declared Latin-1, file in Windows-1252", csv("id,name", "3,5 € net", encoding="cp1252"),
+         Rejected(r"decodes to the control character U\+0080"), source={"csv": {"encoding": "latin-1"}}),
     # --- structure ---
     Case("ragged rows", csv("id,name", "3,gamma,extra", "4,delta", "5"), Loaded([(4, "delta")], {2: "too many columns", 4: "missing columns"})),
     # Without another quoted field the sniffer reads the file unquoted: the quote is kept as text.
@@ -263,6 +278,8 @@ CASES: list[Case] = [
     Case("same name, new content", csv("id,name", "1,alpha", "2,beta", "3,gamma"), Loaded([(1, "alpha"), (2, "beta"), (3, "gamma")]),
          file="good.csv"),
     # --- paths ---
+    Case("name that is a glob", csv("id,name", "3,gamma"), Loaded([(3, "gamma")]), file="[gb]ood.csv"),
+    Case("name with quotes, spaces and %", csv("id,name", "3,gamma"), Loaded([(3, "gamma")]), file="it's 100% {a,b}.csv"),
     Case("glob escaping the folder", GOOD_CSV, Refused("'..' is not allowed"), glob="../*.csv"),
     Case("absolute glob", GOOD_CSV, Refused("not an absolute path"), glob="/etc/*.csv"),
 ]
