@@ -73,6 +73,8 @@ def _mariadb_allows(sample: Sample, column: Column) -> bool:
         return False
     if hasattr(value, "year") and value.year < 1000:
         return False
+    if isinstance(value, float) and (abs(value) > 1.7e308 or 0 < abs(value) < 2.2250738585072014e-308):
+        return False  # MariaDB's DOUBLE holds neither the largest doubles nor subnormals
     return True
 
 
@@ -300,19 +302,18 @@ def judge(env: Env, table: Table, written: Written, destination: platform.Destin
     rid_name, names, types = column_names(table, implicit)
     observe(source_kind, table, stored, destination.kind, implicit, names)
     accepted = [e for e in expect.values() if e.verdict != "reject"]
-    findings: list[Finding] = []
-    if not any(e.verdict in ("accept", "either") for e in expect.values()):
-        # A replace that accepts nothing fails and keeps the old table (NOWIPE, checked by the
-        # sync-mode cases); a load that went through anyway is still checked row by row.
-        if not outcome.failed:
-            findings += _stored_checks(context, expect, stored, rid_name, names, types, rejected_rows, written,
-                                   [c.source for c in table.columns])
-        return findings
-    if outcome.failed:
+    if outcome.failed and any(e.verdict in ("accept", "either") for e in expect.values()):
         return [Finding("loud", f"{context}: the load failed: {outcome.error.splitlines()[0][:300]} "
                                 f"(expected {len(accepted)} of {len(expect)} rows to land)", f"load failed: {_error_class(outcome.error)}")]
-    findings += _stored_checks(context, expect, stored, rid_name, names, types, rejected_rows, written,
-                                   [c.source for c in table.columns])
+    if outcome.failed:
+        # A replace that accepts nothing fails and keeps the old table (NOWIPE, checked by the
+        # sync-mode cases); a load that went through anyway is still checked row by row.
+        return []
+    if stored.error:
+        return [Finding("loud", f"{context}: the committed table cannot be read back: {stored.error[:300]}",
+                        f"unreadable table: {stored.error.split(':')[0]}")]
+    findings = _stored_checks(context, expect, stored, rid_name, names, types, rejected_rows, written,
+                              [c.source for c in table.columns])
     classify(table, expect, stored, rejected_rows, names, types, rid_name, source_kind, implicit)
     return findings
 

@@ -7,6 +7,7 @@ with the connector, destination and target built the way ``factory.load_rows`` b
 """
 
 import contextlib
+import datetime as dt
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -97,6 +98,7 @@ class Stored:
     columns: list[tuple[str, str]] = field(default_factory=list)
     rows: list[dict] = field(default_factory=list)
     exists: bool = True
+    error: str | None = None  # the table exists but cannot be read back
 
 
 def stored(destination: Destination, con: duckdb.DuckDBPyConnection, schema: str, table: str) -> Stored:
@@ -112,19 +114,74 @@ def stored(destination: Destination, con: duckdb.DuckDBPyConnection, schema: str
         relation = read_table(con, FilesLocation.local(destination.folder), schema, table)
     except FileNotFoundError:
         return Stored(exists=False)
-    return _duckdb_rows(con, relation)
+    try:
+        return _duckdb_rows(con, relation)
+    except duckdb.Error as err:
+        return Stored(error=f"{type(err).__name__}: {str(err).splitlines()[0]} {' '.join(str(err).splitlines()[1:2])}")
+
+
+# Dates and timestamps are read as numbers and turned into Python values here, so a value
+# outside Python's range (year 1 to 9999) shows as what it is instead of failing the read.
+_DUCKDB_READ = {
+    "JSON": "{}::VARCHAR",
+    "DATE": "({} - DATE '1970-01-01')",
+    "TIMESTAMP": "epoch_us({})",
+    "TIMESTAMP WITH TIME ZONE": "epoch_us({})",
+}
 
 
 def _duckdb_rows(con: duckdb.DuckDBPyConnection, relation: str) -> Stored:
     cur = con.cursor()
     try:
         columns = [(r[0], r[1]) for r in cur.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()]
-        selects = [f'"{n}"::VARCHAR' if t == "JSON" else f'"{n}"' for n, t in ((n.replace('"', '""'), t) for n, t in columns)]
+        selects = [_DUCKDB_READ.get(t, "{}").format('"' + n.replace('"', '""') + '"') for n, t in columns]
         rows = cur.execute(f"SELECT {', '.join(selects)} FROM {relation}").fetchall()
     finally:
         cur.close()
     names = [n for n, _ in columns]
-    return Stored(columns, [dict(zip(names, row)) for row in rows])
+    converters = [_FROM_NUMBER.get(t) for _, t in columns]
+    return Stored(columns, [
+        {n: (c(v) if c and v is not None else v) for n, c, v in zip(names, converters, row)} for row in rows
+    ])
+
+
+@dataclass(frozen=True)
+class OutOfRange:
+    """A stored date or timestamp Python cannot hold (before year 1 or after 9999)."""
+
+    text: str
+
+
+def _days(value: int):
+    try:
+        return dt.date(1970, 1, 1) + dt.timedelta(days=value)
+    except OverflowError:
+        return OutOfRange(f"{value} days from 1970-01-01")
+
+
+def _micros(value: int, zone=None):
+    try:
+        moment = dt.datetime(1970, 1, 1) + dt.timedelta(microseconds=value)
+    except OverflowError:
+        return OutOfRange(f"{value} microseconds from 1970-01-01")
+    return moment.replace(tzinfo=zone)
+
+
+_FROM_NUMBER = {
+    "DATE": _days,
+    "TIMESTAMP": _micros,
+    "TIMESTAMP WITH TIME ZONE": lambda v: _micros(v, dt.UTC),
+}
+
+
+def _pg_temporal(value: str, pg_type: str):
+    """A PostgreSQL date/time value from its text (session time zone UTC)."""
+    try:
+        if pg_type == "date":
+            return dt.date.fromisoformat(value)
+        return dt.datetime.fromisoformat(value)
+    except ValueError:
+        return OutOfRange(value)
 
 
 def _postgres_rows(pg: dict, schema: str, table: str) -> Stored:
@@ -140,12 +197,16 @@ def _postgres_rows(pg: dict, schema: str, table: str) -> Stored:
         columns = cur.fetchall()
         if not columns:
             return Stored(exists=False)
-        selects = [
-            f'"{n.replace(chr(34), chr(34) * 2)}"' + ("::text" if t in ("json", "jsonb", "uuid") else "") for n, t in columns
-        ]
+        as_text = ("json", "jsonb", "uuid", "date", "timestamp without time zone", "timestamp with time zone")
+        selects = [f'"{n.replace(chr(34), chr(34) * 2)}"' + ("::text" if t in as_text else "") for n, t in columns]
         cur.execute(f'SELECT {", ".join(selects)} FROM "{schema}"."{table}"')
         names = [n for n, _ in columns]
-        return Stored(list(columns), [dict(zip(names, row)) for row in cur.fetchall()])
+        temporal = {n: t for n, t in columns if t in as_text[3:]}
+        rows = [
+            {n: (_pg_temporal(v, temporal[n]) if n in temporal and v is not None else v) for n, v in zip(names, row)}
+            for row in cur.fetchall()
+        ]
+        return Stored(list(columns), rows)
 
 
 @dataclass(frozen=True)

@@ -314,6 +314,8 @@ def sql_type(database: str, holder: str) -> str:
 
 
 def _db_value(value, database: str):
+    if isinstance(value, Decimal) and database == "duckdb":
+        return format(value, "f")  # DuckDB's binding of a Python Decimal rounds; its cast from text does not
     if isinstance(value, JsonValue):
         return json_text(value)
     if isinstance(value, uuid.UUID) and database != "duckdb":

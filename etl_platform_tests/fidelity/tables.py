@@ -76,7 +76,8 @@ def tables(draw, *, holders: tuple[str, ...] = ("text",), max_columns: int = 8, 
     PostgreSQL text, a control character in a workbook).
     """
     count = draw(st.integers(1, max_columns))
-    rows = draw(st.integers(min_rows, max_rows))
+    # Small tables more often (they are cheaper and shrink better), up to max_rows.
+    rows = draw(st.one_of(st.integers(min_rows, min(8, max_rows)), st.integers(min_rows, max_rows)))
     usable = [i for i, name in enumerate(SOURCE_NAMES) if name_allowed(name)]
     names = draw(st.lists(st.sampled_from(usable), min_size=count, max_size=count, unique=True))
     columns = []

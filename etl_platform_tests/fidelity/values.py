@@ -249,9 +249,7 @@ def typed_samples(holder: str, text_alphabet: st.SearchStrategy[str] | None = No
         generated = st.floats(width=32)
     elif kind == "decimal":
         precision, scale = (int(x) for x in holder[holder.index("(") + 1 : -1].split(","))
-        generated = st.decimals(allow_nan=False, allow_infinity=False, places=scale).filter(
-            lambda d: len(d.as_tuple().digits) <= precision and d.adjusted() < precision - scale
-        )
+        generated = st.integers(-(10**precision) + 1, 10**precision - 1).map(lambda n, s=scale: Decimal(n).scaleb(-s))
     elif kind == "boolean":
         generated = st.booleans()
     elif kind == "date":
