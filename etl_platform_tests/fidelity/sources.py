@@ -95,7 +95,10 @@ def csv_cells(column: Column) -> list[object]:
 def write_csv_python(table: Table, path: Path, dialect: CsvDialect) -> None:
     """Python's csv module, as most scripts write CSV."""
     out = io.StringIO(newline="")
-    writer = csv.writer(out, delimiter=dialect.delimiter, quoting=dialect.quoting, lineterminator=dialect.line_end)
+    quoting = dialect.quoting
+    if dialect.line_end == "\n" and any(isinstance(s.value, str) and "\r" in s.value for c in table.columns for s in c.samples):
+        quoting = csv.QUOTE_ALL  # Python 3.11 would leave a CR unquoted and the file could not say where a line ends
+    writer = csv.writer(out, delimiter=dialect.delimiter, quoting=quoting, lineterminator=dialect.line_end)
     writer.writerow([RID_SOURCE, *(c.source for c in table.columns)])
     for i, rid in enumerate(table.rids):
         writer.writerow([rid, *(s.value for s in table.row(i))])
@@ -109,7 +112,8 @@ def write_csv_pandas(table: Table, path: Path) -> None:
     data = {RID_SOURCE: list(table.rids)}
     for column in table.columns:
         data[column.source] = [_pandas_value(s.value) for s in column.samples]
-    pd.DataFrame(data).to_csv(path, index=False)
+    # CRLF line ends: with pandas' default LF a value holding a CR is written unquoted (Python 3.11's csv).
+    pd.DataFrame(data).to_csv(path, index=False, lineterminator="\r\n")
 
 
 def _pandas_value(value):
