@@ -86,7 +86,7 @@ def tables(draw, *, holders: tuple[str, ...] = ("text",), max_columns: int = 8, 
         if holder == "decimal":
             holder = draw(decimal_types())
         if holder in ("text", "varchar") or draw(st.booleans()):
-            target = draw(types or target_types())
+            target = draw(types if types is not None else target_types())
         else:
             target = holder  # a typed value into its own type, half the time
         if holder == "varchar":
