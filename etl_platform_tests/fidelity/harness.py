@@ -464,3 +464,20 @@ def phases():
 def assert_exact(result: CaseResult, table: Table) -> None:
     if result.findings and not collecting():
         raise AssertionError(failure_text(result, table))
+
+
+class FixedChoices:
+    """Stands in for Hypothesis's ``data`` in a hand-written case: the writer's free choices fixed
+    (the first CSV dialect, or a given one; JSON strings, or bare literals)."""
+
+    def __init__(self, dialect=None, json_forms=(0,), cell_forms=(0,)):
+        self.choices = {"dialect": dialect or sources.CSV_DIALECTS[0], "json forms": list(json_forms), "cell forms": list(cell_forms)}
+
+    def draw(self, strategy, label=None):
+        return self.choices[label]
+
+
+def one_column(target: str, values: list, holder: str = "text", source_name: str = "value") -> Table:
+    """A table of one column: the smallest input that shows a finding."""
+    samples = tuple(Sample(v, "example") for v in values)
+    return Table((Column("value", source_name, target, holder, samples),), tuple(range(1, len(values) + 1)))
