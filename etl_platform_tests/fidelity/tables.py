@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 
 from hypothesis import strategies as st
 
+from etl_platform_tests.fidelity.oracle import TARGET_TYPES
+
 from etl_platform_tests.fidelity.values import (
     SOURCE_NAMES,
     TARGET_NAMES,
@@ -85,7 +87,7 @@ def tables(draw, *, holders: tuple[str, ...] = ("text",), max_columns: int = 8, 
         holder = draw(st.sampled_from(holders))
         if holder == "decimal":
             holder = draw(decimal_types())
-        if holder in ("text", "varchar") or draw(st.booleans()):
+        if holder in ("text", "varchar") or holder.split("(")[0] not in TARGET_TYPES or draw(st.booleans()):
             target = draw(types if types is not None else target_types())
         else:
             target = holder  # a typed value into its own type, half the time

@@ -59,6 +59,30 @@ def write_report(tally: Tally, folder: Path) -> None:
 
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "type_table.md").write_text(type_table(tally))
+    (folder / "observations.json").write_text(json.dumps(observations(tally), ensure_ascii=False, indent=1))
     with (folder / "findings.jsonl").open("w") as out:
         for finding in tally.findings:
             out.write(json.dumps(finding, ensure_ascii=False) + "\n")
+
+
+def observations(tally: Tally) -> list[dict]:
+    """What the type table is made of, as JSON (several runs' observations can be merged)."""
+    keys = set(tally.column_types) | set(tally.rejected_classes) | set(tally.changed_classes)
+    return [
+        {"key": list(key), "types": {d: sorted(t) for d, t in tally.column_types.get(key, {}).items()},
+         "rejected": sorted(tally.rejected_classes.get(key, ())), "changed": sorted(tally.changed_classes.get(key, ()))}
+        for key in sorted(keys)
+    ]
+
+
+def merged(files: list[Path]) -> Tally:
+    """One tally of the observations of several runs."""
+    tally = Tally()
+    for path in files:
+        for item in json.loads(path.read_text()):
+            key = tuple(item["key"])
+            for destination, types in item["types"].items():
+                tally.column_types[key][destination].update(types)
+            tally.rejected_classes[key].update(item["rejected"])
+            tally.changed_classes[key].update(item["changed"])
+    return tally

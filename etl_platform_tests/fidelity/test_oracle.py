@@ -54,13 +54,15 @@ def test_the_oracle_applies_the_contract(text, target, value):
     lambda ps: st.tuples(st.just(ps), st.integers(-(10 ** ps[0]) + 1, 10 ** ps[0] - 1))))
 def test_every_decimal_that_fits_is_accepted_exactly(drawn):
     (precision, scale), digits = drawn
-    value = Decimal(digits).scaleb(-scale)
+    value = Decimal(f"{digits}E-{scale}")  # from text: Decimal arithmetic rounds to 28 digits
     assert from_text(format(value, "f"), f"decimal({precision},{scale})") == value
     text = format(value, "f")
     padded = text + ("" if "." in text else ".") + "000"
     assert from_text(padded, f"decimal({precision},{scale})") == value  # trailing zeros do not count
-    if value:
-        assert from_text(format(value * 10, "f"), f"decimal({precision - 1 if precision > 1 else 1},{scale})") in (REJECT, value * 10)
+    if abs(digits) >= 10 ** (precision - 1) and precision > scale:
+        # the largest digits of this precision need one more whole digit in a column one smaller
+        shifted = Decimal(f"{digits}E-{scale - 1}") if scale else Decimal(f"{digits}0")
+        assert from_text(format(shifted, "f"), f"decimal({precision},{scale})") is REJECT
 
 
 @settings(max_examples=examples(200))

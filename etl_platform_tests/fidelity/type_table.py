@@ -6,8 +6,14 @@ stored value differed from the contract. Regenerate it with
 
     ETL_FIDELITY_REPORT=etl_platform_tests/fidelity bash scripts/test -m fidelity
 
-which writes ``etl_platform_tests/fidelity/type_table.md`` (and ``findings.jsonl``).
+which writes ``etl_platform_tests/fidelity/type_table.md`` (and ``findings.jsonl``,
+``observations.json``); ``python -m etl_platform_tests.fidelity.type_table OUT.md RUN/observations.json...``
+merges the observations of several runs into one table.
 """
+
+import sys
+from pathlib import Path
+
 
 from etl_platform_tests.fidelity.platform import DESTINATION_KINDS
 
@@ -31,3 +37,9 @@ def type_table(tally) -> str:
         differs = ", ".join(sorted(tally.changed_classes.get(key, ()))) or "none"
         lines.append(f"| {source} | {target} | {holder} | " + " | ".join(cells) + f" | {rejected} | {differs} |")
     return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    from etl_platform_tests.fidelity.tally import merged
+
+    Path(sys.argv[1]).write_text(type_table(merged([Path(p) for p in sys.argv[2:]])))

@@ -204,7 +204,7 @@ def _typed_edges(holder: str) -> list[Sample]:
         precision, scale = (int(x) for x in holder[holder.index("(") + 1 : -1].split(","))
         whole = precision - scale
         biggest = Decimal(("9" * whole or "0") + ("." + "9" * scale if scale else ""))
-        return [Sample(v, lbl) for v, lbl in [(biggest, "max"), (-biggest, "min"), (Decimal(0), "zero"),
+        return [Sample(v, lbl) for v, lbl in [(biggest, "max"), (biggest.copy_negate(), "min"), (Decimal(0), "zero"),
                                               (Decimal(1).scaleb(-scale) if scale else Decimal(1), "smallest step")]]
     if kind == "boolean":
         return [Sample(True, "true"), Sample(False, "false")]
@@ -249,7 +249,8 @@ def typed_samples(holder: str, text_alphabet: st.SearchStrategy[str] | None = No
         generated = st.floats(width=32)
     elif kind == "decimal":
         precision, scale = (int(x) for x in holder[holder.index("(") + 1 : -1].split(","))
-        generated = st.integers(-(10**precision) + 1, 10**precision - 1).map(lambda n, s=scale: Decimal(n).scaleb(-s))
+        # From text: Decimal arithmetic (scaleb, negation) rounds to the context's 28 digits.
+        generated = st.integers(-(10**precision) + 1, 10**precision - 1).map(lambda n, s=scale: Decimal(f"{n}E-{s}"))
     elif kind == "boolean":
         generated = st.booleans()
     elif kind == "date":
