@@ -5,13 +5,11 @@ Run it alone with ``bash scripts/test -m fidelity``; ``ETL_TEST_EXAMPLES_SCALE=2
 local run; ``ETL_FIDELITY_REPORT=<folder>`` to write the type table and every finding there.
 """
 
-import json
 import os
 import threading
 import uuid
 from contextlib import ExitStack, contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -135,6 +133,3 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         write_report(TALLY, folder)
     terminalreporter.write_line(TALLY.summary())
 
-
-def findings_json() -> str:
-    return json.dumps(TALLY.findings, ensure_ascii=False, indent=1)

@@ -8,7 +8,6 @@ with the connector, destination and target built the way ``factory.load_rows`` b
 
 import contextlib
 import datetime as dt
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -305,6 +304,3 @@ def dagster_load(spec: dict, *, pipeline: str, connection: tuple[str, dict] | No
 def rest_connection(base_url: str) -> tuple[str, dict]:
     return "rest", {"base_url": base_url, "max_retries": 0, "page_size": 25}
 
-
-def json_dumps(value) -> str:
-    return json.dumps(value)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from etl_platform_tests.fidelity import csv_text
 from etl_platform_tests.fidelity.oracle import JsonValue, NanoTimestamp
-from etl_platform_tests.fidelity.tables import RID, RID_SOURCE, Column, Table
+from etl_platform_tests.fidelity.tables import RID_SOURCE, Column, Table
 
 
 @dataclass(frozen=True)
@@ -45,12 +45,6 @@ class Written:
     @property
     def label(self) -> str:
         return f"{self.kind} ({self.variant})" if self.variant else self.kind
-
-
-def _json_default(value):
-    if isinstance(value, Decimal):
-        return float(value)  # only reached by nested documents written with dumps below
-    raise TypeError(type(value))
 
 
 def json_text(value) -> str:

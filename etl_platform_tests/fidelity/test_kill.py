@@ -80,7 +80,7 @@ def test_a_load_killed_at_any_moment_leaves_old_or_new_data(env, tmp_path, mode,
             (folder / "001.csv").write_bytes(csv_bytes(new))
         else:
             (folder / "002.csv").write_bytes(csv_bytes(new))
-        expected_new = new if mode == "replace" else new  # keys 1..50 are updated by the new rows
+        expected_new = new  # replace: the new file; incremental: keys 1..50 updated, the rest added
         args = {"kind": destination.kind, "postgres": destination.postgres, "folder": str(destination.folder or ""),
                 "warehouse": str(warehouse), "spec": spec, "name": name, "connection": connection, "run_id": "killed"}
         child = subprocess.Popen([sys.executable, "-c", CHILD, json.dumps(args)], stdout=subprocess.PIPE, text=True,

@@ -8,7 +8,7 @@ import datetime as dt
 
 import pytest
 
-from etl_platform_tests.fidelity import harness, sources
+from etl_platform_tests.fidelity import harness
 from etl_platform_tests.fidelity.platform import DESTINATION_KINDS
 
 pytestmark = pytest.mark.fidelity
