@@ -184,9 +184,9 @@ def _pg_temporal(value: str, pg_type: str):
 
 
 def _postgres_rows(pg: dict, schema: str, table: str) -> Stored:
-    import psycopg2
+    from etl_platform_tests.fidelity.sources import postgres_session
 
-    with psycopg2.connect(**pg) as conn, conn.cursor() as cur:
+    with postgres_session(pg) as cur:
         cur.execute("SET TIME ZONE 'UTC'")
         cur.execute(
             "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "

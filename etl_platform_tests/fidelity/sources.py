@@ -6,6 +6,7 @@ column (``Held``), learned from the written bytes or read back with the source's
 never from the platform. The oracle starts from what is held.
 """
 
+import contextlib
 import csv
 import datetime as dt
 import io
@@ -58,6 +59,20 @@ def json_text(value) -> str:
     if isinstance(value, list):
         return "[" + ",".join(json_text(v) for v in value) + "]"
     return json.dumps(value, ensure_ascii=False)
+
+
+@contextlib.contextmanager
+def postgres_session(pg: dict):
+    """A cursor in one transaction on a connection that is closed afterwards (psycopg2's own
+    ``with connect()`` only ends the transaction; on a shared server the connections add up)."""
+    import psycopg2
+
+    conn = psycopg2.connect(**pg)
+    try:
+        with conn, conn.cursor() as cur:
+            yield cur
+    finally:
+        conn.close()
 
 
 # --- CSV ---------------------------------------------------------------------------------
@@ -122,11 +137,10 @@ def _plain_int(text: str) -> bool:
 
 def write_csv_postgres(table: Table, path: Path, pg: dict, name: str) -> None:
     """PostgreSQL's ``COPY ... TO STDOUT (FORMAT csv, HEADER)``: NULL unquoted empty, '' as \"\"."""
-    import psycopg2
     from psycopg2 import sql
 
     columns = [RID_SOURCE, *(c.source for c in table.columns)]
-    with psycopg2.connect(**pg) as conn, conn.cursor() as cur:
+    with postgres_session(pg) as cur:
         ident = sql.Identifier(name)
         cur.execute(sql.SQL("CREATE TEMP TABLE {} ({})").format(
             ident, sql.SQL(", ").join(sql.SQL("{} text").format(sql.Identifier(c)) for c in columns)))
@@ -134,7 +148,7 @@ def write_csv_postgres(table: Table, path: Path, pg: dict, name: str) -> None:
         if rows:
             cur.executemany(sql.SQL("INSERT INTO {} VALUES ({})").format(ident, sql.SQL(", ").join(sql.Placeholder() * len(columns))), rows)
         out = io.StringIO()
-        cur.copy_expert(sql.SQL("COPY {} TO STDOUT (FORMAT csv, HEADER)").format(ident).as_string(conn), out)
+        cur.copy_expert(sql.SQL("COPY {} TO STDOUT (FORMAT csv, HEADER)").format(ident).as_string(cur), out)
     path.write_bytes(out.getvalue().encode("utf-8"))
 
 
@@ -341,9 +355,8 @@ def _my_quote(name: str) -> str:
 
 
 def write_postgres(table: Table, pg: dict, name: str) -> dict[int, list[Held]]:
-    import psycopg2
 
-    with psycopg2.connect(**pg) as conn, conn.cursor() as cur:
+    with postgres_session(pg) as cur:
         cur.execute("SET TIME ZONE 'UTC'")
         cur.execute(_create_sql("postgres", name, table, _pg_quote))
         placeholders = ", ".join(["%s"] * (len(table.columns) + 1))

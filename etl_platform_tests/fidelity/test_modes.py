@@ -17,6 +17,7 @@ from etl_platform_tests.conftest import examples
 from etl_platform_tests.fidelity import harness, platform
 from etl_platform_tests.fidelity.compare import Finding, multiset_findings
 from etl_platform_tests.fidelity.modes import Model, Row, csv_bytes
+from etl_platform_tests.fidelity.sources import postgres_session
 from etl_platform_tests.fidelity.platform import DESTINATION_KINDS
 from etl_platform_tests.fidelity.tally import TALLY
 
@@ -48,9 +49,7 @@ class Source:
             self.spec = {"connection": "src", "table": f"public.{name}", "columns": COLUMNS}
 
     def _pg(self, sql: str, rows: list | None = None) -> None:
-        import psycopg2
-
-        with psycopg2.connect(**self.env.services("postgres")) as conn, conn.cursor() as cur:
+        with postgres_session(self.env.services("postgres")) as cur:
             if rows is None:
                 cur.execute(sql)
             else:
