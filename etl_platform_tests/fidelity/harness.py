@@ -320,8 +320,10 @@ def judge(env: Env, table: Table, written: Written, destination: platform.Destin
 
 
 def _error_class(error: str) -> str:
+    """The kind of a load's error, without the names in it: 'PostgresDestinationError: invalid input syntax for type json'."""
     first = error.splitlines()[0]
-    return first.split(":")[0] + ": " + " ".join(first.split(":", 2)[1:2]).strip()[:80]
+    kind, _, rest = first.partition(":")
+    return f"{kind}: {rest.rsplit(' failed: ', 1)[-1].strip()[:90]}"
 
 
 def _stored_checks(context, expect, stored, rid_name, names, types, rejected_rows, written, source_names) -> list[Finding]:
@@ -368,8 +370,9 @@ def _stored_checks(context, expect, stored, rid_name, names, types, rejected_row
 
 
 def _reason_class(reasons) -> str:
-    text = "; ".join(reasons or [])
-    return text.split(":", 1)[-1].strip()[:80] if ":" in text else text[:80]
+    """The first reason without its column: 'not a valid decimal(38,10)' (types keep their shape)."""
+    first = (reasons or [""])[0]
+    return first.split(":", 1)[-1].strip()[:80] if ":" in first else first[:80]
 
 
 def _record_checks(context, e: RowExpectation, r, names, types, written: Written, source_names) -> list[Finding]:
