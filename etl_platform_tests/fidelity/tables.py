@@ -71,19 +71,18 @@ HOLDERS = {
 def tables(draw, *, holders: tuple[str, ...] = ("text",), max_columns: int = 8, max_rows: int = 60, min_rows: int = 1,
            allow=lambda sample, column: True, types: st.SearchStrategy[str] | None = None, long_text: bool = True,
            name_allowed=lambda name: True) -> Table:
-    """A table of 1..max_columns generated columns and 0..max_rows rows.
+    """A table of 1..max_columns generated columns and min_rows..max_rows rows (empty sources are the
+    sync-mode model's business: a replace that accepts nothing must fail).
 
     ``holders`` lists how the source may hold a column ('text' and/or typed source types);
     ``allow(sample, column)`` filters values the source cannot hold at all (a NUL in a
     PostgreSQL text, a control character in a workbook).
     """
     count = draw(st.integers(1, max_columns))
-    # Small tables more often (they are cheaper and shrink better), up to max_rows.
-    rows = draw(st.one_of(st.integers(min_rows, min(8, max_rows)), st.integers(min_rows, max_rows)))
     usable = [i for i, name in enumerate(SOURCE_NAMES) if name_allowed(name)]
     names = draw(st.lists(st.sampled_from(usable), min_size=count, max_size=count, unique=True))
-    columns = []
-    for position, index in enumerate(names):
+    shapes, cells = [], []
+    for index in names:
         holder = draw(st.sampled_from(holders))
         if holder == "decimal":
             holder = draw(decimal_types())
@@ -93,11 +92,14 @@ def tables(draw, *, holders: tuple[str, ...] = ("text",), max_columns: int = 8, 
             target = holder  # a typed value into its own type, half the time
         if holder == "varchar":
             target = draw(st.sampled_from(["varchar", target]))
-        if holder == "text":
-            values = text_samples(target, long_text=long_text)
-        else:
-            values = typed_samples(holder)
-        column = Column(TARGET_NAMES[index] if position else TARGET_NAMES[index], SOURCE_NAMES[index], target, holder, ())
-        samples = draw(st.lists(values.filter(lambda s, c=column: allow(s, c)), min_size=rows, max_size=rows))
-        columns.append(Column(column.target, column.source, target, holder, tuple(samples)))
-    return Table(tuple(columns), tuple(range(1, rows + 1)))
+        column = Column(TARGET_NAMES[index], SOURCE_NAMES[index], target, holder, ())
+        values = text_samples(target, long_text=long_text) if holder == "text" else typed_samples(holder)
+        shapes.append(column)
+        cells.append(values.filter(lambda s, c=column: allow(s, c)))
+    # Rows drawn whole, so a failing table shrinks by dropping rows; small tables more often
+    # (cheaper, and the shrinker starts nearer), some up to max_rows.
+    row = st.tuples(*cells)
+    small = st.lists(row, min_size=min_rows, max_size=min(8, max_rows))
+    rows = draw(st.one_of(small, st.lists(row, min_size=min(9, max_rows), max_size=max_rows)) if max_rows > 8 else small)
+    columns = [Column(c.target, c.source, c.type, c.holder, tuple(r[i] for r in rows)) for i, c in enumerate(shapes)]
+    return Table(tuple(columns), tuple(range(1, len(rows) + 1)))
