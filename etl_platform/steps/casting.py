@@ -49,6 +49,8 @@ _UUID_TEXT = rf"{_S}({_UUID}|\{{({_UUID})\}}){_S}"
 _DATE_TEXT = rf"{_S}{_DATE}([T ]00:00(:00(\.0*)?)?)?{_S}"  # a date, or one at midnight
 _TIMESTAMP_TEXT = rf"{_S}{_DATE}([T ]{_CLOCK})?{_OFFSET}?{_S}"
 _TIME_TEXT = rf"{_S}{_CLOCK}{_S}"
+_JSON_STRING = r'"(?:[^"\\]|\\.)*"'  # a JSON string, escapes included
+_ESCAPED_NUL = "\\u0000"
 _TRUE, _FALSE = ("true", "t", "yes", "y", "1"), ("false", "f", "no", "n", "0")
 
 
@@ -126,8 +128,13 @@ def _exact(raw: str, value: str, target: str, fmt: str | None) -> str:
         mantissa = f"regexp_extract({raw}, '^[^eE]*')"
         finite = f"isfinite({value}) AND ({value} <> 0 OR NOT regexp_matches({mantissa}, '[1-9]'))"
         return f"{present} AND (CASE WHEN {_matches(raw, _NUMBER)} THEN {finite} ELSE {words} END)"
-    if target == "BOOLEAN" or target == "JSON":
+    if target == "BOOLEAN":
         return present
+    if target == "JSON":
+        # DuckDB's parser allows NaN and Infinity, which JSON does not (nor does PostgreSQL's
+        # jsonb), and jsonb cannot hold \u0000: both reject their row instead of a whole load.
+        strings = f"regexp_replace({value}::VARCHAR, {literal(_JSON_STRING)}, '""', 'g')"
+        return f"{present} AND NOT regexp_matches({strings}, '(NaN|Infinity)') AND NOT contains({raw}, {literal(_ESCAPED_NUL)})"
     if target == "DATE":
         return f"{_matches(raw, _DATE_TEXT)} AND {present}"
     if target in ("TIMESTAMP", "TIMESTAMPTZ", "TIMESTAMP WITH TIME ZONE"):
