@@ -29,6 +29,7 @@ def load_source(
 ) -> ingest.LoadResult:
     """Read the source of ``spec`` through ``connector`` and load it into ``target``; returns the load's result."""
     interval = settings.progress_interval_seconds() if progress_interval is None else progress_interval
+    ingest.use_utc(con)
     ingest.recover(con, target, pipeline)  # a load interrupted between its two commits, settled first
     plan = ingest.plan_of(con, spec, target, pipeline, run_id)
     if plan.full_refresh:

@@ -107,6 +107,12 @@ class Target:
         return self.destination or WarehouseTable(self.table)
 
 
+def use_utc(con: duckdb.DuckDBPyConnection) -> None:
+    """Values of one zone render and convert the same on every machine: a timestamptz read as text
+    (into a date, a time, the saved cursor) is UTC, not the session's local time."""
+    con.execute("SET TimeZone = 'UTC'")
+
+
 def plan_of(con: duckdb.DuckDBPyConnection, spec: PipelineSpec, target: "Target", pipeline: str, run_id: str) -> load.Plan:
     """How this load combines with what the destination holds: its state (a pending full refresh
     or rewind, the saved cursor) and the sync spec (the lookback below the cursor)."""
@@ -443,9 +449,10 @@ def run(
     the new one and the rejected rows and cursor always match what was loaded.
     """
     started = time.monotonic()
-    # Fingerprints, sniffs, decompresses and transcodes the files; rejects and skips some of them.
+    use_utc(con)
     recover(con, target, pipeline)
     plan = plan or plan_of(con, spec, target, pipeline, run_id)
+    # Fingerprints, sniffs, decompresses and transcodes the files; rejects and skips some of them.
     # Across runs the ledger says which files were loaded; a load that replaces the table reads them all.
     intake = FileIntake(con, spec, pipeline=pipeline, table=f"{target.table.schema}.{target.table.name}", run_id=run_id,
                         relative=relative, consult_ledger=not plan.replaces_table and target.part is None)
@@ -499,6 +506,7 @@ def run_stream(
     spec as loaded (with the columns it found).
     """
     started = time.monotonic()
+    use_utc(con)
     view = f"__source_{target.table.name}"
     con.register(view, reader)
     try:
