@@ -142,7 +142,7 @@ def _range_check(c: Column, column: str) -> str | None:
 
 
 def _date_text(column: str, pg_type: str) -> str:
-    """The column as text DuckDB parses back exactly, whatever the session's DateStyle: ISO with
+    """The column as text DuckDB parses back exactly, whatever the connection's DateStyle: ISO with
     DuckDB's '(BC)' after the date (DuckDB reads PostgreSQL's trailing ' BC' as AD), UTC for
     timestamptz, and 'infinity' / '-infinity' as they are."""
     bc = f"CASE WHEN {column} < '0001-01-01' THEN ' (BC)' ELSE '' END"
@@ -163,7 +163,7 @@ def _date_text(column: str, pg_type: str) -> str:
 
 
 def _money_scale(connection) -> int:
-    """Digits after the point of money in this session (lc_monetary; 2 for most currencies)."""
+    """Digits after the point of money on this connection (lc_monetary; 2 for most currencies)."""
     (scale,) = _first_row(connection, "SELECT scale(0::money::numeric) AS scale")
     return int(scale)
 
