@@ -60,13 +60,23 @@ def stream_columns(capsule: object) -> list[Column]:
         message = stream.get_last_error(ctypes.byref(stream))
         raise RuntimeError(f"reading the stream's schema: {(message or b'unknown error').decode(errors='replace')}")
     try:
-        return [
-            Column(child.name.decode(), child.format.decode(), _metadata(child.metadata))
-            for child in (schema.children[i].contents for i in range(schema.n_children))
-        ]
+        return _columns(schema)
     finally:
         if schema.release:
             schema.release(ctypes.byref(schema))
+
+
+def schema_columns(capsule: object) -> list[Column]:
+    """The top-level columns of an ``arrow_schema`` capsule (a result's schema, before it runs).
+    The capsule keeps ownership: it releases the schema when it is collected."""
+    return _columns(_ArrowSchema.from_address(_capsule_pointer(capsule, b"arrow_schema")))
+
+
+def _columns(schema: _ArrowSchema) -> list[Column]:
+    return [
+        Column(child.name.decode(), child.format.decode(), _metadata(child.metadata))
+        for child in (schema.children[i].contents for i in range(schema.n_children))
+    ]
 
 
 def _metadata(address: int | None) -> dict[str, str]:

@@ -4,6 +4,10 @@ Every kind reads a table or a query as a stream of Arrow record batches, so a ta
 any size passes through bounded memory into DuckDB. PostgreSQL is read through ADBC
 (binary COPY, columnar all the way); MySQL/MariaDB and SQLite through SQLAlchemy 2 with
 a server-side cursor; DuckDB files natively. Drivers are imported only when a step reads.
+
+Every column's type comes from what the source declares, decided before the first row is
+read, and every value arrives exactly or its row is rejected: how each kind does it is in
+postgres_types, mysql_types and sqlite_types, and in DuckdbConnector below.
 """
 
 import contextlib
@@ -17,11 +21,12 @@ from pydantic import Field
 
 from etl_platform.automation.failure_codes import FailureCodes, with_codes
 from etl_platform.connectors.registry import Connector, ConnectorError, register
+from etl_platform.connectors.sql_rows import rows_to_arrow
 from etl_platform.secrets import SecretRef, describe as describe_secret, reveal, scrub
 from etl_platform.spec import SourceSpec, SpecModel
 
 if TYPE_CHECKING:
-    from etl_platform.connectors.arrow_capsule import Column
+    import sqlalchemy
 
 BATCH_ROWS = 100_000
 
@@ -36,10 +41,13 @@ class SourceError(ConnectorError):
 @dataclass
 class SourceStream:
     """An open read: the Arrow stream (anything DuckDB scans: a pyarrow reader, an object with
-    ``__arrow_c_stream__`` or its capsule), and DuckDB types for columns Arrow cannot say precisely."""
+    ``__arrow_c_stream__`` or its capsule), and DuckDB types for columns Arrow cannot say precisely
+    (they arrive as text; a value that does not cast rejects its row). ``notices`` say, per column,
+    where the load's type differs from the source's and why (numeric without precision as text, ...)."""
 
     reader: object
     type_hints: dict[str, str] = field(default_factory=dict)
+    notices: list[str] = field(default_factory=list)
 
 
 class ServerOptions(SpecModel):
@@ -70,6 +78,16 @@ class SqlConnector(Connector):
         if source.table is not None:
             return ".".join(self.quote(part) for part in source.table.split("."))
         return f"({source.query.strip().rstrip(';')}) AS src"
+
+    def table_of(self, sql: str) -> list[str] | None:
+        """The table (its name parts, unquoted) that a SELECT written by ``select`` reads; None for
+        a query source or any other SQL."""
+        q = re.escape(self.quote_char)
+        part = f"{q}((?:[^{q}]|{q}{q})*){q}"
+        found = re.match(f"SELECT \\* FROM {part}(?:\\.{part})?(?: WHERE |$)", sql)
+        if not found:
+            return None
+        return [p.replace(self.quote_char * 2, self.quote_char) for p in found.groups() if p is not None]
 
     def select(
         self, source: SourceSpec, cursor_column: str | None = None, lower_bound: str | None = None,
@@ -111,7 +129,15 @@ class SqlAlchemyConnector(SqlConnector):
     def engine(self):
         import sqlalchemy
 
-        return sqlalchemy.create_engine(self.url(), poolclass=sqlalchemy.pool.NullPool)
+        return sqlalchemy.create_engine(self.url(), poolclass=sqlalchemy.pool.NullPool, connect_args=self.connect_args())
+
+    def connect_args(self) -> dict:
+        return {}
+
+    def _open(self, conn: "sqlalchemy.Connection", sql: str, kept: "_KeepsError") -> SourceStream:
+        """Run ``sql`` on the open connection; the stream of its rows (partitions wrapped by ``kept``,
+        which keeps the driver's error), each column typed exactly."""
+        raise NotImplementedError
 
     @contextlib.contextmanager
     def stream(self, sql: str) -> Iterator[SourceStream]:
@@ -122,26 +148,22 @@ class SqlAlchemyConnector(SqlConnector):
             raise self._fail("connecting", err) from None
         try:
             try:
-                result = conn.exec_driver_sql(sql)
-                partitions = _KeepsError(result.partitions(BATCH_ROWS))
-                reader = _rows_to_arrow(list(result.keys()), partitions, self._arrow_types(result))
+                kept = _KeepsError()
+                read = self._open(conn, sql, kept)
             except SourceError:
                 raise
             except Exception as err:
                 raise self._fail("reading", err, connected=True) from None
             try:
-                yield SourceStream(reader)
+                yield read
             except Exception:
-                if partitions.error is None:
+                if kept.error is None:
                     raise
                 # DuckDB, which read the rows, passes on only the driver's message.
-                raise self._fail("reading", partitions.error, connected=True) from None
+                raise self._fail("reading", kept.error, connected=True) from None
         finally:
             conn.close()
             engine.dispose()
-
-    def _arrow_types(self, result) -> dict[str, object]:
-        return {}
 
     def discover(self) -> dict[str, list[tuple[str, str]]]:
         import sqlalchemy
@@ -161,11 +183,15 @@ class SqlAlchemyConnector(SqlConnector):
 
 
 class _KeepsError:
-    """Iterates ``partitions`` and keeps the driver's error if one fails."""
+    """Iterates the partitions it wraps and keeps the driver's error if one fails."""
 
-    def __init__(self, partitions):
-        self.partitions = iter(partitions)
+    def __init__(self):
+        self.partitions = iter(())
         self.error: BaseException | None = None
+
+    def wrap(self, partitions) -> "_KeepsError":
+        self.partitions = iter(partitions)
+        return self
 
     def __iter__(self):
         return self
@@ -178,56 +204,6 @@ class _KeepsError:
         except Exception as err:
             self.error = err
             raise
-
-
-def _rows_to_arrow(names: list[str], partitions, types: dict[str, object]):
-    """Row tuples in partitions -> an Arrow stream. Column types come from the driver where it
-    says them; otherwise from the first batch (a column with only NULLs there is text)."""
-    import pyarrow as pa
-
-    chunks = iter(partitions)
-    first = next(chunks, [])
-    columns = list(zip(*first)) if first else [() for _ in names]
-    schema = pa.schema(
-        [pa.field(n, types.get(n) or _infer(values)) for n, values in zip(names, columns, strict=True)]
-    )
-
-    def batches():
-        if first:
-            yield _batch(first, schema)
-        for rows in chunks:
-            yield _batch(rows, schema)
-
-    return pa.RecordBatchReader.from_batches(schema, batches())
-
-
-def _infer(values) -> object:
-    import pyarrow as pa
-
-    present = [v for v in values if v is not None]
-    if not present:
-        return pa.string()
-    try:
-        inferred = pa.array(present[:1000]).type
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
-        return pa.string()
-    return pa.string() if pa.types.is_null(inferred) else inferred
-
-
-def _batch(rows, schema):
-    import pyarrow as pa
-
-    arrays = []
-    for i, f in enumerate(schema):
-        values = [row[i] for row in rows]
-        try:
-            arrays.append(pa.array(values, type=f.type))
-        except (pa.ArrowInvalid, pa.ArrowTypeError):
-            if pa.types.is_string(f.type):
-                arrays.append(pa.array([None if v is None else str(v) for v in values], type=pa.string()))
-            else:
-                raise SourceError(f"column {f.name!r} holds values that are not {f.type} (first batch said so)") from None
-    return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 
 class PostgresOptions(ServerOptions):
@@ -263,8 +239,8 @@ class PostgresConnector(SqlConnector):
         import adbc_driver_manager
         import adbc_driver_postgresql
 
+        from etl_platform.connectors import postgres_types
         from etl_platform.connectors.adbc_errors import KeptErrorStream
-        from etl_platform.connectors.arrow_capsule import stream_columns
 
         with contextlib.ExitStack() as opened:
             try:
@@ -273,17 +249,17 @@ class PostgresConnector(SqlConnector):
             except Exception as err:
                 raise self._fail("connecting", err) from None
             try:
+                exact = postgres_types.exact_read(connection, sql, self.quote)
                 statement = opened.enter_context(adbc_driver_manager.AdbcStatement(connection))
-                statement.set_sql_query(sql)
+                statement.set_sql_query(exact.sql)
                 handle, _ = statement.execute_query()
                 capsule = handle.__arrow_c_stream__()
-                hints = _type_hints(stream_columns(capsule))
                 stream = KeptErrorStream(capsule)
                 opened.callback(stream.close)
             except Exception as err:
                 raise self._fail("reading", err, connected=True) from None
             try:
-                yield SourceStream(stream.capsule, hints)
+                yield SourceStream(stream.capsule, exact.hints, exact.notices)
             except Exception:
                 if stream.error is None:
                     raise
@@ -307,22 +283,6 @@ class PostgresConnector(SqlConnector):
         for schema, table, column, dtype in rows:
             found.setdefault(f"{schema}.{table}", []).append((column, dtype))
         return found
-
-
-def _type_hints(columns: list["Column"]) -> dict[str, str]:
-    """ADBC hands some PostgreSQL types over as opaque Arrow extension types, which DuckDB
-    reads as their text storage (numeric, ...): the DuckDB type each should be cast to."""
-    hints: dict[str, str] = {}
-    for column in columns:
-        if column.metadata.get("ARROW:extension:name") != "arrow.opaque":
-            continue
-        pg_type = column.metadata.get("POSTGRESQL:type", "")
-        typmod = int(column.metadata.get("POSTGRESQL:typmod") or -1)
-        if pg_type == "numeric":
-            hints[column.name] = f"DECIMAL({(typmod - 4) >> 16},{(typmod - 4) & 0xFFFF})" if typmod > 4 else "DOUBLE"
-        elif pg_type in ("json", "jsonb"):
-            hints[column.name] = "JSON"
-    return hints
 
 
 class MysqlOptions(ServerOptions):
@@ -356,31 +316,19 @@ class MysqlConnector(SqlAlchemyConnector):
         password = f":{describe_secret(o.password)}" if o.password else ""
         return f"mysql://{o.user or ''}{password}@{o.host}:{o.port or 3306}/{o.database}"
 
-    def _arrow_types(self, result) -> dict[str, object]:
-        return {d[0]: t for d in result.cursor.description if (t := _mysql_arrow_type(d)) is not None}
+    def connect_args(self) -> dict:
+        from etl_platform.connectors import mysql_types
 
+        return {"conv": mysql_types.decoders()}
 
-def _mysql_arrow_type(description) -> object:
-    """Arrow type for a MySQL column from its wire type code (None: infer from the values)."""
-    import pyarrow as pa
-    from pymysql.constants import FIELD_TYPE as T
+    def _open(self, conn, sql: str, kept) -> SourceStream:
+        from etl_platform.connectors import mysql_types
 
-    _, code, _, _, precision, scale, _ = description
-    if code in (T.TINY, T.SHORT, T.LONG, T.LONGLONG, T.INT24, T.YEAR):
-        return pa.int64()
-    if code in (T.FLOAT, T.DOUBLE):
-        return pa.float64()
-    if code in (T.DECIMAL, T.NEWDECIMAL):
-        # The wire reports the display length (digits plus sign and point), not the declared
-        # precision; it is never smaller, so every value of the column fits.
-        return pa.decimal128(min(max(precision or 38, 1), 38), scale or 0)
-    if code == T.DATE:
-        return pa.date32()
-    if code in (T.DATETIME, T.TIMESTAMP):
-        return pa.timestamp("us")
-    if code in (T.VARCHAR, T.VAR_STRING, T.STRING, T.ENUM, T.SET, T.JSON):
-        return pa.string()
-    return None
+        exact_sql, floats = mysql_types.exact_select(conn, sql, self.quote)
+        result = conn.exec_driver_sql(exact_sql)
+        # PyMySQL's own field descriptors: the DB-API description leaves out charset and flags.
+        readers, hints, notices = mysql_types.column_readers(result.cursor._result.fields, floats)
+        return SourceStream(rows_to_arrow(list(result.keys()), kept.wrap(result.partitions(BATCH_ROWS)), readers), hints, notices)
 
 
 @register
@@ -394,10 +342,25 @@ class SqliteConnector(SqlAlchemyConnector):
     def describe(self) -> str:
         return f"sqlite:///{self.options.path}"
 
+    def _open(self, conn, sql: str, kept) -> SourceStream:
+        from etl_platform.connectors import sqlite_types
+
+        # One transaction: the scan for storage classes and the read see the same rows.
+        conn.exec_driver_sql("BEGIN")
+        exact_sql, names, readers, notices = sqlite_types.exact_read(conn, sql, self.quote, self.table_of(sql))
+        result = conn.exec_driver_sql(exact_sql)
+        if list(result.keys()) != names:
+            raise SourceError(f"{self.kind} connection {self.name}: the result's columns changed while it was read")
+        return SourceStream(rows_to_arrow(names, kept.wrap(result.partitions(BATCH_ROWS)), readers), {}, notices)
+
 
 @register
 class DuckdbConnector(SqlConnector):
-    """Another DuckDB database file, opened read-only."""
+    """Another DuckDB database file, opened read-only. Its Arrow export keeps every type when asked
+    for lossless conversion (HUGEINT, UHUGEINT, TIMETZ, UUID, BIT, JSON would otherwise change
+    type or value), except intervals: Arrow carries their time part in int64 nanoseconds (about
+    292 years), so interval columns travel as DuckDB's text and are cast back. FLOAT is widened to
+    DOUBLE (the load's type for it) exactly; ENUM loads as its text."""
 
     kind: ClassVar[str] = "duckdb"
     Options = FileDatabaseOptions
@@ -415,12 +378,33 @@ class DuckdbConnector(SqlConnector):
             raise self._fail("opening", err) from None
         try:
             try:
-                reader = con.sql(sql).to_arrow_reader(BATCH_ROWS)
+                con.execute("SET arrow_lossless_conversion = true")
+                exact_sql, hints = self._exact_select(con, sql)
+                reader = con.sql(exact_sql).to_arrow_reader(BATCH_ROWS)
             except duckdb.Error as err:
                 raise self._fail("reading", err) from None
-            yield SourceStream(reader)
+            yield SourceStream(reader, hints)
         finally:
             con.close()
+
+    def _exact_select(self, con, sql: str) -> tuple[str, dict[str, str]]:
+        """``sql`` with its interval columns (and those of DuckDB's NULL type) as text, FLOAT as
+        DOUBLE, and the DuckDB types the text is cast back to."""
+        relation = con.sql(sql)
+        exprs, hints = [], {}
+        for name, dtype in zip(relation.columns, (str(t) for t in relation.types), strict=True):
+            column = f"__etl_source.{self.quote(name)}"
+            if re.search(r"\bINTERVAL\b", dtype):
+                hints[name] = dtype
+                column = f"CAST({column} AS VARCHAR)"
+            elif dtype.strip('"') == "NULL":
+                column = f"CAST({column} AS VARCHAR)"
+            elif dtype == "FLOAT":  # widened exactly here, not through its shortest text in the load
+                column = f"CAST({column} AS DOUBLE)"
+            exprs.append(f"{column} AS {self.quote(name)}")
+        if all(e.startswith("__etl_source.") for e in exprs):
+            return sql, hints
+        return f"SELECT {', '.join(exprs)} FROM ({sql}) AS __etl_source", hints
 
     def discover(self) -> dict[str, list[tuple[str, str]]]:
         import duckdb

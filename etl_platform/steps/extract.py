@@ -53,6 +53,8 @@ def load_source(
         sql = connector.select(src, cursor_column, bound, window=partition_runs.source_window(spec, target.part))
         log(f"reading {connector.describe()}: {sql}")
         with connector.stream(sql) as stream:
+            for notice in stream.notices:
+                log(f"{connector.describe()}: {notice}")
             result, _ = ingest.run_stream(con, spec, pipeline=pipeline, reader=stream.reader, type_hints=stream.type_hints, **common)
         return result
     return _load_from_api(spec, pipeline, connector, con, common)
