@@ -67,6 +67,8 @@ def same(expected, stored, target: str) -> bool:
     if kind == "date":
         return type(stored) is dt.date and stored == expected
     if kind == "time":
+        if isinstance(stored, dt.timedelta):  # a source's time of day kept as a duration (MariaDB TIME: -838 h to 838 h)
+            return stored == dt.datetime.combine(dt.date.min, expected) - dt.datetime.combine(dt.date.min, dt.time())
         return isinstance(stored, dt.time) and stored.tzinfo is None and stored == expected
     if kind == "timestamp":
         return type(stored) is dt.datetime and stored.tzinfo is None and stored == expected

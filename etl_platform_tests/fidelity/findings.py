@@ -48,6 +48,12 @@ def matrix(rows: list[dict]) -> None:
         print(f"| {source} | {mode} | {kind} | " + " | ".join(shown) + " |")
 
 
+def _test_case(test: str) -> str:
+    """'test_types[csv-...]' -> 'test_types:csv'; a test without parameters is its name."""
+    name, _, params = test.partition("[")
+    return f"{name}:{params.split('-')[0].rstrip(']')}" if params else name
+
+
 def main(folder: str) -> None:
     rows = [json.loads(line) for line in (Path(folder) / "findings.jsonl").read_text().splitlines() if line]
     if "--matrix" in sys.argv:
@@ -55,7 +61,7 @@ def main(folder: str) -> None:
         return
     order = {"silent": 0, "loud": 1, "record": 2}
     for (weight, cause), found in sorted(grouped(rows).items(), key=lambda kv: (order[kv[0][0]], -len(kv[1]))):
-        where = sorted({f"{r['test'].split('[')[0]}:{r['test'].split('[')[1].split('-')[0].rstrip(']')}/{r['destination']}/{r['mode']}" for r in found})
+        where = sorted({f"{_test_case(r['test'])}/{r['destination']}/{r['mode']}" for r in found})
         print(f"[{weight}] {cause}: {len(found)} finding(s)")
         print(f"    where: {', '.join(where[:12])}{' ...' if len(where) > 12 else ''}")
         seen = set()

@@ -63,8 +63,9 @@ def _load_and_judge(env, kind, table: Table, written, destination_kind: str = "w
     return harness.CaseResult(findings, context)
 
 
-def test_a_nul_inside_a_csv_value_rejects_its_row_not_the_file(env):
-    """The contract: any text holding U+0000 is rejected, its row only; the file's other rows land."""
+def test_a_nul_byte_in_a_csv_file_rejects_the_file_with_its_line_and_loads_nothing_of_it(env):
+    """A NUL byte makes a file binary data, not text (README "Safe file intake"): the file is
+    rejected whole, naming the line, and nothing of it is loaded: loud, never a changed value."""
     from etl_platform_tests.fidelity.tables import Column
     from etl_platform_tests.fidelity.values import Sample
 
@@ -74,11 +75,15 @@ def test_a_nul_inside_a_csv_value_rejects_its_row_not_the_file(env):
     folder = env.source_folder / name
     folder.mkdir()
     sources.write_csv_python(table, folder / "data.csv", sources.CSV_DIALECTS[0])
-    held, lines = sources.held_from_csv((folder / "data.csv").read_bytes(), ",", table)
     written = sources.Written("csv", "comma, CRLF", {"connection": "src", "files": f"{name}/data.csv", "csv": {"delimiter": ","}},
-                              ("local", {"path": str(env.source_folder)}), held, lines, f"{name}/data.csv")
-    result = _load_and_judge(env, harness.SOURCE_KINDS["csv"], table, written)
-    harness.assert_exact(result, table)
+                              ("local", {"path": str(env.source_folder)}), {}, {}, f"{name}/data.csv")
+    destination = env.destination("warehouse")
+    spec = harness.pipeline_spec(written, table, destination, schema=env.module, name=name, implicit=False)
+    outcome = platform.load(spec, pipeline=name, schema=env.module, table=name, connection=written.connection,
+                            destination=destination, con=env.con, run_id=f"run-{name}")
+    assert outcome.failed and "rejected whole" in outcome.error, outcome
+    reasons = env.con.execute(f"SELECT kind, reasons FROM {env.module}.{name}_rejected").fetchall()
+    assert [(kind, "NUL byte on line 3" in reasons[0]) for kind, reasons in reasons] == [("file", True)], reasons
 
 
 @pytest.fixture(scope="module", autouse=True)
