@@ -17,7 +17,7 @@ What each type accepts (surrounding spaces and tabs are ignored for every type b
   is rejected.
 - ``boolean``: true/false, t/f, yes/no, y/n, 1/0, any case.
 - ``date``: ``YYYY-MM-DD``, optionally followed by midnight (``T00:00:00``); another time of
-  day is rejected, not dropped.
+  day is rejected, not dropped. Years 1 to 9999, for dates and timestamps (in UTC) alike.
 - ``timestamp`` / ``timestamptz``: ``YYYY-MM-DD[(T| )HH:MM[:SS[.fraction]]][offset]`` with the
   offset ``Z``, ``±HH``, ``±HHMM`` or ``±HH:MM``; digits past microseconds must be zeros. A
   ``timestamp`` with an offset is converted to UTC; a ``timestamptz`` without one is UTC.
@@ -40,6 +40,7 @@ _S = " *"  # spaces around a value of any type but text are ignored
 _NUMBER = rf"{_S}[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?{_S}"
 _INTEGER = rf"{_S}[+-]?[0-9]+(\.0*)?{_S}"
 _DECIMAL_PARTS = r"^ *[+-]?([0-9]*)\.?([0-9]*)(?:[eE]([+-]?[0-9]+))? *$"
+_DECIMAL_PARTS_SIGNED = r"^ *([+-]?)([0-9]*)\.?([0-9]*)[eE]([+-]?[0-9]+) *$"
 _DATE = r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
 _FRACTION = r"(\.[0-9]{0,6}0*)?"  # at most microseconds; further digits only zeros
 _CLOCK = rf"([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9]{_FRACTION})?"
@@ -109,7 +110,25 @@ def _value(raw: str, target: str, fmt: str | None) -> str:
         return f"CASE WHEN {with_offset} THEN {instant} ELSE timezone('UTC', {wall_clock}) END"
     if target == "JSON":
         return f"TRY_CAST({raw} AS JSON)"
+    if target.startswith("DECIMAL"):
+        # DuckDB casts exponent notation to a decimal wrongly (1E-10 into DECIMAL(10,10) fails, a value
+        # past the precision passes): it is rewritten in plain notation first.
+        return f"CASE WHEN contains(lower({raw}), 'e') THEN TRY_CAST({_plain_decimal(raw)} AS {target}) ELSE TRY_CAST({raw} AS {target}) END"
     return f"TRY_CAST({raw} AS {target})"
+
+
+def _plain_decimal(raw: str) -> str:
+    """SQL for the plain notation of a number written with an exponent (``1.5E-3`` -> ``0.0015``):
+    its digits with the point moved. Beyond 100 places no decimal type holds it: NULL."""
+    parts = f"regexp_extract({raw}, {literal(_DECIMAL_PARTS_SIGNED)}, ['s', 'i', 'f', 'e'])"
+    digits = f"({parts}.i || {parts}.f)"
+    point = f"(length({parts}.i) + TRY_CAST(nullif({parts}.e, '') AS INTEGER))"  # where the point goes, from the left
+    plain = (
+        f"CASE WHEN abs({point}) > 100 THEN NULL WHEN {point} <= 0 THEN '0.' || repeat('0', -{point}) || {digits} "
+        f"WHEN {point} >= length({digits}) THEN {digits} || repeat('0', {point} - length({digits})) "
+        f"ELSE left({digits}, {point}) || '.' || substr({digits}, {point} + 1) END"
+    )
+    return f"({parts}.s || {plain})"
 
 
 def _exact(raw: str, value: str, target: str, fmt: str | None) -> str:
@@ -136,9 +155,11 @@ def _exact(raw: str, value: str, target: str, fmt: str | None) -> str:
         strings = f"regexp_replace({value}::VARCHAR, {literal(_JSON_STRING)}, '""', 'g')"
         return f"{present} AND NOT regexp_matches({strings}, '(NaN|Infinity)') AND NOT contains({raw}, {literal(_ESCAPED_NUL)})"
     if target == "DATE":
-        return f"{_matches(raw, _DATE_TEXT)} AND {present}"
+        return f"{_matches(raw, _DATE_TEXT)} AND {present} AND year({value}) BETWEEN 1 AND 9999"
     if target in ("TIMESTAMP", "TIMESTAMPTZ", "TIMESTAMP WITH TIME ZONE"):
-        return f"{_matches(raw, _TIMESTAMP_TEXT)} AND {present}"
+        # Four-digit years in, four-digit years out: an offset may not carry 9999-12-31 into year 10000.
+        utc = value if target == "TIMESTAMP" else f"timezone('UTC', {value})"
+        return f"{_matches(raw, _TIMESTAMP_TEXT)} AND {present} AND year({utc}) BETWEEN 1 AND 9999"
     if target == "TIME":
         return f"{_matches(raw, _TIME_TEXT)} AND {present}"
     if target == "UUID":
