@@ -166,8 +166,9 @@ class _JsonFormat(FileFormat):
     line rejects only itself (kind 'parse', with its own line number and text) and the others
     load. Every field is taken as text (strings unquoted, numbers as written, nested values as
     JSON) and converted by our SQL, so a value of the wrong type rejects its row. DuckDB reads a
-    number through a double, exact up to 15 significant digits; records holding longer numbers
-    are read again in Python, where a number keeps every digit.
+    number through a double, exact up to 15 significant digits but not in its spelling; records
+    holding longer numbers, or a fraction in a field a text column reads, are read again in
+    Python, where a number keeps every digit as written.
     """
 
     numbers_lines = True
@@ -195,21 +196,27 @@ class _JsonFormat(FileFormat):
 
     def inspect(self, con, path, wanted):
         """The keys the file's records have (in order of first appearance), and which records
-        need reading again for their long numbers."""
+        need reading again to keep their numbers as written: numbers longer than a double holds,
+        and a number with a fraction in a field a text column reads (DuckDB would give ``1.5`` for
+        ``1.50``, ``100.0`` for ``1E2``)."""
         lines = self._lines(path)
         objects = f"SELECT {LINE}, line FROM {lines} WHERE CASE WHEN json_valid(line) THEN json_type(line) END = 'OBJECT'"
         keys = [row[0] for row in con.execute(
             f"SELECT k FROM (SELECT unnest(json_keys(line)) AS k, {LINE} FROM ({objects})) GROUP BY k ORDER BY min({LINE}), k"
         ).fetchall()]
-        if self._is_array(path):
+        texts = [c for name, col in wanted.items() if col.duckdb_type == "VARCHAR" for c in col.source_columns(name) if c in keys]
+        if self._is_array(path):  # an array is decoded whole (msgspec): when it has long numbers, or text columns
             long_numbers = bool(con.execute(f"SELECT regexp_matches(content, {literal(self._LONG_NUMBER)}) FROM read_text({scan_path(path)})").fetchall()[0][0])
-        else:
-            long_numbers = bool(con.execute(f"SELECT count(*) FROM ({objects}) WHERE regexp_matches(line, {literal(self._LONG_NUMBER)})").fetchall()[0][0])
-        return keys, {"long_numbers": long_numbers}
+            return keys, {"exact_lines": "true" if long_numbers or texts else None}
+        conditions = [f"regexp_matches(line, {literal(self._LONG_NUMBER)})"]
+        conditions += [f"json_type(line, {_pointer(k)}) = 'DOUBLE'" for k in dict.fromkeys(texts)]
+        exact = " OR ".join(conditions)
+        found = con.execute(f"SELECT count(*) FROM ({objects}) WHERE {exact}").fetchall()[0][0]
+        return keys, {"exact_lines": exact if found else None}
 
     def scan(self, path, columns, rejects=None, dialect=None) -> str:
         wanted = list(dict.fromkeys(c for name, col in columns.items() for c in col.source_columns(name)))
-        pointers = "[" + ", ".join(literal("/" + k.replace("~", "~0").replace("/", "~1")) for k in wanted) + "]"
+        pointers = "[" + ", ".join(_pointer(k) for k in wanted) + "]"
         # A record with the same key twice is ambiguous: rejected rather than one value picked.
         kind = (
             "CASE WHEN json_valid(line) THEN CASE WHEN json_type(line) = 'OBJECT' "
@@ -238,7 +245,8 @@ class _JsonFormat(FileFormat):
     def prepare(self, con, path: Path, columns, dialect: dict) -> dict:
         """Read the records holding long numbers again in Python (every digit kept) into a temp
         table of their fields' text; returns the dialect naming it."""
-        if not (dialect or {}).get("long_numbers"):
+        exact_lines = (dialect or {}).get("exact_lines")
+        if not exact_lines:
             return dialect
         import decimal
 
@@ -252,12 +260,11 @@ class _JsonFormat(FileFormat):
         if self._is_array(path):
             try:
                 records = enumerate(decoder.decode(path.read_bytes()), start=1)
-            except msgspec.DecodeError:
-                return dialect  # DuckDB reports the file as unreadable
+            except (msgspec.DecodeError, RecursionError):
+                return dialect  # not JSON (DuckDB reports the file), or nested deeper than Python goes (DuckDB reads it)
         else:
-            rows = con.execute(
-                f"SELECT {LINE}, line FROM {self._lines(path)} WHERE regexp_matches(line, {literal(self._LONG_NUMBER)})"
-            ).fetchall()
+            valid = "CASE WHEN json_valid(line) THEN json_type(line) END = 'OBJECT'"
+            rows = con.execute(f"SELECT {LINE}, line FROM {self._lines(path)} WHERE {valid} AND ({exact_lines})").fetchall()
             records = ((n, _decoded(decoder, line)) for n, line in rows)
         batch = []
         for number, record in records:
@@ -269,6 +276,11 @@ class _JsonFormat(FileFormat):
         if batch:
             con.executemany(f"INSERT INTO {table} VALUES ({', '.join('?' * (len(wanted) + 1))})", batch)
         return {**dialect, "exact_table": table}
+
+
+def _pointer(key: str) -> str:
+    """A JSON pointer to a top-level key, as a SQL literal: any key, '/' and '~' escaped."""
+    return literal("/" + key.replace("~", "~0").replace("/", "~1"))
 
 
 def _decoded(decoder, line: str):
