@@ -69,6 +69,8 @@ def load_results(spec: PipelineSpec, result: ingest.LoadResult, table_key, rejec
         metadata |= {"dagster/row_count": result.table_rows, "dagster/column_schema": schema_of(result.columns)}
     if committed.rows_deleted:
         metadata["rows_replaced"] = committed.rows_deleted
+    if result.notices:
+        metadata["source_notices"] = dg.MetadataValue.md("\n".join(f"- {notice}" for notice in result.notices))
     if spec.sync.mode == "incremental":
         metadata |= {
             "cursor_before": committed.cursor_before or "",

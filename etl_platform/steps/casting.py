@@ -17,7 +17,9 @@ What each type accepts (surrounding spaces and tabs are ignored for every type b
   is rejected.
 - ``boolean``: true/false, t/f, yes/no, y/n, 1/0, any case.
 - ``date``: ``YYYY-MM-DD``, optionally followed by midnight (``T00:00:00``); another time of
-  day is rejected, not dropped. Years 1 to 9999, for dates and timestamps (in UTC) alike.
+  day is rejected, not dropped. Years 1 to 9999, for dates and timestamps (in UTC) alike;
+  besides, ``infinity``, ``-infinity`` and years before 1 in DuckDB's own ``YYYY-MM-DD (BC)``
+  spelling (how a PostgreSQL source delivers them).
 - ``timestamp`` / ``timestamptz``: ``YYYY-MM-DD[(T| )HH:MM[:SS[.fraction]]][offset]`` with the
   offset ``Z``, ``±HH``, ``±HHMM`` or ``±HH:MM``; digits past microseconds must be zeros. A
   ``timestamp`` with an offset is converted to UTC; a ``timestamptz`` without one is UTC.
@@ -155,11 +157,11 @@ def _exact(raw: str, value: str, target: str, fmt: str | None) -> str:
         strings = f"regexp_replace({value}::VARCHAR, {literal(_JSON_STRING)}, '""', 'g')"
         return f"{present} AND NOT regexp_matches({strings}, '(NaN|Infinity)') AND NOT contains({raw}, {literal(_ESCAPED_NUL)})"
     if target == "DATE":
-        return f"{_matches(raw, _DATE_TEXT)} AND {present} AND year({value}) BETWEEN 1 AND 9999"
+        return f"(({_matches(raw, _DATE_TEXT)} AND {present} AND year({value}) BETWEEN 1 AND 9999) OR {_special_date(raw, value)})"
     if target in ("TIMESTAMP", "TIMESTAMPTZ", "TIMESTAMP WITH TIME ZONE"):
         # Four-digit years in, four-digit years out: an offset may not carry 9999-12-31 into year 10000.
         utc = value if target == "TIMESTAMP" else f"timezone('UTC', {value})"
-        return f"{_matches(raw, _TIMESTAMP_TEXT)} AND {present} AND year({utc}) BETWEEN 1 AND 9999"
+        return f"(({_matches(raw, _TIMESTAMP_TEXT)} AND {present} AND year({utc}) BETWEEN 1 AND 9999) OR {_special_date(raw, value)})"
     if target == "TIME":
         return f"{_matches(raw, _TIME_TEXT)} AND {present}"
     if target == "UUID":
@@ -167,6 +169,13 @@ def _exact(raw: str, value: str, target: str, fmt: str | None) -> str:
     # A type the spec does not offer (a source's own type, loaded as it is): DuckDB's cast,
     # checked to give the same text back, so nothing that would change is accepted.
     return f"{value}::VARCHAR = {raw}"
+
+
+def _special_date(raw: str, value: str) -> str:
+    """``infinity``, ``-infinity`` and dates before year 1 written as DuckDB writes them
+    (``0044-03-15 (BC)``, as a PostgreSQL source's are delivered): exact when DuckDB gives the
+    same text back."""
+    return f"(regexp_matches({raw}, '^(-?infinity|[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}} \\(BC\\).*)$') AND {value}::VARCHAR = {raw})"
 
 
 def _decimal_exact(raw: str, present: str, target: str) -> str:

@@ -56,6 +56,7 @@ def load_source(
             for notice in stream.notices:
                 log(f"{connector.describe()}: {notice}")
             result, _ = ingest.run_stream(con, spec, pipeline=pipeline, reader=stream.reader, type_hints=stream.type_hints, **common)
+        result.notices += stream.notices
         return result
     return _load_from_api(spec, pipeline, connector, con, common)
 

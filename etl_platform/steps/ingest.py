@@ -73,6 +73,7 @@ class LoadResult:
     # (+ an incremental load's rows below the cursor or loaded already).
     rows_superseded: int = 0
     refused: str | None = None  # why the load was not committed (NothingToReplace)
+    notices: list[str] = field(default_factory=list)  # what the source said of its columns (a type loaded as text, ...)
 
     @property
     def files_rejected(self) -> list[FileResult]:

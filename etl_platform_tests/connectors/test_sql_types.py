@@ -44,7 +44,8 @@ def load(kind: str, options: dict, *, table: str | None = None, query: str | Non
     source = {"connection": "src", **({"table": table} if table else {"query": query})}
     if columns:
         source["columns"] = columns
-    spec = PipelineSpec.model_validate({"source": source, "destination": {"table": "t", "lineage_columns": False}})
+    spec = PipelineSpec.model_validate({"source": source, "destination": {"table": "t", "lineage_columns": False},
+                                    "sync": {"allow_empty": True}})
     logs: list[str] = []
     with duckdb.connect() as con:
         extract.load_source(
