@@ -10,8 +10,11 @@ ensure_uv() {
 
 ensure_venv() {
   ensure_uv
-  # uv.lock pins every package; --frozen fails instead of silently re-resolving.
-  UV_PROJECT_ENVIRONMENT="$VENV" "$UV" sync --frozen --extra dev --quiet
+  # uv.lock pins every package; --frozen fails instead of silently re-resolving. Bytecode is
+  # compiled once here: without it every process (each run, the webserver, the daemon) compiles
+  # Dagster from source again, seconds each where PYTHONDONTWRITEBYTECODE is set.
+  UV_PROJECT_ENVIRONMENT="$VENV" "$UV" sync --frozen --extra dev --quiet --compile-bytecode
+  unset PYTHONDONTWRITEBYTECODE  # our own modules keep their bytecode too
 }
 
 use_embedded_instance() {

@@ -131,6 +131,10 @@ class CsvFormat(FileFormat):
             args += ["store_rejects=true", f"rejects_table={literal(rejects.errors)}", f"rejects_scan={literal(rejects.scans)}"]
         return f"read_csv({', '.join(args)})"
 
+    def csv_arguments(self, path: Path, dialect: dict | None) -> list[str]:
+        """The reader's arguments for this file, as a scan passes them (for ``sniff_csv``)."""
+        return self._arguments(path, {}, dialect)
+
     def _arguments(self, path: Path, columns: dict[str, ColumnSpec], dialect: dict | None) -> list[str]:
         opts = self.options
         args = [
@@ -167,14 +171,15 @@ class _JsonFormat(FileFormat):
     load. Every field is taken as text (strings unquoted, numbers as written, nested values as
     JSON) and converted by our SQL, so a value of the wrong type rejects its row. DuckDB reads a
     number through a double, exact up to 15 significant digits but not in its spelling; records
-    holding longer numbers, or a fraction in a field a text column reads, are read again in
-    Python, where a number keeps every digit as written.
+    holding longer numbers, a number with an exponent, or a fraction in a field a text column
+    reads, are read again in Python, where a number keeps its text as written.
     """
 
     numbers_lines = True
     reports_parse_errors = True
     _MAX_LINE = 16 * 1024 * 1024  # as DuckDB's JSON reader: a longer record rejects the file
     _LONG_NUMBER = "[0-9][0-9.]{15,}"  # 16+ digits: more than a double holds exactly
+    _EXPONENT = "[0-9][eE][+-]?[0-9]"  # DuckDB would give 1000.0 for 1e3, which an integer column takes
 
     def _is_array(self, path: Path) -> bool:
         return False
@@ -206,9 +211,10 @@ class _JsonFormat(FileFormat):
         ).fetchall()]
         texts = [c for name, col in wanted.items() if col.duckdb_type == "VARCHAR" for c in col.source_columns(name) if c in keys]
         if self._is_array(path):  # an array is decoded whole (msgspec): when it has long numbers, or text columns
-            long_numbers = bool(con.execute(f"SELECT regexp_matches(content, {literal(self._LONG_NUMBER)}) FROM read_text({scan_path(path)})").fetchall()[0][0])
+            pattern = literal(f"{self._LONG_NUMBER}|{self._EXPONENT}")
+            long_numbers = bool(con.execute(f"SELECT regexp_matches(content, {pattern}) FROM read_text({scan_path(path)})").fetchall()[0][0])
             return keys, {"exact_lines": "true" if long_numbers or texts else None}
-        conditions = [f"regexp_matches(line, {literal(self._LONG_NUMBER)})"]
+        conditions = [f"regexp_matches(line, {literal(self._LONG_NUMBER)})", f"regexp_matches(line, {literal(self._EXPONENT)})"]
         conditions += [f"json_type(line, {_pointer(k)}) = 'DOUBLE'" for k in dict.fromkeys(texts)]
         exact = " OR ".join(conditions)
         found = con.execute(f"SELECT count(*) FROM ({objects}) WHERE {exact}").fetchall()[0][0]
@@ -248,15 +254,14 @@ class _JsonFormat(FileFormat):
         exact_lines = (dialect or {}).get("exact_lines")
         if not exact_lines:
             return dialect
-        import decimal
-
         import msgspec
 
         wanted = list(dict.fromkeys(c for name, col in columns.items() for c in col.source_columns(name)))
         table = f"__json_exact_{abs(hash((str(path), id(self)))) % 10**12}"
         con.execute(f"CREATE OR REPLACE TEMP TABLE {table} ({LINE} BIGINT, {', '.join(f'{quote(k)} VARCHAR' for k in wanted) or 'nothing VARCHAR'})")
-        decoder = msgspec.json.Decoder(float_hook=decimal.Decimal)
-        encoder = msgspec.json.Encoder(decimal_format="number")
+        # A number with a fraction or an exponent is kept as its text (msgspec.Raw encodes verbatim).
+        decoder = msgspec.json.Decoder(float_hook=lambda text: msgspec.Raw(text.encode()))
+        encoder = msgspec.json.Encoder()
         if self._is_array(path):
             try:
                 records = enumerate(decoder.decode(path.read_bytes()), start=1)
@@ -298,9 +303,9 @@ def _field_text(value, encoder) -> str | None:
         return "true" if value else "false"
     if isinstance(value, str):
         return value
-    if isinstance(value, (int, float)) or type(value).__name__ == "Decimal":
+    if isinstance(value, int):
         return str(value)
-    return encoder.encode(value).decode()
+    return encoder.encode(value).decode()  # a number as written, or a nested value with its numbers as written
 
 
 class NdjsonFormat(_JsonFormat):

@@ -20,6 +20,7 @@ import duckdb
 
 from etl_platform.automation.failure_codes import FailureCodes, with_codes
 from etl_platform.spec import SchemaChanges, SyncSpec
+from etl_platform.sql import quote
 from etl_platform.steps import load
 
 WAREHOUSE = "warehouse"
@@ -82,6 +83,12 @@ class Destination(Protocol):
 
     def history(self, duck: duckdb.DuckDBPyConnection, pipeline: str, limit: int = 100) -> list[load.HistoryEntry]: ...
 
+    def cannot_hold(self, columns: dict[str, str]) -> list[tuple[str, str]]:
+        """Values of the staged ``columns`` (name -> DuckDB type) this destination cannot store
+        exactly: (reason, SQL predicate true for such a value). Their rows are rejected with the
+        reason instead of landing changed (EXACT)."""
+        ...
+
 
 @dataclass(frozen=True)
 class WarehouseTable:
@@ -124,6 +131,9 @@ class WarehouseTable:
 
     def history(self, duck, pipeline, limit=100):
         return load.history(duck, pipeline, limit)
+
+    def cannot_hold(self, columns):
+        return []
 
 
 class _Pending:
@@ -210,6 +220,9 @@ class PostgresTable:
         from etl_platform.destinations import postgres
 
         return postgres.history(self.connector.uri(), pipeline, limit)
+
+    def cannot_hold(self, columns):
+        return []  # PostgreSQL holds what the warehouse does; values it does not are rejected by casting
 
 
 @dataclass(frozen=True)
@@ -307,6 +320,16 @@ class FileTable:
 
         with self._errors("reading the manifest of"):
             return files.history(self.location(), self.schema, self.table, limit)
+
+    def cannot_hold(self, columns):
+        if self.file_format != "parquet":
+            return []
+        # Parquet's INTERVAL counts milliseconds: DuckDB would drop an interval's last three digits.
+        return [
+            (f"{name}: a Parquet file holds an interval to the millisecond, this one has microseconds",
+             f"{quote(name)} IS NOT NULL AND datepart('microseconds', {quote(name)}) % 1000 <> 0")
+            for name, kind in columns.items() if kind == "INTERVAL"
+        ]
 
 
 def destination_for(connection_kind: str, connector, schema: str, table: str, *, file_format: str | None, partition_by) -> Destination:

@@ -108,6 +108,9 @@ class SliceOf:
     def replace_slice(self, duck, stage, part, *, pipeline, run_id, load_id, schema_changes):
         return self.destination.replace_slice(duck, stage, part, pipeline=pipeline, run_id=run_id, load_id=load_id, schema_changes=schema_changes)
 
+    def cannot_hold(self, columns):
+        return self.destination.cannot_hold(columns)
+
     def finish(self):
         self.destination.finish()
 

@@ -53,7 +53,7 @@ _DATE_TEXT = rf"{_S}{_DATE}([T ]00:00(:00(\.0*)?)?)?{_S}"  # a date, or one at m
 _TIMESTAMP_TEXT = rf"{_S}{_DATE}([T ]{_CLOCK})?{_OFFSET}?{_S}"
 _TIME_TEXT = rf"{_S}{_CLOCK}{_S}"
 _JSON_STRING = r'"(?:[^"\\]|\\.)*"'  # a JSON string, escapes included
-_ESCAPED_NUL = "\\u0000"
+_ESCAPED_NUL = r"(^|[^\\])(\\\\)*\\u0000"  # \u0000 after an even number of backslashes (an escaped backslash is not)
 _TRUE, _FALSE = ("true", "t", "yes", "y", "1"), ("false", "f", "no", "n", "0")
 
 
@@ -155,7 +155,7 @@ def _exact(raw: str, value: str, target: str, fmt: str | None) -> str:
         # DuckDB's parser allows NaN and Infinity, which JSON does not (nor does PostgreSQL's
         # jsonb), and jsonb cannot hold \u0000: both reject their row instead of a whole load.
         strings = f"regexp_replace({value}::VARCHAR, {literal(_JSON_STRING)}, '""', 'g')"
-        return f"{present} AND NOT regexp_matches({strings}, '(NaN|Infinity)') AND NOT contains({raw}, {literal(_ESCAPED_NUL)})"
+        return f"{present} AND NOT regexp_matches({strings}, '(NaN|Infinity)') AND NOT regexp_matches({raw}, {literal(_ESCAPED_NUL)})"
     if target == "DATE":
         return f"(({_matches(raw, _DATE_TEXT)} AND {present} AND year({value}) BETWEEN 1 AND 9999) OR {_special_date(raw, value)})"
     if target in ("TIMESTAMP", "TIMESTAMPTZ", "TIMESTAMP WITH TIME ZONE"):

@@ -16,14 +16,14 @@ from pathlib import Path
 import duckdb
 
 from etl_platform.destinations import Destination, DestinationError, WarehouseTable
-from etl_platform.connectors.files import LINE, PARSE_ERROR, RAW_LINE, FileFormat, ReaderRejects, file_format, missing_columns
+from etl_platform.connectors.files import LINE, PARSE_ERROR, RAW_LINE, CsvFormat, FileFormat, ReaderRejects, file_format, missing_columns
 from etl_platform.intake import limits as intake_limits
 from etl_platform.intake.fingerprints import forget_table, undo_ledger
 from etl_platform.intake.intake import FileIntake
 from etl_platform.intake.sniff import reader_error
 from etl_platform.spec import ColumnSpec, PipelineSpec
 from etl_platform.sql import literal, quote
-from etl_platform.steps import load, stage
+from etl_platform.steps import csv_lines, load, stage
 from etl_platform.steps.progress import Progress
 
 REJECTED_COLUMNS = (
@@ -227,7 +227,7 @@ class _Ingest:
             if scan_id == scans_before:
                 scan_id = None
             progress.file_finished(rows)
-            staged.append(StagedFile(path, self.relative(path), first if rows else last_row + 1, rows, scan_id))
+            staged.append(StagedFile(path, self.relative(path), first if rows else last_row + 1, rows, scan_id, dialect))
             if rows:
                 last_row = last
         return staged
@@ -289,6 +289,7 @@ class _Ingest:
         con, rej = self.con, self.target.rejected
         con.execute(f"CREATE TABLE IF NOT EXISTS {rej.sql} ({REJECTED_COLUMNS})")
         # Rules are evaluated in one scan; the few failing rows are copied aside with their rowid.
+        self._add_destination_limits()
         con.execute(
             f"CREATE OR REPLACE TEMP TABLE __failing AS SELECT rowid AS __row, * FROM {self.target.stage.sql} WHERE {self.fails}"
         )
@@ -331,10 +332,41 @@ class _Ingest:
                 [self.run_id],
             )
         con.execute(f"INSERT INTO {rej.sql} SELECT ?, __file, __line, 'parse', __reasons, __csv_line, now() FROM __reader_lines", [self.run_id])
+        if isinstance(self.fmt, CsvFormat):
+            self._renumber_spanning_records(staged)
         for path, reason in excluded.items():
             con.execute(f"INSERT INTO {rej.sql} VALUES (?, ?, NULL, 'file', [?], NULL, now())", [self.run_id, self.relative(path), reason])
         con.execute(f"DELETE FROM {self.target.stage.sql} WHERE rowid IN (SELECT __row FROM __failing)")
         return load.scalar(con, "SELECT count(*) FROM __failing") or 0
+
+    def _add_destination_limits(self) -> None:
+        """Rows holding a value the destination cannot store exactly break a rule of their own."""
+        types = dict(self.con.execute(
+            "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = ? AND table_name = ?",
+            [self.target.stage.schema, self.target.stage.name],
+        ).fetchall())
+        limits = [stage.Rule(reason, fails) for reason, fails in self.target.committer.cannot_hold(types)]
+        if limits:
+            self.rules = [*self.rules, *limits]
+            self.fails = f"({self.fails}) OR " + " OR ".join(f"({r.fails})" for r in limits)
+
+    def _renumber_spanning_records(self, staged: list["StagedFile"]) -> None:
+        """Rejected rows of CSV files whose records span lines name the physical line they start on."""
+        con = self.con
+        with_rejections = {
+            name for (name,) in con.execute(
+                f"SELECT DISTINCT source_file FROM {self.target.rejected.sql} WHERE run_id = ? AND source_line IS NOT NULL", [self.run_id]
+            ).fetchall()
+        }
+        reader_lines = dict(con.execute("SELECT __file, count(*) FROM __reader_lines GROUP BY __file").fetchall())
+        for f in staged:
+            if f.name not in with_rejections:
+                continue
+            records = self.fmt.first_data_line() - 1 + f.rows + reader_lines.get(f.name, 0)
+            opts = self.fmt.options
+            declared = (opts.delimiter if opts.delimiter is not None else (f.dialect or {}).get("delim"), opts.quote, opts.escape)
+            arguments = self.fmt.csv_arguments(f.path, f.dialect)
+            csv_lines.renumber(con, self.target.rejected.sql, self.run_id, f.name, f.path, arguments, declared, records)
 
     def _locate(self, rows: str) -> None:
         """``__located(__row, __file, __line)``: the file and line of each stage row in temp table
@@ -427,6 +459,7 @@ class StagedFile:
     first_row: int
     rows: int
     scan_id: int | None
+    dialect: dict | None = None  # the CSV dialect it was read with, when one was detected
 
 
 def run(

@@ -76,6 +76,8 @@ def from_text(text: str | None, target: str):
         return _integer(text, *INTEGER_RANGES[kind])
     if kind == "decimal":
         return _decimal(text, *decimal_shape(target))
+    if kind in ("date", "time", "timestamp", "timestamptz", "uuid"):
+        text = text.strip(" ")  # the contract: spaces around a value are ignored, except in text
     return _PARSERS[kind](text)
 
 
@@ -225,9 +227,22 @@ def parse_json(text: str):
 
 def _json(text: str):
     try:
-        return JsonValue(parse_json(text))
+        value = parse_json(text)
     except ValueError:
         return REJECT
+    # The contract: a NUL character in a string or key rejects the document (PostgreSQL's jsonb
+    # cannot hold it, and one document lands the same in every destination).
+    return REJECT if _holds_nul(value) else JsonValue(value)
+
+
+def _holds_nul(value) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_holds_nul(v) for v in value)
+    return False
 
 
 def _uuid(text: str):
@@ -309,6 +324,12 @@ def expected(value, holder: str, target: str):
         return from_text(value, target)
     if same_type(holder, target):
         return _as_is(value, target)
+    if holder == "float32" and base_type(target) == "decimal" and isinstance(value, float) and math.isfinite(value):
+        import numpy as np
+
+        # Into a decimal, a single-precision float is read as its shortest text that reads back as
+        # the same float32 (0.1, not the 0.10000000149011612 of the double holding it).
+        return from_text(str(np.float32(value)), target)
     return from_text(render(value), target)
 
 

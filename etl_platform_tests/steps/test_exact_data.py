@@ -2,8 +2,16 @@
 
 import datetime
 import json
+import uuid
 from decimal import Decimal
 from pathlib import Path
+
+import duckdb
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from etl_platform.spec import PipelineSpec
+from etl_platform_tests.conftest import examples
 
 from etl_platform_tests.steps.test_ingest import con, load, make_spec, rejected  # noqa: F401 - con is a fixture
 
@@ -145,3 +153,87 @@ def test_an_expression_may_build_a_column_from_other_columns_of_its_record(con, 
 
     assert _rows(con, "id") == [(1, datetime.date(2024, 2, 29), datetime.datetime(2024, 2, 29, 9, 30))]
     assert [(line, reasons) for _, line, _, reasons, _ in rejected(con)] == [(3, ["on: its expression failed", "at: its expression failed"])]
+
+
+@settings(max_examples=examples(25), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    rows=st.lists(
+        st.tuples(
+            st.sampled_from(["ok", "bad", "ragged"]),
+            st.lists(st.sampled_from(["a", " ", ",", '"', "\n", "\r\n", "é"]), max_size=8).map("".join),
+        ),
+        min_size=1, max_size=12,
+    ),
+    doubled=st.booleans(),
+)
+def test_a_rejected_row_names_the_physical_line_it_starts_on_when_records_span_lines(con, tmp_path, rows, doubled):
+    """Quoted values with line breaks (doubled quotes or backslash escapes): every rejected row,
+    by a rule or by the reader, names the line an editor shows it on; the oracle counts the
+    lines as the file is written."""
+    escape = '"' if doubled else "\\"
+    lines, text, expected = 3, "n,note\n-1,first\n", {}  # a first record the reader can size the columns by
+    for i, (kind, note) in enumerate(rows):
+        quoted = '"' + note.replace('"', escape + '"') + '"'
+        record = {"ok": f"{i},{quoted}", "bad": f"x{i},{quoted}", "ragged": f"{i},{quoted},extra"}[kind] + "\n"
+        if kind != "ok":
+            expected[lines] = kind
+        text += record
+        lines += record.count("\n")
+    landing = tmp_path / f"landing-{uuid.uuid4().hex}"
+    landing.mkdir()
+    (landing / "a.csv").write_bytes(text.encode())
+    spec = make_spec("*.csv", {"n": {"type": "bigint"}, "note": {}}, source={"csv": {"delimiter": ",", "quote": '"', "escape": escape}},
+                     sync={"allow_empty": True})
+    con.execute("DROP TABLE IF EXISTS p.t_rejected")
+
+    load(con, spec, landing)
+
+    got = {line: "bad" if kind == "rule" else "ragged" for _, line, kind, _, _ in rejected(con)}
+    assert got == expected
+
+
+def test_a_json_number_with_an_exponent_is_read_as_written_so_an_integer_column_rejects_it(con, tmp_path):
+    landing = _landing(tmp_path, "a.ndjson", '{"n": 1, "v": 1e3, "t": "x"}\n{"n": 2, "v": 7, "t": 1.5E+2}\n{"n": 3, "v": 8, "t": 2.50}\n')
+    spec = make_spec("*.ndjson", {"n": {"type": "bigint"}, "v": {"type": "bigint"}, "t": {}})
+
+    load(con, spec, landing)
+
+    assert _rows(con) == [(2, 7, "1.5E+2"), (3, 8, "2.50")]
+    assert [(line, reasons) for _, line, _, reasons, _ in rejected(con)] == [(1, ["v: not a valid bigint"])]
+
+
+def test_a_nul_in_a_json_document_rejects_its_row_but_an_escaped_backslash_before_u0000_does_not(con, tmp_path):
+    landing = _landing(tmp_path, "a.csv", 'n,doc\n1,"{""a"": ""\\u0000""}"\n2,"{""a"": ""\\\\u0000""}"\n3,"{""\\u0000"": 1}"\n')
+    spec = make_spec("*.csv", {"n": {"type": "bigint"}, "doc": {"type": "json"}})
+
+    load(con, spec, landing)
+
+    assert con.execute("SELECT n, doc::VARCHAR FROM p.t").fetchall() == [(2, '{"a": "\\\\u0000"}')]
+    assert {line for _, line, *_ in rejected(con)} == {2, 4}
+
+
+def test_an_interval_with_microseconds_is_rejected_for_a_parquet_table_which_counts_milliseconds(con, tmp_path):
+    from etl_platform.connectors.registry import build
+    from etl_platform.destinations import FileTable
+    from etl_platform.destinations.files import FilesLocation, read_table
+    from etl_platform.steps import extract, ingest
+    from etl_platform.steps.load import TableRef
+
+    source = tmp_path / "src.duckdb"
+    with duckdb.connect(str(source)) as src:
+        src.execute("CREATE TABLE t AS SELECT * FROM (VALUES (1, INTERVAL '5 hours 50 minutes 46.000801 seconds'), "
+                    "(2, INTERVAL '1 day 00:00:01.25'), (3, NULL::INTERVAL)) v(n, span)")
+    spec = PipelineSpec.model_validate({"source": {"connection": "src", "table": "t"}, "sync": {"allow_empty": True},
+                                        "destination": {"table": "t", "lineage_columns": False}})
+    lake = tmp_path / "lake"
+    destination = FileTable(build("lake", "local", {"path": str(lake)}), "p", "t")
+    target = ingest.Target(TableRef("p", "t"), TableRef("p", "t_rejected"), destination)
+
+    extract.load_source(spec, pipeline="p", connector=build("src", "duckdb", {"path": str(source)}), con=con,
+                        target=target, run_id="run-1", log=lambda m: None)
+
+    stored = con.execute(f"SELECT n, span FROM {read_table(con, FilesLocation.local(lake), 'p', 't')} ORDER BY n").fetchall()
+    assert stored == [(2, datetime.timedelta(days=1, seconds=1.25)), (3, None)]
+    assert [reasons for _, _, _, reasons, _ in rejected(con)] == [
+        ["span: a Parquet file holds an interval to the millisecond, this one has microseconds"]
+    ]
