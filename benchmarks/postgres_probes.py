@@ -188,7 +188,7 @@ def _pipeline_job(pg: dict, table: str, sync: dict, memory_limit: str | None = N
     from etl_platform.connections import as_resource, resource_key
     from etl_platform.connectors.registry import build
     from etl_platform.factory import PipelineContext, build_pipeline_defs
-    from etl_platform.resources.io_manager import deferred_io_manager
+    from etl_platform.dagster_private.io_manager import deferred_io_manager
     from etl_platform.resources.warehouse import WarehouseResource
     from etl_platform.spec import PipelineSpec
     from etl_platform.spec_checks import table_names

@@ -82,9 +82,8 @@ def scalar(etl_home: Path, sql: str, params: list | None = None):
 
 @pytest.fixture(autouse=True)
 def _unfrozen_after_each_test():
-    """Loading the location freezes what it built (etl_platform.definitions). A test process
-    loads it again and again; unfrozen after each test, the collector reclaims what the test
-    leaves behind."""
+    """A test that freezes the collector's objects (as a serving process does after loading,
+    etl_platform.dagster_private.gc_freeze) leaves nothing frozen for the next."""
     import gc
 
     yield

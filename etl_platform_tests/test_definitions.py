@@ -1,12 +1,21 @@
 """A snapshot of the graph: every change to assets, checks, jobs or schedules shows up here."""
 
 import gc
+import sys
 
 import dagster as dg
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from etl_platform.dagster_private import speedups_enabled
+from etl_platform.dagster_private.gc_freeze import garbage_collector_paused, serving_process
+from etl_platform.dagster_private.job_resolution import resolve_asset_jobs
 from etl_platform.resources.warehouse import WAREHOUSE_POOL
-from etl_platform_tests.conftest import PROJECT_ROOT, load_definitions
+from etl_platform_tests.conftest import PROJECT_ROOT, examples, load_definitions
+
+# Tests of a speed-up itself; with ETL_DAGSTER_SPEEDUPS=0 it steps aside and Dagster's own path runs.
+needs_speedups = pytest.mark.skipif(not speedups_enabled(), reason="ETL_DAGSTER_SPEEDUPS=0 turns the speed-ups off")
 
 ASSETS = {
     "marketing_campaigns/source_files",
@@ -136,10 +145,11 @@ def test_column_schema_is_declared_before_the_first_run(etl_home):
 def _location_as_dagster_resolves_it() -> tuple[dg.Definitions, dg.Definitions]:
     """The demo location as loaded, and the same definitions with every job left to Dagster."""
     from etl_platform import definitions
+    from etl_platform.dagster_private.component_tree import build_tree
 
     tree = dg.ComponentTree.for_project(PROJECT_ROOT / "etl_platform")
-    unresolved = dg.Definitions.merge(definitions.build_tree(tree), dg.Definitions(executor=definitions.chosen_executor()))
-    return definitions.resolve_asset_jobs(unresolved), unresolved
+    unresolved = dg.Definitions.merge(build_tree(tree), dg.Definitions(executor=definitions.chosen_executor()))
+    return resolve_asset_jobs(unresolved), unresolved
 
 
 def test_jobs_resolved_at_load_are_the_jobs_dagster_resolves(etl_home):
@@ -147,7 +157,7 @@ def test_jobs_resolved_at_load_are_the_jobs_dagster_resolves(etl_home):
     from dagster_shared.serdes import serialize_value
 
     ours, dagsters = _location_as_dagster_resolves_it()
-    assert {j.name for j in ours.jobs if isinstance(j, dg.JobDefinition)} == JOBS
+    assert {j.name for j in ours.jobs} == JOBS
     for job in dagsters.resolve_all_job_defs():
         mine = ours.resolve_job_def(job.name)
         assert mine.get_job_snapshot_id() == job.get_job_snapshot_id(), job.name
@@ -158,6 +168,7 @@ def test_jobs_resolved_at_load_are_the_jobs_dagster_resolves(etl_home):
     )
 
 
+@needs_speedups
 def test_schedules_and_sensors_target_the_resolved_jobs(etl_home):
     defs = load_definitions()
     jobs = {j.name: j for j in defs.jobs}
@@ -168,9 +179,8 @@ def test_schedules_and_sensors_target_the_resolved_jobs(etl_home):
     assert sensor.job is jobs["shop_customers_job"]
 
 
+@needs_speedups
 def test_jobs_selected_other_than_by_key_are_left_to_dagster():
-    from etl_platform.definitions import resolve_asset_jobs
-
     @dg.asset(group_name="sales")
     def orders(): ...
 
@@ -194,8 +204,6 @@ def test_jobs_selected_other_than_by_key_are_left_to_dagster():
 
 
 def test_a_job_selecting_an_unknown_asset_fails_with_dagsters_message():
-    from etl_platform.definitions import resolve_asset_jobs
-
     @dg.asset
     def orders(): ...
 
@@ -205,11 +213,84 @@ def test_a_job_selecting_an_unknown_asset_fails_with_dagsters_message():
         defs.resolve_job_def("broken")
 
 
-def test_loading_leaves_the_garbage_collector_on_with_the_definitions_frozen(etl_home):
+def test_loading_in_a_test_or_the_cli_leaves_the_collector_on_and_nothing_frozen(etl_home):
     assert gc.isenabled() and gc.get_freeze_count() == 0
     defs = load_definitions()
-    assert gc.isenabled()
+    assert gc.isenabled() and gc.get_freeze_count() == 0 and defs.resolve_job_def("marketing_campaigns_job")
+
+
+@needs_speedups
+def test_a_serving_process_freezes_what_the_load_built(monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["/venv/bin/dagster", "api", "grpc", "-m", "etl_platform.definitions"])
+    with garbage_collector_paused():
+        assert not gc.isenabled()
+        built = [{"n": i} for i in range(20_000)]
     frozen = gc.get_freeze_count()
-    assert frozen > 10_000  # what the load built is out of every later collection's walk
-    gc.collect()
-    assert gc.get_freeze_count() == frozen and defs.resolve_job_def("marketing_campaigns_job")
+    gc.unfreeze()
+    assert gc.isenabled() and frozen >= 20_000 and built
+
+
+@pytest.mark.parametrize(("argv", "serving"), [
+    (["/v/bin/dagster", "api", "grpc", "-m", "etl_platform.definitions"], True),
+    (["/v/bin/dagster-webserver", "-w", "workspace.yaml"], True),
+    (["/v/bin/dagster-daemon", "run"], True),
+    (["/v/bin/dagster", "api", "execute_run", "{}"], True),
+    (["/v/bin/dagster", "code-server", "start", "-m", "x"], True),
+    (["/v/bin/dagster", "job", "execute", "-m", "etl_platform.definitions"], False),
+    (["/v/bin/dg", "check", "defs"], False),
+    (["/v/bin/etl-platform", "pipelines", "validate"], False),
+    (["/v/bin/python", "-m", "pytest"], False),
+])
+def test_serving_processes_are_told_from_their_command_line(argv, serving):
+    assert serving_process(argv) is serving
+
+
+@st.composite
+def asset_graphs(draw):
+    """Assets with dependencies on earlier ones, checks on some, and asset jobs selecting some
+    by key (a schedule on one of them), as pipelines of any shape give them."""
+    count = draw(st.integers(1, 7))
+    assets, checks = [], []
+    for i in range(count):
+        deps = draw(st.lists(st.sampled_from([f"a{j}" for j in range(i)]), unique=True, max_size=3)) if i else []
+        group = draw(st.sampled_from(["g0", "g1"]))
+        assets.append(dg.AssetSpec(f"a{i}", deps=deps, group_name=group))
+        if draw(st.booleans()):
+            checks.append(dg.AssetCheckSpec(f"c{i}", asset=f"a{i}"))
+    jobs = []
+    for k in range(draw(st.integers(1, 4))):
+        keys = draw(st.lists(st.sampled_from([f"a{i}" for i in range(count)]), min_size=1, unique=True))
+        jobs.append(dg.define_asset_job(f"job{k}", selection=dg.AssetSelection.assets(*keys)))
+    if draw(st.booleans()):
+        jobs.append(dg.define_asset_job("by_group", selection=dg.AssetSelection.groups("g0")))
+    return assets, checks, jobs
+
+
+@needs_speedups
+@settings(max_examples=examples(40), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(graph=asset_graphs(), with_schedule=st.booleans())
+def test_generated_asset_jobs_resolve_as_dagster_resolves_them(graph, with_schedule):
+    specs, check_specs, jobs = graph
+
+    @dg.multi_asset(specs=specs[:1], check_specs=[c for c in check_specs if c.asset_key == specs[0].key])
+    def first():
+        ...
+
+    singles = []
+    for spec in specs[1:]:
+        mine = [c for c in check_specs if c.asset_key == spec.key]
+
+        @dg.multi_asset(specs=[spec], check_specs=mine, name=f"build_{spec.key.path[0]}")
+        def built():
+            ...
+
+        singles.append(built)
+    schedules = [dg.ScheduleDefinition(name="nightly", cron_schedule="0 1 * * *", job=jobs[0])] if with_schedule else []
+    dagsters = dg.Definitions(assets=[first, *singles], jobs=jobs, schedules=schedules)
+    ours = resolve_asset_jobs(dagsters)
+    for job in dagsters.resolve_all_job_defs():
+        mine = ours.resolve_job_def(job.name)
+        assert mine.get_job_snapshot_id() == job.get_job_snapshot_id(), job.name
+        assert mine.asset_layer.external_job_asset_keys == job.asset_layer.external_job_asset_keys, job.name
+    if with_schedule:
+        assert ours.resolve_schedule_def("nightly").job is ours.resolve_job_def(jobs[0].name)

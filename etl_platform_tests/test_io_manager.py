@@ -4,7 +4,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from etl_platform.resources.io_manager import deferred_io_manager
+from etl_platform.dagster_private.io_manager import deferred_io_manager
 
 
 def test_values_pass_between_python_assets_as_with_dagsters_default(instance):

@@ -98,7 +98,7 @@ def stale_table_alerts(spec, name: str = "alert_on_stale_tables") -> dg.SensorDe
         description="Emails and/or posts to a webhook when a table's freshness check fails (see defs/alerts/defs.yaml).",
     )
     def alert_on_stale_tables(context: dg.RunStatusSensorContext) -> None:
-        from dagster._core.events import DagsterEventType
+        from dagster import DagsterEventType
 
         records = context.instance.get_records_for_run(
             context.dagster_run.run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION, limit=_SCAN_LIMIT

@@ -104,10 +104,10 @@ def files_not_loaded_check(source_key: dg.AssetKey, sensor_name: str) -> dg.Asse
 
 def latest_report(instance: dg.DagsterInstance, check_key: dg.AssetCheckKey, scan: int = 50):
     """The check's latest evaluation reported by the sensor (outside any run), or None."""
-    from dagster._core.storage.asset_check_execution_record import COMPLETED_ASSET_CHECK_EXECUTION_RECORD_STATUSES
+    from etl_platform.dagster_private.run_records import COMPLETED_CHECK_STATUSES
 
     history = instance.event_log_storage.get_asset_check_execution_history(
-        check_key, limit=scan, status=set(COMPLETED_ASSET_CHECK_EXECUTION_RECORD_STATUSES)
+        check_key, limit=scan, status=set(COMPLETED_CHECK_STATUSES)
     )
     for record in history:
         if not record.run_id and record.event is not None and record.event.dagster_event is not None:

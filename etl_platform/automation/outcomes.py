@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import dagster as dg
-from dagster._core.storage.dagster_run import FINISHED_STATUSES, DagsterRunStatus
-from dagster._core.storage.tags import PARTITION_NAME_TAG, RUN_KEY_TAG, SENSOR_NAME_TAG, WILL_RETRY_TAG
+from dagster import DagsterRunStatus
 
 from etl_platform.automation.ledger import (
     NO_IDENTITY, TAG_CONTENT, TAG_CONTENTS, Failure, Flight, Ledger, Member, parse_token,
 )
+from etl_platform.dagster_private.run_records import FINISHED_STATUSES, PARTITION_NAME_TAG, RUN_KEY_TAG, SENSOR_NAME_TAG, WILL_RETRY_TAG
 from etl_platform.secrets import scrub
 
 LAUNCH_GRACE_SECONDS = 600
@@ -210,7 +210,7 @@ def loaded_elsewhere(
 
 def failure_message(instance: dg.DagsterInstance, run_id: str | None, run_key: str | None = None) -> str:
     """Why a run did not load its files, in a few hundred characters, secrets masked."""
-    from dagster._core.events import DagsterEventType
+    from dagster import DagsterEventType
 
     if run_id is None:
         return f"no run was found for run key {run_key}: it was deleted, or never launched" if run_key else "no run was found"

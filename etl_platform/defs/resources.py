@@ -1,6 +1,6 @@
 import dagster as dg
 
-from etl_platform.resources.io_manager import deferred_io_manager
+from etl_platform.dagster_private.io_manager import io_manager_resources
 from etl_platform.resources.mlflow import MLflowResource
 from etl_platform.resources.warehouse import WarehouseResource
 
@@ -9,5 +9,5 @@ from etl_platform.resources.warehouse import WarehouseResource
 def resources() -> dg.Definitions:
     """Every resource key, bound once."""
     return dg.Definitions(
-        resources={"warehouse": WarehouseResource(), "mlflow": MLflowResource(), "io_manager": deferred_io_manager}
+        resources={"warehouse": WarehouseResource(), "mlflow": MLflowResource(), **io_manager_resources()}
     )

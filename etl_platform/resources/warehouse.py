@@ -1,11 +1,11 @@
 """The DuckDB warehouse, through dagster-duckdb's resource."""
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
-from dagster._utils.backoff import backoff
 from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
@@ -41,15 +41,25 @@ class WarehouseResource(DuckDBResource):
             config["threads"] = self.threads
         config.update(self.connection_config)
         # Another process may hold the file for a moment (a CLI preview, a read-only client).
-        con = backoff(
-            fn=duckdb.connect,
-            retry_on=(duckdb.IOException,),
-            kwargs={"database": str(self.path), "config": config},
-            max_retries=10,
-        )
+        con = _connect_waiting(str(self.path), config)
         try:
             # UTC: a saved cursor of a timestamptz column is text; it reads the same whatever the machine's zone.
             con.execute("SET TimeZone = 'UTC'")
             yield con
         finally:
             con.close()
+
+
+def _connect_waiting(database: str, config: dict, attempts: int = 11, first_delay: float = 0.1) -> duckdb.DuckDBPyConnection:
+    """Open the warehouse, waiting (0.1 s, doubling: about 100 s in all) while another
+    process holds its file lock; the last attempt's error goes to the caller."""
+    delay = first_delay
+    for attempt in range(attempts):
+        try:
+            return duckdb.connect(database=database, config=config)
+        except duckdb.IOException:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 30.0)
+    raise AssertionError("unreachable")

@@ -1,10 +1,14 @@
 """YAML parsed with source positions by libyaml, for the component files of the code location.
 
-Dagster reads every ``defs.yaml`` with positions (so an error names its file and line)
-through pure-Python PyYAML: about 9 ms per pipeline file, a third of the time 500
-pipelines take to load. ``parse_with_positions`` gives the same values and the same
+Works around: Dagster 1.13.27 reads every ``defs.yaml`` with positions (so an error names its
+file and line) through pure-Python PyYAML: about 9 ms per pipeline file, a third of the time
+500 pipelines take to load. ``parse_with_positions`` gives the same values and the same
 position trees from PyYAML's libyaml binding, about ten times faster, and
-``libyaml_component_files`` has Dagster use it while a component tree is read.
+``libyaml_component_files`` has Dagster use it while a component tree is read, by swapping
+the parser the module ``dagster.components.core.decl`` looks up (not public). It steps aside
+when that module no longer uses Dagster's parser, when libyaml is missing, and with
+``ETL_DAGSTER_SPEEDUPS=0``. Tested value for value against Dagster's parser
+(etl_platform_tests/test_yaml_source.py).
 """
 
 from collections.abc import Iterator, Sequence
@@ -22,6 +26,8 @@ from dagster_shared.yaml_utils.source_position import (
     ValueAndSourcePositionTree,
 )
 
+from etl_platform.dagster_private import speedups_enabled
+
 LIBYAML = getattr(yaml, "CSafeLoader", None)  # None when PyYAML was built without libyaml
 
 
@@ -29,7 +35,8 @@ LIBYAML = getattr(yaml, "CSafeLoader", None)  # None when PyYAML was built witho
 def libyaml_component_files() -> Iterator[None]:
     """Component files read by libyaml inside the block. Left to Dagster's own parser where
     libyaml is missing, or where Dagster's loader no longer reads them through that parser."""
-    if LIBYAML is None or getattr(decl, "parse_yamls_with_source_position", None) is not dagsters_parser:
+    swappable = getattr(decl, "parse_yamls_with_source_position", None) is dagsters_parser
+    if LIBYAML is None or not swappable or not speedups_enabled():
         yield
         return
     decl.parse_yamls_with_source_position = parse_with_positions
