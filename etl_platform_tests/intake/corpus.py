@@ -187,8 +187,8 @@ CASES: list[Case] = [
     Case("unterminated quote, quote declared", csv("id,name", '3,"gamma"', '4,"delta', "5,eps"), Rejected("missing mapped column|quote"),
          source={"csv": {"quote": '"'}}),
     Case("multi-line quoted field", csv("id,name", '3,"two\nlines"', "4,delta", "x,bad"),
-         # The reader numbers records: a record spanning two lines counts as one.
-         Loaded([(3, "two\nlines"), (4, "delta")], {4: "id: not a valid bigint"})),
+         # A rejected row names the physical line it starts on, after a record spanning two lines.
+         Loaded([(3, "two\nlines"), (4, "delta")], {5: "id: not a valid bigint"})),
     Case("semicolon delimiter", csv("id;name", "3;gamma", "4;delta"), Loaded([(3, "gamma"), (4, "delta")])),
     Case("tab delimiter", csv("id\tname", "3\tgamma, with comma"), Loaded([(3, "gamma, with comma")])),
     Case("declared semicolon", csv("id;name", "3;a,b"), Loaded([(3, "a,b")]), source={"csv": {"delimiter": ";"}},
