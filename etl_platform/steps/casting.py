@@ -115,7 +115,7 @@ def _value(raw: str, target: str, fmt: str | None) -> str:
     if target.startswith("DECIMAL"):
         # DuckDB casts exponent notation to a decimal wrongly (1E-10 into DECIMAL(10,10) fails, a value
         # past the precision passes): it is rewritten in plain notation first.
-        return f"CASE WHEN contains(lower({raw}), 'e') THEN TRY_CAST({_plain_decimal(raw)} AS {target}) ELSE TRY_CAST({raw} AS {target}) END"
+        return f"CASE WHEN {_has_exponent(raw)} THEN TRY_CAST({_plain_decimal(raw)} AS {target}) ELSE TRY_CAST({raw} AS {target}) END"
     return f"TRY_CAST({raw} AS {target})"
 
 
@@ -147,7 +147,7 @@ def _exact(raw: str, value: str, target: str, fmt: str | None) -> str:
     if target in ("DOUBLE", "FLOAT", "REAL"):
         words = _matches(raw, rf"(?i){_S}[+-]?(nan|inf|infinity){_S}")
         mantissa = f"regexp_extract({raw}, '^[^eE]*')"
-        finite = f"isfinite({value}) AND ({value} <> 0 OR NOT regexp_matches({mantissa}, '[1-9]'))"
+        finite = f"isfinite({value}) AND (CASE WHEN {value} <> 0 THEN true ELSE NOT regexp_matches({mantissa}, '[1-9]') END)"
         return f"{present} AND (CASE WHEN {_matches(raw, _NUMBER)} THEN {finite} ELSE {words} END)"
     if target == "BOOLEAN":
         return present
@@ -157,11 +157,13 @@ def _exact(raw: str, value: str, target: str, fmt: str | None) -> str:
         strings = f"regexp_replace({value}::VARCHAR, {literal(_JSON_STRING)}, '""', 'g')"
         return f"{present} AND NOT regexp_matches({strings}, '(NaN|Infinity)') AND NOT regexp_matches({raw}, {literal(_ESCAPED_NUL)})"
     if target == "DATE":
-        return f"(({_matches(raw, _DATE_TEXT)} AND {present} AND year({value}) BETWEEN 1 AND 9999) OR {_special_date(raw, value)})"
+        regular = f"{_matches(raw, _DATE_TEXT)} AND {value} BETWEEN DATE '0001-01-01' AND DATE '9999-12-31'"
+        return f"(CASE WHEN {regular} THEN true ELSE {_special_date(raw, value)} END)"
     if target in ("TIMESTAMP", "TIMESTAMPTZ", "TIMESTAMP WITH TIME ZONE"):
         # Four-digit years in, four-digit years out: an offset may not carry 9999-12-31 into year 10000.
         utc = value if target == "TIMESTAMP" else f"timezone('UTC', {value})"
-        return f"(({_matches(raw, _TIMESTAMP_TEXT)} AND {present} AND year({utc}) BETWEEN 1 AND 9999) OR {_special_date(raw, value)})"
+        regular = f"{_matches(raw, _TIMESTAMP_TEXT)} AND {present} AND year({utc}) BETWEEN 1 AND 9999"
+        return f"(CASE WHEN {regular} THEN true ELSE {_special_date(raw, value)} END)"
     if target == "TIME":
         return f"{_matches(raw, _TIME_TEXT)} AND {present}"
     if target == "UUID":
@@ -171,11 +173,16 @@ def _exact(raw: str, value: str, target: str, fmt: str | None) -> str:
     return f"{value}::VARCHAR = {raw}"
 
 
+def _has_exponent(raw: str) -> str:
+    # contains() twice: lower() would copy every value first
+    return f"(contains({raw}, 'e') OR contains({raw}, 'E'))"
+
+
 def _special_date(raw: str, value: str) -> str:
     """``infinity``, ``-infinity`` and dates before year 1 written as DuckDB writes them
     (``0044-03-15 (BC)``, as a PostgreSQL source's are delivered): exact when DuckDB gives the
     same text back."""
-    return f"(regexp_matches({raw}, '^(-?infinity|[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}} \\(BC\\).*)$') AND {value}::VARCHAR = {raw})"
+    return f"coalesce(regexp_matches({raw}, '^(-?infinity|[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}} \\(BC\\).*)$') AND {value}::VARCHAR = {raw}, false)"
 
 
 def _decimal_exact(raw: str, present: str, target: str) -> str:
@@ -192,7 +199,7 @@ def _decimal_exact(raw: str, present: str, target: str) -> str:
     trailing_zeros = f"(length({digits}) - length(rtrim({digits}, '0')))"
     needed = f"CASE WHEN rtrim({digits}, '0') = '' THEN 0 ELSE greatest(0, length({fraction}) - {exponent} - {trailing_zeros}) END"
     with_exponent = f"{_matches(raw, _NUMBER)} AND {needed} <= {scale}"
-    return f"{present} AND (CASE WHEN {_matches(raw, plain)} THEN true WHEN contains(lower({raw}), 'e') THEN {with_exponent} ELSE false END)"
+    return f"{present} AND (CASE WHEN {_matches(raw, plain)} THEN true WHEN {_has_exponent(raw)} THEN {with_exponent} ELSE false END)"
 
 
 def _formatted_value(raw: str, target: str, fmt: str) -> str:
