@@ -16,6 +16,7 @@ from pathlib import Path
 
 from etl_platform import secrets
 from etl_platform.connections import declared_options
+from etl_platform.errors import first_line
 from etl_platform.settings import PROJECT_DEFS
 from etl_platform.connectors.registry import build
 
@@ -185,5 +186,5 @@ def seed(which: list[str], more: bool = False, if_reachable: bool = False) -> It
         except Exception as err:  # noqa: BLE001 - any driver's connection error, shown scrubbed
             if not if_reachable:
                 raise
-            first = secrets.scrub(str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__)
+            first = secrets.scrub(first_line(err))
             yield name, False, f"skipped {name}: {first}"

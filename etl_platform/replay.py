@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from etl_platform.errors import first_line
 from etl_platform.sql import literal, quote
 
 if TYPE_CHECKING:  # the CLI imports this module on every start: DuckDB and the spec only when used
@@ -298,7 +299,7 @@ def _replay(args: argparse.Namespace) -> int:
             done = replay(con, spec, pipeline=args.pipeline, table=table, rejected=rejected, run_id=run_id,
                           where=args.where, destination=destination)
         except duckdb.Error as err:
-            raise SystemExit(f"replay of {args.pipeline} failed, nothing changed: {str(err).splitlines()[0]}") from None
+            raise SystemExit(f"replay of {args.pipeline} failed, nothing changed: {first_line(err)}") from None
     print(
         f"{args.pipeline}: replayed {done.candidates:,} rejected row(s): {done.accepted:,} now pass and were loaded "
         f"into {destination} ({done.rows_written:,} written, load id {run_id}); {done.still_rejected:,} still rejected"

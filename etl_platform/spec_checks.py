@@ -16,6 +16,7 @@ from etl_platform.destinations import DESTINATION_KINDS, WAREHOUSE
 from etl_platform.connectors.registry import connector_class
 from etl_platform.connectors.files import FORMATS, file_format, missing_columns
 from etl_platform.connectors.landing import LocalFolder
+from etl_platform.errors import first_line
 from etl_platform.partitions.checks import check_partitions
 from etl_platform.spec import IDENTIFIER, PipelineSpec
 from etl_platform.spec_errors import SpecLocator
@@ -63,7 +64,7 @@ def _scratch() -> duckdb.DuckDBPyConnection:
 
 
 def _first_line(err: Exception) -> str:
-    return str(err).strip().splitlines()[0]
+    return first_line(err)
 
 
 def _suggest(name: str, known: set[str]) -> str:

@@ -23,6 +23,7 @@ from pydantic import Field, model_validator
 
 from etl_platform.automation.failure_codes import FailureCodes, with_codes
 from etl_platform.connectors.registry import ConnectorError
+from etl_platform.errors import first_line
 from etl_platform.secrets import MASK, SecretRef, reveal, scrub
 from etl_platform.spec import SpecModel
 
@@ -212,8 +213,7 @@ def _excerpt(response: requests.Response) -> str:
 
 
 def _first_line(err: Exception) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__
+    return first_line(err)
 
 
 def _retry_after(value: str | None) -> float | None:

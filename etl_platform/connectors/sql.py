@@ -22,6 +22,7 @@ from pydantic import Field
 from etl_platform.automation.failure_codes import FailureCodes, with_codes
 from etl_platform.connectors.registry import Connector, ConnectorError, register
 from etl_platform.connectors.sql_rows import rows_to_arrow
+from etl_platform.errors import first_line
 from etl_platform.secrets import SecretRef, describe as describe_secret, reveal, scrub
 from etl_platform.spec import SourceSpec, SpecModel
 
@@ -115,7 +116,7 @@ class SqlConnector(Connector):
     def _fail(self, action: str, err: BaseException, *, connected: bool = False) -> SourceError:
         """The error to raise for the driver's ``err``: its first line, scrubbed, and its codes.
         ``connected``: it happened after the connection was open (a read, not a login)."""
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        first = first_line(err)
         failed = SourceError(scrub(f"{self.kind} connection {self.name}: {action} failed: {first}"))
         return with_codes(failed, err, connected=connected)
 

@@ -4,6 +4,7 @@ import difflib
 
 import duckdb
 
+from etl_platform.errors import first_line
 from etl_platform.ml import estimators
 from etl_platform.spec import PipelineSpec
 from etl_platform.spec_checks import TableNames, transform_references
@@ -107,7 +108,7 @@ def _check_reads(train, locate: SpecLocator, names: TableNames) -> None:
             raise locate.error(["train", "query"], "must be exactly one SELECT statement")
         refs = transform_references(train.query)
     except duckdb.Error as err:
-        raise locate.error(["train", "query"], str(err).strip().splitlines()[0]) from None
+        raise locate.error(["train", "query"], first_line(err)) from None
     for ref in sorted(refs):
         parts = ref.split(".")
         if len(parts) == 1 and ref not in names.own:

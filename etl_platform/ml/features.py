@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import duckdb
 
+from etl_platform.errors import first_line
 from etl_platform.ml.spec import TrainSpec
 from etl_platform.sql import literal, qualified, quote
 from etl_platform.steps import transform
@@ -56,7 +57,7 @@ def build(con: duckdb.DuckDBPyConnection, train: TrainSpec, *, schema: str, load
         available = {row[0]: row[1] for row in con.execute(f"DESCRIBE SELECT * FROM ({source})").fetchall()}
     except duckdb.Error as err:
         field = "train.query" if train.query is not None else "train.table"
-        raise FeatureError(f"{field}: {str(err).strip().splitlines()[0]}") from None
+        raise FeatureError(f"{field}: {first_line(err)}") from None
     _require(available, train)
     select = []
     for column in kept_columns(train):

@@ -17,6 +17,7 @@ from typing import Any
 import duckdb
 
 from etl_platform import settings
+from etl_platform.errors import first_line
 from etl_platform.quality.pushdown import can_push_down, PUSHDOWN
 from etl_platform.quality.spec_checks import Expectation
 from etl_platform.secrets import scrub
@@ -126,7 +127,7 @@ def validate_table(
             try:
                 success, result = PUSHDOWN[exp.type](con, table_sql, exp.kwargs)
             except duckdb.Error as err:
-                success, result = False, {"error": str(err).splitlines()[0]}
+                success, result = False, {"error": first_line(err)}
             results[exp.check_name] = ExpectationValidationResult(
                 success=success, expectation_config=_gx_expectation(exp).configuration, result=_sanitised(exp, _plain(result))
             )
