@@ -61,6 +61,15 @@ class ColumnSpec(SpecModel):
         "the Great Expectations data docs.",
     )
 
+    @model_validator(mode="after")
+    def _format_fits_the_type(self) -> "ColumnSpec":
+        zoned = self.format is not None and ("%z" in self.format or "%Z" in self.format)
+        if zoned and self.duckdb_type == "DATE":
+            # A date with a time zone names a local day that UTC may not share: ambiguous, refused.
+            raise ValueError(f"format {self.format!r} reads a time zone (%z/%Z), which a date cannot keep; "
+                             "use type timestamptz, or a format without it")
+        return self
+
     @property
     def duckdb_type(self) -> str:
         normalised = re.sub(r"\s+", "", self.type).upper()

@@ -72,3 +72,15 @@ def _column_refs(node) -> list[str]:
         for value in node:
             refs += _column_refs(value)
     return refs
+
+
+_JSON_STRING = r'"(?:[^"\\]|\\.)*"'  # a JSON string, escapes included
+# What DuckDB's JSON parser lets through and JSON does not, outside strings: NaN, Infinity (any
+# case) and a comma with nothing after it, or before it.
+_JSON_LENIENT = r"(?i)(nan|inf)|,\s*[\]}]|[\[{,]\s*,"
+
+
+def json_lenient(text: str) -> str:
+    """SQL: true when JSON text that DuckDB parsed is not valid JSON (NaN, a trailing comma)."""
+    outside_strings = f"regexp_replace({text}, {literal(_JSON_STRING)}, '\"\"', 'g')"
+    return f"regexp_matches({outside_strings}, {literal(_JSON_LENIENT)})"

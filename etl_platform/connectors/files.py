@@ -14,7 +14,7 @@ import duckdb
 
 from etl_platform.intake import paths
 from etl_platform.spec import ColumnSpec, CsvOptions
-from etl_platform.sql import literal, quote
+from etl_platform.sql import json_lenient, literal, quote
 
 
 # Columns a format's scan may deliver beside the data (see FileFormat).
@@ -205,18 +205,19 @@ class _JsonFormat(FileFormat):
         and a number with a fraction in a field a text column reads (DuckDB would give ``1.5`` for
         ``1.50``, ``100.0`` for ``1E2``)."""
         lines = self._lines(path)
-        objects = f"SELECT {LINE}, line FROM {lines} WHERE CASE WHEN json_valid(line) THEN json_type(line) END = 'OBJECT'"
+        objects = f"SELECT {LINE}, line FROM {lines} WHERE CASE WHEN {_VALID} THEN json_type(line) END = 'OBJECT'"
         keys = [row[0] for row in con.execute(
             f"SELECT k FROM (SELECT unnest(json_keys(line)) AS k, {LINE} FROM ({objects})) GROUP BY k ORDER BY min({LINE}), k"
         ).fetchall()]
-        texts = [c for name, col in wanted.items() if col.duckdb_type == "VARCHAR" for c in col.source_columns(name) if c in keys]
+        texts = [c for name, col in wanted.items() if col.duckdb_type in ("VARCHAR", "JSON") for c in col.source_columns(name) if c in keys]
         if self._is_array(path):  # an array is decoded whole (msgspec): when it has long numbers, or text columns
             pattern = literal(f"{self._LONG_NUMBER}|{self._EXPONENT}")
             long_numbers = bool(con.execute(f"SELECT regexp_matches(content, {pattern}) FROM read_text({scan_path(path)})").fetchall()[0][0])
             return keys, {"exact_lines": "true" if long_numbers or texts else None}
         conditions = [f"regexp_matches(line, {literal(self._LONG_NUMBER)})", f"regexp_matches(line, {literal(self._EXPONENT)})"]
-        conditions += [f"json_type(line, {_pointer(k)}) = 'DOUBLE'" for k in dict.fromkeys(texts)]
-        exact = " OR ".join(conditions)
+        # A number, object or array a text or JSON column reads keeps its numbers as written.
+        conditions += [f"json_type(line, {_pointer(k)}) IN ('DOUBLE', 'OBJECT', 'ARRAY')" for k in dict.fromkeys(texts)]
+        exact = f"CASE WHEN {_VALID} THEN ({' OR '.join(conditions)}) ELSE false END"  # an invalid line is the scan's to reject
         found = con.execute(f"SELECT count(*) FROM ({objects}) WHERE {exact}").fetchall()[0][0]
         return keys, {"exact_lines": exact if found else None}
 
@@ -225,7 +226,7 @@ class _JsonFormat(FileFormat):
         pointers = "[" + ", ".join(_pointer(k) for k in wanted) + "]"
         # A record with the same key twice is ambiguous: rejected rather than one value picked.
         kind = (
-            "CASE WHEN json_valid(line) THEN CASE WHEN json_type(line) = 'OBJECT' "
+            f"CASE WHEN {_VALID} THEN CASE WHEN json_type(line) = 'OBJECT' "
             "AND len(json_keys(line)) <> len(list_distinct(json_keys(line))) THEN 'DUPLICATE' ELSE json_type(line) END END"
         )
         fields = f"CASE WHEN __kind = 'OBJECT' THEN json_extract_string(line, {pointers}) END" if wanted else "NULL"
@@ -268,7 +269,7 @@ class _JsonFormat(FileFormat):
             except (msgspec.DecodeError, RecursionError):
                 return dialect  # not JSON (DuckDB reports the file), or nested deeper than Python goes (DuckDB reads it)
         else:
-            valid = "CASE WHEN json_valid(line) THEN json_type(line) END = 'OBJECT'"
+            valid = f"CASE WHEN {_VALID} THEN json_type(line) END = 'OBJECT'"
             rows = con.execute(f"SELECT {LINE}, line FROM {self._lines(path)} WHERE {valid} AND ({exact_lines})").fetchall()
             records = ((n, _decoded(decoder, line)) for n, line in rows)
         batch = []
@@ -281,6 +282,10 @@ class _JsonFormat(FileFormat):
         if batch:
             con.executemany(f"INSERT INTO {table} VALUES ({', '.join('?' * (len(wanted) + 1))})", batch)
         return {**dialect, "exact_table": table}
+
+
+# Valid JSON: what DuckDB parses, less what only its parser allows (NaN, trailing commas).
+_VALID = f"(json_valid(line) AND NOT {json_lenient('line')})"
 
 
 def _pointer(key: str) -> str:

@@ -35,7 +35,7 @@ With a ``format`` (strptime) the whole text must match it, and a ``date`` must b
 import re
 from dataclasses import dataclass
 
-from etl_platform.sql import literal
+from etl_platform.sql import json_lenient, literal
 
 _INTEGER_TYPES = {"BIGINT", "INTEGER", "SMALLINT", "TINYINT", "HUGEINT", "UBIGINT", "UINTEGER", "USMALLINT", "UTINYINT"}
 _S = " *"  # spaces around a value of any type but text are ignored
@@ -46,13 +46,12 @@ _DECIMAL_PARTS_SIGNED = r"^ *([+-]?)([0-9]*)\.?([0-9]*)[eE]([+-]?[0-9]+) *$"
 _DATE = r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
 _FRACTION = r"(\.[0-9]{0,6}0*)?"  # at most microseconds; further digits only zeros
 _CLOCK = rf"([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9]{_FRACTION})?"
-_OFFSET = r"(Z|z|[+-][0-9]{2}(:?[0-9]{2})?)"
+_OFFSET = r"(Z|z|[+-]([01][0-9]|2[0-3])(:?[0-5][0-9])?)"  # -23:59 to +23:59
 _UUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|[0-9a-fA-F]{32}"
 _UUID_TEXT = rf"{_S}({_UUID}|\{{({_UUID})\}}){_S}"
 _DATE_TEXT = rf"{_S}{_DATE}([T ]00:00(:00(\.0*)?)?)?{_S}"  # a date, or one at midnight
 _TIMESTAMP_TEXT = rf"{_S}{_DATE}([T ]{_CLOCK})?{_OFFSET}?{_S}"
 _TIME_TEXT = rf"{_S}{_CLOCK}{_S}"
-_JSON_STRING = r'"(?:[^"\\]|\\.)*"'  # a JSON string, escapes included
 _ESCAPED_NUL = r"(^|[^\\])(\\\\)*\\u0000"  # \u0000 after an even number of backslashes (an escaped backslash is not)
 _TRUE, _FALSE = ("true", "t", "yes", "y", "1"), ("false", "f", "no", "n", "0")
 
@@ -139,6 +138,8 @@ def _exact(raw: str, value: str, target: str, fmt: str | None) -> str:
         if target == "DATE":  # a parsed time of day other than midnight would be dropped
             parsed = _formatted_value(raw, "TIMESTAMP", fmt)
             return f"{present} AND {parsed} = date_trunc('day', {parsed})"
+        if "%n" in fmt:  # strptime rounds nanoseconds to microseconds: the last three digits must be zeros
+            return f"{present} AND NOT regexp_matches({raw}, '[0-9]{{6}}0{{0,2}}[1-9]')"
         return present
     if target in _INTEGER_TYPES:
         return f"{_matches(raw, _INTEGER)} AND {present}"
@@ -152,10 +153,9 @@ def _exact(raw: str, value: str, target: str, fmt: str | None) -> str:
     if target == "BOOLEAN":
         return present
     if target == "JSON":
-        # DuckDB's parser allows NaN and Infinity, which JSON does not (nor does PostgreSQL's
-        # jsonb), and jsonb cannot hold \u0000: both reject their row instead of a whole load.
-        strings = f"regexp_replace({value}::VARCHAR, {literal(_JSON_STRING)}, '""', 'g')"
-        return f"{present} AND NOT regexp_matches({strings}, '(NaN|Infinity)') AND NOT regexp_matches({raw}, {literal(_ESCAPED_NUL)})"
+        # DuckDB's parser allows NaN, Infinity and trailing commas, which JSON does not (nor does
+        # PostgreSQL's jsonb), and jsonb cannot hold \u0000: each rejects its row instead of a whole load.
+        return f"{present} AND NOT {json_lenient(f'{value}::VARCHAR')} AND NOT regexp_matches({raw}, {literal(_ESCAPED_NUL)})"
     if target == "DATE":
         regular = f"{_matches(raw, _DATE_TEXT)} AND {value} BETWEEN DATE '0001-01-01' AND DATE '9999-12-31'"
         return f"(CASE WHEN {regular} THEN true ELSE {_special_date(raw, value)} END)"

@@ -237,3 +237,49 @@ def test_an_interval_with_microseconds_is_rejected_for_a_parquet_table_which_cou
     assert [reasons for _, _, _, reasons, _ in rejected(con)] == [
         ["span: a Parquet file holds an interval to the millisecond, this one has microseconds"]
     ]
+
+
+def test_ndjson_lines_only_duckdb_would_parse_are_rejected_alone_and_the_rest_keep_their_numbers(con, tmp_path):
+    landing = _landing(tmp_path, "a.ndjson", '{"n": 1, "v": 1.50}\n{"n": 2, "v": "x"} trailing\n{"n": 3, "v": NaN}\n'
+                                             '{"n": 4, "v": 1,}\n{"n": 5, "v": {"a": 1.10, "b": [2.50, 1e2]}, "d": [1.0]}\n')
+    spec = make_spec("*.ndjson", {"n": {"type": "bigint"}, "v": {}, "d": {"type": "json"}})
+
+    load(con, spec, landing)
+
+    assert con.execute("SELECT n, v, d::VARCHAR FROM p.t ORDER BY n").fetchall() == [
+        (1, "1.50", None), (5, '{"a":1.10,"b":[2.50,1e2]}', "[1.0]"),
+    ]
+    assert {(line, kind) for _, line, kind, _, _ in rejected(con)} == {(2, "parse"), (3, "parse"), (4, "parse")}
+
+
+def test_json_text_duckdb_would_parse_but_json_does_not_rejects_its_row(con, tmp_path):
+    landing = _landing(tmp_path, "a.csv", 'n,doc\n1,[nan]\n2,[1]\n3,"{""a"": 1,}"\n4,[inf]\n5,"[1,,2]"\n6,"{""nan"": ""inf, ]""}"\n')
+    spec = make_spec("*.csv", {"n": {"type": "bigint"}, "doc": {"type": "json"}})
+
+    load(con, spec, landing)
+
+    assert con.execute("SELECT n, doc::VARCHAR FROM p.t ORDER BY n").fetchall() == [(2, "[1]"), (6, '{"nan": "inf, ]"}')]
+
+
+def test_an_offset_out_of_range_and_nanoseconds_in_a_format_reject_their_rows(con, tmp_path):
+    landing = _landing(tmp_path, "a.csv", "n|at|fine\n1|2024-01-01 10:00:00+99|2024-01-01 10:00:00.123456789\n"
+                                          "2|2024-01-01 10:00:00+05:99|2024-01-01 10:00:00.123456000\n"
+                                          "3|2024-01-01 10:00:00-23:59|2024-01-01 10:00:00.999999000\n"
+                                          "4|2024-01-01 10:00:00Z|2024-01-01 10:00:00.999999999\n")
+    spec = make_spec("*.csv", {"n": {"type": "bigint"}, "at": {"type": "timestamp"},
+                               "fine": {"type": "timestamp", "format": "%Y-%m-%d %H:%M:%S.%n"}}, source={"csv": {"delimiter": "|"}})
+
+    load(con, spec, landing)
+
+    assert _rows(con) == [(3, datetime.datetime(2024, 1, 2, 9, 59), datetime.datetime(2024, 1, 1, 10, 0, 0, 999999))]
+    reasons = {line: sorted(r) for _, line, _, r, _ in rejected(con)}
+    in_format = "fine: not a valid timestamp in format %Y-%m-%d %H:%M:%S.%n"
+    assert reasons == {2: ["at: not a valid timestamp", in_format], 3: ["at: not a valid timestamp"], 5: [in_format]}
+
+
+def test_a_date_format_with_a_time_zone_is_refused_when_the_pipeline_loads():
+    import pytest
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="reads a time zone"):
+        make_spec("*.csv", {"d": {"type": "date", "format": "%Y-%m-%d %H:%M%z"}})
