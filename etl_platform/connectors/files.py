@@ -5,6 +5,7 @@ nothing here materializes rows in Python. Adding a format is one class and one
 ``register_format`` call.
 """
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -107,6 +108,17 @@ class CsvFormat(FileFormat):
     def inspect(self, con: duckdb.DuckDBPyConnection, path: Path, wanted: dict[str, ColumnSpec]) -> tuple[list[str], dict]:
         """Detect the dialect; when detection misses the mapped columns (small files with
         ragged rows can fool the sniffer), try the usual delimiters before giving up."""
+        quoting = self._lost_quotes(con, path)
+        if quoting:
+            # Read as quoted, or not at all: a file that cannot be is rejected whole, naming why.
+            try:
+                return self.columns(con, path, quoting), quoting
+            except duckdb.Error as err:
+                raise duckdb.InvalidInputException(
+                    "its fields are quoted, but not all the same way (a quote escaped as \\\" and as \"\" in one file?), "
+                    "so they cannot be read without changing their values; declare source.csv.quote and "
+                    f"source.csv.escape ({str(err).splitlines()[0]})"
+                ) from err
         offered = self.columns(con, path)
         if self.options.delimiter is not None or not missing_columns(offered, wanted):
             return offered, {}
@@ -118,6 +130,34 @@ class CsvFormat(FileFormat):
             if not missing_columns(candidate, wanted):
                 return candidate, {"delim": delimiter}
         return offered, {}
+
+    _QUOTED_FIELD = '(^|[{d}])"([^"\n]|"")*"($|[{d}])'  # a field that opens and closes with a quote
+    _SAMPLE = 1 << 16
+
+    def _lost_quotes(self, con: duckdb.DuckDBPyConnection, path: Path) -> dict:
+        """The dialect with quotes, when the sniffer gave up on quoting although fields are quoted.
+
+        One row escaped another way (``\\"`` among ``""``) makes DuckDB's sniffer read the whole
+        file unquoted, and every quoted value would keep its quote marks. Quotes are then imposed
+        (with the delimiter the sniffer found): the odd row is rejected, or the file if DuckDB
+        cannot read it so, instead of every value changed."""
+        if self.options.quote is not None:
+            return {}
+        try:
+            found = con.execute(
+                f"SELECT Delimiter, Quote FROM sniff_csv({', '.join([*self._arguments(path, {}, None), 'ignore_errors=true'])})"
+            ).fetchall()[0]
+        except duckdb.Error:
+            return {}
+        delimiter, quote = found
+        if quote not in (None, "", "(empty)") or not delimiter:
+            return {}
+        with path.open("rb") as f:
+            sample = f.read(self._SAMPLE).decode("utf-8", errors="replace")
+        pattern = self._QUOTED_FIELD.format(d=re.escape(self.options.delimiter or delimiter))
+        if not re.search(pattern, sample, flags=re.MULTILINE):
+            return {}
+        return {"delim": self.options.delimiter or delimiter, "quote": '"'}
 
     def scan(
         self,
@@ -149,8 +189,9 @@ class CsvFormat(FileFormat):
         delimiter = opts.delimiter if opts.delimiter is not None else (dialect or {}).get("delim")
         if delimiter is not None:
             args.append(f"delim={literal(delimiter)}")
-        if opts.quote is not None:
-            args.append(f"quote={literal(opts.quote)}")
+        quote_char = opts.quote if opts.quote is not None else (dialect or {}).get("quote")
+        if quote_char is not None:
+            args.append(f"quote={literal(quote_char)}")
         if opts.escape is not None:
             args.append(f"escape={literal(opts.escape)}")
         return args

@@ -283,3 +283,24 @@ def test_a_date_format_with_a_time_zone_is_refused_when_the_pipeline_loads():
 
     with pytest.raises(ValidationError, match="reads a time zone"):
         make_spec("*.csv", {"d": {"type": "date", "format": "%Y-%m-%d %H:%M%z"}})
+
+
+def test_quoted_fields_escaped_two_ways_reject_the_file_instead_of_keeping_every_quote_mark(con, tmp_path):
+    mixed = "n,v\n" + "".join(f'{i},"name {i} ""nick"""\n' for i in range(1, 30)) + '30,"O\\"Brien"\n'
+    landing = _landing(tmp_path, "a.csv", mixed)
+    spec = make_spec("*.csv", {"n": {"type": "bigint"}, "v": {}}, sync={"allow_empty": True})
+
+    result = load(con, spec, landing)
+
+    assert con.execute("SELECT count(*) FROM p.t").fetchall() == [(0,)]
+    [why] = [f.rejected_whole for f in result.files_rejected]
+    assert "quoted, but not all the same way" in why and "source.csv.escape" in why
+
+
+def test_a_quote_that_is_part_of_an_unquoted_value_is_kept_as_text(con, tmp_path):
+    landing = _landing(tmp_path, "a.csv", 'n,v\n1,12" pipe\n2,"a ""b"""\n')
+    spec = make_spec("*.csv", {"n": {"type": "bigint"}, "v": {}})
+
+    load(con, spec, landing)
+
+    assert _rows(con) == [(1, '12" pipe'), (2, 'a "b"')]
