@@ -185,13 +185,13 @@ def _pipeline_job(pg: dict, table: str, sync: dict, memory_limit: str | None = N
     a code location builds it, and its job; ``memory_limit`` overrides the warehouse's."""
     import dagster as dg
 
-    from etl_platform.connections import as_resource, resource_key
+    from etl_platform.connectors.connections import as_resource, resource_key
     from etl_platform.connectors.registry import build
-    from etl_platform.factory import PipelineContext, build_pipeline_defs
     from etl_platform.dagster_private.io_manager import deferred_io_manager
+    from etl_platform.factory.pipeline import PipelineContext, build_pipeline_defs
     from etl_platform.resources.warehouse import WarehouseResource
-    from etl_platform.spec import PipelineSpec
-    from etl_platform.spec_checks import table_names
+    from etl_platform.spec.pipeline import PipelineSpec
+    from etl_platform.spec.tables import table_names
 
     spec = PipelineSpec.model_validate({
         "source": {"connection": "src", "table": table},

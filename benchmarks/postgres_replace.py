@@ -26,10 +26,10 @@ import psycopg2
 from psycopg2 import sql
 
 from benchmarks import workspace
-from etl_platform.destinations import postgres
-from etl_platform.destinations.postgres_columns import _definitions
-from etl_platform.spec import SyncSpec
-from etl_platform.steps.load import TableRef
+from etl_platform.destinations.postgres import commit as postgres
+from etl_platform.destinations.postgres.columns import _definitions
+from etl_platform.destinations.warehouse.tables import TableRef
+from etl_platform.spec.pipeline import SyncSpec
 
 LAST_RUN = workspace.DATA / "postgres_replace_last_run.json"
 SCHEMA, TABLE = "bench_replace", "events"

@@ -19,7 +19,7 @@ SANDBOX_RESOURCES = "from etl_platform.defs.resources import resources  # noqa: 
 
 def generate(folder: str, rows: int, name: str) -> dict:
     """Write the campaign CSV with the project's own deterministic generator."""
-    from etl_platform import demo
+    from etl_platform.demo import data as demo
 
     started = time.perf_counter()
     [path] = demo.write_campaigns(Path(folder), rows, files=1, name=name)
@@ -112,7 +112,7 @@ def code_location() -> dict:
 
 def many_pipelines(template: str, pipelines: int) -> dict:
     """Load ``pipelines`` copies of one pipeline the way the code location loads its own
-    defs folder (``etl_platform.definitions.load_location`` over Dagster's component tree).
+    defs folder (``etl_platform.location.assemble.load_location`` over Dagster's component tree).
 
     The copies live in a throwaway defs folder (Dagster's test sandbox, in a temp dir);
     each is a copy of the template pipeline's folder (its defs.yaml unchanged) named p000, p001, ..., so its
@@ -124,7 +124,7 @@ def many_pipelines(template: str, pipelines: int) -> dict:
     """
     from dagster.components.testing import create_defs_folder_sandbox
 
-    from etl_platform.definitions import load_location
+    from etl_platform.location.assemble import load_location
 
     names = [f"p{i:03d}" for i in range(pipelines)]
     with create_defs_folder_sandbox(project_name="bench_pipelines") as sandbox:

@@ -1,9 +1,9 @@
 """Every test gets its own ETL_HOME: a temp landing folder, warehouse and Dagster instance."""
 
 import os
-from contextlib import contextmanager
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
@@ -11,8 +11,7 @@ import duckdb
 import pytest
 from hypothesis import HealthCheck, settings
 
-
-from etl_platform import demo
+from etl_platform.demo import data as demo
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent

@@ -13,8 +13,7 @@ import duckdb
 import jsonschema
 import yaml
 
-from etl_platform import demo
-from etl_platform.cli import SCHEMA_PATH, pipeline_file_schema
+from etl_platform.cli.schema import SCHEMA_PATH, pipeline_file_schema
 from etl_platform.resources.warehouse import WAREHOUSE_POOL
 from etl_platform_tests.conftest import PROJECT_ROOT, cli, materializations, query, run_job, scalar
 from etl_platform_tests.test_spec_errors import VALID
@@ -117,9 +116,9 @@ def test_a_run_waits_for_the_warehouse_pool(demo_landing, etl_home, tmp_path):
 KILLABLE_LOAD = """
 import sys
 from pathlib import Path
-from etl_platform.spec import PipelineSpec
+from etl_platform.spec.pipeline import PipelineSpec
 from etl_platform.steps import ingest
-from etl_platform.steps.load import TableRef
+from etl_platform.destinations.warehouse.tables import TableRef
 from etl_platform.resources.warehouse import WarehouseResource
 
 landing = Path(sys.argv[1])
@@ -200,10 +199,10 @@ def test_etl_platform_pipelines_validate(demo_landing, etl_home):
 def test_state_reset_rewinds_or_forgets_a_pipeline_cursor(etl_home):
     import duckdb
 
-    from etl_platform.steps import load
+    from etl_platform.destinations.warehouse import state as warehouse_state
 
     with duckdb.connect(str(etl_home / "warehouse.duckdb")) as con:
-        load.reset_state(con, "orders", "2024-05-01 00:00:00")
+        warehouse_state.reset_state(con, "orders", "2024-05-01 00:00:00")
     listed = cli("etl-platform", "state", "list")
     assert listed.returncode == 0 and "orders\t2024-05-01 00:00:00" in listed.stdout
     asked = cli("etl-platform", "state", "reset", "orders", "--to", "2024-04-01")
@@ -229,7 +228,7 @@ def test_state_reset_lets_a_file_pipeline_read_its_loaded_files_again(demo_landi
 
 
 def test_state_of_a_pipeline_that_loads_into_postgres_lives_in_postgres(etl_home, tmp_path, postgres_database):
-    from etl_platform.destinations import postgres
+    from etl_platform.destinations.postgres import commit as postgres
 
     db = postgres_database
     defs = tmp_path / "defs"

@@ -144,11 +144,11 @@ def test_column_schema_is_declared_before_the_first_run(etl_home):
 
 def _location_as_dagster_resolves_it() -> tuple[dg.Definitions, dg.Definitions]:
     """The demo location as loaded, and the same definitions with every job left to Dagster."""
-    from etl_platform import definitions
     from etl_platform.dagster_private.component_tree import build_tree
+    from etl_platform.location import executor as location_executor
 
     tree = dg.ComponentTree.for_project(PROJECT_ROOT / "etl_platform")
-    unresolved = dg.Definitions.merge(build_tree(tree), dg.Definitions(executor=definitions.chosen_executor()))
+    unresolved = dg.Definitions.merge(build_tree(tree), dg.Definitions(executor=location_executor.chosen_executor()))
     return resolve_asset_jobs(unresolved), unresolved
 
 

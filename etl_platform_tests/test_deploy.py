@@ -53,7 +53,7 @@ import subprocess
 
 import pytest
 
-from etl_platform.definitions import chosen_executor
+from etl_platform.location.executor import chosen_executor
 
 README = (DEPLOY / "README.md").read_text()
 COMPOSE = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())

@@ -10,13 +10,13 @@ import duckdb
 import psycopg2
 import pytest
 
-from etl_platform.connections import as_resource, resource_key
+from etl_platform.connectors.connections import as_resource, resource_key
 from etl_platform.connectors.registry import build
-from etl_platform.destinations.files import FilesLocation, read_table
-from etl_platform.factory import PipelineContext, build_pipeline_defs
+from etl_platform.destinations.files.commit import FilesLocation, read_table
+from etl_platform.factory.pipeline import PipelineContext, build_pipeline_defs
 from etl_platform.resources.warehouse import WarehouseResource
-from etl_platform.spec import PipelineSpec
-from etl_platform.spec_checks import table_names
+from etl_platform.spec.pipeline import PipelineSpec
+from etl_platform.spec.tables import table_names
 from etl_platform_tests.conftest import failure_message, materializations, query, step_attempts
 from etl_platform_tests.s3_server import s3_bucket, s3_server  # noqa: F401
 

@@ -17,6 +17,6 @@ def test_the_first_line_of_an_error_or_its_type_when_it_says_nothing(err, shown)
 
 
 def test_a_spec_expression_failing_with_an_empty_message_names_its_type():
-    from etl_platform.spec_checks import _first_line
+    from etl_platform.validation.pipeline import _first_line
 
     assert _first_line(ZeroDivisionError()) == "ZeroDivisionError"

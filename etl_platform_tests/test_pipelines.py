@@ -5,13 +5,22 @@ from pathlib import Path
 import dagster as dg
 import yaml
 
-from etl_platform import demo
-from etl_platform.factory import PipelineContext, build_pipeline_defs
+from etl_platform.demo import data as demo
+from etl_platform.factory.pipeline import PipelineContext, build_pipeline_defs
 from etl_platform.resources.mlflow import MLflowResource
 from etl_platform.resources.warehouse import WarehouseResource
-from etl_platform.spec import PipelineSpec
-from etl_platform.spec_checks import table_names
-from etl_platform_tests.conftest import PROJECT_ROOT, check_results, duckdb_writer, load_definitions, materializations, query, run_job, scalar
+from etl_platform.spec.pipeline import PipelineSpec
+from etl_platform.spec.tables import table_names
+from etl_platform_tests.conftest import (
+    PROJECT_ROOT,
+    check_results,
+    duckdb_writer,
+    load_definitions,
+    materializations,
+    query,
+    run_job,
+    scalar,
+)
 
 MARKETING_YAML = PROJECT_ROOT / "etl_platform" / "defs" / "pipelines" / "marketing_campaigns" / "defs.yaml"
 

@@ -11,13 +11,21 @@ import psycopg2
 import pymysql
 import pytest
 
-from etl_platform.connections import as_resource, resource_key
+from etl_platform.connectors.connections import as_resource, resource_key
 from etl_platform.connectors.registry import build
-from etl_platform.factory import PipelineContext, build_pipeline_defs
+from etl_platform.factory.pipeline import PipelineContext, build_pipeline_defs
 from etl_platform.resources.warehouse import WarehouseResource
-from etl_platform.spec import PipelineSpec
-from etl_platform.spec_checks import table_names
-from etl_platform_tests.conftest import PROJECT_ROOT, check_results, failure_message, materializations, query, scalar, step_attempts
+from etl_platform.spec.pipeline import PipelineSpec
+from etl_platform.spec.tables import table_names
+from etl_platform_tests.conftest import (
+    PROJECT_ROOT,
+    check_results,
+    failure_message,
+    materializations,
+    query,
+    scalar,
+    step_attempts,
+)
 from etl_platform_tests.s3_server import s3_bucket, s3_server  # noqa: F401
 
 
@@ -341,9 +349,9 @@ def test_an_s3_file_pipeline_loads_through_dagster(s3_bucket, etl_home, instance
 
 
 def test_rest_api_incremental_through_dagster_with_auth_pages_and_a_429(tmp_path, etl_home, instance, monkeypatch):
-    from etl_platform_tests.connectors.test_rest import CUSTOMERS, Api, ApiServer, Handler
-
     import threading
+
+    from etl_platform_tests.connectors.test_rest import CUSTOMERS, Api, ApiServer, Handler
 
     token = "canary-token-5d1e"
     monkeypatch.setenv("CRM_API_TOKEN", token)

@@ -5,7 +5,6 @@ import base64
 import json
 import os
 import subprocess
-import sys
 import threading
 from pathlib import Path
 
@@ -13,16 +12,16 @@ import dagster as dg
 import psycopg2
 import pytest
 
-from etl_platform import vault
-from etl_platform.connections import as_resource, resource_key
+from etl_platform.connectors.connections import as_resource, resource_key
 from etl_platform.connectors.registry import build
-from etl_platform.factory import PipelineContext, build_pipeline_defs
-from etl_platform.quality.spec_checks import resolve_expectations
+from etl_platform.factory.pipeline import PipelineContext, build_pipeline_defs
 from etl_platform.resources.mlflow import MLflowResource
 from etl_platform.resources.warehouse import WarehouseResource
-from etl_platform.spec import PipelineSpec
-from etl_platform.spec_checks import table_names
-from etl_platform.spec_errors import SpecLocator
+from etl_platform.secrets import vault
+from etl_platform.spec.errors import SpecLocator
+from etl_platform.spec.pipeline import PipelineSpec
+from etl_platform.spec.tables import table_names
+from etl_platform.validation.expectations import resolve_expectations
 from etl_platform_tests.conftest import BIN, PROJECT_ROOT
 
 PASSWORD = "correct horse battery staple"

@@ -17,8 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
 
-from etl_platform import secrets
-from etl_platform.secrets import MissingSecret, scrub
+from etl_platform.secrets import references as secrets
+from etl_platform.secrets.references import MissingSecret, scrub
 
 MAX_ERROR_CHARS = 1_500
 DEFAULT_UI_URL = "http://127.0.0.1:3000"

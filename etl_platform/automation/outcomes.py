@@ -16,10 +16,23 @@ import dagster as dg
 from dagster import DagsterRunStatus
 
 from etl_platform.automation.ledger import (
-    NO_IDENTITY, TAG_CONTENT, TAG_CONTENTS, Failure, Flight, Ledger, Member, parse_token,
+    NO_IDENTITY,
+    TAG_CONTENT,
+    TAG_CONTENTS,
+    Failure,
+    Flight,
+    Ledger,
+    Member,
+    parse_token,
 )
-from etl_platform.dagster_private.run_records import FINISHED_STATUSES, PARTITION_NAME_TAG, RUN_KEY_TAG, SENSOR_NAME_TAG, WILL_RETRY_TAG
-from etl_platform.secrets import scrub
+from etl_platform.dagster_private.run_records import (
+    FINISHED_STATUSES,
+    PARTITION_NAME_TAG,
+    RUN_KEY_TAG,
+    SENSOR_NAME_TAG,
+    WILL_RETRY_TAG,
+)
+from etl_platform.secrets.references import scrub
 
 LAUNCH_GRACE_SECONDS = 600
 RETRY_GRACE_SECONDS = 600  # a failed run Dagster says it retries counts as failed if no retry has ended by then

@@ -14,10 +14,11 @@ from etl_platform.automation.file_retries import source_files_key
 from etl_platform.automation.listing import FileListing, LocalListing, S3Listing
 from etl_platform.automation.not_loaded import files_not_loaded_check
 from etl_platform.automation.sensors import FileWatch, file_sensor
-from etl_platform.connections import resource_key
+from etl_platform.connectors.connections import resource_key
 from etl_platform.connectors.landing import LANDING, landing_folder
 from etl_platform.partitions.definitions import files_partitions_name
-from etl_platform.spec import PipelineSpec
+from etl_platform.spec.pipeline import PipelineSpec
+
 
 def per_file_partitions(spec: PipelineSpec, pipeline: str) -> str | None:
     """The name of the pipeline's per-file dynamic partitions, or None when it has none."""

@@ -19,7 +19,7 @@ from typing import Literal
 import dagster as dg
 
 from etl_platform.automation.failure_codes import FailureCodes, codes_of, is_driver_error
-from etl_platform.secrets import scrub
+from etl_platform.secrets.references import scrub
 
 Kind = Literal["transient", "permanent", "unknown"]
 
@@ -81,9 +81,9 @@ _TRANSIENT = re.compile(
 
 def classify(err: BaseException) -> Kind:
     """Whether ``err`` may go away by itself (transient), never will (permanent), or is not known."""
-    from etl_platform.secrets import MissingSecret
-    from etl_platform.spec_errors import SpecError
-    from etl_platform.steps.load import SchemaMismatch
+    from etl_platform.destinations.warehouse.tables import SchemaMismatch
+    from etl_platform.secrets.references import MissingSecret
+    from etl_platform.spec.errors import SpecError
 
     if isinstance(err, (MissingSecret, SchemaMismatch, SpecError)):
         return "permanent"
@@ -102,7 +102,7 @@ def classify(err: BaseException) -> Kind:
     if duckdb is not None and isinstance(err, duckdb.Error):
         return "permanent"  # bad SQL, a value that does not convert, a constraint: the same next time
     from etl_platform.connectors.registry import ConnectorError
-    from etl_platform.destinations import DestinationError
+    from etl_platform.destinations.base import DestinationError
     from etl_platform.steps.ingest import LoadFailed
 
     if isinstance(err, (LoadFailed, ConnectorError, DestinationError, ValueError)) or is_driver_error(err):

@@ -45,7 +45,7 @@ from etl_platform.automation.ledger import (
     identity,
 )
 from etl_platform.automation.listing import FileListing, ListedFile, unsafe_name
-from etl_platform.secrets import scrub
+from etl_platform.secrets.references import scrub
 
 TICK_BUDGET_SECONDS = 20.0  # well inside Dagster's 60 s limit for one sensor evaluation
 

@@ -6,14 +6,13 @@ from typing import Any
 import dagster as dg
 from pydantic import Field, ValidationError, field_validator
 
-from etl_platform import vault
-from etl_platform.connections import as_resource, resolve_templates, resource_key, split_entry
-from etl_platform.connectors.registry import Connector, UnknownKind, build
+from etl_platform.connectors.connections import as_resource, resolve_templates, resource_key, split_entry
 from etl_platform.connectors.landing import LANDING
-from etl_platform.destinations import WAREHOUSE
-from etl_platform.spec import IDENTIFIER, SpecModel
-from etl_platform.spec_errors import SpecLocator
-
+from etl_platform.connectors.registry import Connector, UnknownKind, build
+from etl_platform.destinations.base import WAREHOUSE
+from etl_platform.secrets import vault
+from etl_platform.spec.errors import SpecLocator
+from etl_platform.spec.pipeline import IDENTIFIER, SpecModel
 
 RESERVED = (LANDING, WAREHOUSE)
 

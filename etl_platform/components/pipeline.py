@@ -5,15 +5,15 @@ from pathlib import Path
 import dagster as dg
 
 from etl_platform import settings
-from etl_platform.connections import declared_kinds
+from etl_platform.connectors.connections import declared_kinds
 from etl_platform.connectors.landing import landing_folder
-from etl_platform.destinations import WAREHOUSE
-from etl_platform.factory import PipelineContext, build_pipeline_defs
-from etl_platform.spec import PipelineSpec
-from etl_platform.spec_checks import check_pipeline
-from etl_platform.quality.spec_checks import resolve_expectations
-from etl_platform.ml.checks import check_train
-from etl_platform.spec_errors import SpecLocator
+from etl_platform.destinations.base import WAREHOUSE
+from etl_platform.factory.pipeline import PipelineContext, build_pipeline_defs
+from etl_platform.spec.errors import SpecLocator
+from etl_platform.spec.pipeline import PipelineSpec
+from etl_platform.validation.expectations import resolve_expectations
+from etl_platform.validation.pipeline import check_pipeline
+from etl_platform.validation.training import check_train
 
 
 class Pipeline(dg.Component):

@@ -14,9 +14,9 @@ from typing import ClassVar
 import duckdb
 
 from etl_platform.intake import paths
-from etl_platform.spec import ColumnSpec, CsvOptions
+from etl_platform.spec.columns import ColumnSpec
+from etl_platform.spec.sources import CsvOptions
 from etl_platform.sql import json_lenient, literal, quote
-
 
 # Columns a format's scan may deliver beside the data (see FileFormat).
 LINE = "__etl_line"  # the row's line (or record) number in its file

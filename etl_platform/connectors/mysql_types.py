@@ -55,7 +55,8 @@ def column_readers(fields, floats: frozenset[str]) -> tuple[list[ColumnReader], 
 def _reader(f, was_float: bool) -> tuple[ColumnReader, str | None, str | None]:
     import pyarrow as pa
     from pymysql.connections import TEXT_TYPES
-    from pymysql.constants import FIELD_TYPE as T, FLAG
+    from pymysql.constants import FIELD_TYPE as T
+    from pymysql.constants import FLAG
 
     code, unsigned = f.type_code, bool(f.flags & FLAG.UNSIGNED)
     if code in (T.TINY, T.SHORT, T.INT24, T.LONG, T.YEAR):

@@ -10,7 +10,7 @@ import importlib
 import json
 from typing import ClassVar, Literal
 
-from etl_platform.spec import SpecModel
+from etl_platform.spec.pipeline import SpecModel
 
 # kind -> module that registers it
 KIND_MODULES: dict[str, str] = {
@@ -20,7 +20,7 @@ KIND_MODULES: dict[str, str] = {
     "mysql": "etl_platform.connectors.sql",
     "sqlite": "etl_platform.connectors.sql",
     "duckdb": "etl_platform.connectors.sql",
-    "rest": "etl_platform.connectors.rest",
+    "rest": "etl_platform.connectors.rest.connector",
 }
 
 Reads = Literal["files", "sql", "rest"]

@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from etl_platform.intake.sniff import UTF8_BOM, UTF16_BOMS, Content
+from etl_platform.spec.sources import AUTO_ENCODING as AUTO
 
 CHUNK = 1 << 20
-AUTO = "auto"
 SETTING = "source.csv.encoding"
 # Bytes Windows-1252 leaves undefined (Latin-1 reads them as control characters).
 _CP1252_UNDEFINED = (b"\x81", b"\x8d", b"\x8f", b"\x90", b"\x9d")
@@ -54,17 +54,6 @@ _C1_AS_UTF8 = re.compile(rb"\xc2[\x80-\x9f]")
 
 class EncodingError(ValueError):
     """The file does not decode in its declared encoding, or would load as garbled text."""
-
-
-def check_declared(encoding: str) -> str:
-    """The declared encoding, normalised; raises ValueError for a name Python does not know."""
-    if encoding.lower() == AUTO:
-        return AUTO
-    try:
-        return codecs.lookup(encoding).name
-    except LookupError:
-        raise ValueError(f"unknown encoding {encoding!r}; use 'auto', 'utf-8', 'utf-16', 'cp1252', 'latin-1', "
-                         "'cp1251', 'shift_jis' or another name Python knows") from None
 
 
 @dataclass

@@ -18,6 +18,7 @@ from etl_platform.intake import encodings, fingerprints, limits, paths, settling
 from etl_platform.intake.encodings import TextScan
 from etl_platform.intake.fingerprints import Fingerprint
 from etl_platform.intake.settling import Snapshot, StillBeingWritten
+from etl_platform.spec.sources import check_declared
 
 _TEXT_FORMATS = ("csv", "json", "ndjson")
 _LINE_FORMATS = ("csv", "ndjson")  # a row per line: a last line without its line break may be torn
@@ -193,14 +194,14 @@ class FileIntake:
         return True
 
     def _declared_line_end(self) -> bytes | None:
-        declared = encodings.check_declared(getattr(self.source.csv, "encoding", "auto"))
+        declared = check_declared(getattr(self.source.csv, "encoding", "auto"))
         if declared == encodings.AUTO:
             return None
         return "\n".encode(declared)[len("".encode(declared)):]  # without a byte-order mark
 
     def _as_utf8(self, path: Path, content_path: Path, content: sniff.Content, scan: TextScan, made: list[Path]) -> Path:
         scan.finish()
-        declared = encodings.check_declared(getattr(self.source.csv, "encoding", "auto"))
+        declared = check_declared(getattr(self.source.csv, "encoding", "auto"))
         codec = scan.encoding(declared, content)
         if encodings.is_utf8(declared) and not scan.utf8_valid:
             raise encodings.EncodingError(

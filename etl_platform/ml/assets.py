@@ -13,12 +13,12 @@ import dagster as dg
 from etl_platform.ml import features as feature_set
 from etl_platform.ml import registry, scoring, tracking, training
 from etl_platform.ml.estimators import METRICS
-from etl_platform.ml.spec import TrainSpec
 from etl_platform.resources.mlflow import MLflowResource, local_store
 from etl_platform.resources.warehouse import WAREHOUSE_POOL, WarehouseResource
-from etl_platform.secrets import scrub
-from etl_platform.spec import PipelineSpec
-from etl_platform.spec_checks import TableNames, transform_references
+from etl_platform.secrets.references import scrub
+from etl_platform.spec.ml import TrainSpec
+from etl_platform.spec.pipeline import PipelineSpec
+from etl_platform.spec.tables import TableNames, transform_references
 
 
 def _key(schema: str, table: str) -> dg.AssetKey:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import duckdb
 
 from etl_platform.errors import first_line
-from etl_platform.ml.spec import TrainSpec
+from etl_platform.spec.ml import TrainSpec
 from etl_platform.sql import literal, qualified, quote
 from etl_platform.steps import transform
 

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from etl_platform.ml.estimators import METRICS
-from etl_platform.ml.spec import PromotionSpec
+from etl_platform.spec.ml import PromotionSpec
 
 CHAMPION = "champion"
 READY = "READY"

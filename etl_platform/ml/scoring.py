@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import duckdb
 
 from etl_platform.ml.features import FeatureSet
-from etl_platform.ml.spec import TrainSpec
+from etl_platform.spec.ml import TrainSpec
 from etl_platform.sql import qualified
 
 

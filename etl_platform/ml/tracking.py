@@ -4,9 +4,9 @@ signature and input example, and tags linking the Dagster run. Every value is sc
 from dataclasses import dataclass
 
 from etl_platform.ml.features import FeatureSet
-from etl_platform.ml.spec import TrainSpec
 from etl_platform.ml.training import Trained
-from etl_platform.secrets import scrub
+from etl_platform.secrets.references import scrub
+from etl_platform.spec.ml import TrainSpec
 
 INPUT_EXAMPLE_ROWS = 5
 

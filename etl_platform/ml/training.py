@@ -4,7 +4,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from etl_platform.ml import estimators
-from etl_platform.ml.spec import TrainSpec
+from etl_platform.spec.ml import TrainSpec
 
 
 class TrainingFailed(ValueError):

@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from etl_platform.partitions.spec import PartitionsSpec
+from etl_platform.spec.partitions import PartitionsSpec
 
 _TIME_PARTITIONS = {
     "hourly": dg.HourlyPartitionsDefinition,

@@ -13,10 +13,11 @@ from pathlib import Path
 
 import dagster as dg
 
-from etl_platform.destinations import Destination
-from etl_platform.partitions.spec import PartitionsSpec
-from etl_platform.spec import PipelineSpec, RuleSpec
-from etl_platform.steps import load
+from etl_platform.destinations.base import Destination
+from etl_platform.destinations.warehouse import state as warehouse_state
+from etl_platform.destinations.warehouse import tables as load
+from etl_platform.spec.partitions import PartitionsSpec
+from etl_platform.spec.pipeline import PipelineSpec, RuleSpec
 from etl_platform.steps.ingest import LoadFailed
 
 SOURCE_FILE = "_source_file"
@@ -95,7 +96,7 @@ class SliceOf:
         return f"partition {self.part.label} of {self.destination}"
 
     def state(self, duck, pipeline):
-        return load.State()  # partitioned loads keep no cursor: the partition says what to read
+        return warehouse_state.State()  # partitioned loads keep no cursor: the partition says what to read
 
     def saved_cursor(self, duck, pipeline):
         return None

@@ -6,7 +6,7 @@ from collections import defaultdict
 
 import dagster as dg
 
-from etl_platform.quality.spec_checks import Expectation
+from etl_platform.quality.expectations import Expectation
 from etl_platform.resources.warehouse import WAREHOUSE_POOL, WarehouseResource
 
 DEFINED_AT = "etl/defined_at"

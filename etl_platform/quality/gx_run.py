@@ -18,9 +18,9 @@ import duckdb
 
 from etl_platform import settings
 from etl_platform.errors import first_line
-from etl_platform.quality.pushdown import can_push_down, PUSHDOWN
-from etl_platform.quality.spec_checks import Expectation
-from etl_platform.secrets import scrub
+from etl_platform.quality.expectations import Expectation
+from etl_platform.quality.pushdown import PUSHDOWN, can_push_down
+from etl_platform.secrets.references import scrub
 from etl_platform.sql import qualified, quote
 
 DEFAULT_MAX_ROWS = 100_000
@@ -112,7 +112,10 @@ def validate_table(
     GX's results (without sensitive values) are kept in the data docs under ETL_HOME."""
     from great_expectations.core import ExpectationSuiteValidationResult, ExpectationValidationResult
     from great_expectations.core.run_identifier import RunIdentifier
-    from great_expectations.data_context.types.resource_identifiers import ExpectationSuiteIdentifier, ValidationResultIdentifier
+    from great_expectations.data_context.types.resource_identifiers import (
+        ExpectationSuiteIdentifier,
+        ValidationResultIdentifier,
+    )
 
     max_rows = max_rows_in_memory() if max_rows is None else max_rows
     table_sql = qualified(schema, table)

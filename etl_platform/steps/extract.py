@@ -10,10 +10,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from etl_platform import settings
+from etl_platform.destinations.warehouse import state as warehouse_state
+from etl_platform.destinations.warehouse import tables as load
 from etl_platform.partitions import runs as partition_runs
-from etl_platform.spec import PipelineSpec
+from etl_platform.spec.pipeline import PipelineSpec
 from etl_platform.sql import literal, quote
-from etl_platform.steps import ingest, load
+from etl_platform.steps import ingest
 
 
 def load_source(
@@ -70,7 +72,7 @@ def _load_from_api(spec: PipelineSpec, pipeline: str, connector, con, common: di
     import duckdb
 
     from etl_platform.connectors.files import NdjsonFormat
-    from etl_platform.connectors.rest import RestEndpoint
+    from etl_platform.connectors.rest.connector import RestEndpoint
 
     log, plan = common["log"], common["plan"]
     endpoint = RestEndpoint.model_validate(spec.source.endpoint)
@@ -114,7 +116,7 @@ def _mapped_records(db, fmt, files: list[Path], spec: PipelineSpec) -> str:
     return " UNION ALL ".join(f"SELECT {present} FROM {scan}" for scan in scans)
 
 
-def _cursor_pushdown(spec: PipelineSpec, plan: load.Plan) -> tuple[str | None, str | None]:
+def _cursor_pushdown(spec: PipelineSpec, plan: warehouse_state.Plan) -> tuple[str | None, str | None]:
     """For an incremental load: the source column to filter on and the plan's lower bound
     (inclusive). A cursor made by a format or an expression is compared after it is made, never
     as the source's raw text: such a source is read whole, and its rows below the bound skipped."""

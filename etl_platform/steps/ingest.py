@@ -15,15 +15,28 @@ from pathlib import Path
 
 import duckdb
 
-from etl_platform.destinations import Destination, DestinationError, WarehouseTable
-from etl_platform.connectors.files import LINE, PARSE_ERROR, RAW_LINE, CsvFormat, FileFormat, ReaderRejects, file_format, missing_columns
+from etl_platform.connectors.files import (
+    LINE,
+    PARSE_ERROR,
+    RAW_LINE,
+    CsvFormat,
+    FileFormat,
+    ReaderRejects,
+    file_format,
+    missing_columns,
+)
+from etl_platform.destinations.base import Destination, DestinationError
+from etl_platform.destinations.warehouse import state as warehouse_state
+from etl_platform.destinations.warehouse import tables as load
+from etl_platform.destinations.warehouse.destination import WarehouseTable
 from etl_platform.intake import limits as intake_limits
 from etl_platform.intake.fingerprints import forget_table, undo_ledger
 from etl_platform.intake.intake import FileIntake
 from etl_platform.intake.sniff import reader_error
-from etl_platform.spec import ColumnSpec, PipelineSpec
+from etl_platform.spec.columns import ColumnSpec
+from etl_platform.spec.pipeline import PipelineSpec
 from etl_platform.sql import literal, quote
-from etl_platform.steps import csv_lines, load, stage
+from etl_platform.steps import csv_lines, stage
 from etl_platform.steps.progress import Progress
 
 REJECTED_COLUMNS = (
@@ -114,7 +127,7 @@ def use_utc(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("SET TimeZone = 'UTC'")
 
 
-def plan_of(con: duckdb.DuckDBPyConnection, spec: PipelineSpec, target: "Target", pipeline: str, run_id: str) -> load.Plan:
+def plan_of(con: duckdb.DuckDBPyConnection, spec: PipelineSpec, target: "Target", pipeline: str, run_id: str) -> warehouse_state.Plan:
     """How this load combines with what the destination holds: its state (a pending full refresh
     or rewind, the saved cursor) and the sync spec (the lookback below the cursor)."""
     import uuid
@@ -125,9 +138,9 @@ def plan_of(con: duckdb.DuckDBPyConnection, spec: PipelineSpec, target: "Target"
     cursor_type = column.duckdb_type if column is not None else None
 
     def bound(cursor: str) -> str:
-        return load.lookback_bound(cursor, sync.lookback, cursor_type)
+        return warehouse_state.lookback_bound(cursor, sync.lookback, cursor_type)
 
-    return load.plan_for(state, sync, load_id=f"{run_id}:{uuid.uuid4().hex[:12]}", lookback_bound=bound)
+    return warehouse_state.plan_for(state, sync, load_id=f"{run_id}:{uuid.uuid4().hex[:12]}", lookback_bound=bound)
 
 
 def _first_error_line(err: Exception) -> str:
@@ -165,7 +178,7 @@ class _Ingest:
         *,
         fmt: FileFormat | None = None,
         passthrough: frozenset[str] = frozenset(),
-        plan: load.Plan | None = None,
+        plan: warehouse_state.Plan | None = None,
     ):
         self.con, self.spec, self.target, self.relative = con, spec, target, relative
         self.run_id, self.pipeline = run_id, pipeline
@@ -473,7 +486,7 @@ def run(
     run_id: str,
     log: Callable[[str], None],
     progress_interval: float,
-    plan: load.Plan | None = None,
+    plan: warehouse_state.Plan | None = None,
 ) -> LoadResult:
     """Load ``files`` into ``target`` by the pipeline's sync mode (or ``plan``, worked out from the
     destination's state when not given).
@@ -531,7 +544,7 @@ def run_stream(
     run_id: str,
     log: Callable[[str], None],
     progress_interval: float,
-    plan: load.Plan | None = None,
+    plan: warehouse_state.Plan | None = None,
 ) -> tuple[LoadResult, PipelineSpec]:
     """Load an Arrow stream (a table, a query, an API's records) into ``target``.
 

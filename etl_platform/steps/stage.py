@@ -7,7 +7,8 @@ the ingest step runs inside DuckDB, where all rows are processed in parallel bat
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from etl_platform.spec import ColumnSpec, PipelineSpec, RuleSpec
+from etl_platform.spec.columns import ColumnSpec
+from etl_platform.spec.pipeline import PipelineSpec, RuleSpec
 from etl_platform.sql import expression_references, literal, quote
 from etl_platform.steps import casting
 

@@ -5,8 +5,8 @@ from dataclasses import dataclass
 
 import duckdb
 
+from etl_platform.destinations.warehouse.tables import TableRef, columns_of
 from etl_platform.sql import literal, qualified, quote
-from etl_platform.steps.load import TableRef, columns_of
 
 
 @dataclass(frozen=True)

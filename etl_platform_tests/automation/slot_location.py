@@ -9,12 +9,12 @@ import os
 
 import dagster as dg
 
-from etl_platform.connections import as_resource, resource_key
+from etl_platform.connectors.connections import as_resource, resource_key
 from etl_platform.connectors.registry import build
-from etl_platform.factory import PipelineContext, build_pipeline_defs
+from etl_platform.factory.pipeline import PipelineContext, build_pipeline_defs
 from etl_platform.resources.warehouse import WarehouseResource
-from etl_platform.spec import PipelineSpec
-from etl_platform.spec_checks import table_names
+from etl_platform.spec.pipeline import PipelineSpec
+from etl_platform.spec.tables import table_names
 
 
 def _pipeline(name: str, spec: dict, connection_kind: str = "local") -> dg.Definitions:

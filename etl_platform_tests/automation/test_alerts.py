@@ -3,9 +3,9 @@
 import email
 import email.policy
 import json
-import time
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path

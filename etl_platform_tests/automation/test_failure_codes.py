@@ -586,7 +586,7 @@ def test_an_s3_code_decides_and_an_unknown_one_goes_by_its_status(code, status, 
 @hypothesis_settings(max_examples=examples(100))
 @given(status=st.integers(400, 599), message=st.sampled_from(MISLEADING))
 def test_an_http_status_decides_whatever_the_body_says(status, message):
-    from etl_platform.connectors.rest_http import RestError
+    from etl_platform.connectors.rest.http import RestError
 
     err = RestError(f"GET /x returned HTTP {status}: {message}", status)
     assert classify(err) == ("transient" if status == 429 or status >= 500 else "permanent")

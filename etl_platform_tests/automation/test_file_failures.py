@@ -162,7 +162,7 @@ def test_the_same_bytes_dropped_again_after_a_failed_run_run_again_under_a_new_r
 
 
 def test_a_retry_asked_for_runs_the_named_failed_files_again(root, instance, monkeypatch, tmp_path_factory):
-    from etl_platform import cli
+    from etl_platform.cli import main as cli
 
     daemon = Daemon(PER_FILE, root, instance)
     for name in ("a.csv", "b.csv", "c.csv"):

@@ -18,7 +18,7 @@ from etl_platform.automation.ledger import Ledger
 from etl_platform.automation.listing import ListedFile, LocalListing
 from etl_platform.automation.pipeline import listing_of
 from etl_platform.automation.sensors import TICK_BUDGET_SECONDS, FileWatch, file_sensor, take_up
-from etl_platform.connections import as_resource, resource_key
+from etl_platform.connectors.connections import as_resource, resource_key
 from etl_platform.connectors.landing import LocalFolder
 from etl_platform.connectors.registry import build
 from etl_platform_tests.s3_server import S3Bucket, s3_bucket, s3_server  # noqa: F401

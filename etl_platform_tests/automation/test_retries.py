@@ -10,8 +10,8 @@ import duckdb
 import pytest
 
 from etl_platform.automation.retries import classify, failure_for
-from etl_platform.connectors.rest_http import RestError
-from etl_platform.secrets import MissingSecret
+from etl_platform.connectors.rest.http import RestError
+from etl_platform.secrets.references import MissingSecret
 from etl_platform_tests.conftest import materializations, query
 from etl_platform_tests.connectors.test_rest import CUSTOMERS, Api, ApiServer, Handler
 from etl_platform_tests.test_sources import pipeline_defs, run

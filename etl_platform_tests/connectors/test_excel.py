@@ -11,14 +11,17 @@ import duckdb
 import openpyxl
 import pyarrow.parquet as pq
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from openpyxl.styles import Font
 
 from etl_platform.connectors import excel
 from etl_platform.connectors.files import XlsxFormat, file_format, missing_columns
-from etl_platform.spec import ColumnSpec, CsvOptions, ExcelOptions, PipelineSpec
+from etl_platform.destinations.warehouse.tables import TableRef
+from etl_platform.spec.columns import ColumnSpec
+from etl_platform.spec.pipeline import PipelineSpec
+from etl_platform.spec.sources import CsvOptions, ExcelOptions
 from etl_platform.steps import ingest
-from etl_platform.steps.load import TableRef
 from etl_platform.steps.stage import ROW_ERRORS
 from etl_platform_tests.conftest import examples
 

@@ -24,10 +24,10 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import pydantic
 import pytest
 
-from etl_platform.connectors import rest
 from etl_platform.connectors.registry import build
-from etl_platform.connectors.rest import RestConnector, RestEndpoint, RestError, RestFetch
-from etl_platform.secrets import MissingSecret
+from etl_platform.connectors.rest import connector as rest
+from etl_platform.connectors.rest.connector import RestConnector, RestEndpoint, RestError, RestFetch
+from etl_platform.secrets.references import MissingSecret
 
 CUSTOMERS = [
     {"id": i, "updated_at": f"2024-01-{1 + (i - 1) // 50:02d}T00:00:00Z", "name": f"customer {i}"}

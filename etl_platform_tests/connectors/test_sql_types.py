@@ -18,13 +18,14 @@ import duckdb
 import psycopg2
 import pymysql
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from etl_platform.connectors.registry import build
 from etl_platform.connectors.sql import SourceError
-from etl_platform.spec import PipelineSpec
+from etl_platform.destinations.warehouse.tables import TableRef
+from etl_platform.spec.pipeline import PipelineSpec
 from etl_platform.steps import extract, ingest
-from etl_platform.steps.load import TableRef
 from etl_platform_tests.conftest import examples
 
 REJECT = object()  # the expected outcome of a value DuckDB cannot hold: its row is rejected

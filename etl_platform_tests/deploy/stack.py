@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from etl_platform import demo
+from etl_platform.demo import data as demo
 from etl_platform_tests.conftest import BIN, PROJECT_ROOT, _service_unavailable, fresh_postgres_database
 from etl_platform_tests.deploy.processes import Processes, free_port, http_ok, wait_until
 from etl_platform_tests.s3_server import S3Server

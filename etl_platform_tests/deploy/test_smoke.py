@@ -23,11 +23,11 @@ import pytest
 import requests
 import yaml
 
-from etl_platform import demo
 from etl_platform.automation.ledger import content_digest
 from etl_platform.automation.listing import LocalListing
 from etl_platform.automation.sensors import TAG_CONTENTS
 from etl_platform.connectors.landing import LocalFolder
+from etl_platform.demo import data as demo
 from etl_platform_tests.conftest import PROJECT_ROOT, _service_unavailable
 from etl_platform_tests.deploy import graphql as gql
 from etl_platform_tests.deploy.read_only import MUTATIONS, rejected, schedule_id, sensor_id

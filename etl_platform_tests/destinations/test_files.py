@@ -16,9 +16,9 @@ import duckdb
 import pytest
 from moto.server import ThreadedMotoServer
 
-from etl_platform.destinations import files
-from etl_platform.spec import SyncSpec
-from etl_platform.steps import load
+from etl_platform.destinations.files import commit as files
+from etl_platform.destinations.warehouse import tables as load
+from etl_platform.spec.pipeline import SyncSpec
 
 STAGE = load.TableRef("main", "stage")
 COLUMNS = "id BIGINT, name VARCHAR, updated_at TIMESTAMP, amount DECIMAL(10, 2)"

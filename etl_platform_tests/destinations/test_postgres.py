@@ -22,12 +22,12 @@ from hypothesis import strategies as st
 from psycopg2 import sql
 from psycopg2.extensions import make_dsn
 
-from etl_platform.destinations import postgres
-from etl_platform.spec import SyncSpec
+from etl_platform.destinations.postgres import commit as postgres
+from etl_platform.destinations.warehouse import state as warehouse_state
+from etl_platform.destinations.warehouse import tables as load
+from etl_platform.destinations.warehouse.tables import SchemaMismatch, TableRef
+from etl_platform.spec.pipeline import SyncSpec
 from etl_platform.sql import quote
-from etl_platform.steps import load
-from etl_platform.steps.load import SchemaMismatch, TableRef
-
 from etl_platform_tests.conftest import PROJECT_ROOT, examples
 
 COLUMNS = "id BIGINT, updated_at TIMESTAMP, name VARCHAR, amount DECIMAL(18,2)"
@@ -104,10 +104,10 @@ def duckdb_reference(loads: list[tuple[str, list[tuple]]], sync: SyncSpec) -> tu
     target = TableRef("p", "t")
     for run_id, rows in loads:
         stage(con, rows)
-        plan = load.plan_for(load.read_state(con, "p"), sync, load_id=run_id)
-        load.commit(con, STAGE, target, plan, pipeline="p", run_id=run_id, data_columns=DATA_COLUMNS)
+        plan = warehouse_state.plan_for(warehouse_state.read_state(con, "p"), sync, load_id=run_id)
+        warehouse_state.commit(con, STAGE, target, plan, pipeline="p", run_id=run_id, data_columns=DATA_COLUMNS)
     rows = con.execute("SELECT id, updated_at, name, amount FROM p.t ORDER BY id, updated_at").fetchall()
-    cursor = load.saved_cursor(con, "p") if sync.mode == "incremental" else None
+    cursor = warehouse_state.saved_cursor(con, "p") if sync.mode == "incremental" else None
     con.close()
     return rows, cursor
 
@@ -342,9 +342,9 @@ KILLED_ROWS = 500_000
 # Small batches keep the copy going long enough to be caught in the middle.
 CHILD = f"""
 import sys, duckdb
-from etl_platform.destinations import postgres
-from etl_platform.spec import SyncSpec
-from etl_platform.steps.load import TableRef
+from etl_platform.destinations.base import postgres
+from etl_platform.spec.pipeline import SyncSpec
+from etl_platform.destinations.warehouse.tables import TableRef
 duck = duckdb.connect()
 duck.execute("CREATE SCHEMA p")
 duck.execute({BIG_STAGE.format(rows=KILLED_ROWS)!r})
@@ -801,9 +801,9 @@ KILL_ROWS = 100_000
 # or with the transaction done and not yet committed. The load also adds a column (evolve).
 REPLACE_CHILD = f"""
 import sys, time, duckdb
-from etl_platform.destinations import postgres
-from etl_platform.spec import SyncSpec
-from etl_platform.steps.load import TableRef
+from etl_platform.destinations.base import postgres
+from etl_platform.spec.pipeline import SyncSpec
+from etl_platform.destinations.warehouse.tables import TableRef
 if sys.argv[2] == "before the commit":
     replace = postgres._Transaction.replace
     def replace_then_wait(*args):

@@ -16,11 +16,12 @@ import psycopg2
 import pytest
 
 from etl_platform.connectors.registry import build
-from etl_platform.destinations import FileTable, PostgresTable
-from etl_platform.destinations.files import FilesLocation, read_table
-from etl_platform.spec import PipelineSpec
+from etl_platform.destinations.files.commit import FilesLocation, read_table
+from etl_platform.destinations.files.destination import FileTable
+from etl_platform.destinations.postgres.destination import PostgresTable
+from etl_platform.destinations.warehouse.tables import TableRef
+from etl_platform.spec.pipeline import PipelineSpec
 from etl_platform.steps import extract, ingest
-from etl_platform.steps.load import TableRef
 
 SPEC = {
     "source": {"connection": "files", "files": "*.csv", "columns": {"id": {"type": "bigint"}, "v": {}}},
@@ -33,10 +34,10 @@ CHILD = """
 import os, signal, sys
 import duckdb
 from etl_platform.connectors.registry import build
-from etl_platform.destinations import FileTable, PostgresTable
-from etl_platform.spec import PipelineSpec
+from etl_platform.destinations.base import FileTable, PostgresTable
+from etl_platform.spec.pipeline import PipelineSpec
 from etl_platform.steps import extract, ingest
-from etl_platform.steps.load import TableRef
+from etl_platform.destinations.warehouse.tables import TableRef
 
 warehouse, files, kind, where, point = sys.argv[1:6]
 spec = PipelineSpec.model_validate(__SPEC__)

@@ -16,13 +16,15 @@ import duckdb
 
 from etl_platform.connectors.landing import landing_connector
 from etl_platform.connectors.registry import ConnectorError, build
-from etl_platform.destinations import DestinationError, destination_for
-from etl_platform.destinations.files import FilesLocation, read_table
+from etl_platform.destinations.base import DestinationError
+from etl_platform.destinations.files.commit import FilesLocation, read_table
+from etl_platform.destinations.registry import destination_for
+from etl_platform.destinations.warehouse import tables as sync
+from etl_platform.destinations.warehouse.tables import TableRef
 from etl_platform.intake import fingerprints
-from etl_platform.secrets import MissingSecret
-from etl_platform.spec import PipelineSpec
-from etl_platform.steps import extract, ingest, load as sync
-from etl_platform.steps.load import TableRef
+from etl_platform.secrets.references import MissingSecret
+from etl_platform.spec.pipeline import PipelineSpec
+from etl_platform.steps import extract, ingest
 
 DESTINATION_KINDS = ("warehouse", "postgres", "parquet", "csv")
 
@@ -239,7 +241,7 @@ def reset_state(destination: Destination, con, schema: str, table: str, pipeline
 
 def lookback_supported() -> bool:
     """Whether the spec has ``sync.lookback`` yet."""
-    from etl_platform.spec import SyncSpec
+    from etl_platform.spec.pipeline import SyncSpec
 
     return "lookback" in SyncSpec.model_fields
 
@@ -268,10 +270,10 @@ def dagster_load(spec: dict, *, pipeline: str, connection: tuple[str, dict] | No
     """Run ``spec`` as the pipeline's Dagster job, in process; returns (success, failure message)."""
     import dagster as dg
 
-    from etl_platform.connections import as_resource, resource_key
-    from etl_platform.factory import PipelineContext, build_pipeline_defs
+    from etl_platform.connectors.connections import as_resource, resource_key
+    from etl_platform.factory.pipeline import PipelineContext, build_pipeline_defs
     from etl_platform.resources.warehouse import WarehouseResource
-    from etl_platform.spec_checks import table_names
+    from etl_platform.spec.tables import table_names
 
     parsed = PipelineSpec.model_validate(spec)
     resources: dict = {"warehouse": WarehouseResource(database=str(warehouse_path))}

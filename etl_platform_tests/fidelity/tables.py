@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from hypothesis import strategies as st
 
 from etl_platform_tests.fidelity.oracle import TARGET_TYPES
-
 from etl_platform_tests.fidelity.values import (
     SOURCE_NAMES,
     TARGET_NAMES,

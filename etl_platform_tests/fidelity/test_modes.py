@@ -17,8 +17,8 @@ from etl_platform_tests.conftest import examples
 from etl_platform_tests.fidelity import harness, platform
 from etl_platform_tests.fidelity.compare import Finding, multiset_findings
 from etl_platform_tests.fidelity.modes import Model, Row, csv_bytes
-from etl_platform_tests.fidelity.sources import postgres_session
 from etl_platform_tests.fidelity.platform import DESTINATION_KINDS
+from etl_platform_tests.fidelity.sources import postgres_session
 from etl_platform_tests.fidelity.tally import TALLY
 
 pytestmark = pytest.mark.fidelity

@@ -15,7 +15,6 @@ RUN/observations.json...`` writes it into the README, between its markers.
 import sys
 from pathlib import Path
 
-
 from etl_platform_tests.fidelity.platform import DESTINATION_KINDS
 
 

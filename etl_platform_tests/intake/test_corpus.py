@@ -15,12 +15,12 @@ import duckdb
 import pytest
 
 from etl_platform.connectors.landing import LocalFolder
+from etl_platform.destinations.warehouse.tables import TableRef
 from etl_platform.intake.paths import PathOutsideFolder
-from etl_platform.spec import PipelineSpec
+from etl_platform.spec.pipeline import PipelineSpec
 from etl_platform.steps import ingest
-from etl_platform.steps.load import TableRef
 from etl_platform_tests.intake import corpus
-from etl_platform_tests.intake.corpus import CASES, Case, Duplicate, Loaded, Refused, Rejected
+from etl_platform_tests.intake.corpus import CASES, Case, Duplicate, Refused, Rejected
 
 pytestmark = pytest.mark.timeout(30)
 HANDLED: dict[str, bool] = {}  # case name -> outcome as expected (read by conftest's summary)

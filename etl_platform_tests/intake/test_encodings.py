@@ -5,6 +5,7 @@ import pytest
 from etl_platform.intake import encodings
 from etl_platform.intake.encodings import TextScan
 from etl_platform.intake.sniff import Content
+from etl_platform.spec.sources import check_declared
 
 
 def scan(data: bytes, chunk: int) -> TextScan:
@@ -43,7 +44,7 @@ def test_a_declared_encoding_that_does_not_fit_names_the_line(tmp_path):
 
 def test_unknown_encodings_are_refused_at_load():
     with pytest.raises(ValueError, match="unknown encoding 'klingon'"):
-        encodings.check_declared("klingon")
+        check_declared("klingon")
 
 
 def test_a_zip_member_that_lies_about_its_size_is_stopped_at_the_limit(tmp_path):
@@ -74,7 +75,7 @@ def test_a_zip_member_that_lies_about_its_size_is_stopped_at_the_limit(tmp_path)
 def test_a_pipeline_declaring_an_unknown_encoding_fails_at_load_naming_the_field():
     import pydantic
 
-    from etl_platform.spec import PipelineSpec
+    from etl_platform.spec.pipeline import PipelineSpec
 
     with pytest.raises(pydantic.ValidationError, match=r"source\.csv\.encoding\n.*unknown encoding 'klingon'"):
         PipelineSpec.model_validate({"source": {"files": "*.csv", "columns": {"a": {}}, "csv": {"encoding": "klingon"}},
@@ -86,12 +87,13 @@ def test_a_pipeline_declaring_an_unknown_encoding_fails_at_load_naming_the_field
 from pathlib import Path  # noqa: E402
 
 import duckdb  # noqa: E402
-from hypothesis import given, settings, strategies as st  # noqa: E402
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st
 
-from etl_platform.connectors.landing import LocalFolder  # noqa: E402
-from etl_platform.spec import PipelineSpec  # noqa: E402
-from etl_platform.steps import ingest  # noqa: E402
-from etl_platform.steps.load import TableRef  # noqa: E402
+from etl_platform.connectors.landing import LocalFolder
+from etl_platform.destinations.warehouse.tables import TableRef
+from etl_platform.spec.pipeline import PipelineSpec
+from etl_platform.steps import ingest
 from etl_platform_tests.conftest import examples  # noqa: E402
 
 # Words as people write them, per language; rows are made of them.

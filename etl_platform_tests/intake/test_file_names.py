@@ -10,15 +10,17 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from etl_platform.connectors.files import file_format
 from etl_platform.connectors.landing import LocalFolder
 from etl_platform.connectors.registry import build
+from etl_platform.destinations.warehouse.tables import TableRef
 from etl_platform.intake.fingerprints import LEDGER
-from etl_platform.spec import CsvOptions, PipelineSpec
+from etl_platform.spec.pipeline import PipelineSpec
+from etl_platform.spec.sources import CsvOptions
 from etl_platform.steps import ingest
-from etl_platform.steps.load import TableRef
 from etl_platform_tests.conftest import examples
 from etl_platform_tests.intake import corpus
 from etl_platform_tests.s3_server import S3Bucket, s3_bucket, s3_server  # noqa: F401
@@ -190,7 +192,7 @@ def test_generated_file_names_each_row_loads_exactly_once(tmp_path, file_names, 
 
 
 def test_the_files_table_shows_a_name_as_it_is(tmp_path):
-    from etl_platform.load_results import files_table
+    from etl_platform.factory.load_results import files_table
 
     result = ingest.LoadResult(0, 0, 0, ingest.load.Committed(0), [ingest.FileResult("a|*b*`.csv")], {}, 0.0, None)
     assert "| a\\|\\*b\\*\\`.csv | 0 | 0 |  |" in files_table(result)

@@ -6,9 +6,9 @@ import duckdb
 import pytest
 
 from etl_platform.intake.fingerprints import LEDGER
+from etl_platform.spec.pipeline import PipelineSpec
 from etl_platform.steps import ingest
 from etl_platform_tests.intake.test_corpus import load
-from etl_platform.spec import PipelineSpec
 
 pytestmark = pytest.mark.timeout(30)
 COLUMNS = {"id": {"type": "bigint"}, "name": {}}

@@ -11,13 +11,13 @@ import pytest
 
 from etl_platform.connectors.landing import LocalFolder
 from etl_platform.connectors.registry import build
-from etl_platform.factory import PipelineContext, build_pipeline_defs
+from etl_platform.destinations.warehouse.tables import TableRef
+from etl_platform.factory.pipeline import PipelineContext, build_pipeline_defs
 from etl_platform.intake.paths import PathOutsideFolder, inside, matching_files
 from etl_platform.resources.warehouse import WarehouseResource
-from etl_platform.spec import PipelineSpec
-from etl_platform.spec_checks import table_names
+from etl_platform.spec.pipeline import PipelineSpec
+from etl_platform.spec.tables import table_names
 from etl_platform.steps import ingest
-from etl_platform.steps.load import TableRef
 from etl_platform_tests.conftest import materializations, query
 from etl_platform_tests.intake import corpus
 from etl_platform_tests.s3_server import S3Bucket, s3_bucket, s3_server  # noqa: F401

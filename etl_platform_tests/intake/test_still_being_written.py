@@ -14,13 +14,13 @@ import pytest
 from etl_platform.automation.retries import classify
 from etl_platform.connectors.landing import LocalFolder
 from etl_platform.connectors.registry import build
+from etl_platform.destinations.warehouse.tables import TableRef
+from etl_platform.factory.load_results import files_table
 from etl_platform.intake import limits
 from etl_platform.intake.fingerprints import LEDGER
 from etl_platform.intake.settling import LEFT_FOR_LATER, StillBeingWritten
-from etl_platform.load_results import files_table
-from etl_platform.spec import PipelineSpec
+from etl_platform.spec.pipeline import PipelineSpec
 from etl_platform.steps import ingest
-from etl_platform.steps.load import TableRef
 from etl_platform_tests.conftest import materializations, query
 from etl_platform_tests.s3_server import S3Bucket, s3_bucket, s3_server  # noqa: F401
 
@@ -239,9 +239,9 @@ def test_s3_copies_carry_the_objects_time(s3_bucket: S3Bucket):
 def _pipeline_defs(source: dict):
     import dagster as dg
 
-    from etl_platform.factory import PipelineContext, build_pipeline_defs
+    from etl_platform.factory.pipeline import PipelineContext, build_pipeline_defs
     from etl_platform.resources.warehouse import WarehouseResource
-    from etl_platform.spec_checks import table_names
+    from etl_platform.spec.tables import table_names
 
     parsed = PipelineSpec.model_validate({"source": source, "sync": {"mode": "append"}, "destination": {"table": "t"}})
     ctx = PipelineContext(name="arrivals", names=table_names(parsed, "arrivals"), defined_at={})

@@ -4,7 +4,7 @@ import duckdb
 import pytest
 
 from etl_platform.ml import features, registry
-from etl_platform.ml.spec import PromotionSpec, TrainSpec
+from etl_platform.spec.ml import PromotionSpec, TrainSpec
 
 TRAIN = TrainSpec(target="y", features={"x": "numeric", "kind": "categorical"}, estimator="sklearn.linear_model.Ridge")
 

@@ -6,8 +6,8 @@ import threading
 import pandas as pd
 
 from etl_platform.ml import registry
-from etl_platform.ml.spec import PromotionSpec
 from etl_platform.resources.mlflow import MLflowResource, local_store
+from etl_platform.spec.ml import PromotionSpec
 from etl_platform_tests.ml.conftest import client as client_of
 
 NAME = "demo_concurrent"

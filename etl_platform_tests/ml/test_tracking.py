@@ -1,7 +1,7 @@
 """Nothing secret reaches MLflow parameters or tags."""
 
 from etl_platform.ml.tracking import _clean
-from etl_platform.secrets import EnvRef, reveal
+from etl_platform.secrets.references import EnvRef, reveal
 
 
 def test_revealed_secrets_and_credentials_are_masked_before_logging(monkeypatch):

@@ -3,11 +3,11 @@
 import dagster as dg
 import yaml
 
-from etl_platform.factory import PipelineContext, build_pipeline_defs
+from etl_platform.factory.pipeline import PipelineContext, build_pipeline_defs
 from etl_platform.resources.mlflow import MLflowResource
 from etl_platform.resources.warehouse import WarehouseResource
-from etl_platform.spec import PipelineSpec
-from etl_platform.spec_checks import table_names
+from etl_platform.spec.pipeline import PipelineSpec
+from etl_platform.spec.tables import table_names
 from etl_platform_tests.conftest import PROJECT_ROOT, check_results, materializations, query, run_job, scalar
 from etl_platform_tests.ml.conftest import client
 

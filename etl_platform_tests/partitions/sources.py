@@ -7,12 +7,12 @@ from pathlib import Path
 import dagster as dg
 import psycopg2
 
-from etl_platform.connections import as_resource, resource_key
+from etl_platform.connectors.connections import as_resource, resource_key
 from etl_platform.connectors.registry import build
-from etl_platform.factory import PipelineContext, build_pipeline_defs
+from etl_platform.factory.pipeline import PipelineContext, build_pipeline_defs
 from etl_platform.resources.warehouse import WarehouseResource
-from etl_platform.spec import PipelineSpec
-from etl_platform.spec_checks import table_names
+from etl_platform.spec.pipeline import PipelineSpec
+from etl_platform.spec.tables import table_names
 from etl_platform_tests.conftest import query
 
 DAYS = ["2024-05-01", "2024-05-02", "2024-05-03", "2024-05-04"]

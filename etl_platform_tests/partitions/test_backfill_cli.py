@@ -18,13 +18,13 @@ from pathlib import Path
 
 import dagster as dg
 
-from etl_platform.connections import as_resource, resource_key
+from etl_platform.connectors.connections import as_resource, resource_key
 from etl_platform.connectors.registry import build
 from etl_platform.definitions import chosen_executor
-from etl_platform.factory import PipelineContext, build_pipeline_defs
+from etl_platform.factory.pipeline import PipelineContext, build_pipeline_defs
 from etl_platform.resources.warehouse import WarehouseResource
-from etl_platform.spec import PipelineSpec
-from etl_platform.spec_checks import table_names
+from etl_platform.spec.pipeline import PipelineSpec
+from etl_platform.validation.pipeline import table_names
 
 spec = PipelineSpec.model_validate({spec!r})
 source = build("src", "sqlite", {{"path": str(Path(__file__).parent / "shop.sqlite")}})

@@ -2,10 +2,10 @@
 
 import dagster as dg
 
-from etl_platform.factory import PipelineContext, build_pipeline_defs
+from etl_platform.factory.pipeline import PipelineContext, build_pipeline_defs
 from etl_platform.resources.warehouse import WarehouseResource
-from etl_platform.spec import PipelineSpec
-from etl_platform.spec_checks import table_names
+from etl_platform.spec.pipeline import PipelineSpec
+from etl_platform.spec.tables import table_names
 from etl_platform_tests.conftest import materializations, query
 
 HEADER = "order_id,ordered_on,amount\n"

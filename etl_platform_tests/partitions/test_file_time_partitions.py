@@ -3,10 +3,10 @@ files, keeps that day's rows and replaces exactly that day in the table."""
 
 import dagster as dg
 
-from etl_platform.factory import PipelineContext, build_pipeline_defs
+from etl_platform.factory.pipeline import PipelineContext, build_pipeline_defs
 from etl_platform.resources.warehouse import WarehouseResource
-from etl_platform.spec import PipelineSpec
-from etl_platform.spec_checks import table_names
+from etl_platform.spec.pipeline import PipelineSpec
+from etl_platform.spec.tables import table_names
 from etl_platform_tests.conftest import failure_message, materializations, query
 
 DAYS = ["2024-05-01", "2024-05-02", "2024-05-03"]

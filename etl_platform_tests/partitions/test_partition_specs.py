@@ -6,9 +6,9 @@ from datetime import datetime, timezone
 import dagster as dg
 import pytest
 
-from etl_platform.spec import PipelineSpec
-from etl_platform.spec_checks import check_pipeline
-from etl_platform.spec_errors import SpecError, SpecLocator
+from etl_platform.spec.errors import SpecError, SpecLocator
+from etl_platform.spec.pipeline import PipelineSpec
+from etl_platform.validation.pipeline import check_pipeline
 from etl_platform_tests.test_spec_errors import VALID, load_error
 
 DAILY = "  partitions: {by: daily, start: '2024-01-01', column: day}\n"

@@ -5,12 +5,12 @@ from pathlib import Path
 import dagster as dg
 import yaml
 
-from etl_platform.factory import PipelineContext, build_pipeline_defs
-from etl_platform.quality.spec_checks import resolve_expectations
+from etl_platform.factory.pipeline import PipelineContext, build_pipeline_defs
 from etl_platform.resources.warehouse import WarehouseResource
-from etl_platform.spec import PipelineSpec
-from etl_platform.spec_checks import table_names
-from etl_platform.spec_errors import SpecLocator
+from etl_platform.spec.errors import SpecLocator
+from etl_platform.spec.pipeline import PipelineSpec
+from etl_platform.spec.tables import table_names
+from etl_platform.validation.expectations import resolve_expectations
 from etl_platform_tests.conftest import PROJECT_ROOT
 
 MARKETING = PROJECT_ROOT / "etl_platform" / "defs" / "pipelines" / "marketing_campaigns"

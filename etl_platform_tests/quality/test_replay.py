@@ -3,8 +3,7 @@
 import pytest
 import yaml
 
-from etl_platform.cli import main
-
+from etl_platform.cli.main import main
 from etl_platform_tests.conftest import cli, materializations, query, scalar
 from etl_platform_tests.quality.conftest import marketing_attributes, marketing_defs
 

@@ -10,9 +10,8 @@ import duckdb
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from etl_platform.spec import PipelineSpec
+from etl_platform.spec.pipeline import PipelineSpec
 from etl_platform_tests.conftest import examples
-
 from etl_platform_tests.steps.test_ingest import con, load, make_spec, rejected  # noqa: F401 - con is a fixture
 
 
@@ -214,10 +213,10 @@ def test_a_nul_in_a_json_document_rejects_its_row_but_an_escaped_backslash_befor
 
 def test_an_interval_with_microseconds_is_rejected_for_a_parquet_table_which_counts_milliseconds(con, tmp_path):
     from etl_platform.connectors.registry import build
-    from etl_platform.destinations import FileTable
-    from etl_platform.destinations.files import FilesLocation, read_table
+    from etl_platform.destinations.files.commit import FilesLocation, read_table
+    from etl_platform.destinations.files.destination import FileTable
+    from etl_platform.destinations.warehouse.tables import TableRef
     from etl_platform.steps import extract, ingest
-    from etl_platform.steps.load import TableRef
 
     source = tmp_path / "src.duckdb"
     with duckdb.connect(str(source)) as src:

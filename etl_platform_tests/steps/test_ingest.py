@@ -6,10 +6,10 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from etl_platform import demo
-from etl_platform.spec import PipelineSpec
+from etl_platform.demo import data as demo
+from etl_platform.destinations.warehouse.tables import SchemaMismatch, TableRef
+from etl_platform.spec.pipeline import PipelineSpec
 from etl_platform.steps import ingest
-from etl_platform.steps.load import SchemaMismatch, TableRef
 
 CAMPAIGN_COLUMNS = {
     "date": {"from": "Day", "type": "date"},
@@ -280,24 +280,24 @@ def test_a_failure_after_staging_rolls_back_everything(con, tmp_path, monkeypatc
 
 def test_a_large_first_incremental_load_saves_its_cursor(tmp_path):
     """200,000 rows (more than one DuckDB row group) in the first load: the cursor is the highest one."""
-    from etl_platform.spec import SyncSpec
-    from etl_platform.steps import load
+    from etl_platform.destinations.warehouse import state as warehouse_state
+    from etl_platform.spec.pipeline import SyncSpec
 
     with duckdb.connect(str(tmp_path / "w.duckdb")) as con:
         con.execute("CREATE SCHEMA s")
         con.execute("CREATE TABLE s.stage AS SELECT range AS id, range * 10 AS seq FROM range(200000)")
         con.execute("BEGIN")
-        plan = load.Plan(SyncSpec(mode="incremental", cursor="seq", primary_key=["id"]), load_id="r")
-        committed = load.commit(con, TableRef("s", "stage"), TableRef("s", "t"), plan, pipeline="p", run_id="r", data_columns=["id", "seq"])
+        plan = warehouse_state.Plan(SyncSpec(mode="incremental", cursor="seq", primary_key=["id"]), load_id="r")
+        committed = warehouse_state.commit(con, TableRef("s", "stage"), TableRef("s", "t"), plan, pipeline="p", run_id="r", data_columns=["id", "seq"])
         con.execute("COMMIT")
         assert committed.cursor_after == "1999990"
-        assert load.saved_cursor(con, "p") == "1999990"
+        assert warehouse_state.saved_cursor(con, "p") == "1999990"
 
 
 def test_looking_up_a_missing_table_inside_a_transaction_leaves_it_usable(con):
     """table_exists runs inside a load's transaction (before creating the target): a missing
     table, hostile names included, must not abort what the transaction has done so far."""
-    from etl_platform.steps.load import columns_of, table_exists
+    from etl_platform.destinations.warehouse.tables import columns_of, table_exists
 
     con.execute('CREATE SCHEMA "we.ird"')
     con.execute('CREATE TABLE "we.ird"."t""x y" (a INTEGER, "b c" DECIMAL(12,2))')

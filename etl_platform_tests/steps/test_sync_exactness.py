@@ -13,11 +13,13 @@ import duckdb
 import pytest
 
 from etl_platform.connectors.registry import build
-from etl_platform.destinations import WarehouseTable
+from etl_platform.destinations.warehouse import state as warehouse_state
+from etl_platform.destinations.warehouse import tables as load
+from etl_platform.destinations.warehouse.destination import WarehouseTable
+from etl_platform.destinations.warehouse.tables import TableRef
 from etl_platform.intake import fingerprints
-from etl_platform.spec import PipelineSpec
-from etl_platform.steps import extract, ingest, load
-from etl_platform.steps.load import TableRef
+from etl_platform.spec.pipeline import PipelineSpec
+from etl_platform.steps import extract, ingest
 
 TABLE, REJECTED = TableRef("p", "t"), TableRef("p", "t_rejected")
 
@@ -153,7 +155,7 @@ def test_state_reset_then_a_load_is_a_full_refresh_not_a_doubling(con, tmp_path)
 
     assert rows(con, "n") == [(n,) for n in range(10)]
     assert (result.committed.rows_written, result.committed.rows_deleted) == (10, 10)
-    assert load.read_state(con, "p") == load.State("9")
+    assert warehouse_state.read_state(con, "p") == warehouse_state.State("9")
 
 
 def test_a_rewound_keyless_incremental_load_replaces_the_rows_from_the_bound_on(con, tmp_path):
@@ -167,7 +169,7 @@ def test_a_rewound_keyless_incremental_load_replaces_the_rows_from_the_bound_on(
 
     assert rows(con, "ts, n") == [(a, a) for a in range(7)] + [(7, 107), (8, 108), (9, 9), (10, 10)]
     assert (result.committed.rows_deleted, result.committed.rows_written) == (4, 5)
-    assert load.read_state(con, "p").cursor == "10"
+    assert warehouse_state.read_state(con, "p").cursor == "10"
 
 
 def test_a_rewind_to_where_a_run_started_uses_the_state_history(con, tmp_path):
@@ -214,7 +216,7 @@ def test_a_row_committed_late_below_the_cursor_is_loaded_once_with_a_lookback(co
 
     assert rows(con, "n") == [(1,), (2,), (3,), (4,)]
     assert (result.committed.rows_already_loaded, result.committed.rows_written) == (2, 2)
-    assert load.read_state(con, "p").cursor == "2024-01-01 10:20:00"
+    assert warehouse_state.read_state(con, "p").cursor == "2024-01-01 10:20:00"
     again = run(con, spec, src, "run-3")  # a rerun re-reads the window and adds nothing
     assert again.committed.rows_written == 0 and len(rows(con)) == 4
 

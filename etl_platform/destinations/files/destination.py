@@ -1,0 +1,118 @@
+"""A table of Parquet or CSV files (local folder or S3 prefix) as a destination."""
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from etl_platform.automation.failure_codes import with_codes
+from etl_platform.destinations.base import DestinationError
+from etl_platform.destinations.postgres.destination import _Pending
+from etl_platform.sql import quote
+
+
+@dataclass(frozen=True)
+class FileTable:
+    """A table of Parquet or CSV files at ``<folder or prefix>/<schema>/<table>/``; the cursor in its manifest."""
+
+    connector: "FileConnector"  # noqa: F821
+    schema: str
+    table: str
+    file_format: str = "parquet"
+    partition_by: tuple[str, ...] = ()
+    pending: _Pending = field(default_factory=_Pending, compare=False, repr=False)
+    two_phase = True
+
+    def __str__(self) -> str:
+        return f"{self.file_format} table {self.schema}/{self.table} of connection {self.connector.name}"
+
+    def location(self) -> "FilesLocation":  # noqa: F821
+        from etl_platform.destinations.files.commit import FilesLocation
+
+        if self.connector.kind == "s3":
+            o = self.connector.options
+            return FilesLocation.s3(o.bucket, o.prefix, client_factory=self.connector.client)
+        return FilesLocation.local(self.connector.folder().root)
+
+    @contextlib.contextmanager
+    def _errors(self, doing: str) -> Iterator[None]:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        from etl_platform.destinations.files.commit import ConcurrentCommit
+        from etl_platform.secrets.references import scrub
+
+        try:
+            yield
+        except (ValueError, OSError, ConcurrentCommit, ClientError, BotoCoreError) as err:
+            raise with_codes(DestinationError(scrub(f"{doing} {self} failed: {err}")), err) from None
+
+    def state(self, duck, pipeline):
+        from etl_platform.destinations.files import commit as files
+
+        with self._errors("reading the cursor of"):
+            return files.read_state(self.location(), self.schema, self.table)
+
+    def saved_cursor(self, duck, pipeline):
+        return self.state(duck, pipeline).cursor
+
+    def commit(self, duck, stage, plan, *, pipeline, run_id, data_columns, schema_changes):
+        from etl_platform.destinations.files import commit as files
+
+        with self._errors("committing to"):
+            prepared = files.prepare(
+                duck, stage, location=self.location(), schema=self.schema, table=self.table, plan=plan, pipeline=pipeline,
+                run_id=run_id, data_columns=data_columns, file_format=self.file_format, partition_by=self.partition_by,
+                schema_policy=schema_changes,
+            )
+        self.pending.hold(prepared)
+        return prepared.committed
+
+    def replace_slice(self, duck, stage, part, *, pipeline, run_id, load_id, schema_changes):
+        # Refused when definitions load (etl_platform.validation.partitions); this guards direct use.
+        raise DestinationError(f"{self} cannot replace one partition's rows: file destinations are not partitioned")
+
+    def finish(self):
+        prepared = self.pending.take()
+        if prepared is not None:
+            with self._errors("committing to"):
+                prepared.finish()
+
+    def abandon(self):
+        prepared = self.pending.take()
+        if prepared is not None:
+            prepared.abandon()
+
+    def committed_loads(self, duck, pipeline, load_ids):
+        from etl_platform.destinations.files import commit as files
+
+        with self._errors("reading the manifest of"):
+            return files.committed_loads(self.location(), self.schema, self.table, load_ids)
+
+    def summary(self, duck):
+        with self._errors("reading the manifest of"):
+            manifest, _ = self.location().table(self.schema, self.table).read_manifest()
+        if manifest is None:
+            return 0, []
+        return sum(f.rows for f in manifest.files), [tuple(c) for c in manifest.columns]
+
+    def reset_state(self, duck, pipeline, to):
+        from etl_platform.destinations.files import commit as files
+
+        with self._errors("resetting the cursor of"):
+            return files.reset_state(self.location(), self.schema, self.table, to=to)
+
+    def history(self, duck, pipeline, limit=100):
+        from etl_platform.destinations.files import commit as files
+
+        with self._errors("reading the manifest of"):
+            return files.history(self.location(), self.schema, self.table, limit)
+
+    def cannot_hold(self, columns):
+        if self.file_format != "parquet":
+            return []
+        # Parquet's INTERVAL counts milliseconds: DuckDB would drop an interval's last three digits.
+        return [
+            (f"{name}: a Parquet file holds an interval to the millisecond, this one has microseconds",
+             f"{quote(name)} IS NOT NULL AND datepart('microseconds', {quote(name)}) % 1000 <> 0")
+            for name, kind in columns.items() if kind == "INTERVAL"
+        ]
+

@@ -1,0 +1,93 @@
+"""A PostgreSQL table as a destination, committed in two steps around the warehouse transaction."""
+
+from dataclasses import dataclass, field
+
+
+class _Pending:
+    """The destination commit a load has prepared, waiting for ``finish`` or ``abandon``."""
+
+    def __init__(self):
+        self.handle = None
+
+    def hold(self, handle) -> None:
+        self.handle = handle
+
+    def take(self):
+        handle, self.handle = self.handle, None
+        return handle
+
+
+@dataclass(frozen=True)
+class PostgresTable:
+    """A table in a PostgreSQL database; the cursor in that database's ``_etl.state``."""
+
+    connector: "PostgresConnector"  # noqa: F821
+    schema: str
+    table: str
+    pending: _Pending = field(default_factory=_Pending, compare=False, repr=False)
+    two_phase = True
+
+    def __str__(self) -> str:
+        return f"PostgreSQL table {self.schema}.{self.table} of connection {self.connector.name}"
+
+    def state(self, duck, pipeline):
+        from etl_platform.destinations.postgres import commit as postgres
+
+        return postgres.read_state(self.connector.uri(), pipeline, f"{self.schema}.{self.table}")
+
+    def saved_cursor(self, duck, pipeline):
+        return self.state(duck, pipeline).cursor
+
+    def commit(self, duck, stage, plan, *, pipeline, run_id, data_columns, schema_changes):
+        from etl_platform.destinations.postgres import commit as postgres
+
+        prepared = postgres.prepare(
+            duck, stage, dsn=self.connector.uri(), schema=self.schema, table=self.table, plan=plan,
+            pipeline=pipeline, run_id=run_id, data_columns=data_columns, schema_policy=schema_changes,
+        )
+        self.pending.hold(prepared)
+        return prepared.committed
+
+    def replace_slice(self, duck, stage, part, *, pipeline, run_id, load_id, schema_changes):
+        from etl_platform.destinations.postgres import slice as postgres_slice
+
+        prepared = postgres_slice.prepare_slice(
+            duck, stage, dsn=self.connector.uri(), schema=self.schema, table=self.table, part=part, schema_policy=schema_changes,
+            pipeline=pipeline, run_id=run_id, load_id=load_id,
+        )
+        self.pending.hold(prepared)
+        return prepared.committed
+
+    def finish(self):
+        prepared = self.pending.take()
+        if prepared is not None:
+            prepared.finish()
+
+    def abandon(self):
+        prepared = self.pending.take()
+        if prepared is not None:
+            prepared.abandon()
+
+    def committed_loads(self, duck, pipeline, load_ids):
+        from etl_platform.destinations.postgres import commit as postgres
+
+        return postgres.committed_loads(self.connector.uri(), load_ids)
+
+    def summary(self, duck):
+        from etl_platform.destinations.postgres import commit as postgres
+
+        return postgres.table_summary(self.connector.uri(), self.schema, self.table)
+
+    def reset_state(self, duck, pipeline, to):
+        from etl_platform.destinations.postgres import commit as postgres
+
+        return postgres.reset_state(self.connector.uri(), pipeline, to, table=f"{self.schema}.{self.table}")
+
+    def history(self, duck, pipeline, limit=100):
+        from etl_platform.destinations.postgres import commit as postgres
+
+        return postgres.history(self.connector.uri(), pipeline, limit)
+
+    def cannot_hold(self, columns):
+        return []  # PostgreSQL holds what the warehouse does; values it does not are rejected by casting
+
