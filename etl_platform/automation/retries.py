@@ -18,7 +18,7 @@ from typing import Literal
 
 import dagster as dg
 
-from etl_platform.automation.failure_codes import FailureCodes, codes_of, is_driver_error
+from etl_platform.failure_codes import FailureCodes, codes_of, is_driver_error
 from etl_platform.secrets.references import scrub
 
 Kind = Literal["transient", "permanent", "unknown"]

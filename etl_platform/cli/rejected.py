@@ -66,7 +66,7 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from etl_platform.quality.safe_export import write_csv, write_xlsx
+    from etl_platform.destinations.safe_export import write_csv, write_xlsx
 
     _, _, rejected = _pipeline(args)
     out = Path(args.out)

@@ -26,8 +26,8 @@ from pydantic import Field, ValidationError
 from etl_platform.automation.alert_sensors import run_failure_alerts, stale_table_alerts
 from etl_platform.connectors.connections import resolve_templates
 from etl_platform.secrets.references import EnvRef, SecretRef
+from etl_platform.spec.base import SpecModel
 from etl_platform.spec.errors import SpecLocator
-from etl_platform.spec.pipeline import SpecModel
 
 
 class EmailSpec(SpecModel):

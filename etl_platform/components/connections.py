@@ -11,8 +11,8 @@ from etl_platform.connectors.landing import LANDING
 from etl_platform.connectors.registry import Connector, UnknownKind, build
 from etl_platform.destinations.base import WAREHOUSE
 from etl_platform.secrets import vault
+from etl_platform.spec.base import IDENTIFIER, SpecModel
 from etl_platform.spec.errors import SpecLocator
-from etl_platform.spec.pipeline import IDENTIFIER, SpecModel
 
 RESERVED = (LANDING, WAREHOUSE)
 

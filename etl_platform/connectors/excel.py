@@ -43,7 +43,7 @@ from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
-from etl_platform.steps.stage import ROW_ERRORS
+from etl_platform.connectors.reader_columns import ROW_ERRORS
 
 ROWS_PER_BATCH = 10_000
 

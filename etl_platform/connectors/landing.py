@@ -14,7 +14,7 @@ from pydantic import Field
 from etl_platform import settings
 from etl_platform.connectors.registry import Connector, register
 from etl_platform.intake import paths
-from etl_platform.spec.pipeline import SpecModel
+from etl_platform.spec.base import SpecModel
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ import importlib
 import json
 from typing import ClassVar, Literal
 
-from etl_platform.spec.pipeline import SpecModel
+from etl_platform.spec.base import SpecModel
 
 # kind -> module that registers it
 KIND_MODULES: dict[str, str] = {

@@ -22,13 +22,13 @@ from typing import Any, ClassVar
 
 from pydantic import Field, field_validator, model_validator
 
-from etl_platform.automation.failure_codes import FailureCodes, with_codes
 from etl_platform.connectors.landing import FileConnector, FileSet
 from etl_platform.connectors.registry import ConnectorError, register
+from etl_platform.failure_codes import FailureCodes, with_codes
 from etl_platform.intake import paths
 from etl_platform.secrets import references as secrets
 from etl_platform.secrets.references import SecretRef
-from etl_platform.spec.pipeline import SpecModel
+from etl_platform.spec.base import SpecModel
 
 # Error codes worth saying in plain words; anything else is shown as the server sent it.
 _PLAIN_REASONS = {

@@ -19,13 +19,13 @@ from typing import TYPE_CHECKING, ClassVar
 
 from pydantic import Field
 
-from etl_platform.automation.failure_codes import FailureCodes, with_codes
 from etl_platform.connectors.registry import Connector, ConnectorError, register
 from etl_platform.connectors.sql_rows import rows_to_arrow
 from etl_platform.errors import first_line
+from etl_platform.failure_codes import FailureCodes, with_codes
 from etl_platform.secrets.references import SecretRef, reveal, scrub
 from etl_platform.secrets.references import describe as describe_secret
-from etl_platform.spec.pipeline import SpecModel
+from etl_platform.spec.base import SpecModel
 from etl_platform.spec.sources import SourceSpec
 
 if TYPE_CHECKING:

@@ -14,9 +14,9 @@ from typing import Protocol
 
 import duckdb
 
-from etl_platform.automation.failure_codes import FailureCodes
 from etl_platform.destinations.warehouse import state as warehouse_state
 from etl_platform.destinations.warehouse import tables as load
+from etl_platform.failure_codes import FailureCodes
 from etl_platform.spec.pipeline import SchemaChanges
 
 WAREHOUSE = "warehouse"

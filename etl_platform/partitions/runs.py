@@ -4,12 +4,9 @@ A run has one partition (or, in a single-run backfill, a range of time partition
 slice is what the load replaces: the rows whose column is in the window, or the rows of
 one source file. The source is asked for no more than the slice: a SQL source filters
 its query, a REST source gets the window's bounds as parameters, a per-file run reads
-only its file.
-"""
+only its file."""
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import dagster as dg
 
@@ -18,14 +15,8 @@ from etl_platform.destinations.warehouse import state as warehouse_state
 from etl_platform.destinations.warehouse import tables as load
 from etl_platform.spec.partitions import PartitionsSpec
 from etl_platform.spec.pipeline import PipelineSpec, RuleSpec
-from etl_platform.steps.ingest import LoadFailed
 
 SOURCE_FILE = "_source_file"
-
-
-class PartitionNotFound(LoadFailed):
-    """The run's partition names a file that is not (or no longer) in the source: the same
-    next time, so not retried."""
 
 
 def slice_of_run(context: dg.AssetExecutionContext, part: PartitionsSpec) -> load.Slice:
@@ -53,32 +44,6 @@ def spec_for_run(spec: PipelineSpec, part: load.Slice | None) -> PipelineSpec:
         params = {**(source.endpoint.get("params") or {}), partitions.start_param: start, partitions.end_param: end}
         source = source.model_copy(update={"endpoint": {**source.endpoint, "params": params}})
     return spec.model_copy(update={"rules": rules, "source": source})
-
-
-def source_window(spec: PipelineSpec, part: load.Slice | None) -> tuple[str, str, str] | None:
-    """(source column, start, end) a SQL source filters on, or None. Bounds are the window's
-    local date (date and time for hourly partitions) as text, which compares right with DATE,
-    TIMESTAMP and ISO text columns in every database."""
-    if part is None or part.value is not None or spec.partitions is None:
-        return None
-    mapped = spec.source.columns.get(part.column)
-    column = (mapped.source or part.column) if mapped else part.column
-    hourly = spec.partitions.by == "hourly"
-    start, end = (b.strftime("%Y-%m-%d %H:%M:%S" if hourly else "%Y-%m-%d") for b in (part.start, part.end))
-    return column, start, end
-
-
-def files_of_run(files: list[Path], relative: Callable[[Path], str], part: load.Slice | None, where: str) -> list[Path]:
-    """The files a run reads: all of them, or for a per-file partition only its file."""
-    if part is None or part.value is None:
-        return files
-    mine = [f for f in files if relative(f) == part.value]
-    if not mine:
-        raise PartitionNotFound(
-            f"partition {part.value!r}: no such file matches the source's pattern in {where}; "
-            "its rows in the table were left as they were"
-        )
-    return mine
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 
 from pydantic import Field
 
-from etl_platform.spec.pipeline import SpecModel
+from etl_platform.spec.base import SpecModel
 
 MASK = "***"
 

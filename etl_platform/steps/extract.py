@@ -12,10 +12,10 @@ from pathlib import Path
 from etl_platform import settings
 from etl_platform.destinations.warehouse import state as warehouse_state
 from etl_platform.destinations.warehouse import tables as load
-from etl_platform.partitions import runs as partition_runs
 from etl_platform.spec.pipeline import PipelineSpec
 from etl_platform.sql import literal, quote
 from etl_platform.steps import ingest
+from etl_platform.steps import partition_reads as steps_partition_reads
 
 
 def load_source(
@@ -48,11 +48,11 @@ def load_source(
                     f"No files match '{src.files}' in {found.location}; {target.table} was left as it was "
                     "(replace never swaps in an empty load)."
                 )
-            files = partition_runs.files_of_run(found.files, found.relative, target.part, found.location)
+            files = steps_partition_reads.files_of_run(found.files, found.relative, target.part, found.location)
             return ingest.run(con, spec, pipeline=pipeline, files=files, relative=found.relative, **common)
     if src.reads == "sql":
         cursor_column, bound = _cursor_pushdown(spec, plan)
-        sql = connector.select(src, cursor_column, bound, window=partition_runs.source_window(spec, target.part))
+        sql = connector.select(src, cursor_column, bound, window=steps_partition_reads.source_window(spec, target.part))
         log(f"reading {connector.describe()}: {sql}")
         with connector.stream(sql) as stream:
             for notice in stream.notices:
@@ -72,7 +72,7 @@ def _load_from_api(spec: PipelineSpec, pipeline: str, connector, con, common: di
     import duckdb
 
     from etl_platform.connectors.files import NdjsonFormat
-    from etl_platform.connectors.rest.connector import RestEndpoint
+    from etl_platform.connectors.rest.pagination import RestEndpoint
 
     log, plan = common["log"], common["plan"]
     endpoint = RestEndpoint.model_validate(spec.source.endpoint)

@@ -1,12 +1,12 @@
 """Mapping, casting and row rules, compiled to DuckDB SQL.
 
 Nothing here touches data: these functions turn a spec into SQL fragments that
-the ingest step runs inside DuckDB, where all rows are processed in parallel batches.
-"""
+the ingest step runs inside DuckDB, where all rows are processed in parallel batches."""
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from etl_platform.connectors.reader_columns import ROW_ERRORS
 from etl_platform.spec.columns import ColumnSpec
 from etl_platform.spec.pipeline import PipelineSpec, RuleSpec
 from etl_platform.sql import expression_references, literal, quote
@@ -14,10 +14,6 @@ from etl_platform.steps import casting
 
 CAST_ERRORS = "__cast_errors"
 RAW_RECORD = "__raw_record"
-# A file format may deliver this column beside the data: NULL for a sound row, else the reason
-# the reader could not give the row's values (an .xlsx formula without a saved result, ...).
-# The row is rejected with that reason, like a value that does not convert.
-ROW_ERRORS = "__etl_row_errors"
 LINEAGE_COLUMNS = {"_source_file": "VARCHAR", "_load_id": "VARCHAR"}
 
 

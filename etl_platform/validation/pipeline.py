@@ -14,8 +14,9 @@ from etl_platform.connectors.landing import LANDING, LocalFolder
 from etl_platform.connectors.registry import connector_class
 from etl_platform.destinations.base import DESTINATION_KINDS, WAREHOUSE
 from etl_platform.errors import first_line
+from etl_platform.spec.base import IDENTIFIER
 from etl_platform.spec.errors import SpecLocator
-from etl_platform.spec.pipeline import IDENTIFIER, PipelineSpec
+from etl_platform.spec.pipeline import PipelineSpec
 from etl_platform.spec.tables import TableNames, _scratch, table_names, transform_references
 from etl_platform.sql import quote
 from etl_platform.validation.partitions import check_partitions
@@ -144,7 +145,7 @@ def _check_destination(spec: PipelineSpec, locate: SpecLocator, kinds: dict[str,
 def _check_endpoint(endpoint: dict, locate: SpecLocator) -> None:
     from pydantic import ValidationError
 
-    from etl_platform.connectors.rest.connector import RestEndpoint
+    from etl_platform.connectors.rest.pagination import RestEndpoint
 
     try:
         RestEndpoint.model_validate(endpoint)

@@ -32,10 +32,10 @@ from hypothesis import given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from etl_platform.automation.failure_codes import FailureCodes, codes_of, with_codes
 from etl_platform.automation.retries import classify, failure_for
 from etl_platform.connectors.registry import ConnectorError, build
 from etl_platform.connectors.sql import SourceError
+from etl_platform.failure_codes import FailureCodes, codes_of, with_codes
 from etl_platform_tests.conftest import examples
 from etl_platform_tests.s3_server import _session, s3_bucket, s3_server  # noqa: F401
 

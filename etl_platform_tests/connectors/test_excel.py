@@ -17,12 +17,12 @@ from openpyxl.styles import Font
 
 from etl_platform.connectors import excel
 from etl_platform.connectors.files import XlsxFormat, file_format, missing_columns
+from etl_platform.connectors.reader_columns import ROW_ERRORS
 from etl_platform.destinations.warehouse.tables import TableRef
 from etl_platform.spec.columns import ColumnSpec
 from etl_platform.spec.pipeline import PipelineSpec
 from etl_platform.spec.sources import CsvOptions, ExcelOptions
 from etl_platform.steps import ingest
-from etl_platform.steps.stage import ROW_ERRORS
 from etl_platform_tests.conftest import examples
 
 

@@ -26,7 +26,9 @@ import pytest
 
 from etl_platform.connectors.registry import build
 from etl_platform.connectors.rest import connector as rest
-from etl_platform.connectors.rest.connector import RestConnector, RestEndpoint, RestError, RestFetch
+from etl_platform.connectors.rest.connector import RestConnector, RestFetch
+from etl_platform.connectors.rest.http import RestError
+from etl_platform.connectors.rest.pagination import RestEndpoint
 from etl_platform.secrets.references import MissingSecret
 
 CUSTOMERS = [

@@ -23,9 +23,8 @@ import pytest
 import requests
 import yaml
 
-from etl_platform.automation.ledger import content_digest
+from etl_platform.automation.ledger import TAG_CONTENTS, content_digest
 from etl_platform.automation.listing import LocalListing
-from etl_platform.automation.sensors import TAG_CONTENTS
 from etl_platform.connectors.landing import LocalFolder
 from etl_platform.demo import data as demo
 from etl_platform_tests.conftest import PROJECT_ROOT, _service_unavailable

@@ -5,8 +5,9 @@ from zoneinfo import ZoneInfo
 
 from etl_platform.connectors.registry import build
 from etl_platform.destinations.warehouse.tables import Slice
-from etl_platform.partitions.runs import source_window, spec_for_run
+from etl_platform.partitions.runs import spec_for_run
 from etl_platform.spec.pipeline import PipelineSpec
+from etl_platform.steps.partition_reads import source_window
 
 BERLIN = ZoneInfo("Europe/Berlin")
 MAY_1 = Slice("sold_at", "2024-05-01", start=datetime(2024, 5, 1, tzinfo=BERLIN), end=datetime(2024, 5, 2, tzinfo=BERLIN))

@@ -6,7 +6,7 @@ import openpyxl
 import pytest
 
 from etl_platform.cli.main import main
-from etl_platform.quality.safe_export import FORMULA_STARTS, neutralise, neutralised_sql, write_csv, write_xlsx
+from etl_platform.destinations.safe_export import FORMULA_STARTS, neutralise, neutralised_sql, write_csv, write_xlsx
 from etl_platform_tests.quality.conftest import marketing_attributes, marketing_defs
 
 RISKY = ["=1+1", "+A1", "-2+3", "@SUM(A1:A2)", "\tx", "\rx"]

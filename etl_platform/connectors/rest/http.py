@@ -21,11 +21,11 @@ from urllib.parse import parse_qsl, quote, quote_plus, urlencode, urlsplit
 import requests
 from pydantic import Field, model_validator
 
-from etl_platform.automation.failure_codes import FailureCodes, with_codes
 from etl_platform.connectors.registry import ConnectorError
 from etl_platform.errors import first_line
+from etl_platform.failure_codes import FailureCodes, with_codes
 from etl_platform.secrets.references import MASK, SecretRef, reveal, scrub
-from etl_platform.spec.pipeline import SpecModel
+from etl_platform.spec.base import SpecModel
 
 if TYPE_CHECKING:
     from etl_platform.connectors.rest.options import RestOptions

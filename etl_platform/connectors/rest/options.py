@@ -6,7 +6,7 @@ from pydantic import Field
 from etl_platform.connectors.rest.http import Auth
 from etl_platform.connectors.rest.pagination import Incremental as Incremental
 from etl_platform.secrets.references import SecretRef
-from etl_platform.spec.pipeline import SpecModel
+from etl_platform.spec.base import SpecModel
 
 # --- connection options ---------------------------------------------------------------
 

@@ -13,7 +13,7 @@ from urllib.parse import urljoin, urlsplit
 from pydantic import Field, field_validator
 
 from etl_platform.connectors.rest.http import PageRequest, RestError
-from etl_platform.spec.pipeline import SpecModel
+from etl_platform.spec.base import SpecModel
 
 
 @dataclass(frozen=True)

@@ -68,9 +68,9 @@ from etl_platform.destinations.files.storage import (
     _S3Table,
     _version,
 )
+from etl_platform.destinations.safe_export import FORMULA_STARTS, neutralised_sql
 from etl_platform.destinations.warehouse import state as warehouse_state
 from etl_platform.destinations.warehouse import tables as load
-from etl_platform.quality.safe_export import FORMULA_STARTS, neutralised_sql
 from etl_platform.spec.pipeline import SchemaChanges, SyncSpec
 from etl_platform.sql import literal, quote
 

@@ -4,9 +4,9 @@ import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from etl_platform.automation.failure_codes import with_codes
 from etl_platform.destinations.base import DestinationError
 from etl_platform.destinations.postgres.destination import _Pending
+from etl_platform.failure_codes import with_codes
 from etl_platform.sql import quote
 
 
@@ -26,7 +26,7 @@ class FileTable:
         return f"{self.file_format} table {self.schema}/{self.table} of connection {self.connector.name}"
 
     def location(self) -> "FilesLocation":  # noqa: F821
-        from etl_platform.destinations.files.commit import FilesLocation
+        from etl_platform.destinations.files.storage import FilesLocation
 
         if self.connector.kind == "s3":
             o = self.connector.options
@@ -37,7 +37,7 @@ class FileTable:
     def _errors(self, doing: str) -> Iterator[None]:
         from botocore.exceptions import BotoCoreError, ClientError
 
-        from etl_platform.destinations.files.commit import ConcurrentCommit
+        from etl_platform.destinations.files.storage import ConcurrentCommit
         from etl_platform.secrets.references import scrub
 
         try:

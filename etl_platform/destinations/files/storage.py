@@ -40,7 +40,7 @@ from typing import Any, Literal
 
 from botocore.exceptions import ClientError
 
-from etl_platform.spec.pipeline import IDENTIFIER
+from etl_platform.spec.base import IDENTIFIER
 
 FileFormat = Literal["parquet", "csv"]
 

@@ -23,7 +23,6 @@ from psycopg2.extensions import connection as PgConnection
 from psycopg2.extensions import cursor as PgCursor
 from psycopg2.extensions import parse_dsn
 
-from etl_platform.automation.failure_codes import with_codes
 from etl_platform.destinations.postgres.columns import (
     Column,
     PostgresDestinationError,
@@ -36,6 +35,7 @@ from etl_platform.destinations.postgres.columns import (
 )
 from etl_platform.destinations.warehouse import state as warehouse_state
 from etl_platform.destinations.warehouse import tables as load
+from etl_platform.failure_codes import with_codes
 from etl_platform.secrets import references as secrets
 from etl_platform.spec.pipeline import SchemaChanges, SyncSpec
 from etl_platform.sql import qualified, quote
