@@ -7,7 +7,7 @@ count (half the load time at 500 pipelines). Uses ``UnresolvedAssetJobDefinition
 applies, none of them public. Upstream: no issue filed; Dagster's own repository building
 does the same resolution, once per job over everything. With ``ETL_DAGSTER_SPEEDUPS=0`` jobs
 are left to Dagster. The equivalence with Dagster's resolution is tested on generated
-pipeline shapes (etl_platform_tests/test_definitions.py).
+pipeline shapes (etl_platform_tests/location/test_definitions.py).
 """
 
 from collections import defaultdict

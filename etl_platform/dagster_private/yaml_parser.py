@@ -8,7 +8,7 @@ position trees from PyYAML's libyaml binding, about ten times faster, and
 the parser the module ``dagster.components.core.decl`` looks up (not public). It steps aside
 when that module no longer uses Dagster's parser, when libyaml is missing, and with
 ``ETL_DAGSTER_SPEEDUPS=0``. Tested value for value against Dagster's parser
-(etl_platform_tests/test_yaml_source.py).
+(etl_platform_tests/dagster_private/test_yaml_source.py).
 """
 
 from collections.abc import Iterator, Sequence

@@ -174,7 +174,7 @@ def test_the_demo_alerts_load_with_no_server_configured(etl_home: Path, monkeypa
 def test_a_stale_table_fails_its_freshness_check_and_is_alerted(landing, etl_home, instance, webhook, monkeypatch):
     from etl_platform.automation.alert_sensors import stale_table_alerts
     from etl_platform_tests.conftest import check_results
-    from etl_platform_tests.test_sources import pipeline_defs, run
+    from etl_platform_tests.connectors.test_sources import pipeline_defs, run
 
     url, received = webhook
     monkeypatch.setenv("ETL_TEST_WEBHOOK_URL", url)

@@ -37,7 +37,7 @@ from etl_platform.connectors.registry import ConnectorError, build
 from etl_platform.connectors.sql import SourceError
 from etl_platform.failure_codes import FailureCodes, codes_of, with_codes
 from etl_platform_tests.conftest import examples
-from etl_platform_tests.s3_server import _session, s3_bucket, s3_server  # noqa: F401
+from etl_platform_tests.s3_server import _session, s3_bucket, s3_server
 
 
 def raised(action: Callable[[], object]) -> BaseException:
@@ -635,7 +635,7 @@ def test_the_s3_connector_keeps_the_code_the_server_answered_with(s3_bucket, mon
 
 def test_a_pipeline_on_a_missing_bucket_fails_at_once_saying_the_code(s3_bucket, etl_home, instance):
     from etl_platform_tests.conftest import failure_message, step_attempts
-    from etl_platform_tests.test_sources import pipeline_defs, run
+    from etl_platform_tests.connectors.test_sources import pipeline_defs, run
 
     spec = {"source": {"connection": "src", "files": "*.csv", "columns": {"id": {"type": "bigint"}}},
             "destination": {"table": "t"}, "retries": {"max_retries": 3, "delay_seconds": 0.2}}

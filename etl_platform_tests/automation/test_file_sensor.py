@@ -21,7 +21,7 @@ from etl_platform.automation.sensors import TICK_BUDGET_SECONDS, FileWatch, file
 from etl_platform.connectors.connections import as_resource, resource_key
 from etl_platform.connectors.landing import LocalFolder
 from etl_platform.connectors.registry import build
-from etl_platform_tests.s3_server import S3Bucket, s3_bucket, s3_server  # noqa: F401
+from etl_platform_tests.s3_server import S3Bucket, s3_bucket, s3_server
 
 FILES = dg.DynamicPartitionsDefinition(name="drops_files")
 

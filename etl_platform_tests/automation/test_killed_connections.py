@@ -19,10 +19,10 @@ import psycopg2
 import pymysql
 
 from etl_platform_tests.conftest import failure_message, query, step_attempts
-from etl_platform_tests.test_destinations import DAY1, DAY2, Destination, _columns
-from etl_platform_tests.test_destinations import pipeline_defs as destination_pipeline_defs
-from etl_platform_tests.test_destinations import run as run_destination
-from etl_platform_tests.test_sources import pg_connection, pipeline_defs, run
+from etl_platform_tests.destinations.test_destinations import DAY1, DAY2, Destination, _columns
+from etl_platform_tests.destinations.test_destinations import pipeline_defs as destination_pipeline_defs
+from etl_platform_tests.destinations.test_destinations import run as run_destination
+from etl_platform_tests.connectors.test_sources import pg_connection, pipeline_defs, run
 
 ROWS = 700_000  # several of ADBC's and of our batches
 PAUSE_AT = 600_000

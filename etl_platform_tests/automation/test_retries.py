@@ -14,7 +14,7 @@ from etl_platform.connectors.rest.http import RestError
 from etl_platform.secrets.references import MissingSecret
 from etl_platform_tests.conftest import materializations, query
 from etl_platform_tests.connectors.test_rest import CUSTOMERS, Api, ApiServer, Handler
-from etl_platform_tests.test_sources import pipeline_defs, run
+from etl_platform_tests.connectors.test_sources import pipeline_defs, run
 
 SPEC = {
     "source": {"connection": "src", "endpoint": {"path": "pages", "records_path": "data.items", "pagination": {"type": "page_number"}, "page_size": 500}},

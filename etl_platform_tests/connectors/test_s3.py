@@ -13,7 +13,7 @@ from etl_platform.connectors.landing import LocalFolder
 from etl_platform.connectors.registry import build
 from etl_platform.connectors.s3 import S3Connector, S3Error
 from etl_platform.secrets.references import MissingSecret
-from etl_platform_tests.s3_server import ACCESS_KEY_ENV, SECRET_KEY_ENV, S3Bucket, s3_bucket, s3_server  # noqa: F401
+from etl_platform_tests.s3_server import ACCESS_KEY_ENV, SECRET_KEY_ENV, S3Bucket, s3_bucket, s3_server
 
 # The same tree in a local folder and under a prefix: globs must pick the same files from both.
 TREE = {

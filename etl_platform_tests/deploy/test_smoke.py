@@ -31,7 +31,7 @@ from etl_platform_tests.conftest import PROJECT_ROOT, _service_unavailable
 from etl_platform_tests.deploy import graphql as gql
 from etl_platform_tests.deploy.read_only import MUTATIONS, rejected, schedule_id, sensor_id
 from etl_platform_tests.deploy.stack import WORKERS, deployment
-from etl_platform_tests.s3_server import s3_server  # noqa: F401  (fixture)
+from etl_platform_tests.s3_server import s3_server
 
 SHOP = [["shop_customers", "customers"], ["shop_customers", "customers_rejected"], ["shop_orders", "orders"],
         ["shop_orders", "orders_rejected"], ["shop_orders", "daily_revenue"]]

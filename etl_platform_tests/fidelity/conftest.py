@@ -18,7 +18,7 @@ from etl_platform_tests.conftest import _service_unavailable, fresh_postgres_dat
 from etl_platform_tests.fidelity import platform
 from etl_platform_tests.fidelity.harness import Env
 from etl_platform_tests.fidelity.tally import TALLY, report_folder, write_report
-from etl_platform_tests.s3_server import ACCESS_KEY_ENV, SECRET_KEY_ENV, S3Bucket, s3_server  # noqa: F401
+from etl_platform_tests.s3_server import ACCESS_KEY_ENV, SECRET_KEY_ENV, S3Bucket, s3_server
 
 
 @contextmanager

@@ -14,7 +14,8 @@ from pathlib import Path
 
 from hypothesis import strategies as st
 
-from etl_platform_tests.fidelity import platform, sources
+from etl_platform_tests.fidelity import platform
+from etl_platform_tests.fidelity import sources
 from etl_platform_tests.fidelity.compare import Finding, RowExpectation, cell_findings, csv_file_form, rid_of, shown
 from etl_platform_tests.fidelity.oracle import REJECT, Either, base_type, expected
 from etl_platform_tests.fidelity.sources import Held, Written

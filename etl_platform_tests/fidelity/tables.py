@@ -10,15 +10,7 @@ from dataclasses import dataclass, field
 from hypothesis import strategies as st
 
 from etl_platform_tests.fidelity.oracle import TARGET_TYPES
-from etl_platform_tests.fidelity.values import (
-    SOURCE_NAMES,
-    TARGET_NAMES,
-    Sample,
-    decimal_types,
-    target_types,
-    text_samples,
-    typed_samples,
-)
+from etl_platform_tests.fidelity.values import SOURCE_NAMES, TARGET_NAMES, Sample, decimal_types, target_types, text_samples, typed_samples
 
 RID_SOURCE, RID = "row id", "rid"
 

@@ -9,7 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from etl_platform_tests.conftest import examples
-from etl_platform_tests.fidelity import harness, platform, sources
+from etl_platform_tests.fidelity import harness
+from etl_platform_tests.fidelity import platform
+from etl_platform_tests.fidelity import sources
 from etl_platform_tests.fidelity.tables import Table, tables
 from etl_platform_tests.fidelity.values import PLAIN_TYPES
 

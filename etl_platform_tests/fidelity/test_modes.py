@@ -14,7 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from etl_platform_tests.conftest import examples
-from etl_platform_tests.fidelity import harness, platform
+from etl_platform_tests.fidelity import harness
+from etl_platform_tests.fidelity import platform
 from etl_platform_tests.fidelity.compare import Finding, multiset_findings
 from etl_platform_tests.fidelity.modes import Model, Row, csv_bytes
 from etl_platform_tests.fidelity.platform import DESTINATION_KINDS

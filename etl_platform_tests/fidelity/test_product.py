@@ -7,7 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from etl_platform_tests.conftest import examples
-from etl_platform_tests.fidelity import harness, platform
+from etl_platform_tests.fidelity import harness
+from etl_platform_tests.fidelity import platform
 from etl_platform_tests.fidelity.compare import Finding
 
 pytestmark = pytest.mark.fidelity

@@ -94,7 +94,7 @@ from etl_platform.connectors.landing import LocalFolder
 from etl_platform.destinations.warehouse.tables import TableRef
 from etl_platform.spec.pipeline import PipelineSpec
 from etl_platform.steps import ingest
-from etl_platform_tests.conftest import examples  # noqa: E402
+from etl_platform_tests.conftest import examples
 
 # Words as people write them, per language; rows are made of them.
 WORDS = {

@@ -23,7 +23,7 @@ from etl_platform.spec.sources import CsvOptions
 from etl_platform.steps import ingest
 from etl_platform_tests.conftest import examples
 from etl_platform_tests.intake import corpus
-from etl_platform_tests.s3_server import S3Bucket, s3_bucket, s3_server  # noqa: F401
+from etl_platform_tests.s3_server import S3Bucket, s3_bucket, s3_server
 
 pytestmark = pytest.mark.timeout(120)
 

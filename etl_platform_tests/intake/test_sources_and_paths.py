@@ -20,7 +20,7 @@ from etl_platform.spec.tables import table_names
 from etl_platform.steps import ingest
 from etl_platform_tests.conftest import materializations, query
 from etl_platform_tests.intake import corpus
-from etl_platform_tests.s3_server import S3Bucket, s3_bucket, s3_server  # noqa: F401
+from etl_platform_tests.s3_server import S3Bucket, s3_bucket, s3_server
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -22,7 +22,7 @@ from etl_platform.intake.settling import LEFT_FOR_LATER, StillBeingWritten
 from etl_platform.spec.pipeline import PipelineSpec
 from etl_platform.steps import ingest
 from etl_platform_tests.conftest import materializations, query
-from etl_platform_tests.s3_server import S3Bucket, s3_bucket, s3_server  # noqa: F401
+from etl_platform_tests.s3_server import S3Bucket, s3_bucket, s3_server
 
 pytestmark = pytest.mark.timeout(120)
 COLUMNS = {"id": {"type": "bigint"}, "batch": {"type": "bigint"}, "amount": {"type": "bigint"}}

@@ -12,7 +12,7 @@ import dagster as dg
 import pytest
 
 from etl_platform_tests.conftest import failure_message, materializations, query
-from etl_platform_tests.test_sources import pipeline_defs
+from etl_platform_tests.connectors.test_sources import pipeline_defs
 
 DAYS = ["2024-05-01", "2024-05-02", "2024-05-03"]
 PER_DAY = {"2024-05-01": 5, "2024-05-02": 7, "2024-05-03": 4}

@@ -8,16 +8,7 @@ import psycopg2
 import pytest
 
 from etl_platform_tests.conftest import duckdb_writer, materializations
-from etl_platform_tests.partitions.sources import (
-    DAYS,
-    daily_spec,
-    fingerprint,
-    pipeline_defs,
-    postgres_rows,
-    source_rows,
-    warehouse_rows,
-    write_sales,
-)
+from etl_platform_tests.partitions.sources import DAYS, daily_spec, fingerprint, pipeline_defs, postgres_rows, source_rows, warehouse_rows, write_sales
 
 
 @pytest.fixture(params=["warehouse", "postgres"])

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from etl_platform.spec.pipeline import PipelineSpec
 from etl_platform_tests.conftest import examples
-from etl_platform_tests.steps.test_ingest import con, load, make_spec, rejected  # noqa: F401 - con is a fixture
+from etl_platform_tests.steps.test_ingest import con, load, make_spec, rejected
 
 
 def _landing(tmp_path: Path, name: str, content: str | bytes) -> Path:

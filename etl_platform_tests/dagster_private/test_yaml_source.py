@@ -10,7 +10,7 @@ from dagster_shared.yaml_utils import parse_yamls_with_source_position
 from etl_platform.dagster_private import speedups_enabled
 from etl_platform.dagster_private.yaml_parser import LIBYAML, libyaml_component_files, parse_with_positions
 
-PROJECT = Path(__file__).resolve().parents[1] / "etl_platform"
+PROJECT = Path(__file__).resolve().parents[2] / "etl_platform"
 
 TRICKY = """\
 base: &base {spend: 1.5, tags: [a, b]}

@@ -11,16 +11,7 @@ from etl_platform.resources.mlflow import MLflowResource
 from etl_platform.resources.warehouse import WarehouseResource
 from etl_platform.spec.pipeline import PipelineSpec
 from etl_platform.spec.tables import table_names
-from etl_platform_tests.conftest import (
-    PROJECT_ROOT,
-    check_results,
-    duckdb_writer,
-    load_definitions,
-    materializations,
-    query,
-    run_job,
-    scalar,
-)
+from etl_platform_tests.conftest import PROJECT_ROOT, check_results, duckdb_writer, load_definitions, materializations, query, run_job, scalar
 
 MARKETING_YAML = PROJECT_ROOT / "etl_platform" / "defs" / "pipelines" / "marketing_campaigns" / "defs.yaml"
 

@@ -16,7 +16,7 @@ import yaml
 from etl_platform.cli.schema import SCHEMA_PATH, pipeline_file_schema
 from etl_platform.resources.warehouse import WAREHOUSE_POOL
 from etl_platform_tests.conftest import PROJECT_ROOT, cli, materializations, query, run_job, scalar
-from etl_platform_tests.test_spec_errors import VALID
+from etl_platform_tests.spec.test_spec_errors import VALID
 
 CAMPAIGN_ASSETS = "marketing_campaigns/campaigns,marketing_campaigns/campaigns_rejected"
 

@@ -3,7 +3,7 @@
 import pytest
 from dagster.components.testing import create_defs_folder_sandbox
 
-from etl_platform_tests.test_spec_errors import load_error, write_pipeline
+from etl_platform_tests.spec.test_spec_errors import load_error, write_pipeline
 
 PIPELINE = """\
 type: etl_platform.components.Pipeline

@@ -19,7 +19,7 @@ from etl_platform.resources.warehouse import WarehouseResource
 from etl_platform.spec.pipeline import PipelineSpec
 from etl_platform.spec.tables import table_names
 from etl_platform_tests.conftest import failure_message, materializations, query, step_attempts
-from etl_platform_tests.s3_server import s3_bucket, s3_server  # noqa: F401
+from etl_platform_tests.s3_server import s3_bucket, s3_server
 
 HEADER = "id,updated_at,amount,note\n"
 DAY1 = HEADER + "".join(f"{i},2024-01-01 0{i}:00:00,{i}.50,v1-{i}\n" for i in range(1, 6))

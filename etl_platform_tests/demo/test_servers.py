@@ -6,7 +6,7 @@ import pytest
 
 from etl_platform.secrets import vault
 from etl_platform_tests.conftest import cli, materializations, query, run_job
-from etl_platform_tests.s3_server import ACCESS_KEY_ENV, SECRET_KEY_ENV, s3_bucket, s3_server  # noqa: F401
+from etl_platform_tests.s3_server import ACCESS_KEY_ENV, SECRET_KEY_ENV, s3_bucket, s3_server
 
 
 @pytest.fixture

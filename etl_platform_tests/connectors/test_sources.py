@@ -17,16 +17,8 @@ from etl_platform.factory.pipeline import PipelineContext, build_pipeline_defs
 from etl_platform.resources.warehouse import WarehouseResource
 from etl_platform.spec.pipeline import PipelineSpec
 from etl_platform.spec.tables import table_names
-from etl_platform_tests.conftest import (
-    PROJECT_ROOT,
-    check_results,
-    failure_message,
-    materializations,
-    query,
-    scalar,
-    step_attempts,
-)
-from etl_platform_tests.s3_server import s3_bucket, s3_server  # noqa: F401
+from etl_platform_tests.conftest import PROJECT_ROOT, check_results, failure_message, materializations, query, scalar, step_attempts
+from etl_platform_tests.s3_server import s3_bucket, s3_server
 
 
 def pipeline_defs(name: str, spec: dict, connection: dict) -> dg.Definitions:
@@ -287,7 +279,7 @@ def test_a_missing_secret_fails_the_step_by_name(postgres_database, etl_home, in
 
 KILLED_LOAD = """
 import sys
-from etl_platform_tests.test_sources import pipeline_defs
+from etl_platform_tests.connectors.test_sources import pipeline_defs
 import dagster as dg
 spec = {"source": {"connection": "src", "table": "big"}, "sync": {"mode": "incremental", "primary_key": ["id"], "cursor": "id"},
         "destination": {"table": "big"}}

@@ -6,7 +6,7 @@ import pytest
 from dagster.components.testing import create_defs_folder_sandbox
 
 from etl_platform.quality.catalog import CATALOG, build_catalog, expectation_kinds
-from etl_platform_tests.test_spec_errors import VALID, error_text, load_error, write_pipeline
+from etl_platform_tests.spec.test_spec_errors import VALID, error_text, load_error, write_pipeline
 
 EXPECTATIONS_AT = VALID.count("\n") + 2  # the section is appended: its first entry is on this line
 

@@ -9,7 +9,7 @@ import pytest
 from etl_platform.spec.errors import SpecError, SpecLocator
 from etl_platform.spec.pipeline import PipelineSpec
 from etl_platform.validation.pipeline import check_pipeline
-from etl_platform_tests.test_spec_errors import VALID, load_error
+from etl_platform_tests.spec.test_spec_errors import VALID, load_error
 
 DAILY = "  partitions: {by: daily, start: '2024-01-01', column: day}\n"
 
@@ -70,7 +70,7 @@ def test_partitions_the_source_or_destination_cannot_have_are_refused():
 def test_a_partitioned_pipeline_loads_with_a_schedule_for_the_latest_day(etl_home):
     from dagster.components.testing import create_defs_folder_sandbox
 
-    from etl_platform_tests.test_spec_errors import write_pipeline
+    from etl_platform_tests.spec.test_spec_errors import write_pipeline
 
     yaml_text = VALID.replace("  transforms:\n", DAILY + "  triggers: {cron: '30 1 * * *'}\n  transforms:\n", 1)
     with create_defs_folder_sandbox() as sandbox:
