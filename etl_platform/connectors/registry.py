@@ -23,7 +23,7 @@ KIND_MODULES: dict[str, str] = {
     "rest": "etl_platform.connectors.rest.connector",
 }
 
-Reads = Literal["files", "sql", "rest"]
+Reads = Literal["files", "sql", "rest"]  # the keys of READ_METHODS
 
 
 class Connector:
@@ -48,7 +48,25 @@ class Connector:
 _KINDS: dict[str, type[Connector]] = {}
 
 
+# what a connector of each read shape must offer to steps.extract
+READ_METHODS: dict[str, tuple[str, ...]] = {"files": ("fetch",), "sql": ("select", "stream"), "rest": ("fetch",)}
+
+
 def register(cls: type[Connector]) -> type[Connector]:
+    """Register ``cls`` as its ``kind``; refuses, when its module is imported, a class that is not a
+    ``Connector`` with a ``kind``, typed ``Options`` and the methods its read shape needs."""
+    if not (isinstance(cls, type) and issubclass(cls, Connector)):
+        raise TypeError(f"{cls!r} is not a Connector subclass")
+    problems = [f"no {name}" for name in ("kind", "Options", "reads") if not hasattr(cls, name)]
+    if not problems:
+        if not (isinstance(cls.Options, type) and issubclass(cls.Options, SpecModel)):
+            problems.append("Options is not a SpecModel")
+        if cls.reads not in READ_METHODS:
+            problems.append(f"reads {cls.reads!r}, not one of {', '.join(READ_METHODS)}")
+        else:
+            problems += [f"no {m}()" for m in READ_METHODS[cls.reads] if not callable(getattr(cls, m, None))]
+    if problems:
+        raise TypeError(f"{cls.__qualname__} cannot be registered as a connection kind: {'; '.join(problems)}")
     _KINDS[cls.kind] = cls
     return cls
 

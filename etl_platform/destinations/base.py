@@ -10,7 +10,7 @@ rejected rows and ledger, commits that transaction, then the destination's (see
 ``Destination``): a crash between the two is recovered by the next load, from the load id the
 destination's commit records. Data and bookkeeping are one unit."""
 
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 import duckdb
 
@@ -20,7 +20,6 @@ from etl_platform.failure_codes import FailureCodes
 from etl_platform.spec.pipeline import SchemaChanges
 
 WAREHOUSE = "warehouse"
-DESTINATION_KINDS = ("postgres", "local", "s3")  # connection kinds a pipeline may load into
 
 
 class DestinationError(Exception):
@@ -43,6 +42,20 @@ class Destination(Protocol):
     """
 
     two_phase: bool
+    connection_kinds: ClassVar[tuple[str, ...]]  # the kinds of connection it loads into
+    writes_files: ClassVar[bool]  # takes a file ``format`` and ``partition_by``
+
+    @classmethod
+    def declared(
+        cls, connector, schema: str, table: str, *, file_format: str | None, partition_by: tuple[str, ...]
+    ) -> "Destination":
+        """The destination a pipeline's ``destination:`` declares (``connector`` None for the warehouse)."""
+        ...
+
+    @classmethod
+    def asset_kinds(cls, connection_kind: str, file_format: str | None) -> set[str]:
+        """The kinds (icons) the Dagster UI shows on the table's asset."""
+        ...
 
     def __str__(self) -> str: ...
 
@@ -84,3 +97,17 @@ class Destination(Protocol):
         exactly: (reason, SQL predicate true for such a value). Their rows are rejected with the
         reason instead of landing changed (EXACT)."""
         ...
+
+
+class PendingCommit:
+    """The destination commit a load has prepared, waiting for ``finish`` or ``abandon``."""
+
+    def __init__(self):
+        self.handle = None
+
+    def hold(self, handle) -> None:
+        self.handle = handle
+
+    def take(self):
+        handle, self.handle = self.handle, None
+        return handle

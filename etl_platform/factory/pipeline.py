@@ -12,7 +12,7 @@ from etl_platform.connectors.connections import resource_key
 from etl_platform.connectors.landing import LANDING, landing_connector
 from etl_platform.connectors.registry import ConnectorError
 from etl_platform.destinations.base import DestinationError
-from etl_platform.destinations.registry import destination_for
+from etl_platform.destinations.registry import destination_class, destination_for
 from etl_platform.destinations.warehouse import tables as load
 from etl_platform.destinations.warehouse.tables import TableRef
 from etl_platform.factory.load_results import (
@@ -224,11 +224,7 @@ def build_pipeline_defs(spec: PipelineSpec, ctx: PipelineContext) -> dg.Definiti
 
 
 def _destination_kinds(connection_kind: str | None, file_format: str | None) -> set[str]:
-    if connection_kind is None:
-        return {"duckdb"}
-    if connection_kind == "postgres":
-        return {"postgres"}
-    return {file_format or "parquet", "s3" if connection_kind == "s3" else "file"}
+    return destination_class(connection_kind).asset_kinds(connection_kind, file_format)
 
 
 def _source_description(spec: PipelineSpec) -> str:

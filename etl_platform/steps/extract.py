@@ -39,28 +39,35 @@ def load_source(
     elif plan.replace_from is not None:
         log(f"a rewind: this load replaces the rows of {target.committer} from cursor {plan.replace_from!r} on")
     common = dict(target=target, run_id=run_id, log=log, progress_interval=interval, plan=plan)
-    src = spec.source
-    if src.reads == "files":
-        with connector.fetch(src.files) as found:
-            log(f"{len(found.files)} file(s) match '{src.files}' in {found.location}")
-            if not found.files and spec.sync.mode == "replace":
-                raise ingest.LoadFailed(
-                    f"No files match '{src.files}' in {found.location}; {target.table} was left as it was "
-                    "(replace never swaps in an empty load)."
-                )
-            files = steps_partition_reads.files_of_run(found.files, found.relative, target.part, found.location)
-            return ingest.run(con, spec, pipeline=pipeline, files=files, relative=found.relative, **common)
-    if src.reads == "sql":
-        cursor_column, bound = _cursor_pushdown(spec, plan)
-        sql = connector.select(src, cursor_column, bound, window=steps_partition_reads.source_window(spec, target.part))
-        log(f"reading {connector.describe()}: {sql}")
-        with connector.stream(sql) as stream:
-            for notice in stream.notices:
-                log(f"{connector.describe()}: {notice}")
-            result, _ = ingest.run_stream(con, spec, pipeline=pipeline, reader=stream.reader, type_hints=stream.type_hints, **common)
-        result.notices += stream.notices
-        return result
-    return _load_from_api(spec, pipeline, connector, con, common)
+    return _READERS[spec.source.reads](spec, pipeline, connector, con, common)
+
+
+def _load_files(spec: PipelineSpec, pipeline: str, connector, con, common: dict) -> ingest.LoadResult:
+    """The files the pattern matches (for a per-file partition, only its file), through ``ingest.run``."""
+    src, target, log = spec.source, common["target"], common["log"]
+    with connector.fetch(src.files) as found:
+        log(f"{len(found.files)} file(s) match '{src.files}' in {found.location}")
+        if not found.files and spec.sync.mode == "replace":
+            raise ingest.LoadFailed(
+                f"No files match '{src.files}' in {found.location}; {target.table} was left as it was "
+                "(replace never swaps in an empty load)."
+            )
+        files = steps_partition_reads.files_of_run(found.files, found.relative, target.part, found.location)
+        return ingest.run(con, spec, pipeline=pipeline, files=files, relative=found.relative, **common)
+
+
+def _load_rows(spec: PipelineSpec, pipeline: str, connector, con, common: dict) -> ingest.LoadResult:
+    """A table or query, filtered at the source by the cursor and the partition's window, as an Arrow stream."""
+    target, log = common["target"], common["log"]
+    cursor_column, bound = _cursor_pushdown(spec, common["plan"])
+    sql = connector.select(spec.source, cursor_column, bound, window=steps_partition_reads.source_window(spec, target.part))
+    log(f"reading {connector.describe()}: {sql}")
+    with connector.stream(sql) as stream:
+        for notice in stream.notices:
+            log(f"{connector.describe()}: {notice}")
+        result, _ = ingest.run_stream(con, spec, pipeline=pipeline, reader=stream.reader, type_hints=stream.type_hints, **common)
+    result.notices += stream.notices
+    return result
 
 
 def _load_from_api(spec: PipelineSpec, pipeline: str, connector, con, common: dict) -> ingest.LoadResult:
@@ -127,3 +134,7 @@ def _cursor_pushdown(spec: PipelineSpec, plan: warehouse_state.Plan) -> tuple[st
     if column is not None and column.parsed_in_sql:
         return None, None
     return (column.source or sync.cursor) if column else sync.cursor, plan.bound
+
+
+# how each read shape of a source (connectors.registry.READ_METHODS) is loaded
+_READERS: dict[str, Callable[..., ingest.LoadResult]] = {"files": _load_files, "sql": _load_rows, "rest": _load_from_api}

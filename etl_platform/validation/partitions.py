@@ -3,10 +3,10 @@ definitions load (from ``spec_checks.check_pipeline``), so `dg check defs` repor
 
 import difflib
 
+from etl_platform.destinations.registry import DESTINATION_KINDS, destination_class
 from etl_platform.spec.errors import SpecLocator
 from etl_platform.spec.pipeline import PipelineSpec
 
-FILE_DESTINATION_KINDS = ("local", "s3")
 _TIME_TYPES = ("DATE", "TIMESTAMP", "TIMESTAMPTZ", "TIMESTAMP WITH TIME ZONE")
 
 
@@ -21,7 +21,8 @@ def check_partitions(spec: PipelineSpec, locate: SpecLocator, kinds: dict[str, s
             "apply (leave sync out, or set mode: replace)",
         )
     dest = spec.destination
-    if kinds.get(dest.connection) in FILE_DESTINATION_KINDS:
+    kind = kinds.get(dest.connection)
+    if kind in DESTINATION_KINDS and destination_class(kind).writes_files:
         raise locate.error(
             ["partitions"],
             f"destination {dest.connection!r} is a folder of files, which is rewritten whole on every load; partitions "

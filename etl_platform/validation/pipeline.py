@@ -12,7 +12,8 @@ import duckdb
 from etl_platform.connectors.files import FORMATS, file_format, missing_columns
 from etl_platform.connectors.landing import LANDING, LocalFolder
 from etl_platform.connectors.registry import connector_class
-from etl_platform.destinations.base import DESTINATION_KINDS, WAREHOUSE
+from etl_platform.destinations.base import WAREHOUSE
+from etl_platform.destinations.registry import DESTINATION_KINDS, destination_class
 from etl_platform.errors import first_line
 from etl_platform.spec.base import IDENTIFIER
 from etl_platform.spec.errors import SpecLocator
@@ -124,10 +125,11 @@ def _check_destination(spec: PipelineSpec, locate: SpecLocator, kinds: dict[str,
                 f"connection {dest.connection!r} is a {kind} connection; a pipeline loads into the warehouse or a "
                 f"{', '.join(DESTINATION_KINDS)} connection",
             )
-    if kind not in ("local", "s3"):
+    if not destination_class(kind).writes_files:
         for field in ("format", "partition_by"):
             if getattr(dest, field):
-                raise locate.error(["destination", field], f"{field} is for file destinations (local or s3), not {kind or WAREHOUSE}")
+                file_kinds = " or ".join(k for k in DESTINATION_KINDS if destination_class(k).writes_files)
+                raise locate.error(["destination", field], f"{field} is for file destinations ({file_kinds}), not {kind or WAREHOUSE}")
     if target_types:
         for i, column in enumerate(dest.partition_by):
             if column not in target_types:

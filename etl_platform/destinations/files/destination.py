@@ -4,12 +4,13 @@ import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from etl_platform.destinations.base import DestinationError
-from etl_platform.destinations.postgres.destination import _Pending
+from etl_platform.destinations.base import DestinationError, PendingCommit
+from etl_platform.destinations.registry import register
 from etl_platform.failure_codes import with_codes
 from etl_platform.sql import quote
 
 
+@register
 @dataclass(frozen=True)
 class FileTable:
     """A table of Parquet or CSV files at ``<folder or prefix>/<schema>/<table>/``; the cursor in its manifest."""
@@ -19,8 +20,18 @@ class FileTable:
     table: str
     file_format: str = "parquet"
     partition_by: tuple[str, ...] = ()
-    pending: _Pending = field(default_factory=_Pending, compare=False, repr=False)
+    pending: PendingCommit = field(default_factory=PendingCommit, compare=False, repr=False)
     two_phase = True
+    connection_kinds = ("local", "s3")
+    writes_files = True
+
+    @classmethod
+    def declared(cls, connector, schema, table, *, file_format, partition_by):
+        return cls(connector, schema, table, file_format or "parquet", tuple(partition_by))
+
+    @classmethod
+    def asset_kinds(cls, connection_kind, file_format):
+        return {file_format or "parquet", "s3" if connection_kind == "s3" else "file"}
 
     def __str__(self) -> str:
         return f"{self.file_format} table {self.schema}/{self.table} of connection {self.connector.name}"

@@ -2,21 +2,11 @@
 
 from dataclasses import dataclass, field
 
-
-class _Pending:
-    """The destination commit a load has prepared, waiting for ``finish`` or ``abandon``."""
-
-    def __init__(self):
-        self.handle = None
-
-    def hold(self, handle) -> None:
-        self.handle = handle
-
-    def take(self):
-        handle, self.handle = self.handle, None
-        return handle
+from etl_platform.destinations.base import PendingCommit
+from etl_platform.destinations.registry import register
 
 
+@register
 @dataclass(frozen=True)
 class PostgresTable:
     """A table in a PostgreSQL database; the cursor in that database's ``_etl.state``."""
@@ -24,8 +14,18 @@ class PostgresTable:
     connector: "PostgresConnector"  # noqa: F821
     schema: str
     table: str
-    pending: _Pending = field(default_factory=_Pending, compare=False, repr=False)
+    pending: PendingCommit = field(default_factory=PendingCommit, compare=False, repr=False)
     two_phase = True
+    connection_kinds = ("postgres",)
+    writes_files = False
+
+    @classmethod
+    def declared(cls, connector, schema, table, *, file_format, partition_by):
+        return cls(connector, schema, table)
+
+    @classmethod
+    def asset_kinds(cls, connection_kind, file_format):
+        return {"postgres"}
 
     def __str__(self) -> str:
         return f"PostgreSQL table {self.schema}.{self.table} of connection {self.connector.name}"

@@ -2,14 +2,29 @@
 
 from dataclasses import dataclass
 
+from etl_platform.destinations.base import WAREHOUSE
+from etl_platform.destinations.registry import register
 from etl_platform.destinations.warehouse import state as warehouse_state
 from etl_platform.destinations.warehouse import tables as load
 
 
+@register
 @dataclass(frozen=True)
 class WarehouseTable:
+    """A table of the DuckDB warehouse; the cursor in its ``_etl.state``."""
+
     table: load.TableRef
     two_phase = False
+    connection_kinds = (WAREHOUSE,)
+    writes_files = False
+
+    @classmethod
+    def declared(cls, connector, schema, table, *, file_format, partition_by):
+        return cls(load.TableRef(schema, table))
+
+    @classmethod
+    def asset_kinds(cls, connection_kind, file_format):
+        return {"duckdb"}
 
     def __str__(self) -> str:
         return f"warehouse table {self.table}"
