@@ -45,12 +45,19 @@ class CountMismatch(RuntimeError):
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.postgres", description=__doc__.split("\n\n")[0],
-                                     epilog="See benchmarks/README.md for what each number means.")
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.postgres",
+        description=__doc__.split("\n\n")[0],
+        epilog="See benchmarks/README.md for what each number means.",
+    )
     parser.add_argument("--rows", type=int, default=2_000_000, help="rows in public.events (default 2,000,000)")
     parser.add_argument("--rounds", type=int, default=3, help="measurements of each path, alternating (default 3)")
-    parser.add_argument("--incremental-share", type=float, default=0.01,
-                        help="share of the rows changed before the incremental run, half updated, half new (default 0.01)")
+    parser.add_argument(
+        "--incremental-share",
+        type=float,
+        default=0.01,
+        help="share of the rows changed before the incremental run, half updated, half new (default 0.01)",
+    )
     parser.add_argument("--skip", default="", help="comma-separated paths to leave out, e.g. pandas,dlt_connectorx")
     parser.add_argument("--profile", action="store_true", help="profile one run of ours even if it meets its target")
     parser.add_argument("--host", default="127.0.0.1")
@@ -82,24 +89,52 @@ def _reset() -> None:
 def _paths(pg: dict, rows: int, skip: set[str]) -> list[LoadPath]:
     plain = {"pg": pg, "table": TABLE, "database": str(PLAIN_DB)}
     paths = [
-        LoadPath("ours", "our pipeline", "pg_ours", {"pg": pg, "table": TABLE, "sync": {"mode": "replace"}}, "ours", rows),
+        LoadPath(
+            "ours", "our pipeline", "pg_ours", {"pg": pg, "table": TABLE, "sync": {"mode": "replace"}}, "ours", rows
+        ),
         LoadPath("adbc", "plain ADBC", "pg_adbc", plain, "plain", rows),
         LoadPath("connectorx", "connectorx", "pg_connectorx", plain, "plain", rows),
-        LoadPath("connectorx_2", "connectorx, 2 partitions", "pg_connectorx", {**plain, "partitions": 2}, "plain", rows),
+        LoadPath(
+            "connectorx_2", "connectorx, 2 partitions", "pg_connectorx", {**plain, "partitions": 2}, "plain", rows
+        ),
         LoadPath("copy_csv", "COPY to CSV, read_csv", "pg_copy_csv", {**plain, "csv": str(COPY_CSV)}, "plain", rows),
         LoadPath("duckdb_postgres", "DuckDB postgres", "pg_duckdb_postgres", plain, "plain", rows),
-        LoadPath("dlt_pyarrow", "dlt pyarrow", "pg_dlt",
-                 {"pg": pg, "table": TABLE, "folder": str(DLT / "pyarrow"), "backend": "pyarrow"}, "dlt", rows),
-        LoadPath("dlt_connectorx", "dlt connectorx", "pg_dlt",
-                 {"pg": pg, "table": TABLE, "folder": str(DLT / "connectorx"), "backend": "connectorx"}, "dlt", rows),
+        LoadPath(
+            "dlt_pyarrow",
+            "dlt pyarrow",
+            "pg_dlt",
+            {"pg": pg, "table": TABLE, "folder": str(DLT / "pyarrow"), "backend": "pyarrow"},
+            "dlt",
+            rows,
+        ),
+        LoadPath(
+            "dlt_connectorx",
+            "dlt connectorx",
+            "pg_dlt",
+            {"pg": pg, "table": TABLE, "folder": str(DLT / "connectorx"), "backend": "connectorx"},
+            "dlt",
+            rows,
+        ),
         LoadPath("pandas", "pandas read_sql chunks", "pg_pandas", plain, "other", rows),
         # Memory in table size: DuckDB keeps what it writes cached up to its memory_limit (1 GB for
         # the warehouse), so below that the peak follows the table. With the limit at
         # CAPPED_MEMORY the cache is full at both sizes and what is left is the load's own memory.
-        LoadPath("ours_quarter", f"ours, N/4 rows, {CAPPED_MEMORY}", "pg_ours",
-                 {"pg": pg, "table": QUARTER_TABLE, "sync": {"mode": "replace"}, "memory_limit": CAPPED_MEMORY}, "ours", rows // 4),
-        LoadPath("ours_capped", f"ours, N rows, {CAPPED_MEMORY}", "pg_ours",
-                 {"pg": pg, "table": TABLE, "sync": {"mode": "replace"}, "memory_limit": CAPPED_MEMORY}, "ours", rows),
+        LoadPath(
+            "ours_quarter",
+            f"ours, N/4 rows, {CAPPED_MEMORY}",
+            "pg_ours",
+            {"pg": pg, "table": QUARTER_TABLE, "sync": {"mode": "replace"}, "memory_limit": CAPPED_MEMORY},
+            "ours",
+            rows // 4,
+        ),
+        LoadPath(
+            "ours_capped",
+            f"ours, N rows, {CAPPED_MEMORY}",
+            "pg_ours",
+            {"pg": pg, "table": TABLE, "sync": {"mode": "replace"}, "memory_limit": CAPPED_MEMORY},
+            "ours",
+            rows,
+        ),
     ]
     kept = [p for p in paths if p.key not in skip]
     refused = (skip - {p.key for p in paths}) | (skip & OURS)
@@ -135,8 +170,10 @@ def _loaded_rows(path: LoadPath, result: dict) -> int:
 
 
 def _line(n: int, rounds: int, label: str, run: Measured, note: str = "") -> str:
-    return (f"round {n}/{rounds}  {label:<24} {run.result['seconds']:7.2f} s   (process {run.wall_seconds:.2f} s,"
-            f" peak {run.peak_mib:.0f} MiB{note})")
+    return (
+        f"round {n}/{rounds}  {label:<24} {run.result['seconds']:7.2f} s   (process {run.wall_seconds:.2f} s,"
+        f" peak {run.peak_mib:.0f} MiB{note})"
+    )
 
 
 def _measure_loads(paths: list[LoadPath], rounds: int, env: dict[str, str]) -> None:
@@ -156,7 +193,13 @@ def _measure_incremental(pg: dict, rows: int, rounds: int, share: float, with_dl
     """Per round: a first incremental run of ours (and of dlt), then ``share`` of the rows
     changed at the source, then the timed second runs; the source is restored afterwards."""
     ours_params = {"pg": pg, "table": TABLE, "sync": INCREMENTAL_SYNC}
-    dlt_params = {"pg": pg, "table": TABLE, "folder": str(DLT / "incremental"), "backend": "pyarrow", "incremental": True}
+    dlt_params = {
+        "pg": pg,
+        "table": TABLE,
+        "folder": str(DLT / "incremental"),
+        "backend": "pyarrow",
+        "incremental": True,
+    }
     first, second, dlt_first, dlt_second = [], [], [], []
     changed: dict = {}
     no_cursor = 0
@@ -179,16 +222,23 @@ def _measure_incremental(pg: dict, rows: int, rounds: int, share: float, with_dl
             _check("dlt's first incremental run", rows, run.result["rows"])
             dlt_first.append(run)
             print(_line(n, rounds, "dlt, first incremental", run), flush=True)
-        changed = run_probe("pg_change", {"pg": pg, "table": TABLE, "share": share}, env=env,
-                            log=RUNS / f"change_{n}.log").result
+        changed = run_probe(
+            "pg_change", {"pg": pg, "table": TABLE, "share": share}, env=env, log=RUNS / f"change_{n}.log"
+        ).result
         try:
             total = rows + changed["inserted"]
             run = _measure("pg_ours", ours_params, env, f"incremental_{n}")
             r = run.result
             _check("our incremental run", total, r["row_count"])
-            if not changed["updated"] + changed["inserted"] <= r["rows_read"] <= changed["updated"] + changed["inserted"] + 10:
-                raise CountMismatch(f"our incremental run read {r['rows_read']:,} rows after "
-                                    f"{changed['updated'] + changed['inserted']:,} changed")
+            if (
+                not changed["updated"] + changed["inserted"]
+                <= r["rows_read"]
+                <= changed["updated"] + changed["inserted"] + 10
+            ):
+                raise CountMismatch(
+                    f"our incremental run read {r['rows_read']:,} rows after "
+                    f"{changed['updated'] + changed['inserted']:,} changed"
+                )
             second.append(run)
             print(_line(n, rounds, "ours, incremental", run, f", read {r['rows_read']:,} rows"), flush=True)
             if with_dlt:
@@ -230,32 +280,59 @@ def run(argv: list[str] | None = None) -> dict:
     unavailable = {}
     extension = next((p for p in paths if p.key == "duckdb_postgres"), None)
     if extension:
-        found = run_probe("pg_duckdb_postgres", {**extension.params, "database": ":memory:", "check_only": True},
-                          env=env, log=RUNS / "duckdb_postgres_check.log").result
+        found = run_probe(
+            "pg_duckdb_postgres",
+            {**extension.params, "database": ":memory:", "check_only": True},
+            env=env,
+            log=RUNS / "duckdb_postgres_check.log",
+        ).result
         if "unavailable" in found:
             unavailable[extension.label] = found["unavailable"]
             paths.remove(extension)
 
     print("warming up (untimed) ...", flush=True)
     warm_env = {**env, "ETL_HOME": str(WARMUP / "home")}
-    run_probe("pg_warm_up", {"pg": pg, "table": WARMUP_TABLE, "folder": str(WARMUP)}, env=warm_env, log=RUNS / "warm_up.log")
+    run_probe(
+        "pg_warm_up", {"pg": pg, "table": WARMUP_TABLE, "folder": str(WARMUP)}, env=warm_env, log=RUNS / "warm_up.log"
+    )
     shutil.rmtree(WARMUP)
 
     _measure_loads(paths, args.rounds, env)
-    incremental = _measure_incremental(pg, args.rows, args.rounds, args.incremental_share,
-                                       any(p.key == "dlt_pyarrow" for p in paths), env)
+    incremental = _measure_incremental(
+        pg, args.rows, args.rounds, args.incremental_share, any(p.key == "dlt_pyarrow" for p in paths), env
+    )
 
-    machine = {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
-               "driver_peak_mib": round(own_peak_mib(), 1)}
-    source = {"table": TABLE, "rows": args.rows, "quarter_table": QUARTER_TABLE, "quarter_rows": args.rows // 4,
-              "bytes": prepared["bytes"][TABLE], "server": prepared["server"], "generated": prepared["generated"],
-              "generate_seconds": round(prepared["seconds"], 3)}
-    summary = summarize(args=vars(args), machine=machine, source=source, paths=paths, unavailable=unavailable,
-                        incremental=incremental, profile=None)
+    machine = {
+        "cpus": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "driver_peak_mib": round(own_peak_mib(), 1),
+    }
+    source = {
+        "table": TABLE,
+        "rows": args.rows,
+        "quarter_table": QUARTER_TABLE,
+        "quarter_rows": args.rows // 4,
+        "bytes": prepared["bytes"][TABLE],
+        "server": prepared["server"],
+        "generated": prepared["generated"],
+        "generate_seconds": round(prepared["seconds"], 3),
+    }
+    summary = summarize(
+        args=vars(args),
+        machine=machine,
+        source=source,
+        paths=paths,
+        unavailable=unavailable,
+        incremental=incremental,
+        profile=None,
+    )
     if args.profile or summary["loads"]["ours"]["ratio_to_fastest_plain"] > MAX_RATIO_TO_PLAIN:
         print("profiling one run of ours ...", flush=True)
         workspace.remove_database(WAREHOUSE)
-        profiled = _measure("pg_ours_profile", {"pg": pg, "table": TABLE, "sync": {"mode": "replace"}}, env, "ours_profile")
+        profiled = _measure(
+            "pg_ours_profile", {"pg": pg, "table": TABLE, "sync": {"mode": "replace"}}, env, "ours_profile"
+        )
         workspace.remove_database(WAREHOUSE)
         summary["profile"] = {k: v for k, v in profiled.result.items() if k != "address_space_peak_kib"}
     print()

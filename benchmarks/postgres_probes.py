@@ -31,7 +31,8 @@ ROW_COLUMNS = (
     "CASE WHEN mod(hashint8extended(g, 4), 25) <> 0"
     " THEN left(md5(g::text) || md5((g + 1)::text), 20 + abs(mod(hashint8extended(g, 4), 41))::int) END",
     "timestamptz '2024-01-01 00:00:00+00' + g * interval '15 seconds'",
-    "timestamptz '2024-01-01 00:00:00+00' + g * interval '15 seconds' + abs(mod(hashint8extended(g, 5), 86400)) * interval '1 second'",
+    "timestamptz '2024-01-01 00:00:00+00' + g * interval '15 seconds' + abs(mod(hashint8extended(g, 5), 86400)) * "
+    "interval '1 second'",
 )
 ROW_SQL = ", ".join(ROW_COLUMNS)
 COLUMNS_SQL = """(id BIGINT PRIMARY KEY, user_id BIGINT NOT NULL, event_type TEXT NOT NULL, amount NUMERIC(12,2),
@@ -41,6 +42,7 @@ STATE_SQL = "SELECT count(*), max(id), max(updated_at)::text, sum(amount)::text 
 
 
 # -- connections ------------------------------------------------------------------------
+
 
 def _uri(pg: dict, scheme: str = "postgresql") -> str:
     password = os.environ.get("PGPASSWORD")
@@ -59,6 +61,7 @@ def _qualified(table: str) -> str:
 
 
 # -- preparing the source ---------------------------------------------------------------
+
 
 def _state(cur, table: str) -> list:
     cur.execute(STATE_SQL.format(table=_qualified(table)))
@@ -143,12 +146,14 @@ def change(pg: dict, table: str, share: float) -> dict:
         changed = max(2, round(rows * share))
         updated, inserted = changed // 2, changed - changed // 2
         cur.execute(
-            f"UPDATE {name} SET amount = coalesce(amount, 0) + 1, updated_at = %(newest)s + interval '1 minute' + id * interval '1 microsecond' "
+            f"UPDATE {name} SET amount = coalesce(amount, 0) + 1, updated_at = %(newest)s + interval '1 minute' + id * "
+            "interval '1 microsecond' "
             f"WHERE id IN (SELECT 1 + (i * %(rows)s) / %(updated)s FROM generate_series(0::bigint, %(updated)s - 1) i)",
             {"newest": newest, "rows": rows, "updated": updated},
         )
         cur.execute(
-            f"INSERT INTO {name} SELECT {', '.join(ROW_COLUMNS[:-1])}, %(newest)s + interval '1 minute' + g * interval '1 microsecond' "
+            f"INSERT INTO {name} SELECT {', '.join(ROW_COLUMNS[:-1])}, %(newest)s + interval '1 minute' + g * interval "
+            "'1 microsecond' "
             f"FROM generate_series(%(first)s::bigint, %(last)s::bigint) g",
             {"newest": newest, "first": max_id + 1, "last": max_id + inserted},
         )
@@ -180,6 +185,7 @@ def restore(pg: dict, table: str) -> dict:
 
 # -- our pipeline -----------------------------------------------------------------------
 
+
 def _pipeline_job(pg: dict, table: str, sync: dict, memory_limit: str | None = None):
     """Our pipeline reading ``table`` through a postgres connection, built by the factory as
     a code location builds it, and its job; ``memory_limit`` overrides the warehouse's."""
@@ -193,16 +199,20 @@ def _pipeline_job(pg: dict, table: str, sync: dict, memory_limit: str | None = N
     from etl_platform.spec.pipeline import PipelineSpec
     from etl_platform.spec.tables import table_names
 
-    spec = PipelineSpec.model_validate({
-        "source": {"connection": "src", "table": table},
-        "sync": sync,
-        "destination": {"table": "events", "lineage_columns": False},
-    })
+    spec = PipelineSpec.model_validate(
+        {
+            "source": {"connection": "src", "table": table},
+            "sync": sync,
+            "destination": {"table": "events", "lineage_columns": False},
+        }
+    )
     options = {"host": pg["host"], "port": pg["port"], "database": pg["database"], "user": pg["user"]}
     if os.environ.get("PGPASSWORD"):
         options["password"] = {"env": "PGPASSWORD"}
     connector = build("src", "postgres", options)
-    ctx = PipelineContext(name=PIPELINE, names=table_names(spec, PIPELINE), defined_at={}, connection_kind=connector.kind)
+    ctx = PipelineContext(
+        name=PIPELINE, names=table_names(spec, PIPELINE), defined_at={}, connection_kind=connector.kind
+    )
     warehouse = WarehouseResource(memory_limit=memory_limit) if memory_limit else WarehouseResource()
     resources = {"warehouse": warehouse, resource_key("src"): as_resource(connector), "io_manager": deferred_io_manager}
     defs = dg.Definitions.merge(build_pipeline_defs(spec, ctx), dg.Definitions(resources=resources))
@@ -235,8 +245,16 @@ def ours(pg: dict, table: str, sync: dict, memory_limit: str | None = None) -> d
 
     job = _pipeline_job(pg, table, sync, memory_limit)
     seconds, metadata = _run_job(job)
-    fields = ("duration_seconds", "rows_read", "rows_accepted", "rows_rejected", "rows_written", "dagster/row_count",
-              "cursor_before", "cursor_after")
+    fields = (
+        "duration_seconds",
+        "rows_read",
+        "rows_accepted",
+        "rows_rejected",
+        "rows_written",
+        "dagster/row_count",
+        "cursor_before",
+        "cursor_after",
+    )
     return {
         "seconds": seconds,
         **{name.removeprefix("dagster/"): metadata[name] for name in fields if name in metadata},
@@ -352,8 +370,13 @@ def ours_profile(pg: dict, table: str, sync: dict) -> dict:
     spent["stage_insert"] -= spent["read"]
     spent["dagster"] = seconds - body[0]
     spent["python"] = body[0] - sum(v for k, v in spent.items() if k not in ("dagster", "python"))
-    return {"seconds": seconds, "phases": spent, "batches": read_batches[0], "rows_read": metadata["rows_read"],
-            "duration_seconds": metadata["duration_seconds"]}
+    return {
+        "seconds": seconds,
+        "phases": spent,
+        "batches": read_batches[0],
+        "rows_read": metadata["rows_read"],
+        "duration_seconds": metadata["duration_seconds"],
+    }
 
 
 def _warehouse_types() -> list[str]:
@@ -366,6 +389,7 @@ def _warehouse_types() -> list[str]:
 
 
 # -- plain paths ------------------------------------------------------------------------
+
 
 def _types(con, table: str) -> list[str]:
     return [f"{name} {dtype}" for name, dtype, *_ in con.execute(f"DESCRIBE {table}").fetchall()]
@@ -380,8 +404,14 @@ def _finish(con, started: float, loaded: float, **extra) -> dict:
     closing = time.perf_counter()
     con.close()
     close = time.perf_counter() - closing
-    return {"seconds": loaded - started + close, "close_seconds": close, "rows": rows, "column_types": types,
-            "duckdb_version": duckdb.__version__, **extra}
+    return {
+        "seconds": loaded - started + close,
+        "close_seconds": close,
+        "rows": rows,
+        "column_types": types,
+        "duckdb_version": duckdb.__version__,
+        **extra,
+    }
 
 
 def adbc(pg: dict, table: str, database: str) -> dict:
@@ -421,7 +451,9 @@ def copy_csv(pg: dict, table: str, database: str, csv: str) -> dict:
     started = time.perf_counter()
     source = _psycopg2(pg)
     with source.cursor() as cur, open(csv, "wb") as out:
-        cur.copy_expert(f"COPY (SELECT * FROM {_qualified(table)}) TO STDOUT WITH (FORMAT csv, HEADER true)", out, size=1 << 20)
+        cur.copy_expert(
+            f"COPY (SELECT * FROM {_qualified(table)}) TO STDOUT WITH (FORMAT csv, HEADER true)", out, size=1 << 20
+        )
     source.close()
     copied = time.perf_counter()
     con.execute("CREATE TABLE t AS SELECT * FROM read_csv(?)", [csv])
@@ -503,6 +535,7 @@ def pandas_chunks(pg: dict, table: str, database: str, chunksize: int = 100_000)
 
 # -- dlt --------------------------------------------------------------------------------
 
+
 def dlt_load(pg: dict, table: str, folder: str, backend: str, incremental: bool = False) -> dict:
     """dlt's sql_database source into a DuckDB file under ``folder`` (also its pipelines
     dir). Full: write_disposition replace. Incremental: merge on id, cursor updated_at.
@@ -533,14 +566,30 @@ def dlt_load(pg: dict, table: str, folder: str, backend: str, incremental: bool 
         raise SystemExit(f"dlt reported failed jobs: {info}")
     with pipeline.sql_client() as client:
         rows = client.execute_sql(f"SELECT count(*) FROM {name}")[0][0]
-        types = [f"{c} {t}" for c, t in client.execute_sql(
-            "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = 'bench' "
-            "AND table_name = ? ORDER BY ordinal_position", name)]
-    extracted = pipeline.last_trace.last_normalize_info.row_counts.get(name) if pipeline.last_trace.last_normalize_info else None
-    return {"seconds": seconds, "rows": rows, "rows_extracted": extracted, "column_types": types, "dlt_version": dlt.__version__}
+        types = [
+            f"{c} {t}"
+            for c, t in client.execute_sql(
+                "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = 'bench' "
+                "AND table_name = ? ORDER BY ordinal_position",
+                name,
+            )
+        ]
+    extracted = (
+        pipeline.last_trace.last_normalize_info.row_counts.get(name)
+        if pipeline.last_trace.last_normalize_info
+        else None
+    )
+    return {
+        "seconds": seconds,
+        "rows": rows,
+        "rows_extracted": extracted,
+        "column_types": types,
+        "dlt_version": dlt.__version__,
+    }
 
 
 # -- warm-up ----------------------------------------------------------------------------
+
 
 def warm_up(pg: dict, table: str, folder: str) -> dict:
     """Run every load once on the small warm-up table, untimed, so the bytecode cache holds

@@ -58,10 +58,15 @@ class CountMismatch(RuntimeError):
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.postgres_replace", description=__doc__.split("\n\n")[0],
-                                     epilog="See benchmarks/README.md for what each number means.")
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.postgres_replace",
+        description=__doc__.split("\n\n")[0],
+        epilog="See benchmarks/README.md for what each number means.",
+    )
     parser.add_argument("--rows", default="1000000,100000", help="comma-separated table sizes (default 1000000,100000)")
-    parser.add_argument("--rounds", type=int, default=3, help="measurements of each way per size, alternating (default 3)")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="measurements of each way per size, alternating (default 3)"
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=5432)
     parser.add_argument("--user", default="postgres", help="password, if any, from PGPASSWORD")
@@ -74,8 +79,13 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 
 
 def _dsn(args: argparse.Namespace, database: str | None = None) -> str:
-    return psycopg2.extensions.make_dsn(host=args.host, port=args.port, user=args.user, dbname=database or args.database,
-                                        password=os.environ.get("PGPASSWORD"))
+    return psycopg2.extensions.make_dsn(
+        host=args.host,
+        port=args.port,
+        user=args.user,
+        dbname=database or args.database,
+        password=os.environ.get("PGPASSWORD"),
+    )
 
 
 def _create_database(args: argparse.Namespace) -> None:
@@ -127,6 +137,7 @@ def _timed(way: str, times: dict[str, float]) -> Iterator[None]:
             finally:
                 key = _kind(composed.as_string(self.cur))
                 times[key] = times.get(key, 0.0) + time.perf_counter() - started
+
         return statement
 
     def commit(self, *args, **kwargs):
@@ -153,14 +164,25 @@ def _stage(duck: duckdb.DuckDBPyConnection, first: int, rows: int, seed: int) ->
 
 
 def _replace(duck: duckdb.DuckDBPyConnection, dsn: str) -> None:
-    postgres.commit(duck, STAGE, dsn=dsn, schema=SCHEMA, table=TABLE, sync=SyncSpec(mode="replace"), pipeline="bench",
-                    run_id="bench", data_columns=[])
+    postgres.commit(
+        duck,
+        STAGE,
+        dsn=dsn,
+        schema=SCHEMA,
+        table=TABLE,
+        sync=SyncSpec(mode="replace"),
+        pipeline="bench",
+        run_id="bench",
+        data_columns=[],
+    )
 
 
 def _table_state(dsn: str) -> tuple[int, int, int, int]:
     """The table's OID, row count, sum of ids and size on disk (with its TOAST, without indexes)."""
     target = f"{SCHEMA}.{TABLE}"
-    return _execute(dsn, f"SELECT '{target}'::regclass::oid::bigint, count(*), sum(id), pg_table_size('{target}') FROM {target}")[0]
+    return _execute(
+        dsn, f"SELECT '{target}'::regclass::oid::bigint, count(*), sum(id), pg_table_size('{target}') FROM {target}"
+    )[0]
 
 
 def _fresh_table(duck: duckdb.DuckDBPyConnection, dsn: str, rows: int) -> int:
@@ -202,8 +224,11 @@ def _measure_ways(duck: duckdb.DuckDBPyConnection, dsn: str, rows: int, rounds: 
         for way in WAYS:
             run = _measure_once(duck, dsn, way, rows)
             runs[way].append(run)
-            print(f"{rows:>11,} rows  round {n}/{rounds}  {WAYS[way]:<26} {run['seconds']:6.2f} s"
-                  f"   transaction {run['transaction_seconds']:5.2f} s  ({_statements(run['statements'])})", flush=True)
+            print(
+                f"{rows:>11,} rows  round {n}/{rounds}  {WAYS[way]:<26} {run['seconds']:6.2f} s"
+                f"   transaction {run['transaction_seconds']:5.2f} s  ({_statements(run['statements'])})",
+                flush=True,
+            )
     return {way: _medians(r) for way, r in runs.items()}
 
 
@@ -214,7 +239,9 @@ def _statements(times: dict[str, float]) -> str:
 def _medians(runs: list[dict]) -> dict:
     keys = ("seconds", "copy_seconds", "transaction_seconds", "commit_seconds")
     return {f"median_{k}": round(median(r[k] for r in runs), 3) for k in keys} | {
-        "median_statements": {k: round(median(r["statements"].get(k, 0.0) for r in runs), 3) for k in runs[0]["statements"]},
+        "median_statements": {
+            k: round(median(r["statements"].get(k, 0.0) for r in runs), 3) for k in runs[0]["statements"]
+        },
         "table_bytes_after": runs[-1]["table_bytes_after"],
         "rounds": runs,
     }
@@ -239,8 +266,14 @@ def _measure_growth(duck: duckdb.DuckDBPyConnection, dsn: str, rows: int) -> dic
     after_vacuum = _table_state(dsn)[3]
     _stage(duck, (GROWTH_LOADS + 1) * rows, rows, seed=GROWTH_LOADS + 2)
     _replace(duck, dsn)
-    return {"rows": rows, "bytes": sizes, "replace_seconds": seconds, "vacuum_seconds": vacuum_seconds,
-            "bytes_after_vacuum": after_vacuum, "bytes_after_next_replace": _table_state(dsn)[3]}
+    return {
+        "rows": rows,
+        "bytes": sizes,
+        "replace_seconds": seconds,
+        "vacuum_seconds": vacuum_seconds,
+        "bytes_after_vacuum": after_vacuum,
+        "bytes_after_next_replace": _table_state(dsn)[3],
+    }
 
 
 def _mib(size: int) -> str:
@@ -251,18 +284,27 @@ def table(summary: dict) -> str:
     lines = [f"{'rows':>11}  {'way':<26} {'median':>8} {'copy':>7} {'transaction':>12} {'COMMIT':>7}  table after"]
     for rows, ways in summary["sizes"].items():
         for way, m in ways.items():
-            lines.append(f"{int(rows):>11,}  {WAYS[way]:<26} {m['median_seconds']:6.2f} s {m['median_copy_seconds']:5.2f} s"
-                         f" {m['median_transaction_seconds']:10.2f} s {m['median_commit_seconds']:5.2f} s  "
-                         f"{_mib(m['table_bytes_after'])}")
+            lines.append(
+                f"{int(rows):>11,}  {WAYS[way]:<26} {m['median_seconds']:6.2f} s {m['median_copy_seconds']:5.2f} s"
+                f" {m['median_transaction_seconds']:10.2f} s {m['median_commit_seconds']:5.2f} s  "
+                f"{_mib(m['table_bytes_after'])}"
+            )
             lines.append(f"{'':>13}{'':<26} statements: {_statements(m['median_statements'])}")
         in_place, swap = ways["in_place"], ways["swap"]
-        lines.append(f"{'':>13}in place / before: {in_place['median_seconds'] / swap['median_seconds']:.2f}x the whole load, "
-                     f"{in_place['median_transaction_seconds'] / swap['median_transaction_seconds']:.2f}x the transaction")
+        lines.append(
+            f"{'':>13}in place / before: {in_place['median_seconds'] / swap['median_seconds']:.2f}x the whole load, "
+            f"{in_place['median_transaction_seconds'] / swap['median_transaction_seconds']:.2f}x the transaction"
+        )
     g = summary["growth"]
-    lines.append(f"dead rows, {g['rows']:,} rows replaced {GROWTH_LOADS} times in place without a vacuum: table "
-                 + " -> ".join(_mib(b) for b in g["bytes"]) + f" ({', '.join(f'{s:.2f} s' for s in g['replace_seconds'])})")
-    lines.append(f"  VACUUM then {g['vacuum_seconds']:.2f} s (table stays {_mib(g['bytes_after_vacuum'])}); the next replace "
-                 f"reuses the space: {_mib(g['bytes_after_next_replace'])}")
+    lines.append(
+        f"dead rows, {g['rows']:,} rows replaced {GROWTH_LOADS} times in place without a vacuum: table "
+        + " -> ".join(_mib(b) for b in g["bytes"])
+        + f" ({', '.join(f'{s:.2f} s' for s in g['replace_seconds'])})"
+    )
+    lines.append(
+        f"  VACUUM then {g['vacuum_seconds']:.2f} s (table stays {_mib(g['bytes_after_vacuum'])}); the next replace "
+        f"reuses the space: {_mib(g['bytes_after_next_replace'])}"
+    )
     return "\n".join(lines)
 
 
@@ -271,8 +313,11 @@ def run(argv: list[str] | None = None) -> dict:
     args = _parse(argv)
     _create_database(args)
     dsn = _dsn(args)
-    server = _execute(dsn, "SELECT version(), current_setting('autovacuum'), current_setting('shared_buffers'),"
-                           " current_setting('wal_level')")[0]
+    server = _execute(
+        dsn,
+        "SELECT version(), current_setting('autovacuum'), current_setting('shared_buffers'),"
+        " current_setting('wal_level')",
+    )[0]
     duck = duckdb.connect()
     duck.execute("CREATE SCHEMA p")
     try:
@@ -284,8 +329,12 @@ def run(argv: list[str] | None = None) -> dict:
         duck.close()
     summary = {
         "args": {k: v for k, v in vars(args).items()},
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
-                    "load_average": os.getloadavg()},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "load_average": os.getloadavg(),
+        },
         "server": dict(zip(["version", "autovacuum", "shared_buffers", "wal_level"], server)),
         "sizes": sizes,
         "growth": growth,

@@ -16,8 +16,13 @@ def prepare_csv(rows: int, env: dict[str, str]) -> dict:
         seconds = run_probe("generate", params, env=env, log=workspace.RUNS / "generate.log").result["seconds"]
         workspace.remember_csv(rows)
         generated = True
-    return {"path": str(workspace.CSV), "rows": rows, "bytes": workspace.CSV.stat().st_size,
-            "generated": generated, "generate_seconds": seconds}
+    return {
+        "path": str(workspace.CSV),
+        "rows": rows,
+        "bytes": workspace.CSV.stat().st_size,
+        "generated": generated,
+        "generate_seconds": seconds,
+    }
 
 
 def warm_up() -> None:

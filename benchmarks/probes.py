@@ -74,7 +74,9 @@ def pipeline() -> dict:
     materialized = {}
     for event in result.get_asset_materialization_events():
         materialization = event.step_materialization_data.materialization
-        materialized[materialization.asset_key.to_user_string()] = {k: v.value for k, v in materialization.metadata.items()}
+        materialized[materialization.asset_key.to_user_string()] = {
+            k: v.value for k, v in materialization.metadata.items()
+        }
     expected = {dg.AssetKey(key).to_user_string() for key in LOAD_KEYS}
     if set(materialized) != expected:
         raise SystemExit(f"expected materializations of {sorted(expected)}, got {sorted(materialized)}")

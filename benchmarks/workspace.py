@@ -28,7 +28,13 @@ PYCACHE = DATA / "pycache"  # compiled bytecode of everything the children impor
 WARMUP_HOME = DATA / "warmup"  # ETL_HOME of the warm-up, removed after it
 TEMPLATE = ROOT / "etl_platform" / "defs" / "pipelines" / "marketing_campaigns" / "defs.yaml"
 # The real CLI, from the same virtualenv as the interpreter running the benchmark.
-VALIDATE_ARGV = [str(Path(sys.executable).parent / "dagster"), "definitions", "validate", "-m", "etl_platform.definitions"]
+VALIDATE_ARGV = [
+    str(Path(sys.executable).parent / "dagster"),
+    "definitions",
+    "validate",
+    "-m",
+    "etl_platform.definitions",
+]
 
 # Variables that would point a child somewhere other than the benchmark's own folders.
 _OVERRIDDEN = ("ETL_HOME", "ETL_LANDING_DIR", "ETL_WAREHOUSE_PATH", "DAGSTER_HOME", "PYTHONDONTWRITEBYTECODE")

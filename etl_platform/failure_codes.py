@@ -128,8 +128,12 @@ def is_driver_error(err: BaseException) -> bool:
     bases = [
         getattr(_loaded(module), name, None)
         for module, name in (
-            ("psycopg2", "Error"), ("adbc_driver_manager", "Error"), ("pymysql.err", "MySQLError"), ("sqlalchemy.exc", "DBAPIError"),
-            ("botocore.exceptions", "BotoCoreError"), ("botocore.exceptions", "ClientError"),
+            ("psycopg2", "Error"),
+            ("adbc_driver_manager", "Error"),
+            ("pymysql.err", "MySQLError"),
+            ("sqlalchemy.exc", "DBAPIError"),
+            ("botocore.exceptions", "BotoCoreError"),
+            ("botocore.exceptions", "ClientError"),
         )
     ]
     return isinstance(err, tuple(b for b in bases if isinstance(b, type)))

@@ -36,7 +36,9 @@ def expression_references(expression: str, *, with_value: bool = False) -> tuple
     tree (no binding: no table is needed). Lambda parameters are not columns; ``value`` (a column
     expression's own source value) is left out unless ``with_value``. A name the expression
     qualifies (``t.x``) counts by its last part."""
-    tree = json.loads(_parser().cursor().execute("SELECT json_serialize_sql(?)", [f"SELECT {expression}"]).fetchone()[0])
+    tree = json.loads(
+        _parser().cursor().execute("SELECT json_serialize_sql(?)", [f"SELECT {expression}"]).fetchone()[0]
+    )
     if tree.get("error"):
         raise ValueError(tree.get("error_message", "cannot parse the expression"))
     found: list[str] = []

@@ -139,10 +139,14 @@ def step_attempts(result: dg.ExecuteInProcessResult) -> int:
     return sum(1 for e in result.all_events if e.event_type in started)
 
 
-def cli(*args: str, env: dict | None = None, cwd: Path = PROJECT_ROOT, timeout: int = 300) -> subprocess.CompletedProcess:
+def cli(
+    *args: str, env: dict | None = None, cwd: Path = PROJECT_ROOT, timeout: int = 300
+) -> subprocess.CompletedProcess:
     """Run one of the project's console scripts (dagster, dg, etl-platform) as a user would."""
     full_env = {**os.environ, **(env or {})}
-    return subprocess.run([str(BIN / args[0]), *args[1:]], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [str(BIN / args[0]), *args[1:]], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def _service_unavailable(what: str, how: str) -> None:
@@ -238,7 +242,9 @@ def password_postgres():
     if not binaries[-1]:
         _service_unavailable("PostgreSQL's initdb and pg_ctl", "install the PostgreSQL server package to run this test")
     bindir = Path(binaries[-1]).parent
-    folder = Path(tempfile.mkdtemp(prefix="etl-test-pg-"))  # not under pytest's 0700 folders: the server's user must reach it
+    folder = Path(
+        tempfile.mkdtemp(prefix="etl-test-pg-")
+    )  # not under pytest's 0700 folders: the server's user must reach it
     password = f"canary-{secrets.token_hex(12)}"
     (folder / "pw").write_text(password)
     with socket.socket() as probe:
@@ -248,15 +254,45 @@ def password_postgres():
     if as_owner:
         shutil.chown(folder, "postgres")
         shutil.chown(folder / "pw", "postgres")
-    subprocess.run([*as_owner, str(bindir / "initdb"), "-D", str(folder / "data"), "-U", "etl", "--auth=scram-sha-256",
-                    f"--pwfile={folder / 'pw'}"], check=True, capture_output=True)
+    subprocess.run(
+        [
+            *as_owner,
+            str(bindir / "initdb"),
+            "-D",
+            str(folder / "data"),
+            "-U",
+            "etl",
+            "--auth=scram-sha-256",
+            f"--pwfile={folder / 'pw'}",
+        ],
+        check=True,
+        capture_output=True,
+    )
     (folder / "pw").unlink()
     options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off"
     # The server outlives pg_ctl: it must not hold a pipe of ours open, so it logs to a file.
-    subprocess.run([*as_owner, str(bindir / "pg_ctl"), "-D", str(folder / "data"), "-o", options, "-l", str(folder / "server.log"),
-                    "-w", "start"], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        [
+            *as_owner,
+            str(bindir / "pg_ctl"),
+            "-D",
+            str(folder / "data"),
+            "-o",
+            options,
+            "-l",
+            str(folder / "server.log"),
+            "-w",
+            "start",
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         yield {"host": "127.0.0.1", "port": port, "user": "etl", "password": password, "dbname": "postgres"}
     finally:
-        subprocess.run([*as_owner, str(bindir / "pg_ctl"), "-D", str(folder / "data"), "-m", "immediate", "stop"], capture_output=True)
+        subprocess.run(
+            [*as_owner, str(bindir / "pg_ctl"), "-D", str(folder / "data"), "-m", "immediate", "stop"],
+            capture_output=True,
+        )
         shutil.rmtree(folder, ignore_errors=True)

@@ -9,15 +9,22 @@ from etl_platform_tests.conftest import PROJECT_ROOT, materializations, run_job
 DEPLOY = PROJECT_ROOT / "deploy"
 
 
-def test_production_instance_runs_a_pipeline_on_postgres(demo_landing, etl_home, tmp_path, monkeypatch, postgres_database):
+def test_production_instance_runs_a_pipeline_on_postgres(
+    demo_landing, etl_home, tmp_path, monkeypatch, postgres_database
+):
     home = tmp_path / "dagster_home"
     home.mkdir()
     (home / "dagster.yaml").symlink_to(DEPLOY / "dagster.yaml")
     db = postgres_database
     for var, value in {
-        "DAGSTER_HOME": str(home), "DAGSTER_PG_HOST": db["host"], "DAGSTER_PG_PORT": str(db["port"]),
-        "DAGSTER_PG_USER": db["user"], "DAGSTER_PG_PASSWORD": db["password"], "DAGSTER_PG_DB": db["dbname"],
-        "ETL_S3_BUCKET": "compute-logs", "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
+        "DAGSTER_HOME": str(home),
+        "DAGSTER_PG_HOST": db["host"],
+        "DAGSTER_PG_PORT": str(db["port"]),
+        "DAGSTER_PG_USER": db["user"],
+        "DAGSTER_PG_PASSWORD": db["password"],
+        "DAGSTER_PG_DB": db["dbname"],
+        "ETL_S3_BUCKET": "compute-logs",
+        "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
     }.items():
         monkeypatch.setenv(var, value)
 
@@ -31,7 +38,10 @@ def test_production_instance_runs_a_pipeline_on_postgres(demo_landing, etl_home,
     with psycopg2.connect(**db) as con, con.cursor() as cur:
         cur.execute("SELECT status FROM runs WHERE run_id = %s", [result.run_id])
         assert cur.fetchone() == ("SUCCESS",)
-        cur.execute("SELECT count(*) FROM event_logs WHERE run_id = %s AND dagster_event_type = 'ASSET_MATERIALIZATION'", [result.run_id])
+        cur.execute(
+            "SELECT count(*) FROM event_logs WHERE run_id = %s AND dagster_event_type = 'ASSET_MATERIALIZATION'",
+            [result.run_id],
+        )
         assert cur.fetchone()[0] >= 4
 
 
@@ -58,7 +68,13 @@ from etl_platform.location.executor import chosen_executor
 README = (DEPLOY / "README.md").read_text()
 COMPOSE = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())
 HELM = yaml.safe_load((DEPLOY / "helm" / "values.yaml").read_text())
-DAGSTER_SERVICES = {"code-location", "dagster-webserver", "dagster-webserver-read-only", "dagster-daemon", "celery-worker"}
+DAGSTER_SERVICES = {
+    "code-location",
+    "dagster-webserver",
+    "dagster-webserver-read-only",
+    "dagster-daemon",
+    "celery-worker",
+}
 
 
 def documented_variables() -> set[str]:
@@ -80,8 +96,12 @@ def variables_used() -> set[str]:
 def test_the_compose_file_describes_the_whole_stack():
     if shutil.which("docker") and subprocess.run(["docker", "compose", "version"], capture_output=True).returncode == 0:
         env = {**os.environ, "POSTGRES_PASSWORD": "x", "MINIO_ROOT_PASSWORD": "x"}
-        result = subprocess.run(["docker", "compose", "-f", str(DEPLOY / "docker-compose.yml"), "config", "-q"],
-                                capture_output=True, text=True, env=env)
+        result = subprocess.run(
+            ["docker", "compose", "-f", str(DEPLOY / "docker-compose.yml"), "config", "-q"],
+            capture_output=True,
+            text=True,
+            env=env,
+        )
         assert result.returncode == 0, result.stderr
     services = COMPOSE["services"]
     assert DAGSTER_SERVICES | {"postgres", "minio", "minio-buckets", "mlflow", "auth-proxy", "redis"} <= set(services)
@@ -95,7 +115,7 @@ def test_the_compose_file_describes_the_whole_stack():
     assert services["redis"]["profiles"] == services["celery-worker"]["profiles"] == ["celery"]
     assert services["minio-buckets"]["restart"] == "no" and "mc mb" in services["minio-buckets"]["command"][0]
     mlflow = " ".join(services["mlflow"]["command"])
-    assert "postgresql+psycopg2://" in mlflow and "--artifacts-destination \"s3://" in mlflow
+    assert "postgresql+psycopg2://" in mlflow and '--artifacts-destination "s3://' in mlflow
     # Every path the compose file mounts exists in deploy/.
     for service in services.values():
         for volume in service.get("volumes", []):
@@ -154,7 +174,9 @@ def test_the_auth_proxy_configuration_is_accepted_by_nginx(tmp_path):
     (tmp_path / "upstreams.conf").write_text(
         "upstream dagster_operators { server 127.0.0.1:3001; }\nupstream dagster_viewers { server 127.0.0.1:3002; }\n"
     )
-    result = subprocess.run([nginx, "-t", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")], capture_output=True, text=True)
+    result = subprocess.run(
+        [nginx, "-t", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")], capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stderr
     upstreams = (DEPLOY / "nginx" / "upstreams.conf").read_text()
     assert "server dagster-webserver:3000;" in upstreams and "server dagster-webserver-read-only:3000;" in upstreams

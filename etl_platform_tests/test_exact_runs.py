@@ -13,15 +13,23 @@ COLUMNS = {"id": {"type": "bigint"}, "name": {}}
 
 def pipeline_defs(name: str, sync: dict) -> dg.Definitions:
     spec = PipelineSpec.model_validate(
-        {"source": {"files": "in/*.csv", "columns": COLUMNS}, "sync": sync, "destination": {"table": "t"}, "retries": {"max_retries": 0}}
+        {
+            "source": {"files": "in/*.csv", "columns": COLUMNS},
+            "sync": sync,
+            "destination": {"table": "t"},
+            "retries": {"max_retries": 0},
+        }
     )
     ctx = PipelineContext(name=name, names=table_names(spec, name), defined_at={})
-    return dg.Definitions.merge(build_pipeline_defs(spec, ctx), dg.Definitions(resources={"warehouse": WarehouseResource()}))
+    return dg.Definitions.merge(
+        build_pipeline_defs(spec, ctx), dg.Definitions(resources={"warehouse": WarehouseResource()})
+    )
 
 
 def check_metadata(result: dg.ExecuteInProcessResult, check: str) -> dict:
     [evaluation] = [
-        e.event_specific_data for e in result.all_events
+        e.event_specific_data
+        for e in result.all_events
         if e.event_type_value == "ASSET_CHECK_EVALUATION" and e.event_specific_data.check_name == check
     ]
     return {k: v.value for k, v in evaluation.metadata.items()}
@@ -44,9 +52,14 @@ def test_a_replace_run_whose_every_file_is_rejected_fails_keeps_the_table_and_fa
     assert "permanent failure: not retried" in failure_message(result)
     assert query(etl_home, "SELECT id FROM p.t ORDER BY id") == [(1,), (2,)]
     assert check_results(result)["p/t:rejected_rows_within_limit"] is False
-    assert check_metadata(result, "rejected_rows_within_limit")["reason"].startswith("all 2 file(s) were rejected whole")
+    assert check_metadata(result, "rejected_rows_within_limit")["reason"].startswith(
+        "all 2 file(s) were rejected whole"
+    )
     assert materializations(result)["p/t_rejected"]["rows_rejected_this_run"] == 0
-    assert sorted(query(etl_home, "SELECT source_file, kind FROM p.t_rejected")) == [("in/empty.csv", "file"), ("in/report.csv", "file")]
+    assert sorted(query(etl_home, "SELECT source_file, kind FROM p.t_rejected")) == [
+        ("in/empty.csv", "file"),
+        ("in/report.csv", "file"),
+    ]
 
 
 def test_an_append_run_whose_every_file_is_rejected_fails_its_share_check_not_on_zero_of_zero(etl_home, instance):

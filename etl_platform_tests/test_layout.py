@@ -15,14 +15,25 @@ def _private_reaches(path: Path) -> list[str]:
         if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("dagster._"):
             found.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno} from {node.module}")
         elif isinstance(node, ast.Import):
-            found += [f"{path.relative_to(PACKAGE.parent)}:{node.lineno} import {a.name}" for a in node.names if a.name.startswith("dagster._")]
-        elif isinstance(node, ast.Attribute) and node.attr == "freeze" and isinstance(node.value, ast.Name) and node.value.id == "gc":
+            found += [
+                f"{path.relative_to(PACKAGE.parent)}:{node.lineno} import {a.name}"
+                for a in node.names
+                if a.name.startswith("dagster._")
+            ]
+        elif (
+            isinstance(node, ast.Attribute)
+            and node.attr == "freeze"
+            and isinstance(node.value, ast.Name)
+            and node.value.id == "gc"
+        ):
             found.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno} gc.freeze")
     return found
 
 
 def test_dagsters_private_api_is_reached_only_inside_the_fence():
-    outside = [hit for path in sorted(PACKAGE.rglob("*.py")) if FENCE not in path.parents for hit in _private_reaches(path)]
+    outside = [
+        hit for path in sorted(PACKAGE.rglob("*.py")) if FENCE not in path.parents for hit in _private_reaches(path)
+    ]
     assert outside == [], "move these into etl_platform/dagster_private/:\n" + "\n".join(outside)
 
 

@@ -69,7 +69,10 @@ def post_webhook(webhook, alert: Alert) -> None:
     if not url.startswith(("http://", "https://")):
         raise ValueError("the webhook URL must start with http:// or https://")
     request = urllib.request.Request(
-        url, data=json.dumps({"text": scrub(alert.text())}).encode(), headers={"Content-Type": "application/json"}, method="POST"
+        url,
+        data=json.dumps({"text": scrub(alert.text())}).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
     )
     with urllib.request.urlopen(request, timeout=webhook.timeout_seconds) as response:  # noqa: S310 - scheme checked above
         response.read()

@@ -83,4 +83,3 @@ def read_requests(instance: "dg.DagsterInstance", source_key: "dg.AssetKey", led
 
 def describe(ask: RetryAsk) -> str:
     return "every file that did not load" if ask.every_file else ", ".join(sorted(ask.names))
-

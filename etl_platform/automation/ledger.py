@@ -103,7 +103,11 @@ class Flight:
     batch_key: bytes | None = None
 
     def run_key(self, member: Member) -> str:
-        return f"files:{self.batch_key.hex()}" if self.batch_key is not None else file_run_key(member.content, member.attempt)
+        return (
+            f"files:{self.batch_key.hex()}"
+            if self.batch_key is not None
+            else file_run_key(member.content, member.attempt)
+        )
 
 
 @dataclass
@@ -193,8 +197,13 @@ class Ledger:
 
 
 def _pack_flight(flight: Flight) -> bytes:
-    header = _FLIGHT.pack(flight.requested_at, flight.batch_key is not None, flight.batch_key or bytes(DIGEST_BYTES), len(flight.members))
-    members = (_MEMBER.pack(m.content, m.identity, min(m.attempt, MAX_ATTEMPT) | (_SEEN if m.seen else 0)) for m in flight.members)
+    header = _FLIGHT.pack(
+        flight.requested_at, flight.batch_key is not None, flight.batch_key or bytes(DIGEST_BYTES), len(flight.members)
+    )
+    members = (
+        _MEMBER.pack(m.content, m.identity, min(m.attempt, MAX_ATTEMPT) | (_SEEN if m.seen else 0))
+        for m in flight.members
+    )
     return header + b"".join(members)
 
 
@@ -215,7 +224,9 @@ def _unpack_flights(data: bytes) -> list[Flight]:
 def _pack_failure(content: bytes, failure: Failure) -> bytes:
     run_id = (failure.run_id or "").encode()
     flags = (_RETRY if failure.retry else 0) | (_RECALLED if failure.recalled else 0)
-    header = _FAILURE.pack(content, min(failure.attempt, MAX_ATTEMPT), flags, failure.failed_at, len(run_id), len(failure.identities))
+    header = _FAILURE.pack(
+        content, min(failure.attempt, MAX_ATTEMPT), flags, failure.failed_at, len(run_id), len(failure.identities)
+    )
     return header + run_id + b"".join(sorted(failure.identities))
 
 
@@ -230,7 +241,9 @@ def _unpack_failures(data: bytes) -> dict[bytes, Failure]:
         at += count * DIGEST_BYTES
         if len(identities) != count or len(run_id.encode()) != id_length:
             raise ValueError("truncated ledger")
-        failed[content] = Failure(attempt, run_id or None, failed_at, identities, bool(flags & _RETRY), bool(flags & _RECALLED))
+        failed[content] = Failure(
+            attempt, run_id or None, failed_at, identities, bool(flags & _RETRY), bool(flags & _RECALLED)
+        )
     return failed
 
 

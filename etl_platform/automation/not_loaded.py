@@ -38,7 +38,11 @@ def not_loaded(ledger: Ledger, names: dict[bytes, str]) -> list[tuple[str, bytes
 
 
 def evaluation(
-    check_key: dg.AssetCheckKey, ledger: Ledger, names: dict[bytes, str], instance: dg.DagsterInstance | None, per_file: bool
+    check_key: dg.AssetCheckKey,
+    ledger: Ledger,
+    names: dict[bytes, str],
+    instance: dg.DagsterInstance | None,
+    per_file: bool,
 ) -> dg.AssetCheckEvaluation | None:
     """The check's result for the files listed now, or None when it is what was reported last."""
     entries = not_loaded(ledger, names)
@@ -55,7 +59,9 @@ def evaluation(
             key = file_run_key(content, failure.attempt) if per_file else None
             if (failure.run_id, key) not in errors:
                 errors[failure.run_id, key] = (
-                    failure_message(instance, failure.run_id, key) if instance is not None else shorten(f"run {failure.run_id} failed")
+                    failure_message(instance, failure.run_id, key)
+                    if instance is not None
+                    else shorten(f"run {failure.run_id} failed")
                 )
             error = errors[failure.run_id, key]
         shown.append({"file": name, "run_id": failure.run_id if failure else None, "error": error})
@@ -90,7 +96,9 @@ def files_not_loaded_check(source_key: dg.AssetKey, sensor_name: str) -> dg.Asse
         latest = latest_report(context.instance, check_key)
         if latest is None:
             return dg.AssetCheckResult(
-                passed=True, severity=dg.AssetCheckSeverity.WARN, description=f"{sensor_name} has reported no file that did not load."
+                passed=True,
+                severity=dg.AssetCheckSeverity.WARN,
+                description=f"{sensor_name} has reported no file that did not load.",
             )
         return dg.AssetCheckResult(
             passed=latest.passed,

@@ -10,7 +10,7 @@ materialized by hand, or (one run reading every file) any later successful run.
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import dagster as dg
 from dagster import DagsterRunStatus
@@ -36,7 +36,9 @@ from etl_platform.secrets.references import scrub
 
 LAUNCH_GRACE_SECONDS = 600
 RETRY_GRACE_SECONDS = 600  # a failed run Dagster says it retries counts as failed if no retry has ended by then
-CLOCK_MARGIN_SECONDS = 1.0  # a run counts as later than a failure if created this long after it (clocks differ a little)
+CLOCK_MARGIN_SECONDS = (
+    1.0  # a run counts as later than a failure if created this long after it (clocks differ a little)
+)
 ERROR_CHARS = 300
 _KEYS_PER_QUERY = 1000
 
@@ -181,7 +183,11 @@ def runs_by_key(
 
 
 def loaded_elsewhere(
-    instance: dg.DagsterInstance, job_name: str, table_key: dg.AssetKey | None, per_file: bool, ledger: Ledger,
+    instance: dg.DagsterInstance,
+    job_name: str,
+    table_key: dg.AssetKey | None,
+    per_file: bool,
+    ledger: Ledger,
     names: dict[bytes, str],
 ) -> int:
     """Clear failures that a later successful run of the job loaded; returns how many.
@@ -192,7 +198,7 @@ def loaded_elsewhere(
     listed = {content: failure for content, failure in ledger.failed.items() if failure.identities}
     if not listed:
         return 0
-    since = datetime.fromtimestamp(min(f.failed_at for f in listed.values()), tz=timezone.utc)
+    since = datetime.fromtimestamp(min(f.failed_at for f in listed.values()), tz=UTC)
     if per_file:
         by_name = {names[i]: content for content, f in listed.items() for i in f.identities if i in names}
         wanted = sorted(by_name)
@@ -200,7 +206,9 @@ def loaded_elsewhere(
         for start in range(0, len(wanted), _KEYS_PER_QUERY):
             tags = {PARTITION_NAME_TAG: wanted[start : start + _KEYS_PER_QUERY]}
             records += instance.get_run_records(
-                filters=dg.RunsFilter(job_name=job_name, statuses=[DagsterRunStatus.SUCCESS], tags=tags, created_after=since)
+                filters=dg.RunsFilter(
+                    job_name=job_name, statuses=[DagsterRunStatus.SUCCESS], tags=tags, created_after=since
+                )
             )
         latest: dict[bytes, float] = {}
         for record in records:
@@ -209,9 +217,14 @@ def loaded_elsewhere(
                 latest[content] = max(latest.get(content, 0.0), _seconds(record.create_timestamp))
     else:
         newest = next(
-            (r for r in instance.get_run_records(
-                filters=dg.RunsFilter(job_name=job_name, statuses=[DagsterRunStatus.SUCCESS], created_after=since), limit=20
-            ) if _loads(r, table_key)),
+            (
+                r
+                for r in instance.get_run_records(
+                    filters=dg.RunsFilter(job_name=job_name, statuses=[DagsterRunStatus.SUCCESS], created_after=since),
+                    limit=20,
+                )
+                if _loads(r, table_key)
+            ),
             None,
         )
         latest = {content: _seconds(newest.create_timestamp) for content in listed} if newest else {}
@@ -226,7 +239,11 @@ def failure_message(instance: dg.DagsterInstance, run_id: str | None, run_key: s
     from dagster import DagsterEventType
 
     if run_id is None:
-        return f"no run was found for run key {run_key}: it was deleted, or never launched" if run_key else "no run was found"
+        return (
+            f"no run was found for run key {run_key}: it was deleted, or never launched"
+            if run_key
+            else "no run was found"
+        )
     record = instance.get_run_record_by_id(run_id)
     if record is None:
         return f"run {run_id} was deleted"
@@ -240,7 +257,9 @@ def failure_message(instance: dg.DagsterInstance, run_id: str | None, run_key: s
         dagster_event = event.event_log_entry.dagster_event
         if dagster_event.event_type == DagsterEventType.STEP_FAILURE:
             error = dagster_event.event_specific_data.error
-            while error is not None and error.cause is not None and error.cls_name == "DagsterExecutionStepExecutionError":
+            while (
+                error is not None and error.cause is not None and error.cls_name == "DagsterExecutionStepExecutionError"
+            ):
                 error = error.cause  # the step's own error, not Dagster's wrapper around it
             message = error.message if error else dagster_event.message
             break
@@ -263,4 +282,4 @@ def _loads(record, table_key: dg.AssetKey | None) -> bool:
 def _seconds(moment: datetime | float) -> float:
     if isinstance(moment, (int, float)):
         return float(moment)
-    return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp()
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()

@@ -38,17 +38,53 @@ _TRANSIENT_SQLSTATES = {"57P01", "57P02", "57P03", "40001", "40P01", "55P03"}
 # errors on the server (1158-1161) and an idle client cut off (4031). Every other number is
 # permanent: access denied (1045, 1044, 1698), unknown database (1049), syntax (1064), no such
 # table (1146), bad data, ...
-_TRANSIENT_MYSQL_ERRNOS = {2002, 2003, 2006, 2013, 2055, 1927, 1053, 1205, 1213, 1040, 1203, 1158, 1159, 1160, 1161, 4031}
+_TRANSIENT_MYSQL_ERRNOS = {
+    2002,
+    2003,
+    2006,
+    2013,
+    2055,
+    1927,
+    1053,
+    1205,
+    1213,
+    1040,
+    1203,
+    1158,
+    1159,
+    1160,
+    1161,
+    4031,
+}
 
 # S3 error codes, as botocore reports them. A code in neither set is judged by its HTTP status.
 _TRANSIENT_S3_CODES = {
-    "SlowDown", "Throttling", "ThrottlingException", "RequestThrottled", "RequestLimitExceeded",
-    "TooManyRequestsException", "RequestTimeout", "RequestTimeoutException", "InternalError",
-    "ServiceUnavailable", "500", "502", "503", "504",
+    "SlowDown",
+    "Throttling",
+    "ThrottlingException",
+    "RequestThrottled",
+    "RequestLimitExceeded",
+    "TooManyRequestsException",
+    "RequestTimeout",
+    "RequestTimeoutException",
+    "InternalError",
+    "ServiceUnavailable",
+    "500",
+    "502",
+    "503",
+    "504",
 }
 _PERMANENT_S3_CODES = {
-    "AccessDenied", "AllAccessDisabled", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken",
-    "InvalidToken", "NoSuchBucket", "NoSuchKey", "403", "404",
+    "AccessDenied",
+    "AllAccessDisabled",
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "ExpiredToken",
+    "InvalidToken",
+    "NoSuchBucket",
+    "NoSuchKey",
+    "403",
+    "404",
 }
 
 # ADBC statuses that say enough by themselves when there is no SQLSTATE. "IO" does not: the
@@ -141,7 +177,9 @@ def failure_for(err: BaseException, metadata: dict | None = None) -> dg.Failure:
     codes = codes_of(err)
     said = f"; {codes.describe()}" if codes else ""  # what the decision rests on
     if kind == "transient":
-        return dg.Failure(f"{message}\n(transient failure: retried by the step's retry policy{said})", metadata=metadata)
+        return dg.Failure(
+            f"{message}\n(transient failure: retried by the step's retry policy{said})", metadata=metadata
+        )
     if kind == "permanent":
         return dg.Failure(f"{message}\n(permanent failure: not retried{said})", metadata=metadata, allow_retries=False)
     # Not known to pass by itself: retrying would only delay the alert, so fail now.

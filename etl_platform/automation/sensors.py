@@ -256,8 +256,11 @@ def requests_for(watch: FileWatch, ready: list[Ready]) -> tuple[list[dg.RunReque
     names = [r.file.name for r in ready]
     run = dg.RunRequest(
         run_key=f"files:{run_key_of_batch(ready).hex()}",
-        tags={TAG_FILE_COUNT: str(len(ready)), TAG_FILE: names[0] + (f" (+{len(names) - 1} more)" if len(names) > 1 else ""),
-              TAG_CONTENTS: ",".join(sorted(batch_token(r.fingerprint, r.attempt) for r in ready))},
+        tags={
+            TAG_FILE_COUNT: str(len(ready)),
+            TAG_FILE: names[0] + (f" (+{len(names) - 1} more)" if len(names) > 1 else ""),
+            TAG_CONTENTS: ",".join(sorted(batch_token(r.fingerprint, r.attempt) for r in ready)),
+        },
     )
     return [run], []
 
@@ -340,9 +343,13 @@ def file_sensor(
             per_file = watch.partitions_def_name is not None
             cleared = outcomes.loaded_elsewhere(instance, watch.job_name, watch.table_key, per_file, ledger, tick.names)
             if cleared:
-                context.log.info(f"{cleared} file(s) that did not load were loaded since by other runs of {watch.job_name}")
+                context.log.info(
+                    f"{cleared} file(s) that did not load were loaded since by other runs of {watch.job_name}"
+                )
         if watch.check_key is not None:
-            evaluation = not_loaded.evaluation(watch.check_key, ledger, tick.names, instance, watch.partitions_def_name is not None)
+            evaluation = not_loaded.evaluation(
+                watch.check_key, ledger, tick.names, instance, watch.partitions_def_name is not None
+            )
             events = [evaluation] if evaluation is not None else []
         _log_tick(context, listing, tick)
         summary = (
@@ -355,7 +362,9 @@ def file_sensor(
         cursor = ledger.to_cursor()
         if not runs:
             return dg.SensorResult(skip_reason=summary, cursor=cursor, asset_events=events)
-        return dg.SensorResult(run_requests=runs, dynamic_partitions_requests=partitions, cursor=cursor, asset_events=events)
+        return dg.SensorResult(
+            run_requests=runs, dynamic_partitions_requests=partitions, cursor=cursor, asset_events=events
+        )
 
     return watch_files
 
@@ -365,7 +374,9 @@ def _log_tick(context: dg.SensorEvaluationContext, listing: FileListing, tick: T
         context.log.warning(f"{listing.location}: skipped {name!r}: {why}")
     if tick.duplicates:
         shown = ", ".join(f.name for f in tick.duplicates[:10])
-        context.log.info(f"{len(tick.duplicates)} file(s) hold bytes already run under another name, not run again: {shown}")
+        context.log.info(
+            f"{len(tick.duplicates)} file(s) hold bytes already run under another name, not run again: {shown}"
+        )
     if tick.retried:
         context.log.info(f"run again after a failed run: {', '.join(tick.retried[:10])}")
     if tick.not_retried:

@@ -17,13 +17,20 @@ def add_commands(sub) -> None:
     gen.add_argument("--if-missing", action="store_true", help="do nothing when demo files are already there")
     gen.set_defaults(func=_demo_generate)
 
-    seed = demo.add_parser("seed", help="fill the demo servers (PostgreSQL, MariaDB, S3 of defs/connections) with the demo tables and files")
+    seed = demo.add_parser(
+        "seed",
+        help="fill the demo servers (PostgreSQL, MariaDB, S3 of defs/connections) with the demo tables and files",
+    )
     seed.add_argument("servers", nargs="*", metavar="SERVER", help="postgres, mariadb and/or s3 (default: all three)")
     seed.add_argument("--more", action="store_true", help="add new, updated and late rows, as happens between two runs")
-    seed.add_argument("--if-reachable", action="store_true", help="skip a server that cannot be reached instead of failing")
+    seed.add_argument(
+        "--if-reachable", action="store_true", help="skip a server that cannot be reached instead of failing"
+    )
     seed.set_defaults(func=_demo_seed)
 
-    s3 = demo.add_parser("s3-server", help="run an in-memory S3-compatible server for the S3 demo (needs the dev extra)")
+    s3 = demo.add_parser(
+        "s3-server", help="run an in-memory S3-compatible server for the S3 demo (needs the dev extra)"
+    )
     s3.add_argument("--port", type=int, default=9000)
     s3.set_defaults(func=_demo_s3_server)
 
@@ -64,13 +71,20 @@ def _demo_s3_server(args: argparse.Namespace) -> int:
     try:
         from moto.server import ThreadedMotoServer
     except ImportError:
-        print("needs moto: install the dev extra (uv sync --extra dev), or point ETL_DEMO_S3_ENDPOINT at MinIO", file=sys.stderr)
+        print(
+            "needs moto: install the dev extra (uv sync --extra dev), or point ETL_DEMO_S3_ENDPOINT at MinIO",
+            file=sys.stderr,
+        )
         return 2
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=args.port, verbose=False)
     server.start()
-    print(f"S3 server on http://127.0.0.1:{args.port} (in memory). In another shell:\n"
-          f"  export ETL_DEMO_S3_ENDPOINT=http://127.0.0.1:{args.port} ETL_DEMO_S3_ACCESS_KEY_ID=demo ETL_DEMO_S3_SECRET_ACCESS_KEY=demo\n"
-          "  etl-platform demo seed s3", flush=True)
+    print(
+        f"S3 server on http://127.0.0.1:{args.port} (in memory). In another shell:\n"
+        f"  export ETL_DEMO_S3_ENDPOINT=http://127.0.0.1:{args.port} ETL_DEMO_S3_ACCESS_KEY_ID=demo "
+        "ETL_DEMO_S3_SECRET_ACCESS_KEY=demo\n"
+        "  etl-platform demo seed s3",
+        flush=True,
+    )
     try:
         threading.Event().wait()
     except KeyboardInterrupt:

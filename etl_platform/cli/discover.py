@@ -24,7 +24,11 @@ def _discover(args: argparse.Namespace) -> int:
     defs_root = PROJECT_DEFS
     declared = declared_options(defs_root)
     if args.connection not in declared:
-        print(f"unknown connection {args.connection!r} in {defs_root / CONNECTIONS_FILE}; declared: {', '.join(sorted(declared)) or 'none'}", file=sys.stderr)
+        print(
+            f"unknown connection {args.connection!r} in {defs_root / CONNECTIONS_FILE}; declared: "
+            f"{', '.join(sorted(declared)) or 'none'}",
+            file=sys.stderr,
+        )
         return 2
     cache = settings.etl_home() / "discover" / f"{args.connection}.json"
     if args.refresh or not cache.exists():

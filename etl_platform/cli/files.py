@@ -18,11 +18,17 @@ def add_commands(sub, default_defs: str = str(PROJECT_DEFS)) -> None:
     files = sub.add_parser("files", help="files of file pipelines").add_subparsers(dest="files_command", required=True)
     retry = files.add_parser(
         "retry",
-        help="run again files whose run failed (all of them, or --file NAME); the pipeline's file sensor takes them up at its next look",
+        help="run again files whose run failed (all of them, or --file NAME); the pipeline's file sensor takes them up "
+        "at its next look",
     )
     retry.add_argument("pipeline")
-    retry.add_argument("--file", action="append", dest="files", metavar="NAME",
-                       help="a file's name as the sensor lists it (relative to the folder); repeat for more")
+    retry.add_argument(
+        "--file",
+        action="append",
+        dest="files",
+        metavar="NAME",
+        help="a file's name as the sensor lists it (relative to the folder); repeat for more",
+    )
     retry.add_argument("--defs", default=default_defs, help="defs folder of the pipelines (default: this project's)")
     retry.set_defaults(func=files_retry)
 
@@ -41,8 +47,10 @@ def files_retry(args: argparse.Namespace) -> int:
     with dg.DagsterInstance.from_config(str(home)) as instance:
         request_retry(instance, args.pipeline, args.files)
     what = ", ".join(args.files) if args.files else "every file that did not load"
-    print(f"{args.pipeline}: retry asked for {what}; {args.pipeline}_file_sensor runs it at its next look "
-          "(the check files_not_loaded on its source files shows what is still not loaded)")
+    print(
+        f"{args.pipeline}: retry asked for {what}; {args.pipeline}_file_sensor runs it at its next look "
+        "(the check files_not_loaded on its source files shows what is still not loaded)"
+    )
     return 0
 
 
@@ -66,4 +74,3 @@ def _dagster_home() -> Path:
     from etl_platform import settings
 
     return Path(os.environ.get("DAGSTER_HOME") or settings.etl_home() / "dagster")
-

@@ -47,5 +47,10 @@ def destination_of(pipeline: str, spec, defs_root: Path):
         return WarehouseTable(TableRef(names.schema, names.table))
     kind, options = declared_options(defs_root)[dest.connection]
     return destination_for(
-        kind, build(dest.connection, kind, options), names.schema, names.table, file_format=dest.format, partition_by=dest.partition_by
+        kind,
+        build(dest.connection, kind, options),
+        names.schema,
+        names.table,
+        file_format=dest.format,
+        partition_by=dest.partition_by,
     )

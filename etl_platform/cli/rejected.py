@@ -11,7 +11,6 @@ from etl_platform.errors import first_line
 from etl_platform.settings import PROJECT_DEFS
 
 if TYPE_CHECKING:  # the CLI imports this module on every start: DuckDB and the spec only when used
-
     pass
 
 from etl_platform.steps.replay import replay
@@ -40,7 +39,8 @@ def _rows(con, rejected, where: str | None):
         return []
     filter_ = f" WHERE ({where})" if where else ""
     return con.execute(
-        f"SELECT {', '.join(REJECTED_HEADER)} FROM {rejected.sql}{filter_} ORDER BY rejected_at, source_file, source_line"
+        f"SELECT {', '.join(REJECTED_HEADER)} FROM {rejected.sql}{filter_} ORDER BY rejected_at, source_file, "
+        "source_line"
     ).fetchall()
 
 
@@ -85,14 +85,21 @@ def _replay(args: argparse.Namespace) -> int:
 
     import duckdb
 
-
     spec, table, rejected = _pipeline(args)
     destination = destination_of(args.pipeline, spec, Path(args.defs))
     run_id = f"replay-{uuid.uuid4()}"
     with warehouse() as con:
         try:
-            done = replay(con, spec, pipeline=args.pipeline, table=table, rejected=rejected, run_id=run_id,
-                          where=args.where, destination=destination)
+            done = replay(
+                con,
+                spec,
+                pipeline=args.pipeline,
+                table=table,
+                rejected=rejected,
+                run_id=run_id,
+                where=args.where,
+                destination=destination,
+            )
         except duckdb.Error as err:
             raise SystemExit(f"replay of {args.pipeline} failed, nothing changed: {first_line(err)}") from None
     print(
@@ -109,17 +116,23 @@ def add_commands(sub, defs_default: str = str(PROJECT_DEFS)) -> None:
     )
     helps = {
         "list": (_list, "rejected rows by run and kind, then each row's file, line and reasons"),
-        "export": (_export, "write the rejected rows to a .csv or .xlsx file to fix (cells that could run as formulas are quoted)"),
+        "export": (
+            _export,
+            "write the rejected rows to a .csv or .xlsx file to fix (cells that could run as formulas are quoted)",
+        ),
         "replay": (_replay, "run the current mapping and rules over the rejected rows; load those that now pass"),
     }
     for name, (func, help_) in helps.items():
         command = rejected.add_parser(name, help=help_)
         command.add_argument("pipeline")
-        command.add_argument("--where", default=None, help="SQL condition on the rejected table, e.g. \"source_file LIKE '%%2024-05%%'\"")
-        command.add_argument("--defs", default=defs_default, help="defs folder of the pipelines (default: this project's)")
+        command.add_argument(
+            "--where", default=None, help="SQL condition on the rejected table, e.g. \"source_file LIKE '%%2024-05%%'\""
+        )
+        command.add_argument(
+            "--defs", default=defs_default, help="defs folder of the pipelines (default: this project's)"
+        )
         if name == "export":
             command.add_argument("--out", required=True, help="file to write: .csv or .xlsx")
         if name == "list":
             command.add_argument("--limit", type=int, default=50, help="rows to print after the summary (default 50)")
         command.set_defaults(func=func)
-

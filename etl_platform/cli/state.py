@@ -10,9 +10,13 @@ from etl_platform.settings import PROJECT_DEFS
 
 def add_commands(sub) -> None:
     """The ``state`` command group."""
-    state = sub.add_parser("state", help="saved incremental cursors").add_subparsers(dest="state_command", required=True)
+    state = sub.add_parser("state", help="saved incremental cursors").add_subparsers(
+        dest="state_command", required=True
+    )
     listing = state.add_parser("list", help="every pipeline's saved cursor, wherever its destination keeps it")
-    listing.add_argument("--defs", default=str(PROJECT_DEFS), help="defs folder of the pipelines (default: this project's)")
+    listing.add_argument(
+        "--defs", default=str(PROJECT_DEFS), help="defs folder of the pipelines (default: this project's)"
+    )
     listing.set_defaults(func=_state_list)
     reset = state.add_parser(
         "reset",
@@ -20,15 +24,25 @@ def add_commands(sub) -> None:
         "or with --to / --to-run a rewind (it replaces the rows from that cursor value on); says what will happen first",
     )
     reset.add_argument("pipeline")
-    reset.add_argument("--defs", default=str(PROJECT_DEFS), help="defs folder of the pipelines (default: this project's)")
+    reset.add_argument(
+        "--defs", default=str(PROJECT_DEFS), help="defs folder of the pipelines (default: this project's)"
+    )
     target = reset.add_mutually_exclusive_group()
-    target.add_argument("--to", default=None, help="cursor value to rewind to (inclusive: rows at this value are read again)")
-    target.add_argument("--to-run", default=None, metavar="RUN_ID", help="rewind to where this run's load started (see state history)")
+    target.add_argument(
+        "--to", default=None, help="cursor value to rewind to (inclusive: rows at this value are read again)"
+    )
+    target.add_argument(
+        "--to-run", default=None, metavar="RUN_ID", help="rewind to where this run's load started (see state history)"
+    )
     reset.add_argument("--yes", action="store_true", help="do it without asking (needed when not on a terminal)")
     reset.set_defaults(func=_state_reset)
-    history = state.add_parser("history", help="a pipeline's committed loads, resets and rewinds: run, cursor before and after, rows")
+    history = state.add_parser(
+        "history", help="a pipeline's committed loads, resets and rewinds: run, cursor before and after, rows"
+    )
     history.add_argument("pipeline")
-    history.add_argument("--defs", default=str(PROJECT_DEFS), help="defs folder of the pipelines (default: this project's)")
+    history.add_argument(
+        "--defs", default=str(PROJECT_DEFS), help="defs folder of the pipelines (default: this project's)"
+    )
     history.add_argument("--limit", type=int, default=50, help="entries to show, newest first (default 50)")
     history.set_defaults(func=_state_history)
 
@@ -82,10 +96,17 @@ def _state_reset(args: argparse.Namespace) -> int:
         try:
             to = args.to
             if args.to_run is not None:
-                started = [e for e in destination.history(con, args.pipeline, 10_000) if e.run_id == args.to_run and e.action == "load"]
+                started = [
+                    e
+                    for e in destination.history(con, args.pipeline, 10_000)
+                    if e.run_id == args.to_run and e.action == "load"
+                ]
                 if not started:
-                    print(f"{args.pipeline}: no load by run {args.to_run!r} in the history (etl-platform state history {args.pipeline})",
-                          file=sys.stderr)
+                    print(
+                        f"{args.pipeline}: no load by run {args.to_run!r} in the history (etl-platform state history "
+                        f"{args.pipeline})",
+                        file=sys.stderr,
+                    )
                     return 2
                 to = started[-1].cursor_before  # None: that run read from the start, so a full refresh
             rows, _ = destination.summary(con)
@@ -101,19 +122,27 @@ def _state_reset(args: argparse.Namespace) -> int:
         except Exception as err:  # noqa: BLE001 - a destination's error, shown scrubbed
             print(scrub(f"{args.pipeline}: reset failed, nothing changed: {err}"), file=sys.stderr)
             return 1
-    print(f"{args.pipeline}: cursor {before!r} -> {after!r} in {destination}; {forgotten} loaded file(s) forgotten; "
-          f"next load: {'full refresh' if after is None else f'rewind to {after!r}'}")
+    print(
+        f"{args.pipeline}: cursor {before!r} -> {after!r} in {destination}; {forgotten} loaded file(s) forgotten; "
+        f"next load: {'full refresh' if after is None else f'rewind to {after!r}'}"
+    )
     return 0
 
 
 def _what_reset_does(pipeline: str, spec, destination, to: str | None, rows: int, loaded_files: int) -> str:
     files = f", and reads again the {loaded_files:,} file(s) it loaded" if loaded_files else ""
     if to is None:
-        return (f"{pipeline}: the next load is a full refresh: it replaces every row of {destination} ({rows:,} row(s) now) "
-                f"with what it reads from the whole source{files}.")
+        return (
+            f"{pipeline}: the next load is a full refresh: it replaces every row of {destination} ({rows:,} row(s) "
+            "now) "
+            f"with what it reads from the whole source{files}."
+        )
     cursor = spec.sync.cursor if spec is not None else "the cursor"
-    return (f"{pipeline}: the next load rewinds to {cursor} = {to!r}: it replaces the rows of {destination} with {cursor} >= {to!r} "
-            f"by the source's rows from that value on ({rows:,} row(s) in the table now){files}.")
+    return (
+        f"{pipeline}: the next load rewinds to {cursor} = {to!r}: it replaces the rows of {destination} with {cursor} "
+        f">= {to!r} "
+        f"by the source's rows from that value on ({rows:,} row(s) in the table now){files}."
+    )
 
 
 def _confirmed() -> bool:
@@ -139,7 +168,9 @@ def _state_history(args: argparse.Namespace) -> int:
     print(f"{args.pipeline}: history in {destination}, newest first")
     print("at\taction\trun\tcursor before\tcursor after\trows written\trows replaced")
     for e in entries:
-        print(f"{e.at}\t{e.action}\t{e.run_id or '-'}\t{e.cursor_before if e.cursor_before is not None else '-'}\t"
-              f"{e.cursor_after if e.cursor_after is not None else '-'}\t{'' if e.rows_written is None else e.rows_written}\t"
-              f"{'' if e.rows_deleted is None else e.rows_deleted}")
+        print(
+            f"{e.at}\t{e.action}\t{e.run_id or '-'}\t{e.cursor_before if e.cursor_before is not None else '-'}\t"
+            f"{e.cursor_after if e.cursor_after is not None else '-'}\t{'' if e.rows_written is None else e.rows_written}\t"
+            f"{'' if e.rows_deleted is None else e.rows_deleted}"
+        )
     return 0

@@ -7,13 +7,20 @@ from pathlib import Path
 
 def add_commands(sub) -> None:
     """The ``vault`` command group."""
-    vault = sub.add_parser("vault", help="the encrypted vault of connection secrets").add_subparsers(dest="vault_command", required=True)
+    vault = sub.add_parser("vault", help="the encrypted vault of connection secrets").add_subparsers(
+        dest="vault_command", required=True
+    )
     init = vault.add_parser("init", help="create the vault (ETL_VAULT_PATH, default $ETL_HOME/vault.json)")
-    init.add_argument("--generate-password-file", metavar="PATH",
-                      help="make a random master password, store it in PATH (mode 0600) and use it; for local set-ups")
+    init.add_argument(
+        "--generate-password-file",
+        metavar="PATH",
+        help="make a random master password, store it in PATH (mode 0600) and use it; for local set-ups",
+    )
     init.add_argument("--if-missing", action="store_true", help="do nothing when the vault exists")
     init.set_defaults(func=_vault_init)
-    put = vault.add_parser("set", help="store a secret; the value is read from stdin or a prompt, never from the command line")
+    put = vault.add_parser(
+        "set", help="store a secret; the value is read from stdin or a prompt, never from the command line"
+    )
     put.add_argument("name")
     put.set_defaults(func=_vault_set)
     vault.add_parser("list", help="names of the stored secrets (never their values)").set_defaults(func=_vault_list)
@@ -21,9 +28,9 @@ def add_commands(sub) -> None:
     delete.add_argument("name")
     delete.set_defaults(func=_vault_delete)
     vault.add_parser("rotate", help="new data key; every secret re-encrypted with it").set_defaults(func=_vault_rotate)
-    vault.add_parser("change-password", help="new master password (from a prompt, or ETL_NEW_MASTER_PASSWORD)").set_defaults(
-        func=_vault_change_password
-    )
+    vault.add_parser(
+        "change-password", help="new master password (from a prompt, or ETL_NEW_MASTER_PASSWORD)"
+    ).set_defaults(func=_vault_change_password)
 
 
 def _master_password(confirm: bool = False, variable: str | None = None, prompt: str = "Master password: ") -> str:

@@ -39,7 +39,9 @@ class EmailSpec(SpecModel):
     sender: str = Field("etl@localhost", alias="from", description="Sender address of the alert emails.")
     to: list[str] = Field(default_factory=list, description="Recipient addresses.")
     username: SecretRef | str | None = Field(None, description="Login name, plain or as {env: VAR} / {secret: name}.")
-    password: SecretRef | None = Field(None, description="Login password, as {env: VAR} or {secret: name}; never a value.")
+    password: SecretRef | None = Field(
+        None, description="Login password, as {env: VAR} or {secret: name}; never a value."
+    )
     timeout_seconds: float = Field(10, gt=0, description="Give up on the server after this long.")
 
     def switched_on(self) -> bool:

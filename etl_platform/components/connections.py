@@ -30,7 +30,9 @@ class ConnectionsSpec(SpecModel):
             if not re.match(IDENTIFIER, name):
                 raise ValueError(f"connection name {name!r} must be a plain identifier (letters, digits, _)")
             if name in RESERVED:
-                raise ValueError(f"connection name {name!r} is taken by the built-in {name} connection; choose another name")
+                raise ValueError(
+                    f"connection name {name!r} is taken by the built-in {name} connection; choose another name"
+                )
             if "kind" not in entry:
                 raise ValueError(f"connection {name!r} needs a kind")
         return connections

@@ -77,7 +77,10 @@ def declared_options(defs_root: Path) -> dict[str, tuple[str, dict]]:
     path = defs_root / CONNECTIONS_FILE
     if not path.exists():
         return {}
-    return {name: (kind, resolve_templates(options)) for name, (kind, options) in _declared(path, path.stat().st_mtime_ns).items()}
+    return {
+        name: (kind, resolve_templates(options))
+        for name, (kind, options) in _declared(path, path.stat().st_mtime_ns).items()
+    }
 
 
 def declared_kinds(defs_root: Path) -> dict[str, str]:

@@ -211,7 +211,9 @@ def _worksheet(workbook, sheet: str | None):
     if sheet is None:
         return next(iter(worksheets.values()))
     if sheet not in worksheets:
-        raise WorkbookError(f"the workbook has no sheet named {sheet!r}; its sheets are {', '.join(map(repr, worksheets))}")
+        raise WorkbookError(
+            f"the workbook has no sheet named {sheet!r}; its sheets are {', '.join(map(repr, worksheets))}"
+        )
     return worksheets[sheet]
 
 
@@ -228,7 +230,9 @@ def _cause(err: Exception) -> str:
 
 _RECALCULATE_ON_OPEN = re.compile(rb"""fullCalcOnLoad\s*=\s*["'](1|true)["']""")
 _FORMULA_TAGS = (b"<f>", b"<f ", b"<f/", b":f>", b":f ", b":f/")
-_OFFICE_DOCUMENT = re.compile(rb"""<Relationship\b(?=[^>]*Type=["'][^"']*/officeDocument["'])[^>]*Target=["']([^"']+)["']""")
+_OFFICE_DOCUMENT = re.compile(
+    rb"""<Relationship\b(?=[^>]*Type=["'][^"']*/officeDocument["'])[^>]*Target=["']([^"']+)["']"""
+)
 _CELL = re.compile(r"([A-Z]{1,3})(\d+)$")
 _NO_RESULT = "formula without a cached value"
 # XlsxWriter saves 0 as every formula's result and marks the workbook for recalculation on opening.
@@ -294,7 +298,9 @@ class _FormulaResults:
             self._advance()
         for first_row, last_row, first_col, last_col, why in self._ranges:
             if first_row <= row <= last_row:
-                cells += [(c, f"{_column_letter(c)}{row}", why) for c in range(first_col, last_col + 1) if c in self.columns]
+                cells += [
+                    (c, f"{_column_letter(c)}{row}", why) for c in range(first_col, last_col + 1) if c in self.columns
+                ]
         self._ranges = [r for r in self._ranges if r[1] > row]
         by_reason: dict[str, list[str]] = {}
         for _, ref, why in sorted(set(cells)):
@@ -350,7 +356,9 @@ class _FormulaResults:
                 found.append((state["row"], state["cells"]))
 
         def refuse(*args) -> None:
-            raise WorkbookError("the sheet declares a DOCTYPE or XML entities; refused as a possible entity-expansion attack")
+            raise WorkbookError(
+                "the sheet declares a DOCTYPE or XML entities; refused as a possible entity-expansion attack"
+            )
 
         parser = expat.ParserCreate()
         parser.StartElementHandler, parser.EndElementHandler, parser.CharacterDataHandler = start, end, text
@@ -382,8 +390,15 @@ class _FormulaResults:
         if spans and ":" in spans:
             first, last = (_CELL.match(end) for end in spans.split(":", 1))
             if first and last:
-                self._ranges.append((int(first.group(2)), int(last.group(2)),
-                                     _column_index(first.group(1)), _column_index(last.group(1)), why))
+                self._ranges.append(
+                    (
+                        int(first.group(2)),
+                        int(last.group(2)),
+                        _column_index(first.group(1)),
+                        _column_index(last.group(1)),
+                        why,
+                    )
+                )
                 return
         if column in self.columns:
             cells.append((column, f"{_column_letter(column)}{row_number}", why))

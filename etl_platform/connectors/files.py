@@ -68,11 +68,15 @@ class FileFormat:
         scan = self.scan(path, {}, dialect=dialect)
         return [row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {scan}").fetchall()]
 
-    def inspect(self, con: duckdb.DuckDBPyConnection, path: Path, wanted: dict[str, ColumnSpec]) -> tuple[list[str], dict]:
+    def inspect(
+        self, con: duckdb.DuckDBPyConnection, path: Path, wanted: dict[str, ColumnSpec]
+    ) -> tuple[list[str], dict]:
         """The file's columns and the dialect to read it with."""
         return self.columns(con, path), {}
 
-    def prepare(self, con: duckdb.DuckDBPyConnection, path: Path, columns: dict[str, ColumnSpec], dialect: dict) -> dict:
+    def prepare(
+        self, con: duckdb.DuckDBPyConnection, path: Path, columns: dict[str, ColumnSpec], dialect: dict
+    ) -> dict:
         """Work to do on ``con`` before the file is scanned (after its inspection passed);
         returns the dialect to scan it with."""
         return dialect
@@ -105,7 +109,9 @@ class CsvFormat(FileFormat):
         scan = f"read_csv({', '.join([*self._arguments(path, {}, dialect), 'ignore_errors=true'])})"
         return [row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {scan}").fetchall()]
 
-    def inspect(self, con: duckdb.DuckDBPyConnection, path: Path, wanted: dict[str, ColumnSpec]) -> tuple[list[str], dict]:
+    def inspect(
+        self, con: duckdb.DuckDBPyConnection, path: Path, wanted: dict[str, ColumnSpec]
+    ) -> tuple[list[str], dict]:
         """Detect the dialect; when detection misses the mapped columns (small files with
         ragged rows can fool the sniffer), try the usual delimiters before giving up."""
         quoting = self._lost_quotes(con, path)
@@ -115,7 +121,7 @@ class CsvFormat(FileFormat):
                 return self.columns(con, path, quoting), quoting
             except duckdb.Error as err:
                 raise duckdb.InvalidInputException(
-                    "its fields are quoted, but not all the same way (a quote escaped as \\\" and as \"\" in one file?), "
+                    'its fields are quoted, but not all the same way (a quote escaped as \\" and as "" in one file?), '
                     "so they cannot be read without changing their values; declare source.csv.quote and "
                     f"source.csv.escape ({str(err).splitlines()[0]})"
                 ) from err
@@ -145,7 +151,8 @@ class CsvFormat(FileFormat):
             return {}
         try:
             found = con.execute(
-                f"SELECT Delimiter, Quote FROM sniff_csv({', '.join([*self._arguments(path, {}, None), 'ignore_errors=true'])})"
+                "SELECT Delimiter, Quote FROM "
+                f"sniff_csv({', '.join([*self._arguments(path, {}, None), 'ignore_errors=true'])})"
             ).fetchall()[0]
         except duckdb.Error:
             return {}
@@ -168,7 +175,11 @@ class CsvFormat(FileFormat):
     ) -> str:
         args = self._arguments(path, columns, dialect)
         if rejects:
-            args += ["store_rejects=true", f"rejects_table={literal(rejects.errors)}", f"rejects_scan={literal(rejects.scans)}"]
+            args += [
+                "store_rejects=true",
+                f"rejects_table={literal(rejects.errors)}",
+                f"rejects_scan={literal(rejects.scans)}",
+            ]
         return f"read_csv({', '.join(args)})"
 
     def csv_arguments(self, path: Path, dialect: dict | None) -> list[str]:
@@ -233,7 +244,8 @@ class _JsonFormat(FileFormat):
         # One column: the delimiter cannot appear in valid JSON (control characters are escaped there).
         csv = (
             f"read_csv({scan_path(path)}, header=false, columns={{'line': 'VARCHAR'}}, delim='\x1f\x1e\x1d\x1c', "
-            f"quote='', escape='', auto_detect=false, strict_mode=false, null_padding=true, max_line_size={self._MAX_LINE})"
+            "quote='', escape='', auto_detect=false, strict_mode=false, null_padding=true, "
+            f"max_line_size={self._MAX_LINE})"
         )
         return f"(SELECT ordinality AS {LINE}, line FROM {csv} WITH ORDINALITY)"
 
@@ -247,15 +259,32 @@ class _JsonFormat(FileFormat):
         ``1.50``, ``100.0`` for ``1E2``)."""
         lines = self._lines(path)
         objects = f"SELECT {LINE}, line FROM {lines} WHERE CASE WHEN {_VALID} THEN json_type(line) END = 'OBJECT'"
-        keys = [row[0] for row in con.execute(
-            f"SELECT k FROM (SELECT unnest(json_keys(line)) AS k, {LINE} FROM ({objects})) GROUP BY k ORDER BY min({LINE}), k"
-        ).fetchall()]
-        texts = [c for name, col in wanted.items() if col.duckdb_type in ("VARCHAR", "JSON") for c in col.source_columns(name) if c in keys]
+        keys = [
+            row[0]
+            for row in con.execute(
+                f"SELECT k FROM (SELECT unnest(json_keys(line)) AS k, {LINE} FROM ({objects})) GROUP BY k ORDER BY "
+                f"min({LINE}), k"
+            ).fetchall()
+        ]
+        texts = [
+            c
+            for name, col in wanted.items()
+            if col.duckdb_type in ("VARCHAR", "JSON")
+            for c in col.source_columns(name)
+            if c in keys
+        ]
         if self._is_array(path):  # an array is decoded whole (msgspec): when it has long numbers, or text columns
             pattern = literal(f"{self._LONG_NUMBER}|{self._EXPONENT}")
-            long_numbers = bool(con.execute(f"SELECT regexp_matches(content, {pattern}) FROM read_text({scan_path(path)})").fetchall()[0][0])
+            long_numbers = bool(
+                con.execute(f"SELECT regexp_matches(content, {pattern}) FROM read_text({scan_path(path)})").fetchall()[
+                    0
+                ][0]
+            )
             return keys, {"exact_lines": "true" if long_numbers or texts else None}
-        conditions = [f"regexp_matches(line, {literal(self._LONG_NUMBER)})", f"regexp_matches(line, {literal(self._EXPONENT)})"]
+        conditions = [
+            f"regexp_matches(line, {literal(self._LONG_NUMBER)})",
+            f"regexp_matches(line, {literal(self._EXPONENT)})",
+        ]
         # A number, object or array a text or JSON column reads keeps its numbers as written.
         conditions += [f"json_type(line, {_pointer(k)}) IN ('DOUBLE', 'OBJECT', 'ARRAY')" for k in dict.fromkeys(texts)]
         exact = f"CASE WHEN {_VALID} THEN ({' OR '.join(conditions)}) ELSE false END"  # an invalid line is the scan's to reject
@@ -268,17 +297,20 @@ class _JsonFormat(FileFormat):
         # A record with the same key twice is ambiguous: rejected rather than one value picked.
         kind = (
             f"CASE WHEN {_VALID} THEN CASE WHEN json_type(line) = 'OBJECT' "
-            "AND len(json_keys(line)) <> len(list_distinct(json_keys(line))) THEN 'DUPLICATE' ELSE json_type(line) END END"
+            "AND len(json_keys(line)) <> len(list_distinct(json_keys(line))) THEN 'DUPLICATE' ELSE json_type(line) END "
+            "END"
         )
         fields = f"CASE WHEN __kind = 'OBJECT' THEN json_extract_string(line, {pointers}) END" if wanted else "NULL"
         exact = (dialect or {}).get("exact_table")
         values = [
-            f"CASE WHEN e.{LINE} IS NOT NULL THEN e.{quote(k)} ELSE __fields[{i + 1}] END AS {quote(k)}" if exact
+            f"CASE WHEN e.{LINE} IS NOT NULL THEN e.{quote(k)} ELSE __fields[{i + 1}] END AS {quote(k)}"
+            if exact
             else f"__fields[{i + 1}] AS {quote(k)}"
             for i, k in enumerate(wanted)
         ]
         reason = (
-            "CASE WHEN __kind IS NULL THEN 'not valid JSON' WHEN __kind = 'DUPLICATE' THEN 'a key appears twice in the record' "
+            "CASE WHEN __kind IS NULL THEN 'not valid JSON' WHEN __kind = 'DUPLICATE' THEN 'a key appears twice in the "
+            "record' "
             "ELSE 'a JSON ' || lower(__kind) || ', not an object' END"
         )
         joined = f"LEFT JOIN {exact} AS e ON e.{LINE} = l.{LINE}" if exact else ""
@@ -300,7 +332,10 @@ class _JsonFormat(FileFormat):
 
         wanted = list(dict.fromkeys(c for name, col in columns.items() for c in col.source_columns(name)))
         table = f"__json_exact_{abs(hash((str(path), id(self)))) % 10**12}"
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {table} ({LINE} BIGINT, {', '.join(f'{quote(k)} VARCHAR' for k in wanted) or 'nothing VARCHAR'})")
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {table} ({LINE} BIGINT, "
+            f"{', '.join(f'{quote(k)} VARCHAR' for k in wanted) or 'nothing VARCHAR'})"
+        )
         # A number with a fraction or an exponent is kept as its text (msgspec.Raw encodes verbatim).
         decoder = msgspec.json.Decoder(float_hook=lambda text: msgspec.Raw(text.encode()))
         encoder = msgspec.json.Encoder()
@@ -308,10 +343,14 @@ class _JsonFormat(FileFormat):
             try:
                 records = enumerate(decoder.decode(path.read_bytes()), start=1)
             except (msgspec.DecodeError, RecursionError):
-                return dialect  # not JSON (DuckDB reports the file), or nested deeper than Python goes (DuckDB reads it)
+                return (
+                    dialect  # not JSON (DuckDB reports the file), or nested deeper than Python goes (DuckDB reads it)
+                )
         else:
             valid = f"CASE WHEN {_VALID} THEN json_type(line) END = 'OBJECT'"
-            rows = con.execute(f"SELECT {LINE}, line FROM {self._lines(path)} WHERE {valid} AND ({exact_lines})").fetchall()
+            rows = con.execute(
+                f"SELECT {LINE}, line FROM {self._lines(path)} WHERE {valid} AND ({exact_lines})"
+            ).fetchall()
             records = ((n, _decoded(decoder, line)) for n, line in rows)
         batch = []
         for number, record in records:
@@ -397,8 +436,6 @@ def missing_columns(offered: Sequence[str], columns: dict[str, ColumnSpec]) -> l
     present = set(offered)
     wanted = dict.fromkeys(c for name, col in columns.items() for c in col.source_columns(name))
     return [c for c in wanted if c not in present]
-
-
 
 
 class XlsxFormat(FileFormat):

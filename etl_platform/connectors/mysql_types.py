@@ -34,7 +34,9 @@ def exact_select(conn, sql: str, quote) -> tuple[str, frozenset[str]]:
     floats = frozenset(name for name, code in described if code == T.FLOAT)
     if not floats:
         return sql, floats
-    exprs = [f"{_SOURCE}.{quote(n)} * 1e0 AS {quote(n)}" if n in floats else f"{_SOURCE}.{quote(n)}" for n, _ in described]
+    exprs = [
+        f"{_SOURCE}.{quote(n)} * 1e0 AS {quote(n)}" if n in floats else f"{_SOURCE}.{quote(n)}" for n, _ in described
+    ]
     return f"SELECT {', '.join(exprs)} FROM ({sql}) AS {_SOURCE}", floats
 
 
@@ -74,7 +76,9 @@ def _reader(f, was_float: bool) -> tuple[ColumnReader, str | None, str | None]:
         precision = f.length - (1 if f.scale > 0 else 0) - (0 if unsigned else 1)
         if precision <= _DECIMAL_DIGITS:
             return typed(pa.decimal128(max(precision, 1), f.scale)), None, None
-        notice = f"DECIMAL({precision},{f.scale}) is wider than DuckDB's DECIMAL ({_DECIMAL_DIGITS} digits): loaded as text"
+        notice = (
+            f"DECIMAL({precision},{f.scale}) is wider than DuckDB's DECIMAL ({_DECIMAL_DIGITS} digits): loaded as text"
+        )
         return ColumnReader(pa.string(), _decimal_text), None, notice
     if code == T.DATE:
         return typed(pa.string()), "DATE", None

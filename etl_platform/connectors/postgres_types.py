@@ -57,7 +57,9 @@ def exact_read(connection, sql: str, quote: Callable[[str], str]) -> ExactRead:
                 f"column {c.name!r} holds intervals longer than {_INTERVAL_HOURS:,} hours, which the PostgreSQL "
                 f"driver cannot read; cast it in a query, e.g. {quote(c.name)}::text"
             )
-        expr, hint, notice = _delivery(c, column, as_text=c.name in beyond, money_scale=lambda: _money_scale(connection))
+        expr, hint, notice = _delivery(
+            c, column, as_text=c.name in beyond, money_scale=lambda: _money_scale(connection)
+        )
         rewritten |= expr is not None
         exprs.append(f"{expr} AS {quote(c.name)}" if expr else column)
         if hint:
@@ -84,8 +86,10 @@ def _delivery(
         decimal = duckdb_decimal(typmod)
         if decimal:
             return None, decimal, None  # ADBC's text of it, NaN included (a row DuckDB rejects)
-        why = NUMERIC_AS_TEXT if typmod < 4 else (
-            f"{_numeric_name(typmod)} is wider than DuckDB's DECIMAL ({_DECIMAL_DIGITS} digits): loaded as text"
+        why = (
+            NUMERIC_AS_TEXT
+            if typmod < 4
+            else (f"{_numeric_name(typmod)} is wider than DuckDB's DECIMAL ({_DECIMAL_DIGITS} digits): loaded as text")
         )
         return f"{column}::text", None, why
     if pg_type == "money":
@@ -149,15 +153,17 @@ def _date_text(column: str, pg_type: str) -> str:
     if pg_type == "date":
         year = f"abs(extract(year FROM {column}))::text"
         part = {"month": 2, "day": 2}
-        finite = " || '-' || ".join(
-            [f"lpad({year}, greatest(4, length({year})), '0')"]
-            + [f"lpad(extract({p} FROM {column})::text, {n}, '0')" for p, n in part.items()]
-        ) + f" || {bc}"
+        finite = (
+            " || '-' || ".join(
+                [f"lpad({year}, greatest(4, length({year})), '0')"]
+                + [f"lpad(extract({p} FROM {column})::text, {n}, '0')" for p, n in part.items()]
+            )
+            + f" || {bc}"
+        )
     else:
         wall = f"({column} AT TIME ZONE 'UTC')" if pg_type == "timestamptz" else column
-        finite = (
-            f"to_char({wall}, 'YYYY-MM-DD') || {bc} || ' ' || to_char({wall}, 'HH24:MI:SS.US')"
-            + (" || '+00'" if pg_type == "timestamptz" else "")
+        finite = f"to_char({wall}, 'YYYY-MM-DD') || {bc} || ' ' || to_char({wall}, 'HH24:MI:SS.US')" + (
+            " || '+00'" if pg_type == "timestamptz" else ""
         )
     return f"CASE WHEN NOT isfinite({column}) THEN {column}::text ELSE {finite} END"
 

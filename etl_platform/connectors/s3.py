@@ -76,17 +76,14 @@ class S3Options(SpecModel):
     endpoint_url: str | None = Field(
         None,
         pattern=r"^https?://[^\s/?#]+/?$",
-        description="URL of an S3-compatible server such as MinIO, e.g. 'http://minio:9000'. "
-        "Leave out for AWS S3.",
+        description="URL of an S3-compatible server such as MinIO, e.g. 'http://minio:9000'. Leave out for AWS S3.",
     )
     access_key_id: SecretRef | None = Field(
         None,
         description="Access key id, as {env: VAR} or {secret: name}. Leave out both keys to use the default "
         "AWS credential chain (AWS_* variables, ~/.aws, instance or pod role).",
     )
-    secret_access_key: SecretRef | None = Field(
-        None, description="Secret access key, as {env: VAR} or {secret: name}."
-    )
+    secret_access_key: SecretRef | None = Field(None, description="Secret access key, as {env: VAR} or {secret: name}.")
     download_concurrency: int = Field(8, ge=1, le=64, description="Files downloaded at the same time.")
 
     @field_validator("bucket", mode="before")
@@ -107,7 +104,9 @@ class S3Options(SpecModel):
     @model_validator(mode="after")
     def _both_keys_or_neither(self) -> "S3Options":
         if (self.access_key_id is None) != (self.secret_access_key is None):
-            raise ValueError("give both access_key_id and secret_access_key, or neither for the default AWS credentials")
+            raise ValueError(
+                "give both access_key_id and secret_access_key, or neither for the default AWS credentials"
+            )
         return self
 
 
@@ -172,13 +171,15 @@ class S3Connector(FileConnector):
         prefix = self.options.prefix
         found = []
         with self._errors(f"listing {pattern!r}"):
-            pages = self.client().get_paginator("list_objects_v2").paginate(
-                Bucket=self.options.bucket, Prefix=prefix + glob.literal_folder
+            pages = (
+                self.client()
+                .get_paginator("list_objects_v2")
+                .paginate(Bucket=self.options.bucket, Prefix=prefix + glob.literal_folder)
             )
             for page in pages:
                 for item in page.get("Contents", []):
                     key = item["Key"]
-                    name = key[len(prefix):]
+                    name = key[len(prefix) :]
                     if key.endswith("/") or not glob.matches(name):
                         continue  # "folder" placeholders hold no data
                     found.append(ObjectInfo(key, name, item["Size"], item["ETag"].strip('"'), item["LastModified"]))
@@ -292,7 +293,9 @@ class KeyGlob:
             raise ValueError(f"file pattern {pattern!r}: '**' can only be a whole path segment, as in 'a/**/*.csv'")
         self.pattern = pattern
         try:
-            self.regex = re.compile("".join(_segment_regex(part, last=i == len(parts) - 1) for i, part in enumerate(parts)) + r"\Z")
+            self.regex = re.compile(
+                "".join(_segment_regex(part, last=i == len(parts) - 1) for i, part in enumerate(parts)) + r"\Z"
+            )
         except re.error as err:
             raise ValueError(f"file pattern {pattern!r} is not a valid glob: {err}") from None
         # Leading segments without wildcards narrow the listing to their folder.

@@ -93,7 +93,10 @@ class SqlConnector(Connector):
         return [p.replace(self.quote_char * 2, self.quote_char) for p in found.groups() if p is not None]
 
     def select(
-        self, source: SourceSpec, cursor_column: str | None = None, lower_bound: str | None = None,
+        self,
+        source: SourceSpec,
+        cursor_column: str | None = None,
+        lower_bound: str | None = None,
         window: tuple[str, str, str] | None = None,
     ) -> str:
         """The SELECT a load runs; with a cursor bound, only rows at or after it (inclusive); with a
@@ -132,7 +135,9 @@ class SqlAlchemyConnector(SqlConnector):
     def engine(self):
         import sqlalchemy
 
-        return sqlalchemy.create_engine(self.url(), poolclass=sqlalchemy.pool.NullPool, connect_args=self.connect_args())
+        return sqlalchemy.create_engine(
+            self.url(), poolclass=sqlalchemy.pool.NullPool, connect_args=self.connect_args()
+        )
 
     def connect_args(self) -> dict:
         return {}
@@ -274,7 +279,8 @@ class PostgresConnector(SqlConnector):
 
         sql = (
             "SELECT table_schema, table_name, column_name, data_type FROM information_schema.columns "
-            "WHERE table_schema NOT IN ('pg_catalog', 'information_schema') ORDER BY table_schema, table_name, ordinal_position"
+            "WHERE table_schema NOT IN ('pg_catalog', 'information_schema') ORDER BY table_schema, table_name, "
+            "ordinal_position"
         )
         try:
             with adbc.connect(self.uri()) as conn, conn.cursor() as cur:
@@ -331,7 +337,9 @@ class MysqlConnector(SqlAlchemyConnector):
         result = conn.exec_driver_sql(exact_sql)
         # PyMySQL's own field descriptors: the DB-API description leaves out charset and flags.
         readers, hints, notices = mysql_types.column_readers(result.cursor._result.fields, floats)
-        return SourceStream(rows_to_arrow(list(result.keys()), kept.wrap(result.partitions(BATCH_ROWS)), readers), hints, notices)
+        return SourceStream(
+            rows_to_arrow(list(result.keys()), kept.wrap(result.partitions(BATCH_ROWS)), readers), hints, notices
+        )
 
 
 @register

@@ -59,7 +59,8 @@ def rows_to_arrow(names: list[str], partitions: Iterable[list], readers: list[Co
         for rows in partitions:
             columns = zip(*rows) if rows else [() for _ in names]
             yield pa.RecordBatch.from_arrays(
-                [_column(name, reader, list(values)) for name, reader, values in zip(names, readers, columns)], schema=schema
+                [_column(name, reader, list(values)) for name, reader, values in zip(names, readers, columns)],
+                schema=schema,
             )
 
     return pa.RecordBatchReader.from_batches(schema, batches())

@@ -24,8 +24,13 @@ from contextlib import contextmanager
 from etl_platform.dagster_private import speedups_enabled
 
 _SERVING_COMMANDS = ("dagster-webserver", "dagster-daemon", "dagster-celery")
-_SERVING_SUBCOMMANDS = (("api", "grpc"), ("code-server", "start"), ("api", "execute_run"), ("api", "execute_step"),
-                        ("api", "resume_run"))
+_SERVING_SUBCOMMANDS = (
+    ("api", "grpc"),
+    ("code-server", "start"),
+    ("api", "execute_run"),
+    ("api", "execute_step"),
+    ("api", "resume_run"),
+)
 
 
 def serving_process(argv: list[str] | None = None) -> bool:

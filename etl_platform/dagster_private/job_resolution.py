@@ -183,10 +183,13 @@ def _with_resolved_jobs(defs: dg.Definitions, resolved: dict[str, dg.JobDefiniti
         return resolved.get(job.name, job) if isinstance(job, UnresolvedAssetJobDefinition) else job
 
     schedules = [
-        s.with_updated_job(swap(s.job)) if _targets_job(s) and s.job.name in resolved else s for s in defs.schedules or []
+        s.with_updated_job(swap(s.job)) if _targets_job(s) and s.job.name in resolved else s
+        for s in defs.schedules or []
     ]
     sensors = [
-        s.with_updated_jobs([swap(job) for job in s.jobs]) if s.has_jobs and any(j.name in resolved for j in s.jobs) else s
+        s.with_updated_jobs([swap(job) for job in s.jobs])
+        if s.has_jobs and any(j.name in resolved for j in s.jobs)
+        else s
         for s in defs.sensors or []
     ]
     return replace(defs, jobs=[swap(job) for job in defs.jobs or []], schedules=schedules, sensors=sensors)

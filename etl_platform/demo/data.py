@@ -131,18 +131,24 @@ def write_store_sales(folder: Path, days: int = 31, rows_per_day: int = 200, sta
 
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "store_sales.sqlite"
-    rows = _quiet_connection().execute(
-        f"""SELECT i + 1 AS sale_id,
+    rows = (
+        _quiet_connection()
+        .execute(
+            f"""SELECT i + 1 AS sale_id,
                    strftime(DATE {literal(start_date)} + CAST(i // {rows_per_day} AS INTEGER)
                             + to_seconds(CAST(hash(i) % 86400 AS BIGINT)), '%Y-%m-%d %H:%M:%S') AS sold_at,
                    ['Berlin','Paris','Lyon','Utrecht','Madrid'][1 + (hash(i * 3) % 5)::INTEGER] AS store,
                    1 + (hash(i * 7) % 4)::INTEGER AS quantity,
                    round(2 + (hash(i * 11) % 9000) / 100.0, 2) AS amount
             FROM range({days * rows_per_day}) t(i) ORDER BY i"""
-    ).fetchall()
+        )
+        .fetchall()
+    )
     path.unlink(missing_ok=True)
     with sqlite3.connect(path) as db:
-        db.execute("CREATE TABLE sales (sale_id INTEGER PRIMARY KEY, sold_at TEXT, store TEXT, quantity INTEGER, amount REAL)")
+        db.execute(
+            "CREATE TABLE sales (sale_id INTEGER PRIMARY KEY, sold_at TEXT, store TEXT, quantity INTEGER, amount REAL)"
+        )
         db.executemany("INSERT INTO sales VALUES (?, ?, ?, ?, ?)", rows)
     return path
 

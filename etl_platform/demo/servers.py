@@ -58,7 +58,13 @@ def connector(name: str, defs_root: Path = PROJECT_DEFS):
 
 def _server(name: str) -> dict:
     o = connector(name).options
-    return {"host": o.host, "port": o.port, "user": o.user, "password": secrets.reveal(o.password) or None, "database": o.database}
+    return {
+        "host": o.host,
+        "port": o.port,
+        "user": o.user,
+        "password": secrets.reveal(o.password) or None,
+        "database": o.database,
+    }
 
 
 def seed_postgres(more: bool = False) -> str:
@@ -66,7 +72,13 @@ def seed_postgres(more: bool = False) -> str:
 
     server = _server(POSTGRES)
     database = server.pop("database")
-    args = {"host": server["host"], "port": server["port"] or 5432, "user": server["user"], "password": server["password"], "connect_timeout": 3}
+    args = {
+        "host": server["host"],
+        "port": server["port"] or 5432,
+        "user": server["user"],
+        "password": server["password"],
+        "connect_timeout": 3,
+    }
     admin = psycopg2.connect(dbname="postgres", **args)
     admin.autocommit = True
     with contextlib.closing(admin), admin.cursor() as cur:
@@ -89,7 +101,8 @@ def seed_postgres(more: bool = False) -> str:
             "WHERE id IN (SELECT id FROM public.app_events WHERE event_type = 'purchase' ORDER BY id LIMIT 100)"
         )
         cur.execute(
-            "INSERT INTO public.app_events SELECT %s, 42, 'login', NULL, max(updated_at), max(updated_at) FROM public.app_events",
+            "INSERT INTO public.app_events SELECT %s, 42, 'login', NULL, max(updated_at), max(updated_at) FROM "
+            "public.app_events",
             [top + 501],
         )
         return f"PostgreSQL {database}.public.app_events: +501 rows, 100 updated"
@@ -101,25 +114,38 @@ def seed_mariadb(more: bool = False) -> str:
     server = _server(MARIADB)
     database = server.pop("database")
     conn = pymysql.connect(
-        host=server["host"], port=server["port"] or 3306, user=server["user"] or "root", password=server["password"] or "",
-        connect_timeout=3, autocommit=True,
+        host=server["host"],
+        port=server["port"] or 3306,
+        user=server["user"] or "root",
+        password=server["password"] or "",
+        connect_timeout=3,
+        autocommit=True,
     )
     with contextlib.closing(conn), conn.cursor() as cur:
         cur.execute(f"CREATE DATABASE IF NOT EXISTS `{database.replace('`', '``')}`")
         cur.execute(f"USE `{database.replace('`', '``')}`")
         cur.execute(
             "CREATE TABLE IF NOT EXISTS accounts (account_id BIGINT PRIMARY KEY, name VARCHAR(200), country CHAR(2), "
-            "plan VARCHAR(20), monthly_fee DECIMAL(10,2), created_at DATETIME, updated_at DATETIME, deleted TINYINT NOT NULL DEFAULT 0)"
+            "plan VARCHAR(20), monthly_fee DECIMAL(10,2), created_at DATETIME, updated_at DATETIME, deleted TINYINT "
+            "NOT NULL DEFAULT 0)"
         )
         cur.execute("SELECT count(*) FROM accounts")
         count = cur.fetchone()[0]
         if count and not more:
             return f"MariaDB {database}.accounts: already seeded ({count:,} rows)"
         if count == 0:
-            cur.executemany("INSERT INTO accounts VALUES (%s, %s, %s, %s, %s, %s, %s, %s)", [_account(i) for i in range(1, ACCOUNTS + 1)])
+            cur.executemany(
+                "INSERT INTO accounts VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                [_account(i) for i in range(1, ACCOUNTS + 1)],
+            )
             return f"MariaDB {database}.accounts: {ACCOUNTS:,} rows"
-        cur.executemany("INSERT INTO accounts VALUES (%s, %s, %s, %s, %s, %s, %s, %s)", [_account(i) for i in range(count + 1, count + 51)])
-        cur.execute("UPDATE accounts SET plan = 'business', monthly_fee = 249.00, updated_at = NOW() WHERE account_id % 97 = 1")
+        cur.executemany(
+            "INSERT INTO accounts VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+            [_account(i) for i in range(count + 1, count + 51)],
+        )
+        cur.execute(
+            "UPDATE accounts SET plan = 'business', monthly_fee = 249.00, updated_at = NOW() WHERE account_id % 97 = 1"
+        )
         return f"MariaDB {database}.accounts: +50 rows, plans changed"
 
 
@@ -152,7 +178,9 @@ def seed_s3(more: bool = False) -> str:
     written = 0
     for partner in PARTNERS:
         for month in months:
-            client.put_object(Bucket=bucket, Key=f"{prefix}invoices/{partner}/2025-{month:02d}.csv", Body=_invoices(partner, month))
+            client.put_object(
+                Bucket=bucket, Key=f"{prefix}invoices/{partner}/2025-{month:02d}.csv", Body=_invoices(partner, month)
+            )
             written += 1
     return f"S3 {s3.location}invoices/: {written} files"
 
@@ -163,14 +191,16 @@ def _invoices(partner: str, month: int) -> bytes:
     writer.writerow(["Invoice ID", "Partner", "Issued", "Net", "VAT", "Currency"])
     for n in range(1, 121):
         net = round(((n * 7919 + month * 31) % 90000) / 100 + 10, 2)
-        writer.writerow([
-            f"{partner[:3].upper()}-2025{month:02d}-{n:04d}",
-            partner.title(),
-            "31.02.2025" if n == 77 else f"{1 + n % 28:02d}.{month:02d}.2025",
-            -net if n == 55 else net,
-            round(net * 0.19, 2),
-            "CHF" if n == 99 else ["EUR", "EUR", "USD", "GBP"][n % 4],
-        ])
+        writer.writerow(
+            [
+                f"{partner[:3].upper()}-2025{month:02d}-{n:04d}",
+                partner.title(),
+                "31.02.2025" if n == 77 else f"{1 + n % 28:02d}.{month:02d}.2025",
+                -net if n == 55 else net,
+                round(net * 0.19, 2),
+                "CHF" if n == 99 else ["EUR", "EUR", "USD", "GBP"][n % 4],
+            ]
+        )
     return out.getvalue().encode()
 
 

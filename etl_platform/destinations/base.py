@@ -64,13 +64,27 @@ class Destination(Protocol):
     def saved_cursor(self, duck: duckdb.DuckDBPyConnection, pipeline: str) -> str | None: ...
 
     def commit(
-        self, duck: duckdb.DuckDBPyConnection, stage: load.TableRef, plan: warehouse_state.Plan, *,
-        pipeline: str, run_id: str, data_columns: list[str], schema_changes: SchemaChanges,
+        self,
+        duck: duckdb.DuckDBPyConnection,
+        stage: load.TableRef,
+        plan: warehouse_state.Plan,
+        *,
+        pipeline: str,
+        run_id: str,
+        data_columns: list[str],
+        schema_changes: SchemaChanges,
     ) -> load.Committed: ...
 
     def replace_slice(
-        self, duck: duckdb.DuckDBPyConnection, stage: load.TableRef, part: load.Slice, *,
-        pipeline: str, run_id: str, load_id: str, schema_changes: SchemaChanges,
+        self,
+        duck: duckdb.DuckDBPyConnection,
+        stage: load.TableRef,
+        part: load.Slice,
+        *,
+        pipeline: str,
+        run_id: str,
+        load_id: str,
+        schema_changes: SchemaChanges,
     ) -> load.Committed:
         """Delete the rows of one partition (``part``) and insert the staged rows that belong
         to it, in one commit: a partition's load (see ``etl_platform.partitions``)."""
@@ -86,11 +100,15 @@ class Destination(Protocol):
         """The committed table's row count and (column, type) list."""
         ...
 
-    def reset_state(self, duck: duckdb.DuckDBPyConnection, pipeline: str, to: str | None) -> tuple[str | None, str | None]:
+    def reset_state(
+        self, duck: duckdb.DuckDBPyConnection, pipeline: str, to: str | None
+    ) -> tuple[str | None, str | None]:
         """Make the next load a full refresh (``to`` None) or a rewind to cursor ``to``."""
         ...
 
-    def history(self, duck: duckdb.DuckDBPyConnection, pipeline: str, limit: int = 100) -> list[warehouse_state.HistoryEntry]: ...
+    def history(
+        self, duck: duckdb.DuckDBPyConnection, pipeline: str, limit: int = 100
+    ) -> list[warehouse_state.HistoryEntry]: ...
 
     def cannot_hold(self, columns: dict[str, str]) -> list[tuple[str, str]]:
         """Values of the staged ``columns`` (name -> DuckDB type) this destination cannot store

@@ -17,7 +17,9 @@ KIND_MODULES: dict[str, str] = {
     "local": "etl_platform.destinations.files.destination",
     "s3": "etl_platform.destinations.files.destination",
 }
-DESTINATION_KINDS = tuple(kind for kind in KIND_MODULES if kind != WAREHOUSE)  # connection kinds a pipeline may load into
+DESTINATION_KINDS = tuple(
+    kind for kind in KIND_MODULES if kind != WAREHOUSE
+)  # connection kinds a pipeline may load into
 
 _KINDS: dict[str, type[Destination]] = {}
 
@@ -44,13 +46,19 @@ def destination_class(connection_kind: str | None) -> type[Destination]:
     if kind not in _KINDS:
         module = KIND_MODULES.get(kind)
         if module is None:
-            raise ValueError(f"a pipeline cannot load into a {kind} connection; it loads into the warehouse or a "
-                             f"{', '.join(DESTINATION_KINDS)} connection")
+            raise ValueError(
+                f"a pipeline cannot load into a {kind} connection; it loads into the warehouse or a "
+                f"{', '.join(DESTINATION_KINDS)} connection"
+            )
         importlib.import_module(module)
     return _KINDS[kind]
 
 
-def destination_for(connection_kind: str, connector, schema: str, table: str, *, file_format: str | None, partition_by) -> Destination:
+def destination_for(
+    connection_kind: str, connector, schema: str, table: str, *, file_format: str | None, partition_by
+) -> Destination:
     """The destination a pipeline declares; ``connector`` is None for the warehouse."""
     kind = WAREHOUSE if connector is None else connection_kind
-    return destination_class(kind).declared(connector, schema, table, file_format=file_format, partition_by=tuple(partition_by))
+    return destination_class(kind).declared(
+        connector, schema, table, file_format=file_format, partition_by=tuple(partition_by)
+    )

@@ -31,8 +31,11 @@ def refused_results(spec: PipelineSpec, result: ingest.LoadResult, table_key, re
         check_name=CHECK_REJECTED_SHARE,
         passed=False,
         severity=dg.AssetCheckSeverity.ERROR if spec.checks.blocking else dg.AssetCheckSeverity.WARN,
-        metadata={"reason": f"{result.refused}: the table was left as it was", "rows_rejected": result.rows_rejected,
-                  "rows_read": result.rows_read},
+        metadata={
+            "reason": f"{result.refused}: the table was left as it was",
+            "rows_rejected": result.rows_rejected,
+            "rows_read": result.rows_read,
+        },
     )
     yield dg.AssetCheckResult(
         asset_key=table_key,
@@ -43,7 +46,9 @@ def refused_results(spec: PipelineSpec, result: ingest.LoadResult, table_key, re
     )
 
 
-def load_results(spec: PipelineSpec, result: ingest.LoadResult, table_key, rejected_key, rejected_total: int, extra: dict):
+def load_results(
+    spec: PipelineSpec, result: ingest.LoadResult, table_key, rejected_key, rejected_total: int, extra: dict
+):
     share = result.rows_rejected / result.rows_read if result.rows_read else 0.0
     rows_per_second = result.rows_read / result.seconds if result.seconds > 0 else 0.0
     committed = result.committed
@@ -91,7 +96,12 @@ def load_results(spec: PipelineSpec, result: ingest.LoadResult, table_key, rejec
     read_files = [f for f in result.files if not f.duplicate_of]
     # 0 rows rejected of 0 read is no pass when every file was rejected whole.
     all_rejected = bool(read_files) and all(f.rejected_whole for f in read_files)
-    check_metadata = {"rejected_share": round(share, 6), "limit": limit, "rows_rejected": result.rows_rejected, "rows_read": result.rows_read}
+    check_metadata = {
+        "rejected_share": round(share, 6),
+        "limit": limit,
+        "rows_rejected": result.rows_rejected,
+        "rows_read": result.rows_read,
+    }
     if all_rejected:
         check_metadata["reason"] = f"all {len(read_files)} file(s) were rejected whole"
     yield dg.AssetCheckResult(
@@ -125,8 +135,13 @@ def load_results(spec: PipelineSpec, result: ingest.LoadResult, table_key, rejec
 
 def _accounting(result: ingest.LoadResult) -> str:
     c = result.committed
-    parts = [("written", c.rows_written), ("rejected", result.rows_rejected), ("superseded", result.rows_superseded),
-             ("below the cursor", c.rows_before_cursor), ("loaded already", c.rows_already_loaded)]
+    parts = [
+        ("written", c.rows_written),
+        ("rejected", result.rows_rejected),
+        ("superseded", result.rows_superseded),
+        ("below the cursor", c.rows_before_cursor),
+        ("loaded already", c.rows_already_loaded),
+    ]
     shown = " + ".join(f"{n:,} {what}" for what, n in parts if n or what in ("written", "rejected"))
     total = sum(n for _, n in parts)
     return f"{result.rows_read:,} read = {shown}" + ("" if total == result.rows_read else f" (= {total:,})")

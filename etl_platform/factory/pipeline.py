@@ -41,10 +41,25 @@ REJECTED_SCHEMA = dg.TableSchema(
     columns=[
         dg.TableColumn("run_id", "VARCHAR", description="Dagster run that rejected the row."),
         dg.TableColumn("source_file", "VARCHAR", description="File the row came from, relative to the landing folder."),
-        dg.TableColumn("source_line", "BIGINT", description="Line the row starts on in its file (for a JSON array the element's number, for a workbook the sheet's row); empty when the whole file was rejected."),
-        dg.TableColumn("kind", "VARCHAR", description="'rule' (a row rule or a value that does not convert exactly), 'parse' (the line could not be parsed), 'file' (the whole file), or 'superseded' (a merge row a later row with the same key replaced in the same load; its reason names that row)."),
+        dg.TableColumn(
+            "source_line",
+            "BIGINT",
+            description="Line the row starts on in its file (for a JSON array the element's number, for a workbook the "
+            "sheet's row); empty when the whole file was rejected.",
+        ),
+        dg.TableColumn(
+            "kind",
+            "VARCHAR",
+            description="'rule' (a row rule or a value that does not convert exactly), 'parse' (the line could not be "
+            "parsed), 'file' (the whole file), or 'superseded' (a merge row a later row with the same key "
+            "replaced in the same load; its reason names that row).",
+        ),
         dg.TableColumn("reasons", "VARCHAR[]", description="Every rule the row broke."),
-        dg.TableColumn("record", "VARCHAR", description="The row as read: JSON of its values, or the raw line when it could not be parsed."),
+        dg.TableColumn(
+            "record",
+            "VARCHAR",
+            description="The row as read: JSON of its values, or the raw line when it could not be parsed.",
+        ),
         dg.TableColumn("rejected_at", "TIMESTAMPTZ"),
     ]
 )
@@ -73,7 +88,9 @@ def _declared_schema(spec: PipelineSpec) -> dg.TableSchema:
     ]
     if spec.destination.lineage_columns:
         columns += [
-            dg.TableColumn("_source_file", LINEAGE_COLUMNS["_source_file"], description="File the row was loaded from."),
+            dg.TableColumn(
+                "_source_file", LINEAGE_COLUMNS["_source_file"], description="File the row was loaded from."
+            ),
             dg.TableColumn("_load_id", LINEAGE_COLUMNS["_load_id"], description="Dagster run that loaded the row."),
         ]
     return dg.TableSchema(columns=columns)
@@ -118,7 +135,8 @@ def build_pipeline_defs(spec: PipelineSpec, ctx: PipelineContext) -> dg.Definiti
         dg.AssetCheckSpec(
             CHECK_SCHEMA_DRIFT,
             asset=table_key,
-            description=f"The load's columns match the table's; a difference is shown and handled by schema_changes ({spec.destination.schema_changes}).",
+            description="The load's columns match the table's; a difference is shown and handled by schema_changes "
+            f"({spec.destination.schema_changes}).",
         ),
     ]
 
@@ -144,11 +162,15 @@ def build_pipeline_defs(spec: PipelineSpec, ctx: PipelineContext) -> dg.Definiti
             dg.AssetSpec(
                 key=rejected_key,
                 deps=[source_key],
-                description=f"Rows of {names.table} that broke a rule or could not be read, with the reasons, file, line and run.",
+                description=f"Rows of {names.table} that broke a rule or could not be read, with the reasons, file, "
+                "line and run.",
                 group_name=group,
                 kinds={"duckdb"},
                 owners=owners,
-                metadata={"dagster/column_schema": REJECTED_SCHEMA, "dagster/table_name": f"{names.schema}.{names.rejected}"},
+                metadata={
+                    "dagster/column_schema": REJECTED_SCHEMA,
+                    "dagster/table_name": f"{names.schema}.{names.rejected}",
+                },
             ),
         ],
         check_specs=check_specs,
@@ -165,7 +187,10 @@ def build_pipeline_defs(spec: PipelineSpec, ctx: PipelineContext) -> dg.Definiti
         destination = destination_for(
             ctx.destination_kind,
             getattr(context.resources, destination_key).connector() if destination_key else None,
-            names.schema, names.table, file_format=dest.format, partition_by=dest.partition_by,
+            names.schema,
+            names.table,
+            file_format=dest.format,
+            partition_by=dest.partition_by,
         )
         target = ingest.Target(TableRef(names.schema, names.table), TableRef(names.schema, names.rejected), destination)
         part = partition_runs.slice_of_run(context, spec.partitions) if spec.partitions else None
@@ -174,11 +199,18 @@ def build_pipeline_defs(spec: PipelineSpec, ctx: PipelineContext) -> dg.Definiti
         with failures_classified(), warehouse.get_connection() as con:
             try:
                 result = extract.load_source(
-                    partition_runs.spec_for_run(spec, part), pipeline=ctx.name, connector=connector, con=con, target=target,
-                    run_id=context.run.run_id, log=context.log.info,
+                    partition_runs.spec_for_run(spec, part),
+                    pipeline=ctx.name,
+                    connector=connector,
+                    con=con,
+                    target=target,
+                    run_id=context.run.run_id,
+                    log=context.log.info,
                 )
             except load.SchemaMismatch as err:
-                raise dg.Failure(str(err), metadata={"schema_changes": dest.schema_changes}, allow_retries=False) from None
+                raise dg.Failure(
+                    str(err), metadata={"schema_changes": dest.schema_changes}, allow_retries=False
+                ) from None
             except ingest.NothingToReplace as err:
                 # The table keeps its rows; what was rejected is recorded and shown, and the run fails.
                 rejected_total = con.execute(f"SELECT count(*) FROM {target.rejected.sql}").fetchone()[0]
@@ -200,8 +232,12 @@ def build_pipeline_defs(spec: PipelineSpec, ctx: PipelineContext) -> dg.Definiti
     if spec.triggers.cron and spec.partitions:  # the latest complete time partition, at the cron's time
         schedules.append(
             partitioned_schedule(
-                partitions_def, job, name=f"{ctx.name}_schedule", cron=spec.triggers.cron,
-                timezone=spec.triggers.timezone, start_running=spec.triggers.start_running,
+                partitions_def,
+                job,
+                name=f"{ctx.name}_schedule",
+                cron=spec.triggers.cron,
+                timezone=spec.triggers.timezone,
+                start_running=spec.triggers.start_running,
             )
         )
     elif spec.triggers.cron:
@@ -211,14 +247,18 @@ def build_pipeline_defs(spec: PipelineSpec, ctx: PipelineContext) -> dg.Definiti
                 cron_schedule=spec.triggers.cron,
                 execution_timezone=spec.triggers.timezone,
                 job=job,
-                default_status=dg.DefaultScheduleStatus.RUNNING if spec.triggers.start_running else dg.DefaultScheduleStatus.STOPPED,
+                default_status=dg.DefaultScheduleStatus.RUNNING
+                if spec.triggers.start_running
+                else dg.DefaultScheduleStatus.STOPPED,
             )
         )
     # An AssetsDefinition of its own: Definitions would otherwise fold every bare AssetSpec of
     # the code location into one definition, and each job's graph would carry all of them.
     source_def = dg.AssetsDefinition(specs=[source])
     slice_ = dg.Definitions(assets=[source_def, *assets], jobs=[job], schedules=schedules)
-    ml = [build_train_defs(spec, ctx.name, ctx.names)] if spec.train else []  # features, model, champion, predictions, train job
+    ml = (
+        [build_train_defs(spec, ctx.name, ctx.names)] if spec.train else []
+    )  # features, model, champion, predictions, train job
     quality = [expectation_checks(ctx.expectations, names.schema, ctx.name)] if ctx.expectations else []
     return dg.Definitions.merge(slice_, pipeline_automation(spec, ctx.name, job, table_key), *ml, *quality)
 
@@ -266,7 +306,10 @@ def _transforms_asset(spec: PipelineSpec, ctx: PipelineContext) -> dg.AssetsDefi
     ]
 
     @dg.multi_asset(
-        name=f"{ctx.name}__transforms", specs=specs, can_subset=True, pool=WAREHOUSE_POOL,
+        name=f"{ctx.name}__transforms",
+        specs=specs,
+        can_subset=True,
+        pool=WAREHOUSE_POOL,
         retry_policy=retry_policy(spec.retries.max_retries, spec.retries.delay_seconds),
     )
     def build(context: dg.AssetExecutionContext, warehouse: WarehouseResource):

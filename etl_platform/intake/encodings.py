@@ -45,10 +45,16 @@ _LEAST_EVIDENCE = 8
 # punctuation (’ “ ” … – — € ™), the characters European text holds: in a Windows-1252 file
 # they are UTF-8 text ("Ã©" for "é"). Each pattern starts with a literal byte, which Python's
 # regex engine scans for quickly (a character class first would be some 30 times slower).
-_UTF8_IN_CP1252 = tuple((bytes([lead]), re.compile(bytes([lead]) + follow)) for lead, follow in (
-    (0xC3, rb"[\x80-\xbf]"), (0xC2, rb"[\x80-\xbf]"), (0xC5, rb"[\x80-\xbf]"), (0xC4, rb"[\x80-\xbf]"),
-    (0xE2, rb"[\x80-\x84][\x80-\xbf]"),
-))
+_UTF8_IN_CP1252 = tuple(
+    (bytes([lead]), re.compile(bytes([lead]) + follow))
+    for lead, follow in (
+        (0xC3, rb"[\x80-\xbf]"),
+        (0xC2, rb"[\x80-\xbf]"),
+        (0xC5, rb"[\x80-\xbf]"),
+        (0xC4, rb"[\x80-\xbf]"),
+        (0xE2, rb"[\x80-\x84][\x80-\xbf]"),
+    )
+)
 _C1_AS_UTF8 = re.compile(rb"\xc2[\x80-\x9f]")
 
 
@@ -172,8 +178,10 @@ def fallback_refusal(path: Path, scan: TextScan) -> str | None:
     start, sample = _sample(path, at)
     first = f"{where(path, at)} is 0x{_byte_at(path, at):02x}"
     if _mostly_utf8(sample):
-        return (f"mixes encodings: it is UTF-8, except that {first}, which is not; save all of it as UTF-8, "
-                f"or declare {SETTING} if all of it is in one other encoding")
+        return (
+            f"mixes encodings: it is UTF-8, except that {first}, which is not; save all of it as UTF-8, "
+            f"or declare {SETTING} if all of it is in one other encoding"
+        )
     # Before judging the rest: UTF-8 text read as Windows-1252 ("blÃ¥bÃ¦r") looks garbled too.
     if (utf8 := _utf8_text(sample)) is not None:
         return _utf8_text_in_cp1252(path, sample, utf8, start + utf8)
@@ -182,13 +190,18 @@ def fallback_refusal(path: Path, scan: TextScan) -> str | None:
         looks_like = likely_encodings(sample)
         if looks_like:
             others = f" (or {', '.join(looks_like[1:])})" if len(looks_like) > 1 else ""
-            return (f"is not UTF-8: {first}, and as Windows-1252 it reads as garbled text; it looks like "
-                    f"{looks_like[0]}{others}: declare {SETTING}: {looks_like[0]}")
+            return (
+                f"is not UTF-8: {first}, and as Windows-1252 it reads as garbled text; it looks like "
+                f"{looks_like[0]}{others}: declare {SETTING}: {looks_like[0]}"
+            )
         if undefined is None:
             return f"is not UTF-8: {first}, and as Windows-1252 it reads as garbled text; declare its encoding in {SETTING}"
     if undefined is not None:
-        return (f"is neither UTF-8 nor Windows-1252: {where(path, undefined)} is 0x{_byte_at(path, undefined):02x}, "
-                f"which Windows-1252 leaves undefined and Latin-1 reads as a control character; declare its encoding in {SETTING}")
+        return (
+            f"is neither UTF-8 nor Windows-1252: {where(path, undefined)} is 0x{_byte_at(path, undefined):02x}, "
+            "which Windows-1252 leaves undefined and Latin-1 reads as a control character; declare its encoding in "
+            f"{SETTING}"
+        )
     return None
 
 
@@ -250,7 +263,7 @@ def _sample(path: Path, at: int) -> tuple[int, bytes]:
         data = f.read(at - start + SAMPLE_BYTES)
     at -= start
     if start and (cut := data.find(b"\n", 0, at)) >= 0:
-        data, at, start = data[cut + 1:], at - cut - 1, start + cut + 1
+        data, at, start = data[cut + 1 :], at - cut - 1, start + cut + 1
     end = data.rfind(b"\n")
     return start, (data[: end + 1] if end >= at else data)
 
@@ -290,7 +303,7 @@ def transcode(src: Path, dest: Path, codec: str, *, declared: bool = False, refu
                 if (utf8 := _utf8_text(joined, last_line_complete=not chunk)) is not None:
                     raise EncodingError(_utf8_text_in_cp1252(src, joined, utf8, offset - len(previous) + utf8))
                 # The start of the line the next chunk goes on with (its last bytes, for a very long line).
-                previous = joined[max(joined.rfind(b"\n") + 1, len(joined) - 65536):]
+                previous = joined[max(joined.rfind(b"\n") + 1, len(joined) - 65536) :]
             if "\x00" in text:
                 raise EncodingError(f"contains a NUL character after decoding as {codec}: binary data, not text")
             decoded = text
@@ -345,9 +358,11 @@ def _utf8_text(data: bytes, *, last_line_complete: bool = True) -> int | None:
 
 
 def _utf8_text_in_cp1252(src: Path, data: bytes, first: int, at: int) -> str:
-    shown = data[first:first + 3].decode("utf-8", "ignore")[:1]
-    return (f"mixes encodings: it is Windows-1252, but {where(src, at)} starts UTF-8 text ({shown!r} written as UTF-8); "
-            f"save all of it as UTF-8, or declare {SETTING} if all of it is in one encoding")
+    shown = data[first : first + 3].decode("utf-8", "ignore")[:1]
+    return (
+        f"mixes encodings: it is Windows-1252, but {where(src, at)} starts UTF-8 text ({shown!r} written as UTF-8); "
+        f"save all of it as UTF-8, or declare {SETTING} if all of it is in one encoding"
+    )
 
 
 def _bom_length(path: Path, codec: str) -> int:

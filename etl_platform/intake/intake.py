@@ -29,7 +29,15 @@ class FileIntake:
     (also done when the object is dropped)."""
 
     def __init__(
-        self, con, spec, *, pipeline: str, table: str, run_id: str, relative: Callable[[Path], str], consult_ledger: bool | None = None
+        self,
+        con,
+        spec,
+        *,
+        pipeline: str,
+        table: str,
+        run_id: str,
+        relative: Callable[[Path], str],
+        consult_ledger: bool | None = None,
     ):
         self.con, self.spec, self.pipeline, self.table, self.run_id = con, spec, pipeline, table, run_id
         # Files loaded by earlier runs are skipped only where loads add up (not by a replace).
@@ -78,7 +86,9 @@ class FileIntake:
                 )
             hashes = sorted({f.sha256 for f in self._fingerprints.values()})
             # Across runs only where loads add up: a replace load is meant to reload everything.
-            earlier = fingerprints.earlier_loads(self.con, self.pipeline, self.table, hashes) if self.consult_ledger else {}
+            earlier = (
+                fingerprints.earlier_loads(self.con, self.pipeline, self.table, hashes) if self.consult_ledger else {}
+            )
             seen: dict[str, str] = {}
             for path in list(self.readable):
                 fingerprint = self._fingerprints[self._relative(path)]
@@ -164,11 +174,15 @@ class FileIntake:
             content = sniff.read_head(content_path)
         else:
             if lim.max_file_bytes is not None and before.size > lim.max_file_bytes:
-                raise limits.OverLimit(f"file is {before.size:,} bytes, over the limit of {lim.max_file_bytes:,} (limits.max_file_bytes)")
+                raise limits.OverLimit(
+                    f"file is {before.size:,} bytes, over the limit of {lim.max_file_bytes:,} (limits.max_file_bytes)"
+                )
             content_path, content = path, head
             sha = limits.hash_file(path, feed=scan.feed if scan else None)
         fingerprint = Fingerprint(name, before.size, sha)
-        reason = sniff.format_mismatch(content, self.format, tail=_tail(content_path) if self.format == "parquet" else b"")
+        reason = sniff.format_mismatch(
+            content, self.format, tail=_tail(content_path) if self.format == "parquet" else b""
+        )
         if reason is None and self.format == "xlsx":
             ceiling, setting = limits.content_ceiling(lim)
             reason = workbooks.refusal(content_path, ceiling, setting)
@@ -184,8 +198,9 @@ class FileIntake:
 
     def _left_for_later(self, path: Path, name: str, before: Snapshot, made: list[Path], *, torn_tail: bool) -> bool:
         """Whether the file is still being written; if so it is noted in ``unsettled`` and its copies removed."""
-        why = settling.unsettled_reason(before, Snapshot.of(path), torn_tail=torn_tail,
-                                        settle_seconds=self.source.settle_seconds)
+        why = settling.unsettled_reason(
+            before, Snapshot.of(path), torn_tail=torn_tail, settle_seconds=self.source.settle_seconds
+        )
         if why is None:
             return False
         self.unsettled.append((name, why))
@@ -197,20 +212,25 @@ class FileIntake:
         declared = check_declared(getattr(self.source.csv, "encoding", "auto"))
         if declared == encodings.AUTO:
             return None
-        return "\n".encode(declared)[len("".encode(declared)):]  # without a byte-order mark
+        return "\n".encode(declared)[len("".encode(declared)) :]  # without a byte-order mark
 
-    def _as_utf8(self, path: Path, content_path: Path, content: sniff.Content, scan: TextScan, made: list[Path]) -> Path:
+    def _as_utf8(
+        self, path: Path, content_path: Path, content: sniff.Content, scan: TextScan, made: list[Path]
+    ) -> Path:
         scan.finish()
         declared = check_declared(getattr(self.source.csv, "encoding", "auto"))
         codec = scan.encoding(declared, content)
         if encodings.is_utf8(declared) and not scan.utf8_valid:
             raise encodings.EncodingError(
                 f"is not valid UTF-8 ({encodings.SETTING} is '{declared}'): "
-                f"{encodings.where(content_path, scan.first_not_utf8 or 0)} does not decode; declare its encoding, e.g. 'cp1252'"
+                f"{encodings.where(content_path, scan.first_not_utf8 or 0)} does not decode; declare its encoding, "
+                "e.g. 'cp1252'"
             )
         if scan.first_nul is not None and not codec.replace("_", "-").startswith(("utf-16", "utf-32")):
             line = encodings.line_of(content_path, scan.first_nul)
-            raise encodings.EncodingError(f"contains a NUL byte on line {line:,} (byte {scan.first_nul:,}): binary data, not text")
+            raise encodings.EncodingError(
+                f"contains a NUL byte on line {line:,} (byte {scan.first_nul:,}): binary data, not text"
+            )
         fallback = declared == encodings.AUTO and codec in ("cp1252", "latin-1")
         if fallback and (refusal := encodings.fallback_refusal(content_path, scan)):
             raise encodings.EncodingError(refusal)

@@ -44,8 +44,9 @@ def hash_file(path: Path, feed: Callable[[bytes], None] | None = None) -> str:
     return digest.hexdigest()
 
 
-def decompress(path: Path, compression: str, dest: Path, ceiling: int, setting: str,
-               feed: Callable[[bytes], None] | None = None) -> None:
+def decompress(
+    path: Path, compression: str, dest: Path, ceiling: int, setting: str, feed: Callable[[bytes], None] | None = None
+) -> None:
     """Write the content of a .gz file, or of the one file in a .zip archive, to ``dest``.
 
     Stops with OverLimit once more than ``ceiling`` bytes come out; ``feed`` sees every
@@ -58,8 +59,10 @@ def decompress(path: Path, compression: str, dest: Path, ceiling: int, setting: 
             while chunk := source.read(CHUNK):
                 written += len(chunk)
                 if written > ceiling:
-                    raise OverLimit(f"decompresses to more than the limit of {ceiling:,} bytes ({setting}); "
-                                    "decompression was stopped there")
+                    raise OverLimit(
+                        f"decompresses to more than the limit of {ceiling:,} bytes ({setting}); "
+                        "decompression was stopped there"
+                    )
                 out.write(chunk)
                 if feed is not None:
                     feed(chunk)
@@ -78,7 +81,9 @@ def _open_content(path: Path, compression: str, ceiling: int, setting: str):
     members = [m for m in archive.infolist() if not m.is_dir() and not m.filename.startswith("__MACOSX/")]
     if any(m.filename == "[Content_Types].xml" for m in members):
         archive.close()
-        kind = "a Word document" if any(m.filename.startswith("word/") for m in members) else "an Excel workbook (.xlsx)"
+        kind = (
+            "a Word document" if any(m.filename.startswith("word/") for m in members) else "an Excel workbook (.xlsx)"
+        )
         raise Unreadable(f"is {kind}, not a zip archive of one data file; an .xlsx file needs format: xlsx")
     if len(members) != 1:
         archive.close()
@@ -90,7 +95,9 @@ def _open_content(path: Path, compression: str, ceiling: int, setting: str):
         raise Unreadable(f"is an encrypted zip archive ({member.filename}); send it without a password")
     if member.file_size > ceiling:
         archive.close()
-        raise OverLimit(f"holds {member.filename} of {member.file_size:,} bytes, over the limit of {ceiling:,} ({setting})")
+        raise OverLimit(
+            f"holds {member.filename} of {member.file_size:,} bytes, over the limit of {ceiling:,} ({setting})"
+        )
     # The declared size may lie: the read loop counts what really comes out.
     return _Member(archive, archive.open(member))
 
@@ -118,21 +125,24 @@ def too_many_columns(offered: list[str], limit: int | None) -> str | None:
     return None
 
 
-def longest_field(con, stage_sql: str, text_columns: list[str], first_row: int, last_row: int,
-                  limit: int | None) -> str | None:
+def longest_field(
+    con, stage_sql: str, text_columns: list[str], first_row: int, last_row: int, limit: int | None
+) -> str | None:
     """Why the rows a file staged (rowids first..last) break limits.max_field_chars, or None."""
     if limit is None or not text_columns or last_row < first_row:
         return None
     longest = "greatest(" + ", ".join(f"coalesce(length({quote(c)}), 0)" for c in text_columns) + ")"
     found = con.execute(
-        f"SELECT rowid, {longest} AS n FROM {stage_sql} WHERE rowid BETWEEN ? AND ? AND {longest} > ? ORDER BY rowid LIMIT 1",
+        f"SELECT rowid, {longest} AS n FROM {stage_sql} WHERE rowid BETWEEN ? AND ? AND {longest} > ? ORDER BY rowid "
+        "LIMIT 1",
         [first_row, last_row, limit],
     ).fetchone()
     if found is None:
         return None
     row, length = found
     column = con.execute(
-        f"SELECT name FROM (SELECT unnest(?) AS name, unnest([{', '.join(f'coalesce(length({quote(c)}), 0)' for c in text_columns)}]) AS n "
+        "SELECT name FROM (SELECT unnest(?) AS name, "
+        f"unnest([{', '.join(f'coalesce(length({quote(c)}), 0)' for c in text_columns)}]) AS n "
         f"FROM {stage_sql} WHERE rowid = ?) WHERE n > ? LIMIT 1",
         [text_columns, row, limit],
     ).fetchone()

@@ -38,7 +38,9 @@ def inside(base: Path, name: str) -> Path:
     root = base.resolve()
     resolved = (root / name).resolve()
     if not resolved.is_relative_to(root):
-        raise PathOutsideFolder(f"file name {name!r} resolves to {resolved}, outside {root} (a symlink pointing out of the folder)")
+        raise PathOutsideFolder(
+            f"file name {name!r} resolves to {resolved}, outside {root} (a symlink pointing out of the folder)"
+        )
     return resolved
 
 
@@ -68,8 +70,10 @@ def without_patterns(path: Path, folder: Path) -> Path:
     if is_plain(path):
         return path
     if not is_plain(folder):
-        raise OSError(f"the temporary folder {folder} has one of {''.join(sorted(PATTERN_CHARACTERS))} in its path, "
-                      "so DuckDB would read it as a pattern; set TMPDIR to a folder without them")
+        raise OSError(
+            f"the temporary folder {folder} has one of {''.join(sorted(PATTERN_CHARACTERS))} in its path, "
+            "so DuckDB would read it as a pattern; set TMPDIR to a folder without them"
+        )
     suffix = path.suffix if is_plain(path.suffix) and len(path.suffix) <= 16 else ""
     link = folder / f"file{suffix}"
     try:

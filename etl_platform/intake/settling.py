@@ -57,8 +57,10 @@ def unsettled_reason(before: Snapshot, after: Snapshot, *, torn_tail: bool, sett
     if after != before:
         return f"{LEFT_FOR_LATER} (it changed while it was read)"
     if torn_tail and after.seconds_old() < settle_seconds:
-        return (f"{LEFT_FOR_LATER} (its last line has no line break and it was modified "
-                f"{max(after.seconds_old(), 0):.1f} s ago, less than source.settle_seconds: {settle_seconds:g})")
+        return (
+            f"{LEFT_FOR_LATER} (its last line has no line break and it was modified "
+            f"{max(after.seconds_old(), 0):.1f} s ago, less than source.settle_seconds: {settle_seconds:g})"
+        )
     return None
 
 

@@ -94,8 +94,10 @@ def format_mismatch(content: Content, fmt: str, tail: bytes = b"") -> str | None
         return None
     if fmt == "xlsx":
         if head.startswith(OLE_MAGIC):
-            return ("is an encrypted (password-protected) workbook or a legacy .xls file; "
-                    "save it as a plain .xlsx without a password")
+            return (
+                "is an encrypted (password-protected) workbook or a legacy .xls file; "
+                "save it as a plain .xlsx without a password"
+            )
         if not head.startswith(ZIP_MAGIC):
             return f"is not an .xlsx workbook: the content is {kind or 'text'}; an .xlsx file is a zip archive"
         return None
@@ -105,15 +107,17 @@ def format_mismatch(content: Content, fmt: str, tail: bytes = b"") -> str | None
         if fmt in ("json", "ndjson"):
             first = _first_text_char(head)
             if first is not None and first not in "{[":
-                return (f"is not {'JSON' if fmt == 'json' else 'newline-delimited JSON'}: it starts with {first!r}; "
-                        "expected an object '{' or an array '['")
+                return (
+                    f"is not {'JSON' if fmt == 'json' else 'newline-delimited JSON'}: it starts with {first!r}; "
+                    "expected an object '{' or an array '['"
+                )
     return None
 
 
 def _first_text_char(head: bytes) -> str | None:
     for bom, codec in ((UTF8_BOM, "utf-8"), (b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be")):
         if head.startswith(bom):
-            text = head[len(bom):].decode(codec, errors="replace")
+            text = head[len(bom) :].decode(codec, errors="replace")
             break
     else:
         text = head.decode("latin-1")

@@ -45,8 +45,10 @@ def refusal(path: Path, ceiling: int, setting: str) -> str | None:
             if start.startswith((b"\xff\xfe", b"\xfe\xff")):
                 start = start.decode("utf-16", errors="replace").encode("utf-8")
             if _DTD.search(start):
-                return (f"declares a DOCTYPE or XML entities in {member.filename}; refused as a possible "
-                        "entity-expansion (XML bomb) attack")
+                return (
+                    f"declares a DOCTYPE or XML entities in {member.filename}; refused as a possible "
+                    "entity-expansion (XML bomb) attack"
+                )
             if member.filename == "[Content_Types].xml" and _MACRO_TYPES.search(start):
                 return "is a macro-enabled workbook (.xlsm content); save it as a plain .xlsx workbook without macros"
     return None

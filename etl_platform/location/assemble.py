@@ -1,6 +1,5 @@
 """The code location assembled from a component tree: checked references, resolved jobs."""
 
-
 import dagster as dg
 
 from etl_platform.dagster_private.component_tree import build_tree
@@ -39,4 +38,3 @@ def load_location(tree: dg.ComponentTree) -> dg.Definitions:
         loaded = build_tree(tree)
         check_references(loaded)
         return resolve_asset_jobs(dg.Definitions.merge(loaded, dg.Definitions(executor=chosen_executor())))
-

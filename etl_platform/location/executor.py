@@ -25,4 +25,3 @@ def chosen_executor() -> dg.ExecutorDefinition:
             {"broker": {"env": "ETL_CELERY_BROKER_URL"}, "backend": {"env": backend}}, name="celery"
         )
     raise ValueError(f"ETL_EXECUTOR={choice!r}: expected 'in_process' or 'celery'")
-

@@ -1,2 +1,1 @@
 """Training, evaluating, registering and scoring models on a pipeline's tables, tracked in MLflow."""
-

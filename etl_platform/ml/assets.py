@@ -58,33 +58,50 @@ def build_train_defs(spec: PipelineSpec, pipeline: str, names: TableNames) -> dg
     rule = training.rule_metric(train)
     specs = [
         dg.AssetSpec(
-            features_key, deps=reads, kinds={"duckdb"},
-            description=f"The rows model {model_name} trains on: features, target{' and id columns' if train.id_columns else ''}, "
+            features_key,
+            deps=reads,
+            kinds={"duckdb"},
+            description=f"The rows model {model_name} trains on: features, "
+            f"target{' and id columns' if train.id_columns else ''}, "
             "rows without a target left out. Its row count and order-independent hash are logged with each training.",
-            metadata={"dagster/table_name": f"{schema}.{model}_features"}, **common,
+            metadata={"dagster/table_name": f"{schema}.{model}_features"},
+            **common,
         ),
         dg.AssetSpec(
-            model_key, deps=[features_key], kinds={"scikitlearn", "mlflow"},
+            model_key,
+            deps=[features_key],
+            kinds={"scikitlearn", "mlflow"},
             description=f"{train.estimator} predicting {train.target}, trained and measured on held-out rows; "
             f"each materialization is an MLflow run and a new version of registered model {model_name}.",
-            metadata={"registered_model": model_name, "estimator": train.estimator}, **common,
+            metadata={"registered_model": model_name, "estimator": train.estimator},
+            **common,
         ),
         dg.AssetSpec(
-            champion_key, deps=[model_key], kinds={"mlflow"},
+            champion_key,
+            deps=[model_key],
+            kinds={"mlflow"},
             description=f"Which version of {model_name} is champion (MLflow alias 'champion'): a new model replaces it "
             f"when its {rule} {_rule_text(train)}.",
-            metadata={"registered_model": model_name}, **common,
+            metadata={"registered_model": model_name},
+            **common,
         ),
         dg.AssetSpec(
-            predictions_key, deps=[champion_key, features_key], kinds={"duckdb"}, skippable=True,
+            predictions_key,
+            deps=[champion_key, features_key],
+            kinds={"duckdb"},
+            skippable=True,
             description=f"The champion's prediction of {train.target} for every row of the feature set, with the "
             "model name and version that produced it.",
-            metadata={"dagster/table_name": f"{schema}.{model}_predictions"}, **common,
+            metadata={"dagster/table_name": f"{schema}.{model}_predictions"},
+            **common,
         ),
     ]
 
     @dg.multi_asset(
-        name=f"{pipeline}__train_{model}", specs=specs, can_subset=False, pool=WAREHOUSE_POOL,
+        name=f"{pipeline}__train_{model}",
+        specs=specs,
+        can_subset=False,
+        pool=WAREHOUSE_POOL,
         required_resource_keys={"warehouse", "mlflow"},
     )
     def train_model(context: dg.AssetExecutionContext):
@@ -101,7 +118,8 @@ def build_train_defs(spec: PipelineSpec, pipeline: str, names: TableNames) -> dg
     else:
         selection = dg.AssetSelection.assets(*_upstream_in_pipeline(spec, names, reads), *keys)
     job = dg.define_asset_job(
-        f"{pipeline}_train_job", selection=selection,
+        f"{pipeline}_train_job",
+        selection=selection,
         description=f"Load pipeline {pipeline}, then train, register and (by the promotion rule) promote model "
         f"{model_name}, and score with the champion. A failed blocking check on the load stops the training.",
     )
@@ -109,8 +127,11 @@ def build_train_defs(spec: PipelineSpec, pipeline: str, names: TableNames) -> dg
     if train.cron:
         schedules.append(
             dg.ScheduleDefinition(
-                name=f"{pipeline}_train_schedule", cron_schedule=train.cron, job=job,
-                execution_timezone=spec.triggers.timezone, default_status=dg.DefaultScheduleStatus.STOPPED,
+                name=f"{pipeline}_train_schedule",
+                cron_schedule=train.cron,
+                job=job,
+                execution_timezone=spec.triggers.timezone,
+                default_status=dg.DefaultScheduleStatus.STOPPED,
             )
         )
     return dg.Definitions(assets=[train_model], jobs=[job], schedules=schedules)
@@ -118,9 +139,15 @@ def build_train_defs(spec: PipelineSpec, pipeline: str, names: TableNames) -> dg
 
 def _rule_text(train: TrainSpec) -> str:
     rule = train.promotion
-    parts = [f"beats the champion's by at least {rule.min_improvement}" if rule.min_improvement else "matches or beats the champion's"]
+    parts = [
+        f"beats the champion's by at least {rule.min_improvement}"
+        if rule.min_improvement
+        else "matches or beats the champion's"
+    ]
     if rule.floor is not None:
-        parts.append(f"is {'at least' if METRICS[training.rule_metric(train)].higher_is_better else 'at most'} {rule.floor}")
+        parts.append(
+            f"is {'at least' if METRICS[training.rule_metric(train)].higher_is_better else 'at most'} {rule.floor}"
+        )
     return " and ".join(parts)
 
 
@@ -156,7 +183,10 @@ def _train_run(context, warehouse, tracker, train: TrainSpec, pipeline: str, nam
         else:
             registry.reject(client, model_name, version.version, decision.reason)
         champion = registry.champion(client, model_name)
-    context.log.info(f"{model_name} version {version.version}: {'promoted' if decision.promote else 'not promoted'}: {decision.reason}")
+    context.log.info(
+        f"{model_name} version {version.version}: {'promoted' if decision.promote else 'not promoted'}: "
+        f"{decision.reason}"
+    )
 
     run_url = tracker.run_url(experiment_id, logged.run_id)
     version_url = tracker.model_version_url(model_name, version.version)
@@ -200,8 +230,15 @@ def _train_run(context, warehouse, tracker, train: TrainSpec, pipeline: str, nam
         return
     with warehouse.get_connection() as con:
         scored = scoring.score(
-            con, frame, train, model_name=model_name, version=champion.version, run_id=champion.run_id or "",
-            features=features, table=f"{model}_predictions", load_id=run_id,
+            con,
+            frame,
+            train,
+            model_name=model_name,
+            version=champion.version,
+            run_id=champion.run_id or "",
+            features=features,
+            table=f"{model}_predictions",
+            load_id=run_id,
         )
     yield dg.MaterializeResult(
         asset_key=_key(schema, f"{model}_predictions"),

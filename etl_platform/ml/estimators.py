@@ -51,7 +51,10 @@ METRICS: dict[str, Metric] = {
     "precision": Metric("classification", True, "precision, weighted by class frequency"),
     "recall": Metric("classification", True, "recall, weighted by class frequency"),
 }
-DEFAULT_METRICS: dict[Task, tuple[str, ...]] = {"regression": ("r2", "rmse", "mae"), "classification": ("accuracy", "f1")}
+DEFAULT_METRICS: dict[Task, tuple[str, ...]] = {
+    "regression": ("r2", "rmse", "mae"),
+    "classification": ("accuracy", "f1"),
+}
 
 
 class EstimatorNotAllowed(ValueError):

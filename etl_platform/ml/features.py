@@ -48,7 +48,9 @@ def kept_columns(train: TrainSpec) -> list[str]:
     return list(dict.fromkeys(ordered))
 
 
-def build(con: duckdb.DuckDBPyConnection, train: TrainSpec, *, schema: str, loaded_table: str, table: str) -> FeatureSet:
+def build(
+    con: duckdb.DuckDBPyConnection, train: TrainSpec, *, schema: str, loaded_table: str, table: str
+) -> FeatureSet:
     """Materialize the feature table ``schema.table`` atomically: numeric features as DOUBLE,
     categorical ones as text (NULL as its own category), rows without a target left out."""
     source = source_sql(train, schema, loaded_table)
@@ -99,4 +101,3 @@ def data_hash(con: duckdb.DuckDBPyConnection, schema: str, table: str, columns: 
 def read_frame(con: duckdb.DuckDBPyConnection, features: FeatureSet):
     """The feature table as a pandas frame, in a fixed order (so a seeded split is repeatable)."""
     return con.execute(f"SELECT * FROM {features.sql_name} ORDER BY ALL").df()
-

@@ -33,7 +33,9 @@ class Decision:
 def _transient(err: Exception) -> bool:
     """Errors of two writers at once on the store (SQLite's lock, a version number taken meanwhile)."""
     text = str(err).lower()
-    return any(s in text for s in ("database is locked", "model version creation error", "unique constraint", "integrityerror"))
+    return any(
+        s in text for s in ("database is locked", "model version creation error", "unique constraint", "integrityerror")
+    )
 
 
 def register(client, name: str, model_uri: str, run_id: str, tags: dict[str, str], timeout: float = 300.0):

@@ -21,8 +21,16 @@ def prediction_column(train: TrainSpec) -> str:
 
 
 def score(
-    con: duckdb.DuckDBPyConnection, frame, train: TrainSpec, *, model_name: str, version: str, run_id: str,
-    features: FeatureSet, table: str, load_id: str,
+    con: duckdb.DuckDBPyConnection,
+    frame,
+    train: TrainSpec,
+    *,
+    model_name: str,
+    version: str,
+    run_id: str,
+    features: FeatureSet,
+    table: str,
+    load_id: str,
 ) -> Scored:
     """Load version ``version`` of the registered model, predict ``frame`` and replace
     ``features.schema.table`` with the id columns, the prediction and its lineage in one transaction."""
@@ -31,7 +39,9 @@ def score(
     model = mlflow.pyfunc.load_model(f"models:/{model_name}/{version}")
     predicted = model.predict(frame[list(train.features)])
     out = frame[list(dict.fromkeys([*train.id_columns, *train.features]))].copy()
-    out[prediction_column(train)] = list(predicted.iloc[:, 0] if hasattr(predicted, "iloc") and predicted.ndim == 2 else predicted)
+    out[prediction_column(train)] = list(
+        predicted.iloc[:, 0] if hasattr(predicted, "iloc") and predicted.ndim == 2 else predicted
+    )
     out["model_name"] = model_name
     out["model_version"] = int(version)
     out["mlflow_run_id"] = run_id
@@ -50,4 +60,3 @@ def score(
     finally:
         con.unregister("_scored")
     return Scored(rows=rows, model_version=str(version))
-

@@ -68,11 +68,19 @@ class SliceOf:
 
     def commit(self, duck, stage, plan, *, pipeline, run_id, data_columns, schema_changes):
         return self.destination.replace_slice(
-            duck, stage, self.part, pipeline=pipeline, run_id=run_id, load_id=plan.load_id, schema_changes=schema_changes
+            duck,
+            stage,
+            self.part,
+            pipeline=pipeline,
+            run_id=run_id,
+            load_id=plan.load_id,
+            schema_changes=schema_changes,
         )
 
     def replace_slice(self, duck, stage, part, *, pipeline, run_id, load_id, schema_changes):
-        return self.destination.replace_slice(duck, stage, part, pipeline=pipeline, run_id=run_id, load_id=load_id, schema_changes=schema_changes)
+        return self.destination.replace_slice(
+            duck, stage, part, pipeline=pipeline, run_id=run_id, load_id=load_id, schema_changes=schema_changes
+        )
 
     def cannot_hold(self, columns):
         return self.destination.cannot_hold(columns)
@@ -101,7 +109,11 @@ def partition_metadata(part: load.Slice, committed: load.Committed) -> dict:
     and rows_rejected count the partition's rows (and rows of no partition, which are
     rejected); rows_outside_partition counts the rows read that belong to other time
     partitions: left out, neither checked, rejected nor loaded by this run."""
-    metadata: dict = {"partition": part.label, "rows_deleted": committed.rows_deleted, "rows_inserted": committed.rows_written}
+    metadata: dict = {
+        "partition": part.label,
+        "rows_deleted": committed.rows_deleted,
+        "rows_inserted": committed.rows_written,
+    }
     if part.start is not None:
         metadata |= {
             "window_start": part.start.isoformat(),

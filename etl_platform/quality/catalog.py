@@ -51,7 +51,9 @@ def expectation_kinds() -> dict[str, ExpectationKind]:
     raw = json.loads(CATALOG.read_text())
     return {
         name: ExpectationKind(
-            name, entry["family"], {a: Argument(v["required"], tuple(v["kinds"])) for a, v in entry["arguments"].items()}
+            name,
+            entry["family"],
+            {a: Argument(v["required"], tuple(v["kinds"])) for a, v in entry["arguments"].items()},
         )
         for name, entry in raw.items()
     }
@@ -65,9 +67,12 @@ def _kinds(annotation: str) -> list[str]:
         return []
     kinds = set()
     for token, kind in (
-        (r"\bfloat\b|ConstrainedFloat|\bDecimal\b", "number"), (r"\bint\b|StrictInt|ConstrainedInt", "integer"),
-        (r"\bstr\b|StrictStr|datetime|\bdate\b", "string"), (r"\bbool\b|StrictBool", "boolean"),
-        (r"List|Sequence|\blist\b|\bset\b|Set\[|tuple|Tuple", "array"), (r"NoneType|Optional", "null"),
+        (r"\bfloat\b|ConstrainedFloat|\bDecimal\b", "number"),
+        (r"\bint\b|StrictInt|ConstrainedInt", "integer"),
+        (r"\bstr\b|StrictStr|datetime|\bdate\b", "string"),
+        (r"\bbool\b|StrictBool", "boolean"),
+        (r"List|Sequence|\blist\b|\bset\b|Set\[|tuple|Tuple", "array"),
+        (r"NoneType|Optional", "null"),
     ):
         if re.search(token, text):
             kinds.add(kind)
@@ -83,8 +88,10 @@ def build_catalog() -> dict:
     from great_expectations.expectations.registry import _registered_expectations
 
     families = (
-        (base.ColumnMapExpectation, "column_map"), (base.ColumnPairMapExpectation, "column_pair_map"),
-        (base.MulticolumnMapExpectation, "multicolumn_map"), (base.ColumnAggregateExpectation, "column_aggregate"),
+        (base.ColumnMapExpectation, "column_map"),
+        (base.ColumnPairMapExpectation, "column_pair_map"),
+        (base.MulticolumnMapExpectation, "multicolumn_map"),
+        (base.ColumnAggregateExpectation, "column_aggregate"),
     )
     catalog = {}
     for name, cls in sorted(_registered_expectations.items()):

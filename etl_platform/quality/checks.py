@@ -24,7 +24,9 @@ def expectation_checks(expectations: tuple[Expectation, ...], schema: str, pipel
     by_table: dict[str, list[Expectation]] = defaultdict(list)
     for exp in expectations:
         by_table[exp.table].append(exp)
-    return dg.Definitions(asset_checks=[_table_checks(schema, table, items, pipeline) for table, items in by_table.items()])
+    return dg.Definitions(
+        asset_checks=[_table_checks(schema, table, items, pipeline) for table, items in by_table.items()]
+    )
 
 
 def _table_checks(schema: str, table: str, expectations: list[Expectation], pipeline: str) -> dg.AssetChecksDefinition:

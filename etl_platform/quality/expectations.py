@@ -26,4 +26,3 @@ class Expectation:
     def describe(self) -> str:
         shown = ", ".join(f"{k}={v!r}" for k, v in self.kwargs.items() if k not in ("meta", "notes", "description"))
         return self.kwargs.get("description") or f"{self.type}({shown})"
-

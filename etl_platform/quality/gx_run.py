@@ -27,8 +27,15 @@ DEFAULT_MAX_ROWS = 100_000
 EXAMPLES_SHOWN = 5
 HIDDEN = "hidden: sensitive column"
 # Result keys that carry counts and shares only: all a sensitive column's results keep.
-_COUNTS = ("element_count", "missing_count", "missing_percent", "unexpected_count", "unexpected_percent",
-           "unexpected_percent_total", "unexpected_percent_nonmissing")
+_COUNTS = (
+    "element_count",
+    "missing_count",
+    "missing_percent",
+    "unexpected_count",
+    "unexpected_percent",
+    "unexpected_percent_total",
+    "unexpected_percent_nonmissing",
+)
 
 
 def max_rows_in_memory() -> int:
@@ -106,7 +113,13 @@ def _sanitised(exp: Expectation, result: dict) -> dict:
 
 
 def validate_table(
-    con: duckdb.DuckDBPyConnection, schema: str, table: str, expectations: list[Expectation], *, run_id: str, max_rows: int | None = None
+    con: duckdb.DuckDBPyConnection,
+    schema: str,
+    table: str,
+    expectations: list[Expectation],
+    *,
+    run_id: str,
+    max_rows: int | None = None,
 ) -> list[Outcome]:
     """Validate ``schema.table`` against ``expectations``; one Outcome per expectation, same order.
     GX's results (without sensitive values) are kept in the data docs under ETL_HOME."""
@@ -132,7 +145,9 @@ def validate_table(
             except duckdb.Error as err:
                 success, result = False, {"error": first_line(err)}
             results[exp.check_name] = ExpectationValidationResult(
-                success=success, expectation_config=_gx_expectation(exp).configuration, result=_sanitised(exp, _plain(result))
+                success=success,
+                expectation_config=_gx_expectation(exp).configuration,
+                result=_sanitised(exp, _plain(result)),
             )
             evaluated[exp.check_name] = (f"full table ({rows:,} rows)", "duckdb aggregates")
         else:
@@ -142,7 +157,9 @@ def validate_table(
         sample = f" USING SAMPLE reservoir({max_rows} ROWS) REPEATABLE (42)" if large else ""
         frame = con.execute(f"SELECT {_columns_needed(in_gx)} FROM {table_sql}{sample}").df()
         on = f"sample of {len(frame):,} rows" if large else f"full table ({rows:,} rows)"
-        asset = context.data_sources.get("warehouse").add_dataframe_asset(f"{schema}.{table}.{len(results)}.{id(frame)}")
+        asset = context.data_sources.get("warehouse").add_dataframe_asset(
+            f"{schema}.{table}.{len(results)}.{id(frame)}"
+        )
         batch = asset.add_batch_definition_whole_dataframe("whole").get_batch(batch_parameters={"dataframe": frame})
         for exp in in_gx:
             evaluated[exp.check_name] = (on, "great_expectations")
@@ -155,24 +172,40 @@ def validate_table(
             fmt = {"result_format": "SUMMARY", "partial_unexpected_count": 0 if exp.sensitive else 20}
             result = batch.validate(gx_exp, result_format=fmt)
             if result.exception_info and result.exception_info.get("raised_exception"):
-                errors[exp.check_name] = result.exception_info.get("exception_message") or "the expectation raised an error"
+                errors[exp.check_name] = (
+                    result.exception_info.get("exception_message") or "the expectation raised an error"
+                )
             result.result = _sanitised(exp, result.result or {})
             results[exp.check_name] = result
 
     suite = f"{schema}.{table}"
-    key = ValidationResultIdentifier(ExpectationSuiteIdentifier(name=suite), RunIdentifier(run_name=run_id), f"{schema}.{table}")
+    key = ValidationResultIdentifier(
+        ExpectationSuiteIdentifier(name=suite), RunIdentifier(run_name=run_id), f"{schema}.{table}"
+    )
     ordered = [results[e.check_name] for e in expectations if e.check_name in results]
     context.validation_results_store.set(
         key,
         ExpectationSuiteValidationResult(
-            success=all(r.success for r in ordered), results=ordered, suite_name=suite,
-            statistics={"evaluated_expectations": len(ordered), "successful_expectations": sum(r.success for r in ordered)},
+            success=all(r.success for r in ordered),
+            results=ordered,
+            suite_name=suite,
+            statistics={
+                "evaluated_expectations": len(ordered),
+                "successful_expectations": sum(r.success for r in ordered),
+            },
         ),
     )
     context.build_data_docs(site_names=["etl"], resource_identifiers=[key])
-    urls = [u["site_url"] for u in context.get_docs_sites_urls(resource_identifier=key, site_name="etl") if u.get("site_url")]
+    urls = [
+        u["site_url"]
+        for u in context.get_docs_sites_urls(resource_identifier=key, site_name="etl")
+        if u.get("site_url")
+    ]
     docs = Path(urls[0].removeprefix("file://")) if urls else None
-    return [_outcome(exp, results.get(exp.check_name), errors.get(exp.check_name), evaluated[exp.check_name], docs) for exp in expectations]
+    return [
+        _outcome(exp, results.get(exp.check_name), errors.get(exp.check_name), evaluated[exp.check_name], docs)
+        for exp in expectations
+    ]
 
 
 def _outcome(exp: Expectation, result, error: str | None, evaluated: tuple[str, str], docs: Path | None) -> Outcome:

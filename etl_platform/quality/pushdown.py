@@ -25,14 +25,17 @@ def _column_map(con, table: str, kwargs: dict, unexpected: str, *, nulls_unexpec
     """A per-value expectation: ``unexpected`` is a predicate on non-null values of ``column``."""
     col = quote(kwargs["column"])
     total, missing, bad = con.execute(
-        f"SELECT count(*), count(*) - count({col}), count(*) FILTER (WHERE {col} IS NOT NULL AND ({unexpected})) FROM {table}"
+        f"SELECT count(*), count(*) - count({col}), count(*) FILTER (WHERE {col} IS NOT NULL AND ({unexpected})) FROM "
+        f"{table}"
     ).fetchone()
     if nulls_unexpected:
         bad, denominator = missing, total
         examples: list = [None] * min(missing, EXAMPLES)
     else:
         denominator = total - missing
-        rows = con.execute(f"SELECT {col} FROM {table} WHERE {col} IS NOT NULL AND ({unexpected}) LIMIT {EXAMPLES}").fetchall()
+        rows = con.execute(
+            f"SELECT {col} FROM {table} WHERE {col} IS NOT NULL AND ({unexpected}) LIMIT {EXAMPLES}"
+        ).fetchall()
         examples = [r[0] for r in rows]
     share = bad / denominator if denominator else 0.0
     result = {

@@ -21,7 +21,7 @@ _experiments_lock = threading.Lock()
 def local_store(tracking_uri: str) -> Path | None:
     """The SQLite file of an embedded store (``sqlite:///path``); None for a tracking server."""
     prefix = "sqlite:///"
-    return Path(tracking_uri[len(prefix):]) if tracking_uri.startswith(prefix) else None
+    return Path(tracking_uri[len(prefix) :]) if tracking_uri.startswith(prefix) else None
 
 
 def artifact_root(tracking_uri: str) -> str | None:

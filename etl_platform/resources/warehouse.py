@@ -25,7 +25,8 @@ class WarehouseResource(DuckDBResource):
     )
     memory_limit: str = Field(
         default="1GB",
-        description="DuckDB memory limit. Loads stream, so memory stays near this however large the input; larger work spills to disk.",
+        description="DuckDB memory limit. Loads stream, so memory stays near this however large the input; larger work "
+        "spills to disk.",
     )
     threads: int | None = Field(default=None, description="DuckDB worker threads; default: all cores.")
 
@@ -50,7 +51,9 @@ class WarehouseResource(DuckDBResource):
             con.close()
 
 
-def _connect_waiting(database: str, config: dict, attempts: int = 11, first_delay: float = 0.1) -> duckdb.DuckDBPyConnection:
+def _connect_waiting(
+    database: str, config: dict, attempts: int = 11, first_delay: float = 0.1
+) -> duckdb.DuckDBPyConnection:
     """Open the warehouse, waiting (0.1 s, doubling: about 100 s in all) while another
     process holds its file lock; the last attempt's error goes to the caller."""
     delay = first_delay

@@ -80,9 +80,9 @@ def _derive(password: str, kdf: dict) -> Fernet:
     if kdf.get("name") != "scrypt":
         raise Tampered(f"unknown key derivation {kdf.get('name')!r}")
     try:
-        key = Scrypt(salt=base64.b64decode(kdf["salt"]), length=kdf["length"], n=kdf["n"], r=kdf["r"], p=kdf["p"]).derive(
-            password.encode()
-        )
+        key = Scrypt(
+            salt=base64.b64decode(kdf["salt"]), length=kdf["length"], n=kdf["n"], r=kdf["r"], p=kdf["p"]
+        ).derive(password.encode())
     except (KeyError, TypeError, ValueError) as err:
         raise Tampered(f"the key derivation settings are damaged ({type(err).__name__})") from None
     return Fernet(base64.urlsafe_b64encode(key))
@@ -127,7 +127,9 @@ class Vault:
     def set(self, name: str, value: str) -> None:
         if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
             raise VaultError(f"entry name {name!r}: use letters, digits, '_', '-' and '.'")
-        self.entries[name] = Fernet(self.data_keys[0]).encrypt(json.dumps({"name": name, "value": value}).encode()).decode()
+        self.entries[name] = (
+            Fernet(self.data_keys[0]).encrypt(json.dumps({"name": name, "value": value}).encode()).decode()
+        )
 
     def delete(self, name: str) -> None:
         if self.entries.pop(name, None) is None:
@@ -146,7 +148,12 @@ class Vault:
     def file_content(self, password: str, kdf: dict | None = None) -> dict:
         self.kdf = kdf or self.kdf
         wrapped = _derive(password, self.kdf).encrypt(json.dumps([k.decode() for k in self.data_keys]).encode())
-        return {"format": FORMAT, "kdf": self.kdf, "data_keys": wrapped.decode(), "entries": dict(sorted(self.entries.items()))}
+        return {
+            "format": FORMAT,
+            "kdf": self.kdf,
+            "data_keys": wrapped.decode(),
+            "entries": dict(sorted(self.entries.items())),
+        }
 
 
 def read_file(path: Path) -> dict:
@@ -176,7 +183,9 @@ def unlock(password: str, path: Path | None = None) -> Vault:
     try:
         keys = json.loads(_derive(password, kdf).decrypt(content["data_keys"].encode()))
     except InvalidToken:
-        raise WrongPassword(f"wrong master password for the vault {path} (or its keys have been tampered with)") from None
+        raise WrongPassword(
+            f"wrong master password for the vault {path} (or its keys have been tampered with)"
+        ) from None
     return Vault(path, kdf, [k.encode() for k in keys], dict(entries))
 
 
@@ -278,7 +287,9 @@ def _data_keys(path: Path, content: dict) -> Future:
         if started is None or started[0] != wrapped:
             password = password_from_environment()
             if password is None:
-                raise VaultError(f"set {PASSWORD_ENV} or {PASSWORD_FILE_ENV} in the process running this step to unlock {path}")
+                raise VaultError(
+                    f"set {PASSWORD_ENV} or {PASSWORD_FILE_ENV} in the process running this step to unlock {path}"
+                )
             unwrapping: Future = Future()
 
             def unwrap() -> None:

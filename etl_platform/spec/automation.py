@@ -54,7 +54,9 @@ class RetrySpec(SpecModel):
         "a schema mismatch) fail at once.",
     )
     delay_seconds: float = Field(
-        5, ge=0, description="Wait before the first retry; each later retry waits twice as long, give or take a random share."
+        5,
+        ge=0,
+        description="Wait before the first retry; each later retry waits twice as long, give or take a random share.",
     )
 
 

@@ -11,7 +11,14 @@ _TYPE = (
     r"^(?i:varchar|string|text|bigint|integer|int|smallint|double|float|real|boolean|bool"
     r"|date|time|timestamp|timestamptz|json|uuid|decimal\(\s*\d+\s*,\s*\d+\s*\))$"
 )
-_TYPE_ALIASES = {"string": "VARCHAR", "text": "VARCHAR", "int": "INTEGER", "bool": "BOOLEAN", "float": "DOUBLE", "real": "DOUBLE"}
+_TYPE_ALIASES = {
+    "string": "VARCHAR",
+    "text": "VARCHAR",
+    "int": "INTEGER",
+    "bool": "BOOLEAN",
+    "float": "DOUBLE",
+    "real": "DOUBLE",
+}
 
 
 class ColumnSpec(SpecModel):
@@ -39,7 +46,7 @@ class ColumnSpec(SpecModel):
         None,
         description="SQL expression applied before the cast, written in terms of `value` (the source column's "
         "text), e.g. \"replace(value, ',', '')\" to drop thousands separators. It may also name other "
-        "columns of the same source record, e.g. \"make_date(year::int, month::int, day::int)\" (a name "
+        'columns of the same source record, e.g. "make_date(year::int, month::int, day::int)" (a name '
         "with spaces in double quotes); a column derived only from others needs no `from`.",
     )
     description: str | None = Field(None, description="Shown in the column schema in the Dagster UI.")
@@ -55,8 +62,10 @@ class ColumnSpec(SpecModel):
         zoned = self.format is not None and ("%z" in self.format or "%Z" in self.format)
         if zoned and self.duckdb_type == "DATE":
             # A date with a time zone names a local day that UTC may not share: ambiguous, refused.
-            raise ValueError(f"format {self.format!r} reads a time zone (%z/%Z), which a date cannot keep; "
-                             "use type timestamptz, or a format without it")
+            raise ValueError(
+                f"format {self.format!r} reads a time zone (%z/%Z), which a date cannot keep; "
+                "use type timestamptz, or a format without it"
+            )
         return self
 
     @property
@@ -82,4 +91,3 @@ class ColumnSpec(SpecModel):
         own = [self.source or name] if self.reads_own_source else []
         named = expression_references(self.expression) if self.expression else ()
         return own + [c for c in named if c not in own]
-

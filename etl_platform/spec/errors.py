@@ -27,5 +27,7 @@ class SpecLocator:
         field = ".".join(str(p) for p in ("attributes", *path))
         if self._tree is None:
             return SpecError(f"{self._fallback} - {field}: {message}")
-        located = self._tree.source_error(yaml_path=["attributes", *path], inline_error_message=message, value_error=True)
+        located = self._tree.source_error(
+            yaml_path=["attributes", *path], inline_error_message=message, value_error=True
+        )
         return SpecError(f"{located.file_name}:{located.start_line_no} - {field}: {message}\n{located.snippet}")

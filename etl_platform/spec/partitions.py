@@ -73,7 +73,9 @@ class PartitionsSpec(SpecModel):
         try:
             ZoneInfo(timezone)
         except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown timezone {timezone!r}; use an IANA name such as 'UTC' or 'Europe/Berlin'") from None
+            raise ValueError(
+                f"unknown timezone {timezone!r}; use an IANA name such as 'UTC' or 'Europe/Berlin'"
+            ) from None
         return timezone
 
     @field_validator("start")
@@ -95,7 +97,11 @@ class PartitionsSpec(SpecModel):
             if (self.start_param is None) != (self.end_param is None):
                 raise ValueError("give both start_param and end_param, or neither")
         else:
-            given = [f for f in ("start", "column", "start_param", "end_param", "param_format") if getattr(self, f) is not None]
+            given = [
+                f
+                for f in ("start", "column", "start_param", "end_param", "param_format")
+                if getattr(self, f) is not None
+            ]
             if given:
                 raise ValueError(f"per-file partitions take no {', '.join(given)}: each file is its own partition")
             if self.backfill == "single_run":

@@ -56,7 +56,9 @@ class SyncSpec(SpecModel):
         if isinstance(lookback, str) and not re.fullmatch(
             r"\s*\d+(\.\d+)?\s*(seconds?|s|minutes?|min|m|hours?|h|days?|d|weeks?|w)\s*", lookback, re.IGNORECASE
         ):
-            raise ValueError(f"lookback {lookback!r} is not a duration like '15 minutes', '2 hours' or '1 day', nor a count")
+            raise ValueError(
+                f"lookback {lookback!r} is not a duration like '15 minutes', '2 hours' or '1 day', nor a count"
+            )
         return lookback
 
     @model_validator(mode="after")
@@ -198,7 +200,9 @@ class PipelineSpec(SpecModel):
         "blocking ones stop downstream assets on failure.",
     )
     checks: ChecksSpec = Field(default_factory=ChecksSpec, description="Checks on the loaded table.")
-    train: TrainSpec | None = Field(None, description="A model trained on the loaded table (or a query), tracked and registered in MLflow.")
+    train: TrainSpec | None = Field(
+        None, description="A model trained on the loaded table (or a query), tracked and registered in MLflow."
+    )
     partitions: PartitionsSpec | None = Field(
         None,
         description="Split the table into partitions that load, rerun and backfill on their own: time windows "

@@ -37,7 +37,7 @@ class ExpectationSpec(SpecModel):
     suite: str | None = Field(
         None,
         description="Instead of one expectation: a Great Expectations suite file (JSON, as GX writes it: "
-        "{\"name\": ..., \"expectations\": [{\"type\": ..., \"kwargs\": {...}}]}), relative to the pipeline's "
+        '{"name": ..., "expectations": [{"type": ..., "kwargs": {...}}]}), relative to the pipeline\'s '
         "folder. Each expectation in it becomes a check.",
     )
     asset: str | None = Field(
@@ -76,7 +76,9 @@ class ExpectationSpec(SpecModel):
     @model_validator(mode="after")
     def _expectation_or_suite(self) -> "ExpectationSpec":
         if (self.expectation is None) == (self.suite is None):
-            raise ValueError(f"an entry needs one expectation or a suite file, {_EXAMPLE} or 'suite: suites/campaigns.json'")
+            raise ValueError(
+                f"an entry needs one expectation or a suite file, {_EXAMPLE} or 'suite: suites/campaigns.json'"
+            )
         if self.suite is not None and self.arguments:
             raise ValueError("a suite entry takes no arguments: they are in the suite file")
         return self

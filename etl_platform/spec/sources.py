@@ -22,8 +22,10 @@ def check_declared(encoding: str) -> str:
     try:
         return codecs.lookup(encoding).name
     except LookupError:
-        raise ValueError(f"unknown encoding {encoding!r}; use 'auto', 'utf-8', 'utf-16', 'cp1252', 'latin-1', "
-                         "'cp1251', 'shift_jis' or another name Python knows") from None
+        raise ValueError(
+            f"unknown encoding {encoding!r}; use 'auto', 'utf-8', 'utf-16', 'cp1252', 'latin-1', "
+            "'cp1251', 'shift_jis' or another name Python knows"
+        ) from None
 
 
 class CsvOptions(SpecModel):
@@ -155,7 +157,8 @@ class SourceSpec(SpecModel):
         given = [k for k in ("files", "table", "query", "endpoint") if getattr(self, k) is not None]
         if len(given) != 1:
             raise ValueError(
-                "a source needs exactly one of files, table, query, endpoint" + (f" (got {', '.join(given)})" if given else "")
+                "a source needs exactly one of files, table, query, endpoint"
+                + (f" (got {', '.join(given)})" if given else "")
             )
         if self.files is not None and not self.columns:
             raise ValueError("a file source needs columns: the mapping from the file's columns to the table's")
@@ -191,4 +194,3 @@ class SourceSpec(SpecModel):
         # 'orders.csv.gz' is CSV: compression is detected from the content and undone on intake.
         suffix = re.sub(r"\.(gz|gzip|zip)$", "", self.files, flags=re.IGNORECASE).rsplit(".", 1)[-1].lower()
         return {"jsonl": "ndjson", "txt": "csv", "tsv": "csv"}.get(suffix, suffix)
-

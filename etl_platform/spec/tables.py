@@ -70,4 +70,3 @@ def transform_references(sql: str) -> frozenset[str]:
 
     walk(parsed)
     return frozenset(t for t in tables if t not in ctes)
-

@@ -148,7 +148,9 @@ def _exact(raw: str, value: str, target: str, fmt: str | None) -> str:
     if target in ("DOUBLE", "FLOAT", "REAL"):
         words = _matches(raw, rf"(?i){_S}[+-]?(nan|inf|infinity){_S}")
         mantissa = f"regexp_extract({raw}, '^[^eE]*')"
-        finite = f"isfinite({value}) AND (CASE WHEN {value} <> 0 THEN true ELSE NOT regexp_matches({mantissa}, '[1-9]') END)"
+        finite = (
+            f"isfinite({value}) AND (CASE WHEN {value} <> 0 THEN true ELSE NOT regexp_matches({mantissa}, '[1-9]') END)"
+        )
         return f"{present} AND (CASE WHEN {_matches(raw, _NUMBER)} THEN {finite} ELSE {words} END)"
     if target == "BOOLEAN":
         return present

@@ -28,7 +28,9 @@ def line_breaks(path: Path) -> int:
     return count + (last != b"\n")
 
 
-def dialect_of(con: duckdb.DuckDBPyConnection, scan_arguments: list[str], declared: tuple[str | None, str | None, str | None]) -> tuple[str, str, str]:
+def dialect_of(
+    con: duckdb.DuckDBPyConnection, scan_arguments: list[str], declared: tuple[str | None, str | None, str | None]
+) -> tuple[str, str, str]:
     """(delimiter, quote, escape) DuckDB reads the file with: as declared, else as its sniffer
     finds them; escape '' when quotes are doubled."""
     found: tuple = (",", '"', "")
@@ -39,7 +41,9 @@ def dialect_of(con: duckdb.DuckDBPyConnection, scan_arguments: list[str], declar
             ).fetchall()[0]
         except duckdb.Error:
             pass  # the reader read the file; the usual dialect is the best guess left
-    delimiter, quote, escape = (d if d is not None else ("" if f in (None, "(empty)") else f) for d, f in zip(declared, found))
+    delimiter, quote, escape = (
+        d if d is not None else ("" if f in (None, "(empty)") else f) for d, f in zip(declared, found)
+    )
     return delimiter or ",", quote, "" if escape == quote else escape
 
 
@@ -67,14 +71,23 @@ def record_starts(path: Path, dialect: tuple[str, str, str], wanted: set[int]) -
     return starts
 
 
-def renumber(con: duckdb.DuckDBPyConnection, rejected_sql: str, run_id: str, file_name: str, path: Path,
-             scan_arguments: list[str], declared: tuple[str | None, str | None, str | None], records: int) -> None:
+def renumber(
+    con: duckdb.DuckDBPyConnection,
+    rejected_sql: str,
+    run_id: str,
+    file_name: str,
+    path: Path,
+    scan_arguments: list[str],
+    declared: tuple[str | None, str | None, str | None],
+    records: int,
+) -> None:
     """Rewrite this run's rejected rows of one file from record numbers to physical lines, when
     the file's ``records`` (header and skipped lines included) are fewer than its lines."""
     if line_breaks(path) <= records:
         return
     numbers = con.execute(
-        f"SELECT DISTINCT source_line FROM {rejected_sql} WHERE run_id = ? AND source_file = ? AND source_line IS NOT NULL",
+        f"SELECT DISTINCT source_line FROM {rejected_sql} WHERE run_id = ? AND source_file = ? AND source_line IS NOT "
+        "NULL",
         [run_id, file_name],
     ).fetchall()
     wanted = {n for (n,) in numbers}

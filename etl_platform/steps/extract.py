@@ -60,12 +60,16 @@ def _load_rows(spec: PipelineSpec, pipeline: str, connector, con, common: dict) 
     """A table or query, filtered at the source by the cursor and the partition's window, as an Arrow stream."""
     target, log = common["target"], common["log"]
     cursor_column, bound = _cursor_pushdown(spec, common["plan"])
-    sql = connector.select(spec.source, cursor_column, bound, window=steps_partition_reads.source_window(spec, target.part))
+    sql = connector.select(
+        spec.source, cursor_column, bound, window=steps_partition_reads.source_window(spec, target.part)
+    )
     log(f"reading {connector.describe()}: {sql}")
     with connector.stream(sql) as stream:
         for notice in stream.notices:
             log(f"{connector.describe()}: {notice}")
-        result, _ = ingest.run_stream(con, spec, pipeline=pipeline, reader=stream.reader, type_hints=stream.type_hints, **common)
+        result, _ = ingest.run_stream(
+            con, spec, pipeline=pipeline, reader=stream.reader, type_hints=stream.type_hints, **common
+        )
     result.notices += stream.notices
     return result
 
@@ -93,12 +97,21 @@ def _load_from_api(spec: PipelineSpec, pipeline: str, connector, con, common: di
             if plan.replaces_table and common["target"].part is None and not spec.sync.allow_empty:
                 raise ingest.LoadFailed(f"{spec.source.label} returned no records; the table was left as it was")
             log("no records: nothing to load")
-            return ingest.LoadResult(0, 0, 0, load.Committed(0, cursor_before=plan.cursor_before, cursor_after=plan.cursor_before),
-                                     [], {}, 0.0, None)
+            return ingest.LoadResult(
+                0,
+                0,
+                0,
+                load.Committed(0, cursor_before=plan.cursor_before, cursor_after=plan.cursor_before),
+                [],
+                {},
+                0.0,
+                None,
+            )
         with duckdb.connect() as reader_db:
             if mapped:
                 reader_db.execute(
-                    f"CREATE TABLE records AS {_mapped_records(reader_db, NdjsonFormat(spec.source.csv), fetched.files, spec)}"
+                    "CREATE TABLE records AS "
+                    f"{_mapped_records(reader_db, NdjsonFormat(spec.source.csv), fetched.files, spec)}"
                 )
                 reader = reader_db.sql("SELECT * FROM records").to_arrow_reader(100_000)
             else:
@@ -137,4 +150,8 @@ def _cursor_pushdown(spec: PipelineSpec, plan: warehouse_state.Plan) -> tuple[st
 
 
 # how each read shape of a source (connectors.registry.READ_METHODS) is loaded
-_READERS: dict[str, Callable[..., ingest.LoadResult]] = {"files": _load_files, "sql": _load_rows, "rest": _load_from_api}
+_READERS: dict[str, Callable[..., ingest.LoadResult]] = {
+    "files": _load_files,
+    "sql": _load_rows,
+    "rest": _load_from_api,
+}

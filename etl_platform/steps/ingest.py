@@ -127,7 +127,9 @@ def use_utc(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("SET TimeZone = 'UTC'")
 
 
-def plan_of(con: duckdb.DuckDBPyConnection, spec: PipelineSpec, target: "Target", pipeline: str, run_id: str) -> warehouse_state.Plan:
+def plan_of(
+    con: duckdb.DuckDBPyConnection, spec: PipelineSpec, target: "Target", pipeline: str, run_id: str
+) -> warehouse_state.Plan:
     """How this load combines with what the destination holds: its state (a pending full refresh
     or rewind, the saved cursor) and the sync spec (the lookback below the cursor)."""
     import uuid
@@ -147,7 +149,9 @@ def _first_error_line(err: Exception) -> str:
     return reader_error(err)
 
 
-def precheck(con: duckdb.DuckDBPyConnection, fmt: FileFormat, spec: PipelineSpec, path: Path) -> tuple[str | None, dict]:
+def precheck(
+    con: duckdb.DuckDBPyConnection, fmt: FileFormat, spec: PipelineSpec, path: Path
+) -> tuple[str | None, dict]:
     """Why a file must be rejected whole before reading its rows (or None), and its dialect."""
     limits = spec.source.limits
     size = path.stat().st_size
@@ -186,7 +190,9 @@ class _Ingest:
         self.fmt = fmt or file_format(spec.source.file_format, spec.source.format_options)
         self.passthrough = passthrough
         self.row_errors = bool(getattr(self.fmt, "reports_row_errors", False))
-        self.with_cast_errors = stage.needs_cast_errors(spec.source.columns, passthrough=passthrough, row_errors=self.row_errors)
+        self.with_cast_errors = stage.needs_cast_errors(
+            spec.source.columns, passthrough=passthrough, row_errors=self.row_errors
+        )
         # Columns the reader delivers beside the data: each row's line, and lines it could not parse.
         self.reader_columns: dict[str, str] = {}
         if self.fmt.numbers_lines:
@@ -212,15 +218,24 @@ class _Ingest:
         staged: list[StagedFile] = []
         last_row = -1
         for path, dialect in files.items():
-            lineage = {"_source_file": self.relative(path), "_load_id": self.run_id} if spec.destination.lineage_columns else {}
+            lineage = (
+                {"_source_file": self.relative(path), "_load_id": self.run_id}
+                if spec.destination.lineage_columns
+                else {}
+            )
             progress.file_started(self.relative(path), _estimate_rows(path))
             scans_before = self._last_scan_id()
             try:
                 dialect = self.fmt.prepare(con, path, spec.source.columns, dialect)
                 scan = self.fmt.scan(path, spec.source.columns, self.rejects, dialect)
                 keep = {name: quote(name) for name in self.reader_columns}
-                mapped = stage.mapping_query(spec.source.columns, scan, lineage=lineage, row_errors=self.row_errors, keep=keep)
-                con.execute(f"INSERT INTO {self.target.stage.sql} BY NAME {mapped}" + intake_limits.stop_reading_after(spec.source.limits))
+                mapped = stage.mapping_query(
+                    spec.source.columns, scan, lineage=lineage, row_errors=self.row_errors, keep=keep
+                )
+                con.execute(
+                    f"INSERT INTO {self.target.stage.sql} BY NAME {mapped}"
+                    + intake_limits.stop_reading_after(spec.source.limits)
+                )
             except duckdb.Error as err:
                 excluded[path] = f"cannot be read as {self.fmt.name}: {_first_error_line(err)}"
                 continue
@@ -240,7 +255,9 @@ class _Ingest:
             if scan_id == scans_before:
                 scan_id = None
             progress.file_finished(rows)
-            staged.append(StagedFile(path, self.relative(path), first if rows else last_row + 1, rows, scan_id, dialect))
+            staged.append(
+                StagedFile(path, self.relative(path), first if rows else last_row + 1, rows, scan_id, dialect)
+            )
             if rows:
                 last_row = last
         return staged
@@ -267,7 +284,9 @@ class _Ingest:
         """Scan a registered Arrow stream into the stage table: one unit, rows numbered from 1."""
         self.create_stage()
         lineage = {"_source_file": label, "_load_id": self.run_id} if self.spec.destination.lineage_columns else {}
-        mapped = stage.mapping_query(self.spec.source.columns, quote(view), lineage=lineage, passthrough=self.passthrough)
+        mapped = stage.mapping_query(
+            self.spec.source.columns, quote(view), lineage=lineage, passthrough=self.passthrough
+        )
         progress.file_started(label, 0)
         self.con.execute(f"INSERT INTO {self.target.stage.sql} BY NAME {mapped}")
         rows = load.scalar(self.con, f"SELECT count(*) FROM {self.target.stage.sql}") or 0
@@ -288,8 +307,12 @@ class _Ingest:
             return {}  # the commit names the missing partition column
         outside = f"{quote(part.column)} IS NOT NULL AND NOT ({part.where(column_type)})"
         counts = {
-            f.name: load.scalar(self.con, f"SELECT count(*) FROM {stage_sql} WHERE rowid BETWEEN ? AND ? AND {outside}",
-                                [f.first_row, f.first_row + f.rows - 1]) or 0
+            f.name: load.scalar(
+                self.con,
+                f"SELECT count(*) FROM {stage_sql} WHERE rowid BETWEEN ? AND ? AND {outside}",
+                [f.first_row, f.first_row + f.rows - 1],
+            )
+            or 0
             for f in staged
         }
         # Deleting keeps the other rows' rowids, which give the rejected rows their lines.
@@ -304,11 +327,18 @@ class _Ingest:
         # Rules are evaluated in one scan; the few failing rows are copied aside with their rowid.
         self._add_destination_limits()
         con.execute(
-            f"CREATE OR REPLACE TEMP TABLE __failing AS SELECT rowid AS __row, * FROM {self.target.stage.sql} WHERE {self.fails}"
+            f"CREATE OR REPLACE TEMP TABLE __failing AS SELECT rowid AS __row, * FROM {self.target.stage.sql} WHERE "
+            f"{self.fails}"
         )
-        con.execute("CREATE OR REPLACE TEMP TABLE __files (__file VARCHAR, __first_row BIGINT, __last_row BIGINT, __first_line BIGINT, __scan_id BIGINT)")
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE __files (__file VARCHAR, __first_row BIGINT, __last_row BIGINT, __first_line "
+            "BIGINT, __scan_id BIGINT)"
+        )
         for f in staged:
-            con.execute("INSERT INTO __files VALUES (?, ?, ?, ?, ?)", [f.name, f.first_row, f.first_row + f.rows - 1, self.fmt.first_data_line(), f.scan_id])
+            con.execute(
+                "INSERT INTO __files VALUES (?, ?, ?, ?, ?)",
+                [f.name, f.first_row, f.first_row + f.rows - 1, self.fmt.first_data_line(), f.scan_id],
+            )
         # Lines the reader rejected, with how many accepted rows precede each: turns a row's
         # position among accepted rows back into its line in the file.
         if self.rejects and any(f.scan_id is not None for f in staged):
@@ -324,7 +354,10 @@ class _Ingest:
                 [list(self._source_names()), list(self._source_types())],
             )
         else:
-            con.execute("CREATE OR REPLACE TEMP TABLE __reader_lines (__file VARCHAR, __line BIGINT, __csv_line VARCHAR, __reasons VARCHAR[], __accepted_before BIGINT)")
+            con.execute(
+                "CREATE OR REPLACE TEMP TABLE __reader_lines (__file VARCHAR, __line BIGINT, __csv_line VARCHAR, "
+                "__reasons VARCHAR[], __accepted_before BIGINT)"
+            )
         target_cols = list(self.spec.source.columns)
         record = "to_json({" + ", ".join(f"{literal(c)}: s.{quote(c)}" for c in target_cols) + "})::VARCHAR"
         if self.with_cast_errors:
@@ -344,20 +377,29 @@ class _Ingest:
                 f"FROM __failing s JOIN __located l ON l.__row = s.__row WHERE s.{PARSE_ERROR} IS NOT NULL",
                 [self.run_id],
             )
-        con.execute(f"INSERT INTO {rej.sql} SELECT ?, __file, __line, 'parse', __reasons, __csv_line, now() FROM __reader_lines", [self.run_id])
+        con.execute(
+            f"INSERT INTO {rej.sql} SELECT ?, __file, __line, 'parse', __reasons, __csv_line, now() FROM __reader_lines",
+            [self.run_id],
+        )
         if isinstance(self.fmt, CsvFormat):
             self._renumber_spanning_records(staged)
         for path, reason in excluded.items():
-            con.execute(f"INSERT INTO {rej.sql} VALUES (?, ?, NULL, 'file', [?], NULL, now())", [self.run_id, self.relative(path), reason])
+            con.execute(
+                f"INSERT INTO {rej.sql} VALUES (?, ?, NULL, 'file', [?], NULL, now())",
+                [self.run_id, self.relative(path), reason],
+            )
         con.execute(f"DELETE FROM {self.target.stage.sql} WHERE rowid IN (SELECT __row FROM __failing)")
         return load.scalar(con, "SELECT count(*) FROM __failing") or 0
 
     def _add_destination_limits(self) -> None:
         """Rows holding a value the destination cannot store exactly break a rule of their own."""
-        types = dict(self.con.execute(
-            "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = ? AND table_name = ?",
-            [self.target.stage.schema, self.target.stage.name],
-        ).fetchall())
+        types = dict(
+            self.con.execute(
+                "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = ? AND table_name = "
+                "?",
+                [self.target.stage.schema, self.target.stage.name],
+            ).fetchall()
+        )
         limits = [stage.Rule(reason, fails) for reason, fails in self.target.committer.cannot_hold(types)]
         if limits:
             self.rules = [*self.rules, *limits]
@@ -367,8 +409,11 @@ class _Ingest:
         """Rejected rows of CSV files whose records span lines name the physical line they start on."""
         con = self.con
         with_rejections = {
-            name for (name,) in con.execute(
-                f"SELECT DISTINCT source_file FROM {self.target.rejected.sql} WHERE run_id = ? AND source_line IS NOT NULL", [self.run_id]
+            name
+            for (name,) in con.execute(
+                f"SELECT DISTINCT source_file FROM {self.target.rejected.sql} WHERE run_id = ? AND source_line IS NOT "
+                "NULL",
+                [self.run_id],
             ).fetchall()
         }
         reader_lines = dict(con.execute("SELECT __file, count(*) FROM __reader_lines GROUP BY __file").fetchall())
@@ -377,7 +422,11 @@ class _Ingest:
                 continue
             records = self.fmt.first_data_line() - 1 + f.rows + reader_lines.get(f.name, 0)
             opts = self.fmt.options
-            declared = (opts.delimiter if opts.delimiter is not None else (f.dialect or {}).get("delim"), opts.quote, opts.escape)
+            declared = (
+                opts.delimiter if opts.delimiter is not None else (f.dialect or {}).get("delim"),
+                opts.quote,
+                opts.escape,
+            )
             arguments = self.fmt.csv_arguments(f.path, f.dialect)
             csv_lines.renumber(con, self.target.rejected.sql, self.run_id, f.name, f.path, arguments, declared, records)
 
@@ -426,7 +475,8 @@ class _Ingest:
         line = f", {LINE}" if LINE in self.reader_columns else ""
         con.execute(
             f"CREATE OR REPLACE TEMP TABLE __superseded AS SELECT __row, __winner FROM ("
-            f"SELECT rowid AS __row, first_value(rowid) OVER w AS __winner, row_number() OVER w AS __rank FROM {stage_sql} "
+            "SELECT rowid AS __row, first_value(rowid) OVER w AS __winner, row_number() OVER w AS __rank FROM "
+            f"{stage_sql} "
             f"WINDOW w AS (PARTITION BY {keys} ORDER BY {', '.join(order)})) WHERE __rank > 1"
         )
         superseded = load.scalar(con, "SELECT count(*) FROM __superseded") or 0
@@ -501,8 +551,15 @@ def run(
     plan = plan or plan_of(con, spec, target, pipeline, run_id)
     # Fingerprints, sniffs, decompresses and transcodes the files; rejects and skips some of them.
     # Across runs the ledger says which files were loaded; a load that replaces the table reads them all.
-    intake = FileIntake(con, spec, pipeline=pipeline, table=f"{target.table.schema}.{target.table.name}", run_id=run_id,
-                        relative=relative, consult_ledger=not plan.replaces_table and target.part is None)
+    intake = FileIntake(
+        con,
+        spec,
+        pipeline=pipeline,
+        table=f"{target.table.schema}.{target.table.name}",
+        run_id=run_id,
+        relative=relative,
+        consult_ledger=not plan.replaces_table and target.part is None,
+    )
     files, relative = intake.examine(files), intake.relative
     ingest = _Ingest(con, spec, target, relative, run_id, pipeline, plan=plan)
     ingest.intake = intake
@@ -559,19 +616,34 @@ def run_stream(
     try:
         source_types = _stream_types(con, view, type_hints)
         if not spec.source.columns:
-            spec = spec.model_copy(update={"source": spec.source.model_copy(update={"columns": _implicit_columns(source_types)})})
+            spec = spec.model_copy(
+                update={"source": spec.source.model_copy(update={"columns": _implicit_columns(source_types)})}
+            )
         passthrough = frozenset(
             name
             for name, col in spec.source.columns.items()
-            if not col.parsed_in_sql and source_types.get(col.source or name) == col.duckdb_type
+            if not col.parsed_in_sql
+            and source_types.get(col.source or name) == col.duckdb_type
             and (col.source or name) not in type_hints
         )
         missing = missing_columns(list(source_types), spec.source.columns)
         if missing:
-            raise LoadFailed(f"{spec.source.label}: missing mapped column(s) {', '.join(missing)}; the source has {', '.join(list(source_types)[:30])}")
+            raise LoadFailed(
+                f"{spec.source.label}: missing mapped column(s) {', '.join(missing)}; the source has "
+                f"{', '.join(list(source_types)[:30])}"
+            )
         recover(con, target, pipeline)
-        ingest = _Ingest(con, spec, target, lambda p: str(p), run_id, pipeline, fmt=_ArrowScan(spec.source.csv),
-                         passthrough=passthrough, plan=plan)
+        ingest = _Ingest(
+            con,
+            spec,
+            target,
+            lambda p: str(p),
+            run_id,
+            pipeline,
+            fmt=_ArrowScan(spec.source.csv),
+            passthrough=passthrough,
+            plan=plan,
+        )
         try:
             with Progress(con, log, progress_interval, target.table.name) as progress:
                 staged = ingest.stage_stream(view, spec.source.label, progress)
@@ -596,11 +668,15 @@ def _implicit_columns(source_types: dict[str, str]) -> dict[str, ColumnSpec]:
     columns = {}
     for name, dtype in source_types.items():
         if name in stage.LINEAGE_COLUMNS:
-            raise LoadFailed(f"the source has a column named {name!r}, which the lineage columns use; map the columns explicitly")
+            raise LoadFailed(
+                f"the source has a column named {name!r}, which the lineage columns use; map the columns explicitly"
+            )
         dtype = _TYPE_NAMES.get(dtype, dtype)
         if " " in dtype and not dtype.startswith("DECIMAL"):
             dtype = "VARCHAR"
-        columns[name] = ColumnSpec.model_construct(source=None, type=dtype, format=None, expression=None, description=None)
+        columns[name] = ColumnSpec.model_construct(
+            source=None, type=dtype, format=None, expression=None, description=None
+        )
     return columns
 
 
@@ -610,7 +686,9 @@ def _stop_if_bad_files(spec: PipelineSpec, excluded: dict[Path, str], relative: 
         raise LoadFailed(f"{relative(path)}: {reason}. on_bad_file is 'fail', so nothing was loaded.")
 
 
-def _validate_and_commit(ingest: _Ingest, staged: list[StagedFile], excluded: dict[Path, str], started: float) -> LoadResult:
+def _validate_and_commit(
+    ingest: _Ingest, staged: list[StagedFile], excluded: dict[Path, str], started: float
+) -> LoadResult:
     con, spec, target, plan = ingest.con, ingest.spec, ingest.target, ingest.plan
     left_out = ingest.leave_out_other_partitions(staged)
     rule_rejected = ingest.record_rejections(staged, excluded)
@@ -628,28 +706,33 @@ def _validate_and_commit(ingest: _Ingest, staged: list[StagedFile], excluded: di
         committed = load.Committed(rows_written=0, cursor_before=plan.cursor_before, cursor_after=plan.cursor_before)
     else:
         committed = target.committer.commit(
-            con, target.stage, plan,
-            pipeline=ingest.pipeline, run_id=ingest.run_id, data_columns=list(spec.source.columns),
+            con,
+            target.stage,
+            plan,
+            pipeline=ingest.pipeline,
+            run_id=ingest.run_id,
+            data_columns=list(spec.source.columns),
             schema_changes=spec.destination.schema_changes,
         )
     if left_out:
         committed = dataclasses.replace(committed, rows_outside=committed.rows_outside + sum(left_out.values()))
     per_file = dict(
         con.execute(
-            f"SELECT source_file, count(*) FROM {target.rejected.sql} WHERE run_id = ? AND kind <> 'superseded' GROUP BY ALL",
+            f"SELECT source_file, count(*) FROM {target.rejected.sql} WHERE run_id = ? AND kind <> 'superseded' GROUP "
+            "BY ALL",
             [ingest.run_id],
         ).fetchall()
     )
     reader_rows = dict(con.execute("SELECT __file, count(*) FROM __reader_lines GROUP BY ALL").fetchall())
     files = [
-        FileResult(f.name, f.rows + reader_rows.get(f.name, 0) - left_out.get(f.name, 0), per_file.get(f.name, 0)) for f in staged
-    ] + [
-        FileResult(ingest.relative(p), rejected_whole=reason) for p, reason in excluded.items()
-    ]
+        FileResult(f.name, f.rows + reader_rows.get(f.name, 0) - left_out.get(f.name, 0), per_file.get(f.name, 0))
+        for f in staged
+    ] + [FileResult(ingest.relative(p), rejected_whole=reason) for p, reason in excluded.items()]
     by_reason = dict(
         con.execute(
             f"SELECT reason, count(*) FROM (SELECT unnest(reasons) AS reason FROM {target.rejected.sql} "
-            "WHERE run_id = ? AND kind NOT IN ('file', 'superseded')) GROUP BY reason ORDER BY count(*) DESC, reason LIMIT 25",
+            "WHERE run_id = ? AND kind NOT IN ('file', 'superseded')) GROUP BY reason ORDER BY count(*) DESC, reason "
+            "LIMIT 25",
             [ingest.run_id],
         ).fetchall()
     )
@@ -667,7 +750,9 @@ def _validate_and_commit(ingest: _Ingest, staged: list[StagedFile], excluded: di
     )
 
 
-def _nothing_to_replace(ingest: _Ingest, accepted: int, read: int, staged: list[StagedFile], excluded: dict[Path, str]) -> str | None:
+def _nothing_to_replace(
+    ingest: _Ingest, accepted: int, read: int, staged: list[StagedFile], excluded: dict[Path, str]
+) -> str | None:
     """Why this load must not replace the table (NOWIPE), or None: it replaces every row and
     accepted none, from files or a table that exist. A partition's empty window is not such a
     load (its partition is empty at the source), nor one the spec allows to empty the table."""
@@ -711,8 +796,10 @@ def _in_one_transaction(
         raise
     if result.refused:
         raise NothingToReplace(
-            f"{result.refused}; {target.table} was left as it was (a load that replaces the table never swaps in an empty "
-            "one; set sync.allow_empty to allow it)", result,
+            f"{result.refused}; {target.table} was left as it was (a load that replaces the table never swaps in an "
+            "empty "
+            "one; set sync.allow_empty to allow it)",
+            result,
         )
     if committer.two_phase:
         try:
@@ -765,7 +852,8 @@ def recover(con: duckdb.DuckDBPyConnection, target: "Target", pipeline: str) -> 
         return 0
     _ensure_pending_table(con)
     pending = con.execute(
-        f"SELECT load_id, run_id, rejected_table FROM {PENDING} WHERE pipeline = ? AND table_name = ?", [pipeline, str(target.table)]
+        f"SELECT load_id, run_id, rejected_table FROM {PENDING} WHERE pipeline = ? AND table_name = ?",
+        [pipeline, str(target.table)],
     ).fetchall()
     if not pending:
         return 0

@@ -37,4 +37,3 @@ def files_of_run(files: list[Path], relative: Callable[[Path], str], part: load.
             "its rows in the table were left as they were"
         )
     return mine
-

@@ -94,8 +94,15 @@ def _stage_select(columns: dict[str, ColumnSpec], raw: bool, run_id: str, lineag
 
 
 def replay(
-    con: duckdb.DuckDBPyConnection, spec: PipelineSpec, *, pipeline: str, table: TableRef, rejected: TableRef,
-    run_id: str, where: str | None = None, destination: Destination | None = None,
+    con: duckdb.DuckDBPyConnection,
+    spec: PipelineSpec,
+    *,
+    pipeline: str,
+    table: TableRef,
+    rejected: TableRef,
+    run_id: str,
+    where: str | None = None,
+    destination: Destination | None = None,
 ) -> Replayed:
     """Replay the rejected rows of one pipeline (see the module's docstring); all or nothing."""
     from etl_platform.destinations.warehouse import state as warehouse_state
@@ -134,7 +141,8 @@ def replay(
         con.execute(f"CREATE OR REPLACE TEMP TABLE {_PASSED} AS SELECT {_ROW} FROM {stage_ref.sql} WHERE NOT ({fails})")
         accepted = load.scalar(con, f"SELECT count(*) FROM {_PASSED}") or 0
         con.execute(
-            f"CREATE OR REPLACE TEMP TABLE __replay_failing AS SELECT {_ROW}, {stage.reasons(rules, with_cast_errors=True)} AS reasons "
+            f"CREATE OR REPLACE TEMP TABLE __replay_failing AS SELECT {_ROW}, "
+            f"{stage.reasons(rules, with_cast_errors=True)} AS reasons "
             f"FROM {stage_ref.sql} WHERE {fails}"
         )
         con.execute(f"DELETE FROM {stage_ref.sql} WHERE {fails}")
@@ -144,8 +152,13 @@ def replay(
         if accepted:
             plan = warehouse_state.Plan(_replay_sync(spec), load_id=run_id)
             committed = committer.commit(
-                con, stage_ref, plan, pipeline=pipeline, run_id=run_id,
-                data_columns=list(columns), schema_changes=spec.destination.schema_changes,
+                con,
+                stage_ref,
+                plan,
+                pipeline=pipeline,
+                run_id=run_id,
+                data_columns=list(columns),
+                schema_changes=spec.destination.schema_changes,
             )
             written = committed.rows_written
         if committer.two_phase and accepted:
@@ -180,7 +193,8 @@ _IDENTITY = ("run_id", "source_file", "source_line", "record", "rejected_at")
 
 def _mark_replayed(con: duckdb.DuckDBPyConnection, rejected: TableRef, load_id: str) -> None:
     con.execute(
-        f"CREATE TABLE IF NOT EXISTS {_REPLAYED} (load_id VARCHAR, rejected_table VARCHAR, run_id VARCHAR, source_file VARCHAR, "
+        f"CREATE TABLE IF NOT EXISTS {_REPLAYED} (load_id VARCHAR, rejected_table VARCHAR, run_id VARCHAR, source_file "
+        "VARCHAR, "
         "source_line BIGINT, record VARCHAR, rejected_at TIMESTAMPTZ)"
     )
     con.execute(
@@ -197,7 +211,12 @@ def settle_replays(con: duckdb.DuckDBPyConnection, committer: Destination, pipel
 
     if not load.table_exists(con, load.TableRef("_etl", "pending_replays")):
         return
-    pending = [row[0] for row in con.execute(f"SELECT DISTINCT load_id FROM {_REPLAYED} WHERE rejected_table = ?", [str(rejected)]).fetchall()]
+    pending = [
+        row[0]
+        for row in con.execute(
+            f"SELECT DISTINCT load_id FROM {_REPLAYED} WHERE rejected_table = ?", [str(rejected)]
+        ).fetchall()
+    ]
     if not pending:
         return
     done = committer.committed_loads(con, pipeline, pending)
@@ -207,7 +226,8 @@ def settle_replays(con: duckdb.DuckDBPyConnection, committer: Destination, pipel
         for load_id in pending:
             if load_id in done:
                 con.execute(
-                    f"DELETE FROM {rejected.sql} AS r WHERE EXISTS (SELECT 1 FROM {_REPLAYED} p WHERE p.load_id = ? AND {same})",
+                    f"DELETE FROM {rejected.sql} AS r WHERE EXISTS (SELECT 1 FROM {_REPLAYED} p WHERE p.load_id = ? "
+                    f"AND {same})",
                     [load_id],
                 )
             con.execute(f"DELETE FROM {_REPLAYED} WHERE load_id = ?", [load_id])

@@ -56,8 +56,13 @@ def _raw(name: str, col: ColumnSpec) -> str:
 
 
 def mapping_query(
-    columns: dict[str, ColumnSpec], scan: str, *, lineage: dict[str, str], passthrough: frozenset[str] = frozenset(),
-    row_errors: bool = False, keep: dict[str, str] | None = None,
+    columns: dict[str, ColumnSpec],
+    scan: str,
+    *,
+    lineage: dict[str, str],
+    passthrough: frozenset[str] = frozenset(),
+    row_errors: bool = False,
+    keep: dict[str, str] | None = None,
 ) -> str:
     """The SELECT that maps the rows of ``scan`` (a FROM item: one file's reader, a stream) onto
     the stage table's columns.
@@ -82,15 +87,24 @@ def mapping_query(
     src = {c: f"__src_{j}" for j, c in enumerate(sources)}
     carried = [*keep, *([ROW_ERRORS] if row_errors else [])]
 
-    first = [f"{_raw(name, col) if name not in passthrough else quote(col.source or name)} AS {r}" for (name, col), r in zip(columns.items(), raw)]
+    first = [
+        f"{_raw(name, col) if name not in passthrough else quote(col.source or name)} AS {r}"
+        for (name, col), r in zip(columns.items(), raw)
+    ]
     first += [f"{quote(c)}::VARCHAR AS {alias}" for c, alias in src.items()]
     first += [f"{sql} AS {quote(alias)}" for alias, sql in keep.items()] + ([quote(ROW_ERRORS)] if row_errors else [])
 
     # An expression column's raw text: NULL where the expression failed, its result otherwise.
-    text = {r: f"nullif({r}, {_NULL_RESULT})" if col.expression and name not in passthrough else r
-            for (name, col), r in zip(columns.items(), raw)}
-    typed = [f"{r} AS {v}" if name in passthrough else f"{casting.convert(col.duckdb_type, col.format).value(text[r])} AS {v}"
-             for (name, col), r, v in zip(columns.items(), raw, val)]
+    text = {
+        r: f"nullif({r}, {_NULL_RESULT})" if col.expression and name not in passthrough else r
+        for (name, col), r in zip(columns.items(), raw)
+    }
+    typed = [
+        f"{r} AS {v}"
+        if name in passthrough
+        else f"{casting.convert(col.duckdb_type, col.format).value(text[r])} AS {v}"
+        for (name, col), r, v in zip(columns.items(), raw, val)
+    ]
 
     checks = []
     for (name, col), r, v, e in zip(columns.items(), raw, val, err):
@@ -118,7 +132,10 @@ def mapping_query(
     if failing:
         any_failed = f"coalesce({', '.join(failing)}) IS NOT NULL"
         record = ", ".join(f"{literal(c)}: {alias}" for c, alias in src.items())
-        out.append(f"CASE WHEN {any_failed} THEN list_filter([{', '.join(failing)}], lambda e: e IS NOT NULL) END AS {CAST_ERRORS}")
+        out.append(
+            f"CASE WHEN {any_failed} THEN list_filter([{', '.join(failing)}], lambda e: e IS NOT NULL) END AS "
+            f"{CAST_ERRORS}"
+        )
         # The raw text is kept only for rows that fail, so a rejected row shows what the file said.
         out.append(f"CASE WHEN {any_failed} THEN to_json({{{record}}})::VARCHAR END AS {RAW_RECORD}")
     passed = [*raw, *src.values(), *(quote(c) for c in carried)]
@@ -137,7 +154,9 @@ def nul_reason(name: str) -> str:
     return f"{name}: contains a NUL character"
 
 
-def needs_cast_errors(columns: dict[str, ColumnSpec], *, passthrough: frozenset[str] = frozenset(), row_errors: bool = False) -> bool:
+def needs_cast_errors(
+    columns: dict[str, ColumnSpec], *, passthrough: frozenset[str] = frozenset(), row_errors: bool = False
+) -> bool:
     return row_errors or any(name not in passthrough or col.duckdb_type == "VARCHAR" for name, col in columns.items())
 
 
@@ -157,7 +176,12 @@ def _compile(rule: RuleSpec) -> list[Rule]:
         av = rule.accepted_values
         values = ", ".join(literal(str(v)) for v in av.values)
         shown = ", ".join(str(v) for v in av.values)
-        return [Rule(rule.name or f"{av.column} not in [{shown}]", f"coalesce({quote(av.column)}::VARCHAR NOT IN ({values}), false)")]
+        return [
+            Rule(
+                rule.name or f"{av.column} not in [{shown}]",
+                f"coalesce({quote(av.column)}::VARCHAR NOT IN ({values}), false)",
+            )
+        ]
     if rule.regex is not None:
         rx = rule.regex
         return [

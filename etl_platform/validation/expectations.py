@@ -58,7 +58,9 @@ def _check_one(name: str, kwargs: Any, columns: set[str] | None, table: str) -> 
     for arg, value in kwargs.items():
         if arg not in kind.arguments:
             offered = sorted(kind.arguments)
-            raise _Problem([arg], f"{name} has no argument '{arg}'{_suggest(arg, offered)}; it takes {', '.join(offered)}")
+            raise _Problem(
+                [arg], f"{name} has no argument '{arg}'{_suggest(arg, offered)}; it takes {', '.join(offered)}"
+            )
         accepted = kind.arguments[arg].kinds
         if accepted and _json_kind(value) not in accepted:
             raise _Problem([arg], f"{arg} must be {' or '.join(accepted)}, not {_json_kind(value)} ({value!r})")
@@ -97,7 +99,9 @@ def _read_suite(path: Path) -> list[tuple[str, Any]]:
     return found
 
 
-def resolve_expectations(spec: PipelineSpec, locate: SpecLocator, folder: Path, names: TableNames) -> tuple[Expectation, ...]:
+def resolve_expectations(
+    spec: PipelineSpec, locate: SpecLocator, folder: Path, names: TableNames
+) -> tuple[Expectation, ...]:
     """Every expectation of the pipeline, suite files expanded; raises SpecError naming file, line and field."""
     sensitive = {name for name, col in spec.source.columns.items() if col.sensitive}
     loaded_columns = set(spec.source.columns) | (set(LINEAGE_COLUMNS) if spec.destination.lineage_columns else set())
@@ -124,7 +128,9 @@ def resolve_expectations(spec: PipelineSpec, locate: SpecLocator, folder: Path, 
             path = folder / entry.suite
             field_path = ["expectations", i, "suite"]
             if Path(entry.suite).is_absolute() or ".." in Path(entry.suite).parts:
-                raise locate.error(field_path, "the suite file must be inside the pipeline's folder (no absolute paths or '..')")
+                raise locate.error(
+                    field_path, "the suite file must be inside the pipeline's folder (no absolute paths or '..')"
+                )
             try:
                 listed = _read_suite(path)
                 for j, (kind, kwargs) in enumerate(listed):
@@ -136,7 +142,10 @@ def resolve_expectations(spec: PipelineSpec, locate: SpecLocator, folder: Path, 
             except _Problem as problem:
                 raise locate.error(field_path, problem.message) from None
             prefix = f"{entry.name}__" if entry.name else ""
-            items = [(kind, dict(kwargs), None if not prefix else prefix + _default_name(kind, kwargs)) for kind, kwargs in listed]
+            items = [
+                (kind, dict(kwargs), None if not prefix else prefix + _default_name(kind, kwargs))
+                for kind, kwargs in listed
+            ]
         line = locate.line_of(["expectations", i])
         for kind, kwargs, chosen in items:
             check_name = chosen or _default_name(kind, kwargs)
@@ -150,6 +159,8 @@ def resolve_expectations(spec: PipelineSpec, locate: SpecLocator, folder: Path, 
             used.add(unique)
             touched = {c for _, _, c in _kind(kind).column_arguments(kwargs)}
             resolved.append(
-                Expectation(unique, table, kind, kwargs, entry.blocking, _kind(kind).family, bool(touched & sensitive), line)
+                Expectation(
+                    unique, table, kind, kwargs, entry.blocking, _kind(kind).family, bool(touched & sensitive), line
+                )
             )
     return tuple(resolved)

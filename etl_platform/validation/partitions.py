@@ -66,7 +66,8 @@ def _check_time(spec: PipelineSpec, locate: SpecLocator) -> None:
         if dtype not in _TIME_TYPES:
             raise locate.error(
                 ["partitions", "column"],
-                f"'{part.column}' is a {dtype.lower()} column; time partitions need a date, timestamp or timestamptz column",
+                f"'{part.column}' is a {dtype.lower()} column; time partitions need a date, timestamp or timestamptz "
+                "column",
             )
     if src.reads == "rest" and part.start_param is None:
         raise locate.error(

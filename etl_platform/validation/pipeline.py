@@ -47,7 +47,11 @@ def _bind(sql: str, columns: dict[str, str]) -> None:
 
 
 def check_pipeline(
-    spec: PipelineSpec, pipeline: str, locate: SpecLocator, landing: LocalFolder | None, kinds: dict[str, str] | None = None
+    spec: PipelineSpec,
+    pipeline: str,
+    locate: SpecLocator,
+    landing: LocalFolder | None,
+    kinds: dict[str, str] | None = None,
 ) -> TableNames:
     """Validate what types cannot; return the tables the pipeline writes.
 
@@ -74,9 +78,13 @@ def check_pipeline(
     if src.reads == "files":
         if src.file_format not in FORMATS:
             field = ["source", "format"] if src.format else ["source", "files"]
-            raise locate.error(field, f"cannot tell the file format of {src.files!r}; set format to one of {', '.join(FORMATS)}")
+            raise locate.error(
+                field, f"cannot tell the file format of {src.files!r}; set format to one of {', '.join(FORMATS)}"
+            )
         if Path(src.files).is_absolute() or ".." in Path(src.files).parts:
-            raise locate.error(["source", "files"], "the pattern must stay inside the connection's folder (no absolute paths or '..')")
+            raise locate.error(
+                ["source", "files"], "the pattern must stay inside the connection's folder (no absolute paths or '..')"
+            )
     if src.query is not None and not src.query.strip():
         raise locate.error(["source", "query"], "the query is empty")
     if src.endpoint is not None:
@@ -101,14 +109,17 @@ def check_pipeline(
     return names
 
 
-def _check_destination(spec: PipelineSpec, locate: SpecLocator, kinds: dict[str, str], target_types: dict[str, str]) -> None:
+def _check_destination(
+    spec: PipelineSpec, locate: SpecLocator, kinds: dict[str, str], target_types: dict[str, str]
+) -> None:
     dest = spec.destination
     if dest.connection == WAREHOUSE:
         kind = None
     elif dest.connection == LANDING:
         raise locate.error(
             ["destination", "connection"],
-            "the landing folder is where files arrive, not where tables go; declare a local connection for the output folder",
+            "the landing folder is where files arrive, not where tables go; declare a local connection for the output "
+            "folder",
         )
     elif dest.connection not in kinds:
         known = {WAREHOUSE} | {n for n, k in kinds.items() if k in DESTINATION_KINDS and n != LANDING}
@@ -129,12 +140,15 @@ def _check_destination(spec: PipelineSpec, locate: SpecLocator, kinds: dict[str,
         for field in ("format", "partition_by"):
             if getattr(dest, field):
                 file_kinds = " or ".join(k for k in DESTINATION_KINDS if destination_class(k).writes_files)
-                raise locate.error(["destination", field], f"{field} is for file destinations ({file_kinds}), not {kind or WAREHOUSE}")
+                raise locate.error(
+                    ["destination", field], f"{field} is for file destinations ({file_kinds}), not {kind or WAREHOUSE}"
+                )
     if target_types:
         for i, column in enumerate(dest.partition_by):
             if column not in target_types:
                 raise locate.error(
-                    ["destination", "partition_by", i], f"unknown column '{column}'{_suggest(column, set(target_types))}"
+                    ["destination", "partition_by", i],
+                    f"unknown column '{column}'{_suggest(column, set(target_types))}",
                 )
     if kind is not None and spec.transforms:
         raise locate.error(
@@ -159,10 +173,14 @@ def _check_endpoint(endpoint: dict, locate: SpecLocator) -> None:
 def _check_sync(spec: PipelineSpec, locate: SpecLocator, target_types: dict[str, str]) -> None:
     for i, key in enumerate(spec.sync.primary_key):
         if key not in target_types:
-            raise locate.error(["sync", "primary_key", i], f"'{key}' is not a target column{_suggest(key, set(target_types))}")
+            raise locate.error(
+                ["sync", "primary_key", i], f"'{key}' is not a target column{_suggest(key, set(target_types))}"
+            )
     if spec.sync.cursor and spec.sync.cursor not in target_types:
         cursor = spec.sync.cursor
-        raise locate.error(["sync", "cursor"], f"'{cursor}' is not a target column{_suggest(cursor, set(target_types))}")
+        raise locate.error(
+            ["sync", "cursor"], f"'{cursor}' is not a target column{_suggest(cursor, set(target_types))}"
+        )
 
 
 def _check_rules(spec: PipelineSpec, locate: SpecLocator, target_types: dict[str, str]) -> None:
@@ -208,7 +226,9 @@ def _check_transforms(spec: PipelineSpec, locate: SpecLocator, names: TableNames
             if len(parts) == 1 and ref == transform.name:
                 raise locate.error(["transforms", i, "sql"], f"'{ref}' refers to itself")
             if len(parts) > 2:
-                raise locate.error(["transforms", i, "sql"], f"'{ref}': write tables as '<table>' or '<pipeline>.<table>'")
+                raise locate.error(
+                    ["transforms", i, "sql"], f"'{ref}': write tables as '<table>' or '<pipeline>.<table>'"
+                )
     _check_transform_cycles(spec, locate)
 
 

@@ -11,7 +11,18 @@ from etl_platform.spec.pipeline import PipelineSpec
 from etl_platform.spec.tables import TableNames, transform_references
 
 # Declared types a numeric feature or a regression target may have.
-_NUMERIC_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "DOUBLE", "FLOAT", "REAL", "DECIMAL", "BOOLEAN")
+_NUMERIC_TYPES = (
+    "TINYINT",
+    "SMALLINT",
+    "INTEGER",
+    "BIGINT",
+    "HUGEINT",
+    "DOUBLE",
+    "FLOAT",
+    "REAL",
+    "DECIMAL",
+    "BOOLEAN",
+)
 
 
 def _suggest(name: str, known: set[str]) -> str:
@@ -56,7 +67,8 @@ def check_train(spec: PipelineSpec, locate: SpecLocator, names: TableNames) -> N
     rule_metric = train.promotion.metric
     if rule_metric is not None and rule_metric not in metrics:
         raise locate.error(
-            ["train", "promotion", "metric"], f"'{rule_metric}' is not among the measured metrics ({', '.join(metrics)})"
+            ["train", "promotion", "metric"],
+            f"'{rule_metric}' is not among the measured metrics ({', '.join(metrics)})",
         )
     if train.target in train.features:
         raise locate.error(["train", "features", train.target], "the target cannot also be a feature")
@@ -67,7 +79,9 @@ def check_train(spec: PipelineSpec, locate: SpecLocator, names: TableNames) -> N
 
     def must_exist(path: list, column: str) -> None:
         if column not in known:
-            raise locate.error(["train", *path], f"'{column}' is not a column of {names.table}{_suggest(column, known)}")
+            raise locate.error(
+                ["train", *path], f"'{column}' is not a column of {names.table}{_suggest(column, known)}"
+            )
 
     must_exist(["target"], train.target)
     if task == "regression" and not _is_numeric(columns[train.target]):

@@ -26,8 +26,13 @@ def landed_table() -> dg.MaterializeResult:
 
 landed_job = dg.define_asset_job("landed_job", selection=[landed_table])
 watch = FileWatch(
-    pipeline="landed", pattern="*.csv", job_name="landed_job", settle_seconds=1, max_files=100,
-    source_key=SOURCE, table_key=landed_table.key,
+    pipeline="landed",
+    pattern="*.csv",
+    job_name="landed_job",
+    settle_seconds=1,
+    max_files=100,
+    source_key=SOURCE,
+    table_key=landed_table.key,
 )
 
 defs = dg.Definitions(
@@ -35,8 +40,12 @@ defs = dg.Definitions(
     asset_checks=[files_not_loaded_check(SOURCE, watch.sensor_name)],
     jobs=[landed_job],
     sensors=[
-        file_sensor(watch, lambda context: LocalListing(LocalFolder(Path(os.environ["ETL_LANDING_DIR"]))), job=landed_job,
-                    minimum_interval_seconds=1)
+        file_sensor(
+            watch,
+            lambda context: LocalListing(LocalFolder(Path(os.environ["ETL_LANDING_DIR"]))),
+            job=landed_job,
+            minimum_interval_seconds=1,
+        )
     ],
     executor=dg.in_process_executor,
 )

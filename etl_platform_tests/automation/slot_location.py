@@ -23,7 +23,9 @@ def _pipeline(name: str, spec: dict, connection_kind: str = "local") -> dg.Defin
     return build_pipeline_defs(parsed, ctx)
 
 
-slow_api = build("slow_api", "rest", {"base_url": os.environ.get("ETL_TEST_SLOW_API", "http://127.0.0.1:9"), "max_retries": 0})
+slow_api = build(
+    "slow_api", "rest", {"base_url": os.environ.get("ETL_TEST_SLOW_API", "http://127.0.0.1:9"), "max_retries": 0}
+)
 
 defs = dg.Definitions.merge(
     _pipeline(
@@ -32,7 +34,8 @@ defs = dg.Definitions.merge(
         connection_kind="rest",
     ),
     _pipeline(
-        "quick", {"source": {"files": "quick/*.csv", "columns": {"id": {"type": "bigint"}}}, "destination": {"table": "rows"}}
+        "quick",
+        {"source": {"files": "quick/*.csv", "columns": {"id": {"type": "bigint"}}}, "destination": {"table": "rows"}},
     ),
     dg.Definitions(
         resources={"warehouse": WarehouseResource(), resource_key("slow_api"): as_resource(slow_api)},

@@ -34,7 +34,11 @@ class Inbox:
         self.password = "pw"
 
     def authenticate(self, server, session, envelope, mechanism, auth_data) -> AuthResult:
-        ok = isinstance(auth_data, LoginPassword) and auth_data.login == b"etl" and auth_data.password == self.password.encode()
+        ok = (
+            isinstance(auth_data, LoginPassword)
+            and auth_data.login == b"etl"
+            and auth_data.password == self.password.encode()
+        )
         return AuthResult(success=ok)
 
     async def handle_DATA(self, server, session, envelope):
@@ -45,7 +49,9 @@ class Inbox:
 @pytest.fixture
 def smtp_server() -> Iterator[tuple[int, Inbox]]:
     inbox = Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=free_port(), auth_require_tls=False, authenticator=inbox.authenticate)
+    controller = Controller(
+        inbox, hostname="127.0.0.1", port=free_port(), auth_require_tls=False, authenticator=inbox.authenticate
+    )
     controller.start()
     yield controller.port, inbox
     controller.stop()
@@ -77,8 +83,15 @@ def webhook() -> Iterator[tuple[str, list[dict]]]:
 def alerts_spec(smtp_port: int, webhook_url: str, **extra) -> AlertsSpec:
     return AlertsSpec.model_validate(
         {
-            "email": {"host": "127.0.0.1", "port": smtp_port, "starttls": False, "from": "etl@test.local", "to": ["team@test.local"],
-                      "username": "etl", "password": {"env": "ETL_TEST_SMTP_PASSWORD"}},
+            "email": {
+                "host": "127.0.0.1",
+                "port": smtp_port,
+                "starttls": False,
+                "from": "etl@test.local",
+                "to": ["team@test.local"],
+                "username": "etl",
+                "password": {"env": "ETL_TEST_SMTP_PASSWORD"},
+            },
             "webhook": {"url": {"env": "ETL_TEST_WEBHOOK_URL"}},
             **extra,
         }
@@ -109,7 +122,9 @@ def evaluate(sensor: dg.SensorDefinition, result: dg.ExecuteInProcessResult, ins
     sensor(context)
 
 
-def test_a_failed_run_is_emailed_and_posted_with_its_step_error_and_link_but_no_secret(smtp_server, webhook, instance, monkeypatch):
+def test_a_failed_run_is_emailed_and_posted_with_its_step_error_and_link_but_no_secret(
+    smtp_server, webhook, instance, monkeypatch
+):
     port, inbox = smtp_server
     url, received = webhook
     canary = "canary-0f9a8c7e2d"
@@ -117,8 +132,9 @@ def test_a_failed_run_is_emailed_and_posted_with_its_step_error_and_link_but_no_
     inbox.password = canary
     monkeypatch.setenv("ETL_TEST_WEBHOOK_URL", url)
     monkeypatch.setenv("ETL_UI_URL", "https://etl.example.com/")
-    error = (f"could not reach postgresql://etl:{canary}@db.internal:5432/shop; the server said {canary!r} "
-             + "x" * 2_000)
+    error = (
+        f"could not reach postgresql://etl:{canary}@db.internal:5432/shop; the server said {canary!r} " + "x" * 2_000
+    )
     result = failed_run(instance, error)
     evaluate(run_failure_alerts(alerts_spec(port, url)), result, instance)
 
@@ -165,7 +181,7 @@ def test_the_demo_alerts_load_with_no_server_configured(etl_home: Path, monkeypa
         monkeypatch.delenv(name, raising=False)
     listed = cli("dg", "list", "defs", "--json", cwd=PROJECT_ROOT, timeout=180)
     assert listed.returncode == 0, listed.stderr[-2000:]
-    sensors = {s["name"] for s in json.loads(listed.stdout[listed.stdout.index("{"):]).get("sensors", [])}
+    sensors = {s["name"] for s in json.loads(listed.stdout[listed.stdout.index("{") :]).get("sensors", [])}
     assert {"alert_on_run_failure", "alert_on_stale_tables"} <= sensors
     spec = AlertsSpec.model_validate({"email": {"host": ""}, "webhook": {"url": {"env": "ETL_ALERT_WEBHOOK_URL"}}})
     assert not spec.email.switched_on() and not spec.webhook.switched_on()
@@ -189,9 +205,13 @@ def test_a_stale_table_fails_its_freshness_check_and_is_alerted(landing, etl_hom
     check = dg.AssetCheckKey(dg.AssetKey(["fresh", "things"]), "freshness_check")
     assert defs.get_sensor_def("fresh_freshness_sensor").default_status == dg.DefaultSensorStatus.RUNNING
     loaded = run(defs, "fresh", instance)
-    assert loaded.success and check_results(loaded)["fresh/things:freshness_check"] is True  # checked right after the load
+    assert (
+        loaded.success and check_results(loaded)["fresh/things:freshness_check"] is True
+    )  # checked right after the load
 
-    check_job = dg.Definitions.merge(defs, dg.Definitions(jobs=[dg.define_asset_job("check_freshness", selection=dg.AssetSelection.checks(check))]))
+    check_job = dg.Definitions.merge(
+        defs, dg.Definitions(jobs=[dg.define_asset_job("check_freshness", selection=dg.AssetSelection.checks(check))])
+    )
     loaded_at = instance.get_latest_materialization_event(check.asset_key).timestamp
     time.sleep(max(0.0, loaded_at + max_age_seconds + 0.5 - time.time()))
     stale = check_job.resolve_job_def("check_freshness").execute_in_process(instance=instance, raise_on_error=False)
@@ -199,11 +219,17 @@ def test_a_stale_table_fails_its_freshness_check_and_is_alerted(landing, etl_hom
 
     alerts = stale_table_alerts(AlertsSpec.model_validate({"webhook": {"url": {"env": "ETL_TEST_WEBHOOK_URL"}}}))
     for finished in (loaded, stale):
-        alerts(dg.build_run_status_sensor_context(
-            sensor_name=alerts.name, dagster_event=finished.get_run_success_event(), dagster_instance=instance,
-            dagster_run=finished.dagster_run,
-        ))
+        alerts(
+            dg.build_run_status_sensor_context(
+                sensor_name=alerts.name,
+                dagster_event=finished.get_run_success_event(),
+                dagster_instance=instance,
+                dagster_run=finished.dagster_run,
+            )
+        )
     [posted] = received  # the passing evaluation sent nothing, the failing one one alert
     text = posted["text"]
     assert "table fresh/things is stale" in text and "Step: freshness_check" in text
-    assert "last loaded 0.0 h ago" in text and "is overdue" in text and "http://127.0.0.1:3000/assets/fresh/things" in text
+    assert (
+        "last loaded 0.0 h ago" in text and "is overdue" in text and "http://127.0.0.1:3000/assets/fresh/things" in text
+    )

@@ -16,18 +16,26 @@ LOCATION = Path(__file__).with_name("daemon_location.py")
 
 
 def succeeded(instance: dg.DagsterInstance, job: str) -> list[dg.DagsterRun]:
-    return [r for r in instance.get_runs(filters=dg.RunsFilter(job_name=job)) if r.status == dg.DagsterRunStatus.SUCCESS]
+    return [
+        r for r in instance.get_runs(filters=dg.RunsFilter(job_name=job)) if r.status == dg.DagsterRunStatus.SUCCESS
+    ]
 
 
-def wait_for(instance: dg.DagsterInstance, job: str, count: int, deadline: float, daemon_log: Path) -> list[dg.DagsterRun]:
+def wait_for(
+    instance: dg.DagsterInstance, job: str, count: int, deadline: float, daemon_log: Path
+) -> list[dg.DagsterRun]:
     while time.monotonic() < deadline:
         runs = succeeded(instance, job)
         if len(runs) >= count:
             return runs
-        failed = [r for r in instance.get_runs(filters=dg.RunsFilter(job_name=job)) if r.status == dg.DagsterRunStatus.FAILURE]
+        failed = [
+            r for r in instance.get_runs(filters=dg.RunsFilter(job_name=job)) if r.status == dg.DagsterRunStatus.FAILURE
+        ]
         assert not failed, f"run {failed[0].run_id} of {job} failed"
         time.sleep(0.5)
-    raise AssertionError(f"no {count} successful run(s) of {job} in time; daemon log:\n{daemon_log.read_text()[-3000:]}")
+    raise AssertionError(
+        f"no {count} successful run(s) of {job} in time; daemon log:\n{daemon_log.read_text()[-3000:]}"
+    )
 
 
 def test_the_daemon_runs_a_schedule_and_a_file_sensor(tmp_path):
@@ -50,18 +58,26 @@ def test_the_daemon_runs_a_schedule_and_a_file_sensor(tmp_path):
 
     # Switch the schedule on, then date its start two minutes back: the daemon's first
     # iteration then runs the latest minute it missed instead of waiting for the next one.
-    started = cli("dagster", "schedule", "start", "heartbeat_schedule", "-w", str(workspace), env=env, cwd=home, timeout=120)
+    started = cli(
+        "dagster", "schedule", "start", "heartbeat_schedule", "-w", str(workspace), env=env, cwd=home, timeout=120
+    )
     assert started.returncode == 0, started.stderr[-2000:]
     with dg.DagsterInstance.from_config(str(home)) as instance:
         [state] = instance.all_instigator_state(instigator_type=InstigatorType.SCHEDULE)
         data = state.instigator_data
-        instance.update_instigator_state(state.with_data(ScheduleInstigatorData(data.cron_schedule, start_timestamp=time.time() - 120)))
+        instance.update_instigator_state(
+            state.with_data(ScheduleInstigatorData(data.cron_schedule, start_timestamp=time.time() - 120))
+        )
 
         log = tmp_path / "daemon.log"
         with log.open("w") as out:
             daemon = subprocess.Popen(
                 [str(BIN / "dagster-daemon"), "run", "-w", str(workspace)],
-                cwd=home, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                cwd=home,
+                env={**os.environ, **env},
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         try:
             deadline = time.monotonic() + 75

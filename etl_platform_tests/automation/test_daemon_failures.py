@@ -50,15 +50,24 @@ def test_the_daemon_lists_a_file_that_failed_to_load_and_loads_it_once_replaced(
         with log.open("w") as out:
             daemon = subprocess.Popen(
                 [str(BIN / "dagster-daemon"), "run", "-w", str(workspace)],
-                cwd=home, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                cwd=home,
+                env={**os.environ, **env},
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         try:
             deadline = time.monotonic() + 240  # generous: the daemon and each run start their own Python
             [failed] = wait_until("failed run", lambda: runs(instance, dg.DagsterRunStatus.FAILURE), deadline, log)
-            report = wait_until("failing check", lambda: (r := latest_report(instance, CHECK)) and not r.passed and r, deadline, log)
+            report = wait_until(
+                "failing check", lambda: (r := latest_report(instance, CHECK)) and not r.passed and r, deadline, log
+            )
             files = {f["file"]: f for f in report.metadata["files"].value}
             assert sorted(files) == ["good.csv", "orders.csv"]  # one batch: neither loaded
-            assert files["orders.csv"]["run_id"] == failed.run_id and "orders.csv: line 2: 'bad'" in files["orders.csv"]["error"]
+            assert (
+                files["orders.csv"]["run_id"] == failed.run_id
+                and "orders.csv: line 2: 'bad'" in files["orders.csv"]["error"]
+            )
 
             time.sleep(max(CLOCK_MARGIN_SECONDS, 3))  # some looks with nothing changed: nothing asked for
             assert len(instance.get_runs(filters=dg.RunsFilter(job_name="landed_job"))) == 1

@@ -37,7 +37,7 @@ from etl_platform.connectors.registry import ConnectorError, build
 from etl_platform.connectors.sql import SourceError
 from etl_platform.failure_codes import FailureCodes, codes_of, with_codes
 from etl_platform_tests.conftest import examples
-from etl_platform_tests.s3_server import _session, s3_bucket, s3_server
+from etl_platform_tests.s3_server import _session
 
 
 def raised(action: Callable[[], object]) -> BaseException:
@@ -89,7 +89,8 @@ def s3_answer(status: int, code: str) -> Callable[[socket.socket], None]:
             conn.recv(65536)
             conn.sendall(
                 f"HTTP/1.1 {status} Whatever\r\nContent-Type: application/xml\r\nContent-Length: {len(body)}\r\n"
-                "Connection: close\r\n\r\n".encode() + body
+                "Connection: close\r\n\r\n".encode()
+                + body
             )
 
     return answer
@@ -113,13 +114,22 @@ def reset(conn: socket.socket) -> None:
     conn.close()
 
 
-def s3_client(endpoint_url: str, access_key_id: str = "test-access-key-id", secret_access_key: str = "test-secret-access-key"):
+def s3_client(
+    endpoint_url: str, access_key_id: str = "test-access-key-id", secret_access_key: str = "test-secret-access-key"
+):
     """A boto3 client that tries once: the first failure is the one raised."""
     return _session().client(
-        "s3", endpoint_url=endpoint_url, region_name="us-east-1", aws_access_key_id=access_key_id,
+        "s3",
+        endpoint_url=endpoint_url,
+        region_name="us-east-1",
+        aws_access_key_id=access_key_id,
         aws_secret_access_key=secret_access_key,
-        config=Config(retries={"total_max_attempts": 1, "mode": "standard"}, connect_timeout=1, read_timeout=0.5,
-                      s3={"addressing_style": "path"}),
+        config=Config(
+            retries={"total_max_attempts": 1, "mode": "standard"},
+            connect_timeout=1,
+            read_timeout=0.5,
+            s3={"addressing_style": "path"},
+        ),
     )
 
 
@@ -311,8 +321,13 @@ def duckdb_source_locked(tmp_path) -> BaseException:
     """A ``duckdb`` connection whose file another process has open for writing."""
     path = tmp_path / "held.duckdb"
     holder = subprocess.Popen(
-        [sys.executable, "-c", f"import duckdb, time; c = duckdb.connect({str(path)!r}); print('held', flush=True); time.sleep(30)"],
-        stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-c",
+            f"import duckdb, time; c = duckdb.connect({str(path)!r}); print('held', flush=True); time.sleep(30)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert holder.stdout.readline().strip() == "held"
@@ -385,7 +400,11 @@ def misbehaving(answer: Callable[[socket.socket], None], client: Callable[[int],
 
 def unknown_credentials(s3_bucket) -> BaseException:
     with s3_bucket.server.requiring_credentials(s3_bucket.name):
-        return raised(lambda: s3_client(s3_bucket.server.endpoint_url, "AKIANOTKNOWNTOTHEM00").list_objects_v2(Bucket=s3_bucket.name))
+        return raised(
+            lambda: s3_client(s3_bucket.server.endpoint_url, "AKIANOTKNOWNTOTHEM00").list_objects_v2(
+                Bucket=s3_bucket.name
+            )
+        )
 
 
 def wrong_secret(s3_bucket) -> BaseException:
@@ -416,38 +435,79 @@ CASES = {
     "pg syntax error": Case("permanent", ("SQLSTATE 42601",), pg_fails("SELEC 1")),
     "pg no such table": Case("permanent", ("SQLSTATE 42P01",), pg_fails("SELECT * FROM nosuch")),
     "pg division by zero": Case("permanent", ("SQLSTATE 22012",), pg_fails("SELECT 1/0")),
-    "pg duplicate key": Case("permanent", ("SQLSTATE 23505",), pg_fails("CREATE TABLE t (id int UNIQUE)", "INSERT INTO t VALUES (1), (1)")),
+    "pg duplicate key": Case(
+        "permanent", ("SQLSTATE 23505",), pg_fails("CREATE TABLE t (id int UNIQUE)", "INSERT INTO t VALUES (1), (1)")
+    ),
     "pg lock not available": Case("transient", ("SQLSTATE 55P03",), pg(pg_lock_not_available)),
     "pg serialization failure": Case("transient", ("SQLSTATE 40001",), pg(pg_serialization_failure)),
     "pg deadlock": Case("transient", ("SQLSTATE 40P01",), pg(pg_deadlock)),
-    "pg backend terminated": Case("transient", ("SQLSTATE 57P01", "connection lost"), pg(pg_terminated), connected=True),
-    "pg connection refused": Case("transient", (), fails(lambda: psycopg2.connect(host="127.0.0.1", port=free_port(), connect_timeout=2))),
+    "pg backend terminated": Case(
+        "transient", ("SQLSTATE 57P01", "connection lost"), pg(pg_terminated), connected=True
+    ),
+    "pg connection refused": Case(
+        "transient", (), fails(lambda: psycopg2.connect(host="127.0.0.1", port=free_port(), connect_timeout=2))
+    ),
     "pg wrong password": Case("permanent", (), wrong_pg_password),
-    "pg no such database": Case("permanent", (), pg(lambda db: raised(lambda: psycopg2.connect(**{**db, "dbname": "no_such_db_here"})))),
+    "pg no such database": Case(
+        "permanent", (), pg(lambda db: raised(lambda: psycopg2.connect(**{**db, "dbname": "no_such_db_here"})))
+    ),
     # PostgreSQL, ADBC
     "adbc syntax error": Case("permanent", ("SQLSTATE 42601",), pg(adbc_syntax_error)),
-    "adbc connection refused": Case("transient", ("ADBC status IO",), fails(
-        lambda: adbc_driver_manager.AdbcConnection(adbc_driver_postgresql.connect(f"postgresql://127.0.0.1:{free_port()}/x")))),
-    "adbc read cut off": Case("transient", ("SQLSTATE 57P01", "connection lost"), pg(adbc_read_cut_off), connected=True),
+    "adbc connection refused": Case(
+        "transient",
+        ("ADBC status IO",),
+        fails(
+            lambda: adbc_driver_manager.AdbcConnection(
+                adbc_driver_postgresql.connect(f"postgresql://127.0.0.1:{free_port()}/x")
+            )
+        ),
+    ),
+    "adbc read cut off": Case(
+        "transient", ("SQLSTATE 57P01", "connection lost"), pg(adbc_read_cut_off), connected=True
+    ),
     # MariaDB, PyMySQL and SQLAlchemy
     "mariadb syntax error": Case("permanent", ("MySQL error 1064",), mariadb_fails("SELEC 1")),
     "mariadb no such table": Case("permanent", ("MySQL error 1146",), mariadb_fails("SELECT * FROM nosuch")),
-    "mariadb unknown database": Case("permanent", ("MySQL error 1049",), mariadb(
-        lambda db: raised(lambda: my_connect(db, database="no_such_db_here")))),
-    "mariadb access denied": Case("permanent", ("MySQL error 1045", "MySQL error 1698"), mariadb(
-        lambda db: raised(lambda: my_connect(db, user="nobody_etl_test", password="wrong")))),
-    "mariadb connection refused": Case("transient", ("MySQL error 2003",), fails(
-        lambda: pymysql.connect(host="127.0.0.1", port=free_port(), connect_timeout=2))),
-    "mariadb connection killed": Case("transient", ("MySQL error 2013", "MySQL error 1927"), mariadb(my_killed), connected=True),
+    "mariadb unknown database": Case(
+        "permanent",
+        ("MySQL error 1049",),
+        mariadb(lambda db: raised(lambda: my_connect(db, database="no_such_db_here"))),
+    ),
+    "mariadb access denied": Case(
+        "permanent",
+        ("MySQL error 1045", "MySQL error 1698"),
+        mariadb(lambda db: raised(lambda: my_connect(db, user="nobody_etl_test", password="wrong"))),
+    ),
+    "mariadb connection refused": Case(
+        "transient",
+        ("MySQL error 2003",),
+        fails(lambda: pymysql.connect(host="127.0.0.1", port=free_port(), connect_timeout=2)),
+    ),
+    "mariadb connection killed": Case(
+        "transient", ("MySQL error 2013", "MySQL error 1927"), mariadb(my_killed), connected=True
+    ),
     "mariadb lock wait timeout": Case("transient", ("MySQL error 1205",), mariadb(my_lock_wait_timeout)),
     "mariadb deadlock": Case("transient", ("MySQL error 1213",), mariadb(my_deadlock)),
-    "sqlalchemy connection refused": Case("transient", ("MySQL error 2003",), fails(
-        lambda: sqlalchemy.create_engine(f"mysql+pymysql://root@127.0.0.1:{free_port()}/x?connect_timeout=2").connect())),
+    "sqlalchemy connection refused": Case(
+        "transient",
+        ("MySQL error 2003",),
+        fails(
+            lambda: sqlalchemy.create_engine(
+                f"mysql+pymysql://root@127.0.0.1:{free_port()}/x?connect_timeout=2"
+            ).connect()
+        ),
+    ),
     # S3, botocore
-    "s3 no such bucket": Case("permanent", ("S3 NoSuchBucket",), bucket(
-        lambda b: raised(lambda: b.client.list_objects_v2(Bucket=b.name + "-missing")))),
-    "s3 no such key": Case("permanent", ("S3 NoSuchKey",), bucket(
-        lambda b: raised(lambda: b.client.get_object(Bucket=b.name, Key="missing.csv")))),
+    "s3 no such bucket": Case(
+        "permanent",
+        ("S3 NoSuchBucket",),
+        bucket(lambda b: raised(lambda: b.client.list_objects_v2(Bucket=b.name + "-missing"))),
+    ),
+    "s3 no such key": Case(
+        "permanent",
+        ("S3 NoSuchKey",),
+        bucket(lambda b: raised(lambda: b.client.get_object(Bucket=b.name, Key="missing.csv"))),
+    ),
     "s3 unknown access key": Case("permanent", ("S3 InvalidAccessKeyId",), bucket(unknown_credentials)),
     "s3 wrong secret": Case("permanent", ("S3 SignatureDoesNotMatch",), bucket(wrong_secret)),
     "s3 slow down": Case("transient", ("S3 SlowDown, HTTP 503",), faulty_s3(503, "SlowDown")),
@@ -466,7 +526,9 @@ CASES = {
     "socket reset": Case("transient", ("ConnectionResetError",), misbehaving(reset, socket_read)),
     "socket timeout": Case("transient", ("TimeoutError",), misbehaving(silent, socket_read)),
     # DuckDB
-    "duckdb file locked": Case("transient", ("database file locked",), lambda r: duckdb_source_locked(r.getfixturevalue("tmp_path"))),
+    "duckdb file locked": Case(
+        "transient", ("database file locked",), lambda r: duckdb_source_locked(r.getfixturevalue("tmp_path"))
+    ),
 }
 
 
@@ -483,7 +545,9 @@ def test_real_driver_failures_are_classified_by_their_codes(name, request):
     as_handed_on = wrapped(err, case.connected)
     described = codes_of(as_handed_on).describe()
     if case.said:
-        assert any(said in described for said in case.said), f"{name}: {type(err).__name__}: {err!r} has codes {described!r}"
+        assert any(said in described for said in case.said), (
+            f"{name}: {type(err).__name__}: {err!r} has codes {described!r}"
+        )
     else:
         assert not codes_of(err), f"{name}: expected no code, got {codes_of(err)}"
     assert classify(as_handed_on) == case.kind, f"{name}: {type(err).__name__}: {err}"
@@ -502,7 +566,9 @@ def test_a_killed_postgres_read_through_the_connector_keeps_the_drivers_codes(po
         "CREATE TABLE big AS SELECT g AS id FROM generate_series(1, 600000) g",
         "CREATE FUNCTION pause() RETURNS boolean LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(30); RETURN true; END $$",
     )
-    connector = build("src", "postgres", {"host": db["host"], "port": db["port"], "database": db["dbname"], "user": db["user"]})
+    connector = build(
+        "src", "postgres", {"host": db["host"], "port": db["port"], "database": db["dbname"], "user": db["user"]}
+    )
 
     def read():
         with connector.stream("SELECT id FROM big WHERE CASE WHEN id = 500000 THEN pause() ELSE true END") as stream:
@@ -521,9 +587,17 @@ def test_a_killed_postgres_read_through_the_connector_keeps_the_drivers_codes(po
 # --- generated: a code always wins over the words ------------------------------------
 
 MISLEADING = [
-    "connection reset by peer", "password authentication failed for user", "timeout expired", "HTTP 503",
-    "please reduce your request rate (SlowDown)", "access denied", "deadlock detected", "could not set lock on file",
-    "Forbidden", "server closed the connection unexpectedly", "",
+    "connection reset by peer",
+    "password authentication failed for user",
+    "timeout expired",
+    "HTTP 503",
+    "please reduce your request rate (SlowDown)",
+    "access denied",
+    "deadlock detected",
+    "could not set lock on file",
+    "Forbidden",
+    "server closed the connection unexpectedly",
+    "",
 ]
 # The classes and codes of the README's contract, written out here independently of the code under test.
 PG_TRANSIENT = {"57P01", "57P02", "57P03", "40001", "40P01", "55P03"}
@@ -534,8 +608,10 @@ S3_PERMANENT = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "
 
 sqlstates = st.one_of(
     st.sampled_from(sorted(PG_TRANSIENT)),
-    st.tuples(st.sampled_from(["08", "53", "28", "42", "22", "23", "0A", "25", "XX", "P0"]),
-              st.text("0123456789ABCDEFP", min_size=3, max_size=3)).map("".join),
+    st.tuples(
+        st.sampled_from(["08", "53", "28", "42", "22", "23", "0A", "25", "XX", "P0"]),
+        st.text("0123456789ABCDEFP", min_size=3, max_size=3),
+    ).map("".join),
 )
 
 
@@ -544,7 +620,11 @@ def pg_oracle(state: str) -> str:
 
 
 @hypothesis_settings(max_examples=examples(150))
-@given(state=sqlstates, message=st.sampled_from(MISLEADING), status=st.sampled_from(list(adbc_driver_manager.AdbcStatusCode)))
+@given(
+    state=sqlstates,
+    message=st.sampled_from(MISLEADING),
+    status=st.sampled_from(list(adbc_driver_manager.AdbcStatusCode)),
+)
 def test_a_sqlstate_decides_whatever_the_message_says(state, message, status):
     err = adbc_driver_manager.OperationalError(message, status_code=status, sqlstate=state)
     assert classify(err) == pg_oracle(state)
@@ -552,8 +632,10 @@ def test_a_sqlstate_decides_whatever_the_message_says(state, message, status):
 
 
 @hypothesis_settings(max_examples=examples(150))
-@given(errno=st.one_of(st.sampled_from(sorted(MYSQL_TRANSIENT | MYSQL_PERMANENT)), st.integers(1000, 4100)),
-       message=st.sampled_from(MISLEADING))
+@given(
+    errno=st.one_of(st.sampled_from(sorted(MYSQL_TRANSIENT | MYSQL_PERMANENT)), st.integers(1000, 4100)),
+    message=st.sampled_from(MISLEADING),
+)
 def test_a_mysql_error_number_decides_whatever_the_message_says(errno, message):
     # The packet a server sends for an error, read by PyMySQL's own code.
     packet = b"\xff" + errno.to_bytes(2, "little") + b"#HY000" + message.encode()
@@ -569,10 +651,17 @@ def test_a_mysql_error_number_decides_whatever_the_message_says(errno, message):
 
 
 @hypothesis_settings(max_examples=examples(150))
-@given(code=st.one_of(st.sampled_from(sorted(S3_TRANSIENT | S3_PERMANENT)), st.from_regex(r"[A-Z][A-Za-z]{3,20}", fullmatch=True)),
-       status=st.sampled_from([400, 403, 404, 409, 412, 429, 500, 502, 503, 504]), message=st.sampled_from(MISLEADING))
+@given(
+    code=st.one_of(
+        st.sampled_from(sorted(S3_TRANSIENT | S3_PERMANENT)), st.from_regex(r"[A-Z][A-Za-z]{3,20}", fullmatch=True)
+    ),
+    status=st.sampled_from([400, 403, 404, 409, 412, 429, 500, 502, 503, 504]),
+    message=st.sampled_from(MISLEADING),
+)
 def test_an_s3_code_decides_and_an_unknown_one_goes_by_its_status(code, status, message):
-    err = ClientError({"Error": {"Code": code, "Message": message}, "ResponseMetadata": {"HTTPStatusCode": status}}, "ListObjectsV2")
+    err = ClientError(
+        {"Error": {"Code": code, "Message": message}, "ResponseMetadata": {"HTTPStatusCode": status}}, "ListObjectsV2"
+    )
     if code in S3_TRANSIENT:
         expected = "transient"
     elif code in S3_PERMANENT:
@@ -599,8 +688,15 @@ def test_codes_hold_no_text_of_the_drivers_message():
         adbc_driver_manager.OperationalError(
             f"[libpq] password={canary}", status_code=adbc_driver_manager.AdbcStatusCode.IO, sqlstate="08006"
         ),
-        raised(lambda: pymysql.err.raise_mysql_exception(b"\xff" + (1045).to_bytes(2, "little") + b"#28000" + canary.encode())),
-        ClientError({"Error": {"Code": "AccessDenied", "Message": canary}, "ResponseMetadata": {"HTTPStatusCode": 403}}, "GetObject"),
+        raised(
+            lambda: pymysql.err.raise_mysql_exception(
+                b"\xff" + (1045).to_bytes(2, "little") + b"#28000" + canary.encode()
+            )
+        ),
+        ClientError(
+            {"Error": {"Code": "AccessDenied", "Message": canary}, "ResponseMetadata": {"HTTPStatusCode": 403}},
+            "GetObject",
+        ),
     ]
     for err in drivers:
         codes = wrapped(err, connected=True).codes
@@ -624,7 +720,10 @@ def test_the_s3_connector_keeps_the_code_the_server_answered_with(s3_bucket, mon
     with tcp_server(s3_answer(503, "SlowDown")) as port:
         monkeypatch.setattr(connector, "client", lambda: s3_client(f"http://127.0.0.1:{port}"))
         throttled = raised(lambda: connector.list_objects("*.csv"))
-    assert isinstance(throttled, S3Error) and (throttled.codes.s3_code, throttled.codes.http_status) == ("SlowDown", 503)
+    assert isinstance(throttled, S3Error) and (throttled.codes.s3_code, throttled.codes.http_status) == (
+        "SlowDown",
+        503,
+    )
     assert classify(throttled) == "transient"
 
     monkeypatch.setattr(connector, "client", lambda: s3_client(f"http://127.0.0.1:{free_port()}"))
@@ -637,8 +736,11 @@ def test_a_pipeline_on_a_missing_bucket_fails_at_once_saying_the_code(s3_bucket,
     from etl_platform_tests.conftest import failure_message, step_attempts
     from etl_platform_tests.connectors.test_sources import pipeline_defs, run
 
-    spec = {"source": {"connection": "src", "files": "*.csv", "columns": {"id": {"type": "bigint"}}},
-            "destination": {"table": "t"}, "retries": {"max_retries": 3, "delay_seconds": 0.2}}
+    spec = {
+        "source": {"connection": "src", "files": "*.csv", "columns": {"id": {"type": "bigint"}}},
+        "destination": {"table": "t"},
+        "retries": {"max_retries": 3, "delay_seconds": 0.2},
+    }
     connection = {"kind": "s3", **s3_bucket.options(bucket=s3_bucket.name + "-missing")}
     result = run(pipeline_defs("no_bucket", spec, connection), "no_bucket", instance)
     assert not result.success and step_attempts(result) == 1

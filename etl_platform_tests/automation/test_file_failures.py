@@ -47,21 +47,33 @@ def batched_table() -> None:
 
 
 DEFS = dg.Definitions(
-    assets=[dg.AssetSpec(source_files_key(PER_FILE)), dg.AssetSpec(source_files_key(BATCH)), landed_table, batched_table],
+    assets=[
+        dg.AssetSpec(source_files_key(PER_FILE)),
+        dg.AssetSpec(source_files_key(BATCH)),
+        landed_table,
+        batched_table,
+    ],
     asset_checks=[files_not_loaded_check(source_files_key(p), f"{p}_file_sensor") for p in (PER_FILE, BATCH)],
     jobs=[
         dg.define_asset_job("landed_job", selection=[landed_table]),
         dg.define_asset_job("batched_job", selection=[batched_table]),
-        dg.define_asset_job("landed_check", selection=dg.AssetSelection.checks(dg.AssetCheckKey(source_files_key(PER_FILE), CHECK_NAME))),
+        dg.define_asset_job(
+            "landed_check", selection=dg.AssetSelection.checks(dg.AssetCheckKey(source_files_key(PER_FILE), CHECK_NAME))
+        ),
     ],
 )
 
 
 def watch_for(pipeline: str, **limits) -> FileWatch:
     return FileWatch(
-        pipeline=pipeline, pattern="in/*.csv", job_name=f"{pipeline}_job",
-        partitions_def_name="landed_files" if pipeline == PER_FILE else None, settle_seconds=0,
-        source_key=source_files_key(pipeline), table_key=dg.AssetKey([pipeline, "table"]), **limits,
+        pipeline=pipeline,
+        pattern="in/*.csv",
+        job_name=f"{pipeline}_job",
+        partitions_def_name="landed_files" if pipeline == PER_FILE else None,
+        settle_seconds=0,
+        source_key=source_files_key(pipeline),
+        table_key=dg.AssetKey([pipeline, "table"]),
+        **limits,
     )
 
 
@@ -88,7 +100,11 @@ class Daemon(Ticker):
         results = []
         for request in requests:
             tags = {**request.tags, RUN_KEY_TAG: request.run_key, SENSOR_NAME_TAG: self.sensor.name}
-            results.append(self.job.execute_in_process(instance=self.instance, tags=tags, partition_key=request.partition_key, raise_on_error=False))
+            results.append(
+                self.job.execute_in_process(
+                    instance=self.instance, tags=tags, partition_key=request.partition_key, raise_on_error=False
+                )
+            )
         return results
 
     def report(self) -> dg.AssetCheckEvaluation:
@@ -177,11 +193,15 @@ def test_a_retry_asked_for_runs_the_named_failed_files_again(root, instance, mon
     defs = tmp_path_factory.mktemp("defs")
     (defs / "pipelines" / PER_FILE).mkdir(parents=True)
     (defs / "pipelines" / PER_FILE / "defs.yaml").write_text(
-        "type: etl_platform.components.Pipeline\nattributes:\n  source: {files: 'in/*.csv', columns: {id: {type: varchar}}}\n"
+        "type: etl_platform.components.Pipeline\nattributes:\n  source: {files: 'in/*.csv', columns: {id: {type: "
+        "varchar}}}\n"
         "  destination: {table: landed}\n  partitions: {by: file}\n  triggers: {on_new_files: true}\n"
     )
     monkeypatch.setenv("DAGSTER_HOME", instance.root_directory)
-    assert cli.main(["files", "retry", PER_FILE, "--file", "in/a.csv", "--file", "in/nowhere.csv", "--defs", str(defs)]) == 0
+    assert (
+        cli.main(["files", "retry", PER_FILE, "--file", "in/a.csv", "--file", "in/nowhere.csv", "--defs", str(defs)])
+        == 0
+    )
     [retried] = daemon.tick()
     assert retried.partition_key == "in/a.csv" and retried.run_key.endswith(":retry-1")
     assert daemon.run([retried])[0].success
@@ -206,7 +226,10 @@ def test_a_batch_with_one_bad_file_lists_all_of_its_files_and_loads_them_once_it
     assert daemon.tick() == []
     not_loaded = daemon.not_loaded()
     assert sorted(not_loaded) == [f"in/f{i:02d}.csv" for i in range(20)]  # one run: none of them loaded
-    assert all(f["run_id"] == result.run_id and "in/f07.csv: line 2: 'bad' is not a number" in f["error"] for f in not_loaded.values())
+    assert all(
+        f["run_id"] == result.run_id and "in/f07.csv: line 2: 'bad' is not a number" in f["error"]
+        for f in not_loaded.values()
+    )
     assert "20 file(s) seen but not loaded" in daemon.report().description
     assert [daemon.tick() for _ in range(2)] == [[], []]
 
@@ -231,7 +254,9 @@ def test_a_partition_run_again_from_the_ui_clears_its_file_and_the_sensor_leaves
     # Materialized by hand (no sensor tags), and re-executed with the failed run's tags, as the UI does.
     assert daemon.job.execute_in_process(instance=instance, partition_key="in/orders.csv").success
     refunds = next(r for r in failed if r.dagster_run.tags["etl/file"] == "in/refunds.csv")
-    assert daemon.job.execute_in_process(instance=instance, partition_key="in/refunds.csv", tags=refunds.dagster_run.tags).success
+    assert daemon.job.execute_in_process(
+        instance=instance, partition_key="in/refunds.csv", tags=refunds.dagster_run.tags
+    ).success
     assert daemon.tick() == [] and daemon.not_loaded() == {}
     assert [daemon.tick() for _ in range(2)] == [[], []]
 
@@ -245,10 +270,14 @@ def test_a_lost_cursor_keeps_what_did_not_load_listed_and_runs_nothing_twice(roo
     assert not daemon.run([requests["in/bad.csv"]])[0].success
     # slow.csv's run is still going when the cursor is lost; never.csv's was never launched.
     slow = requests["in/slow.csv"]
-    running = instance.add_run(DagsterRun(
-        job_name="landed_job", run_id=make_new_run_id(), status=DagsterRunStatus.STARTED,
-        tags={**slow.tags, RUN_KEY_TAG: slow.run_key, SENSOR_NAME_TAG: daemon.sensor.name},
-    ))
+    running = instance.add_run(
+        DagsterRun(
+            job_name="landed_job",
+            run_id=make_new_run_id(),
+            status=DagsterRunStatus.STARTED,
+            tags={**slow.tags, RUN_KEY_TAG: slow.run_key, SENSOR_NAME_TAG: daemon.sensor.name},
+        )
+    )
     daemon.cursor = None
     [never] = daemon.tick()  # the same run key as before, so Dagster would launch it once
     assert never.run_key == requests["in/never.csv"].run_key
@@ -269,7 +298,9 @@ def test_executing_the_check_by_hand_restates_the_sensors_latest_finding(root, i
 
     def executed() -> dg.AssetCheckEvaluation:
         result = check_job.execute_in_process(instance=instance)
-        [evaluation] = [e.event_specific_data for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
+        [evaluation] = [
+            e.event_specific_data for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"
+        ]
         return evaluation
 
     assert executed().passed  # nothing reported yet

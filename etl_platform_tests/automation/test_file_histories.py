@@ -72,9 +72,13 @@ class World:
         # reports are told apart by sensor, job and asset.
         self.pipeline = f"history{next(_HISTORIES)}"
         watch = FileWatch(
-            pipeline=self.pipeline, pattern="in/*.csv", job_name=f"{self.pipeline}_job", settle_seconds=0,
+            pipeline=self.pipeline,
+            pattern="in/*.csv",
+            job_name=f"{self.pipeline}_job",
+            settle_seconds=0,
             partitions_def_name=f"{self.pipeline}_files" if per_file else None,
-            source_key=source_files_key(self.pipeline), table_key=dg.AssetKey([self.pipeline, "table"]),
+            source_key=source_files_key(self.pipeline),
+            table_key=dg.AssetKey([self.pipeline, "table"]),
         )
         self.check_key = watch.check_key
         self.ticker = Ticker(file_sensor(watch, lambda context: LocalListing(LocalFolder(root))), instance)
@@ -104,10 +108,17 @@ class World:
                 continue  # Dagster launches a run key once per sensor
             self.used_keys.add(request.run_key)
             for content in self.asked_for(request):
-                assert self.last_ask_failed.get(content, True), f"{request.run_key}: bytes launched again although their run loaded them"
+                assert self.last_ask_failed.get(content, True), (
+                    f"{request.run_key}: bytes launched again although their run loaded them"
+                )
             tags = {**request.tags, RUN_KEY_TAG: request.run_key, SENSOR_NAME_TAG: self.ticker.sensor.name}
             run = self.instance.add_run(
-                DagsterRun(job_name=self.ticker.sensor.job_name, run_id=make_new_run_id(), tags=tags, status=DagsterRunStatus.STARTED)
+                DagsterRun(
+                    job_name=self.ticker.sensor.job_name,
+                    run_id=make_new_run_id(),
+                    tags=tags,
+                    status=DagsterRunStatus.STARTED,
+                )
             )
             self.running.append((run, request))
 
@@ -129,7 +140,9 @@ class World:
             if ok:
                 self.loaded |= read
             if ok:
-                success = DagsterEvent(event_type_value=DagsterEventType.RUN_SUCCESS.value, job_name=run.job_name, message="loaded")
+                success = DagsterEvent(
+                    event_type_value=DagsterEventType.RUN_SUCCESS.value, job_name=run.job_name, message="loaded"
+                )
                 self.instance.report_dagster_event(success, run_id=run.run_id)
             else:
                 self.instance.report_run_failed(run, "a bad row" if not fault else "the server went away")
@@ -193,7 +206,10 @@ def play(root: Path, per_file: bool, ops: list[tuple]) -> None:
 @settings(max_examples=examples(60))
 @given(ops=st.lists(OPS, min_size=4, max_size=16), per_file=st.booleans())
 @example(ops=[("drop", "a.csv", "1"), ("tick",), ("finish", True)], per_file=True)  # the server was down
-@example(ops=[("drop", "a.csv", "1"), ("drop", "b.csv", "bad"), ("tick",), ("finish", False), ("copy", "a.csv", "c.csv")], per_file=False)
+@example(
+    ops=[("drop", "a.csv", "1"), ("drop", "b.csv", "bad"), ("tick",), ("finish", False), ("copy", "a.csv", "c.csv")],
+    per_file=False,
+)
 def test_every_file_is_loaded_or_listed_and_no_bytes_run_twice_unless_their_run_failed(tmp_path_factory, ops, per_file):
     root = tmp_path_factory.mktemp("folder")
     (root / "in").mkdir()

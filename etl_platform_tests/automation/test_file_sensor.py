@@ -21,7 +21,7 @@ from etl_platform.automation.sensors import TICK_BUDGET_SECONDS, FileWatch, file
 from etl_platform.connectors.connections import as_resource, resource_key
 from etl_platform.connectors.landing import LocalFolder
 from etl_platform.connectors.registry import build
-from etl_platform_tests.s3_server import S3Bucket, s3_bucket, s3_server
+from etl_platform_tests.s3_server import S3Bucket
 
 FILES = dg.DynamicPartitionsDefinition(name="drops_files")
 
@@ -52,7 +52,9 @@ def sensor_for(
         max_files=max_files,
         budget_seconds=budget,
     )
-    return file_sensor(watch, lambda context: LocalListing(LocalFolder(root)), job=PER_FILE_JOB if per_file else BATCH_JOB)
+    return file_sensor(
+        watch, lambda context: LocalListing(LocalFolder(root)), job=PER_FILE_JOB if per_file else BATCH_JOB
+    )
 
 
 class Ticker:
@@ -76,7 +78,9 @@ class Ticker:
         for request in requests:
             tags = {**request.tags, RUN_KEY_TAG: request.run_key, SENSOR_NAME_TAG: self.sensor.name}
             self.instance.add_run(
-                DagsterRun(job_name=self.sensor.job_name, run_id=make_new_run_id(), tags=tags, status=DagsterRunStatus.SUCCESS)
+                DagsterRun(
+                    job_name=self.sensor.job_name, run_id=make_new_run_id(), tags=tags, status=DagsterRunStatus.SUCCESS
+                )
             )
 
 
@@ -104,7 +108,9 @@ def test_bursts_with_equal_and_older_times_each_run_once_as_their_own_partition(
     assert sorted(r.partition_key for r in runs) == [f"in/day-{i}.csv" for i in range(5)]
     assert len({r.run_key for r in runs}) == 5
     [added] = ticker.result.dynamic_partitions_requests
-    assert added.partitions_def_name == "drops_files" and sorted(added.partition_keys) == sorted(r.partition_key for r in runs)
+    assert added.partitions_def_name == "drops_files" and sorted(added.partition_keys) == sorted(
+        r.partition_key for r in runs
+    )
     assert ticker.tick() == []
 
     # A second burst whose files carry older (and equal) timestamps than the first: a
@@ -260,7 +266,8 @@ def test_ten_thousand_files_at_once_over_bounded_ticks(root, instance):
     cursor_kb = len(ledger.to_cursor()) / 1024
     print(
         f"\n10,000-file burst: {len(ticker.seconds)} ticks, tick seconds max {max(ticker.seconds):.2f} "
-        f"median {statistics.median(ticker.seconds):.2f}, cursor {cursor_kb:.0f} KB ({waiting_kb:.0f} KB while the runs wait)"
+        f"median {statistics.median(ticker.seconds):.2f}, cursor {cursor_kb:.0f} KB ({waiting_kb:.0f} KB while the "
+        "runs wait)"
     )
     assert max(ticker.seconds) < 15
     assert cursor_kb < 300
@@ -269,9 +276,18 @@ def test_ten_thousand_files_at_once_over_bounded_ticks(root, instance):
 
 def test_an_s3_prefix_with_more_than_a_thousand_keys(s3_bucket: S3Bucket, instance):  # noqa: F811
     count = 1_205  # more than one page of ListObjectsV2
-    s3_bucket.put_many({f"drops/in/obj-{i:04d}.csv": f"id\n{i}\n" for i in range(count)} | {"drops/in/": "", "elsewhere/x.csv": "no"})
+    s3_bucket.put_many(
+        {f"drops/in/obj-{i:04d}.csv": f"id\n{i}\n" for i in range(count)} | {"drops/in/": "", "elsewhere/x.csv": "no"}
+    )
     connector = build("lake", "s3", s3_bucket.options(prefix="drops"))
-    watch = FileWatch(pipeline="drops", pattern="in/*.csv", job_name="drops_job", partitions_def_name="drops_files", settle_seconds=0, max_files=2_000)
+    watch = FileWatch(
+        pipeline="drops",
+        pattern="in/*.csv",
+        job_name="drops_job",
+        partitions_def_name="drops_files",
+        settle_seconds=0,
+        max_files=2_000,
+    )
     sensor = file_sensor(watch, listing_of("lake"), job=PER_FILE_JOB, required_resource_keys={resource_key("lake")})
     ticker = Ticker(sensor, instance, resources={resource_key("lake"): as_resource(connector)})
     runs = ticker.tick()

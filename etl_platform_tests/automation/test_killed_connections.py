@@ -19,10 +19,10 @@ import psycopg2
 import pymysql
 
 from etl_platform_tests.conftest import failure_message, query, step_attempts
+from etl_platform_tests.connectors.test_sources import pg_connection, pipeline_defs, run
 from etl_platform_tests.destinations.test_destinations import DAY1, DAY2, Destination, _columns
 from etl_platform_tests.destinations.test_destinations import pipeline_defs as destination_pipeline_defs
 from etl_platform_tests.destinations.test_destinations import run as run_destination
-from etl_platform_tests.connectors.test_sources import pg_connection, pipeline_defs, run
 
 ROWS = 700_000  # several of ADBC's and of our batches
 PAUSE_AT = 600_000
@@ -70,7 +70,9 @@ def killer(find: Callable[[], int | None], kill: Callable[[int], None], timeout:
 
 def retried_because(result) -> list[str]:
     """Why each retry happened: the step's failure, with its cause."""
-    return [e.event_specific_data.error.to_string() for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
+    return [
+        e.event_specific_data.error.to_string() for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"
+    ]
 
 
 # --- PostgreSQL ----------------------------------------------------------------------
@@ -82,10 +84,14 @@ def pg_admin(db: dict):
     return conn
 
 
-def test_a_postgres_connection_killed_mid_read_is_retried_and_every_row_loads_once(postgres_database, etl_home, instance):
+def test_a_postgres_connection_killed_mid_read_is_retried_and_every_row_loads_once(
+    postgres_database, etl_home, instance
+):
     db = postgres_database
     with contextlib.closing(pg_admin(db)) as admin, admin.cursor() as cur:
-        cur.execute(f"CREATE TABLE big AS SELECT g::bigint AS id, md5(g::text) AS note FROM generate_series(1, {ROWS}) g")
+        cur.execute(
+            f"CREATE TABLE big AS SELECT g::bigint AS id, md5(g::text) AS note FROM generate_series(1, {ROWS}) g"
+        )
         cur.execute("CREATE TABLE pause (at bigint)")
         cur.execute(f"INSERT INTO pause VALUES ({PAUSE_AT})")
         cur.execute(
@@ -135,7 +141,9 @@ def test_a_postgres_destination_session_killed_mid_commit_is_retried_and_loads_e
     db = postgres_database
     destination = Destination(
         {"kind": "postgres", "host": db["host"], "port": db["port"], "database": db["dbname"], "user": db["user"]},
-        list, {}, {"postgres"},
+        list,
+        {},
+        {"postgres"},
     )
     spec = {
         "source": {"files": "orders/*.csv", "columns": _columns()},
@@ -198,8 +206,14 @@ def test_bad_postgres_credentials_fail_at_once_as_permanent(password_postgres, e
     canary = "canary-wrong-password-5c1e"
     monkeypatch.setenv("SRC_PASSWORD", canary)
     server = password_postgres
-    connection = {"kind": "postgres", "host": server["host"], "port": server["port"], "database": server["dbname"],
-                  "user": server["user"], "password": {"env": "SRC_PASSWORD"}}
+    connection = {
+        "kind": "postgres",
+        "host": server["host"],
+        "port": server["port"],
+        "database": server["dbname"],
+        "user": server["user"],
+        "password": {"env": "SRC_PASSWORD"},
+    }
     spec = {"source": {"connection": "src", "table": "t"}, "destination": {"table": "t"}, "retries": RETRIES}
     result = run(pipeline_defs("pg_creds", spec, connection), "pg_creds", instance)
     assert not result.success and step_attempts(result) == 1
@@ -225,17 +239,28 @@ def test_a_mariadb_connection_killed_mid_read_is_retried_and_every_row_loads_onc
         cur.execute("CREATE TABLE pause (at BIGINT PRIMARY KEY)")
         cur.execute(f"INSERT INTO pause VALUES ({pause_at})")
     spec = {
-        "source": {"connection": "src", "query": "SELECT b.id, b.note FROM big b LEFT JOIN pause p ON p.at = b.id "
-                                                 "WHERE p.at IS NULL OR SLEEP(60) = 0"},
+        "source": {
+            "connection": "src",
+            "query": "SELECT b.id, b.note FROM big b LEFT JOIN pause p ON p.at = b.id "
+            "WHERE p.at IS NULL OR SLEEP(60) = 0",
+        },
         "sync": {"mode": "append"},
         "destination": {"table": "big", "lineage_columns": False},
         "retries": RETRIES,
     }
-    connection = {"kind": "mysql", "host": db["host"], "port": db["port"], "database": db["database"], "user": db["user"]}
+    connection = {
+        "kind": "mysql",
+        "host": db["host"],
+        "port": db["port"],
+        "database": db["database"],
+        "user": db["user"],
+    }
 
     def sleeping_reader() -> int | None:
         with contextlib.closing(my_admin(db)) as admin, admin.cursor() as cur:
-            cur.execute("SELECT id FROM information_schema.processlist WHERE db = %s AND state = 'User sleep'", [db["database"]])
+            cur.execute(
+                "SELECT id FROM information_schema.processlist WHERE db = %s AND state = 'User sleep'", [db["database"]]
+            )
             found = cur.fetchone()
             return found[0] if found else None
 
@@ -263,8 +288,14 @@ def test_bad_mariadb_credentials_fail_at_once_as_permanent(mariadb_database, etl
     with contextlib.closing(my_admin(db)) as admin, admin.cursor() as cur:
         cur.execute(f"CREATE USER '{user}'@'%' IDENTIFIED BY 'the-right-password'")
     try:
-        connection = {"kind": "mysql", "host": db["host"], "port": db["port"], "database": db["database"],
-                      "user": user, "password": {"env": "SRC_PASSWORD"}}
+        connection = {
+            "kind": "mysql",
+            "host": db["host"],
+            "port": db["port"],
+            "database": db["database"],
+            "user": user,
+            "password": {"env": "SRC_PASSWORD"},
+        }
         spec = {"source": {"connection": "src", "table": "t"}, "destination": {"table": "t"}, "retries": RETRIES}
         result = run(pipeline_defs("my_creds", spec, connection), "my_creds", instance)
     finally:

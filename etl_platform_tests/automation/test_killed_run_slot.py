@@ -92,7 +92,11 @@ def worker_pid(instance: dg.DagsterInstance, run_id: str) -> int | None:
 def launch(job: str, workspace: Path, env: dict, cwd: Path) -> subprocess.Popen:
     return subprocess.Popen(
         [str(BIN / "dagster"), "job", "launch", "-w", str(workspace), "-j", job],
-        cwd=cwd, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=cwd,
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
 
 
@@ -115,8 +119,11 @@ def test_a_run_killed_while_it_holds_the_warehouse_slot_does_not_block_the_next_
     api = SlowApi()
     threading.Thread(target=api.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     env = {
-        "DAGSTER_HOME": str(home), "ETL_HOME": str(etl_home), "ETL_LANDING_DIR": str(etl_home / "landing"),
-        "ETL_WAREHOUSE_PATH": str(etl_home / "warehouse.duckdb"), "ETL_TEST_SLOW_API": f"http://127.0.0.1:{api.server_port}",
+        "DAGSTER_HOME": str(home),
+        "ETL_HOME": str(etl_home),
+        "ETL_LANDING_DIR": str(etl_home / "landing"),
+        "ETL_WAREHOUSE_PATH": str(etl_home / "warehouse.duckdb"),
+        "ETL_TEST_SLOW_API": f"http://127.0.0.1:{api.server_port}",
     }
 
     log = tmp_path / "daemon.log"
@@ -124,14 +131,20 @@ def test_a_run_killed_while_it_holds_the_warehouse_slot_does_not_block_the_next_
         first = launch("slow_job", workspace, env, home)
         daemon = subprocess.Popen(
             [str(BIN / "dagster-daemon"), "run", "-w", str(workspace)],
-            cwd=home, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=home,
+            env={**os.environ, **env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         try:
             launched(first)
             deadline = time.monotonic() + 120
             wait_until(lambda: api.first_request.wait(0.25), deadline, "the slow load step starting", log)
             [killed] = runs_of(instance, "slow_job")
-            holders = {slot.run_id for slot in instance.event_log_storage.get_concurrency_info(WAREHOUSE_POOL).claimed_slots}
+            holders = {
+                slot.run_id for slot in instance.event_log_storage.get_concurrency_info(WAREHOUSE_POOL).claimed_slots
+            }
             assert holders == {killed.run_id}, "the slow run should hold the pool's one slot"
             pid = wait_until(lambda: worker_pid(instance, killed.run_id), deadline, "the run worker's pid", log)
 
@@ -154,7 +167,10 @@ def test_a_run_killed_while_it_holds_the_warehouse_slot_does_not_block_the_next_
                 return [r for r in runs if r.status == dg.DagsterRunStatus.SUCCESS]
 
             wait_until(quick_run_done, killed_at + NEXT_RUN_DONE_WITHIN_SECONDS, "the next run finishing", log)
-            print(f"\nkill -9 to the slot freed: {freed_after:.1f} s; to the next run's success: {time.monotonic() - killed_at:.1f} s")
+            print(
+                f"\nkill -9 to the slot freed: {freed_after:.1f} s; to the next run's success: "
+                f"{time.monotonic() - killed_at:.1f} s"
+            )
 
             # Dagster retries a run whose worker crashed (run_retries in dagster.yaml).
             retries = [r for r in runs_of(instance, "slow_job") if r.tags.get("dagster/parent_run_id") == killed.run_id]
@@ -186,4 +202,6 @@ def test_both_instances_free_a_dead_runs_slot_as_the_readme_says(path):
         assert f"it looks every {poll} s and frees the slots of runs over for {after} s" in readme
         assert f"within about {poll + after + 1} s of the kill" in readme
     else:
-        assert f"the daemon looks every {poll} s and waits {after} s" in readme and f"at most {poll + after} s" in readme
+        assert (
+            f"the daemon looks every {poll} s and waits {after} s" in readme and f"at most {poll + after} s" in readme
+        )

@@ -17,8 +17,13 @@ members = st.builds(Member, digests, digests, attempts, st.booleans())
 flights = st.builds(Flight, seconds, st.lists(members, min_size=1, max_size=5), st.none() | digests)
 run_ids = st.none() | st.uuids().map(str) | st.text(min_size=1, max_size=60)
 failures = st.builds(
-    Failure, attempts, run_ids, st.floats(min_value=0, max_value=4e9, allow_nan=False),
-    st.sets(digests, max_size=4), st.booleans(), st.booleans(),
+    Failure,
+    attempts,
+    run_ids,
+    st.floats(min_value=0, max_value=4e9, allow_nan=False),
+    st.sets(digests, max_size=4),
+    st.booleans(),
+    st.booleans(),
 )
 ledgers = st.builds(
     Ledger,
@@ -58,9 +63,20 @@ def test_a_damaged_cursor_starts_a_new_ledger(ledger, data):
 
 
 def test_a_cursor_of_the_first_version_reads_as_it_was():
-    pending, taken, contents = b"p" * DIGEST_BYTES + (7).to_bytes(4, "big"), b"t" * DIGEST_BYTES, b"c" * DIGEST_BYTES * 2
-    first = json.dumps({"v": 1, **{k: base64.b64encode(v).decode() for k, v in
-                                   {"pending": pending, "taken": taken, "contents": contents}.items()}})
+    pending, taken, contents = (
+        b"p" * DIGEST_BYTES + (7).to_bytes(4, "big"),
+        b"t" * DIGEST_BYTES,
+        b"c" * DIGEST_BYTES * 2,
+    )
+    first = json.dumps(
+        {
+            "v": 1,
+            **{
+                k: base64.b64encode(v).decode()
+                for k, v in {"pending": pending, "taken": taken, "contents": contents}.items()
+            },
+        }
+    )
     ledger = Ledger.from_cursor(first)
     assert not ledger.rebuilt and ledger.pending == {b"p" * DIGEST_BYTES: 7} and ledger.taken == {b"t" * DIGEST_BYTES}
     assert list(ledger.contents) == [b"c" * DIGEST_BYTES] and ledger.flights == [] and ledger.failed == {}

@@ -17,7 +17,15 @@ from etl_platform_tests.connectors.test_rest import CUSTOMERS, Api, ApiServer, H
 from etl_platform_tests.connectors.test_sources import pipeline_defs, run
 
 SPEC = {
-    "source": {"connection": "src", "endpoint": {"path": "pages", "records_path": "data.items", "pagination": {"type": "page_number"}, "page_size": 500}},
+    "source": {
+        "connection": "src",
+        "endpoint": {
+            "path": "pages",
+            "records_path": "data.items",
+            "pagination": {"type": "page_number"},
+            "page_size": 500,
+        },
+    },
     "sync": {"mode": "merge", "primary_key": ["id"]},
     "destination": {"table": "customers"},
     "retries": {"max_retries": 3, "delay_seconds": 0.2},
@@ -50,8 +58,12 @@ def test_a_source_answering_503_twice_recovers_on_the_third_attempt(api, etl_hom
     assert result.success
     assert attempts(result, "flaky__load") == 3
     assert materializations(result)["flaky/customers"]["rows_written"] == len(CUSTOMERS)
-    assert query(etl_home, "SELECT count(*), count(DISTINCT id) FROM flaky.customers") == [(len(CUSTOMERS), len(CUSTOMERS))]
-    retried = [e.event_specific_data.error.to_string() for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
+    assert query(etl_home, "SELECT count(*), count(DISTINCT id) FROM flaky.customers") == [
+        (len(CUSTOMERS), len(CUSTOMERS))
+    ]
+    retried = [
+        e.event_specific_data.error.to_string() for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"
+    ]
     assert len(retried) == 2 and all("transient failure" in m and "HTTP 503" in m for m in retried)
 
 
@@ -87,8 +99,13 @@ def test_a_locked_warehouse_is_transient(tmp_path):
     """The real error DuckDB raises while another process holds the file."""
     path = tmp_path / "locked.duckdb"
     holder = subprocess.Popen(
-        [sys.executable, "-c", f"import duckdb, sys, time; c = duckdb.connect({str(path)!r}); print('held', flush=True); time.sleep(30)"],
-        stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-c",
+            f"import duckdb, sys, time; c = duckdb.connect({str(path)!r}); print('held', flush=True); time.sleep(30)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert holder.stdout.readline().strip() == "held"

@@ -63,8 +63,15 @@ def test_dg_and_dagster_name_the_file_line_and_field_of_a_bad_spec(etl_home, tmp
 def test_dagster_asset_materialize_records_the_run_in_the_instance(demo_landing, etl_home, tmp_path):
     home = dagster_home(tmp_path)
     result = cli(
-        "dagster", "asset", "materialize", "-m", "etl_platform.definitions", "--select", CAMPAIGN_ASSETS,
-        env={"DAGSTER_HOME": str(home)}, cwd=tmp_path,
+        "dagster",
+        "asset",
+        "materialize",
+        "-m",
+        "etl_platform.definitions",
+        "--select",
+        CAMPAIGN_ASSETS,
+        env={"DAGSTER_HOME": str(home)},
+        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     with dg.DagsterInstance.from_config(str(home)) as instance:
@@ -89,15 +96,28 @@ def test_a_run_waits_for_the_warehouse_pool(demo_landing, etl_home, tmp_path):
         assert holder.is_claimed
 
         run = subprocess.Popen(
-            [str(Path(sys.executable).parent / "dagster"), "asset", "materialize", "-m", "etl_platform.definitions", "--select", CAMPAIGN_ASSETS],
-            cwd=tmp_path, env={**os.environ, "DAGSTER_HOME": str(home)}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            [
+                str(Path(sys.executable).parent / "dagster"),
+                "asset",
+                "materialize",
+                "-m",
+                "etl_platform.definitions",
+                "--select",
+                CAMPAIGN_ASSETS,
+            ],
+            cwd=tmp_path,
+            env={**os.environ, "DAGSTER_HOME": str(home)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
         blocked = False
         for _ in range(120):
             time.sleep(0.5)
             runs = instance.get_runs()
             blocked = bool(runs) and any(
-                "blocked by limit for pool duckdb_warehouse" in (e.user_message or "") for e in instance.all_logs(runs[0].run_id)
+                "blocked by limit for pool duckdb_warehouse" in (e.user_message or "")
+                for e in instance.all_logs(runs[0].run_id)
             )
             if blocked or run.poll() is not None:
                 break
@@ -139,7 +159,9 @@ def test_a_load_killed_midway_leaves_the_previous_table(landing, etl_home, tmp_p
     script = tmp_path / "load.py"
     script.write_text(KILLABLE_LOAD)
     (landing / "rows.csv").write_text("n,label\n" + "".join(f"{i},old\n" for i in range(10)))
-    first = subprocess.run([sys.executable, str(script), str(landing), "run-1"], capture_output=True, text=True, timeout=120)
+    first = subprocess.run(
+        [sys.executable, str(script), str(landing), "run-1"], capture_output=True, text=True, timeout=120
+    )
     assert "DONE" in first.stdout, first.stderr
 
     con = duckdb.connect()
@@ -157,7 +179,9 @@ def test_a_load_killed_midway_leaves_the_previous_table(landing, etl_home, tmp_p
     assert query(etl_home, "SELECT label, count(*) FROM p.t GROUP BY label") == [("old", 10)]
     assert scalar(etl_home, "SELECT count(*) FROM p.t_rejected WHERE run_id = 'run-2'") == 0
 
-    rerun = subprocess.run([sys.executable, str(script), str(landing), "run-3"], capture_output=True, text=True, timeout=300)
+    rerun = subprocess.run(
+        [sys.executable, str(script), str(landing), "run-3"], capture_output=True, text=True, timeout=300
+    )
     assert "DONE" in rerun.stdout, rerun.stderr
     assert query(etl_home, "SELECT label, count(*) FROM p.t GROUP BY label") == [("new", 6_000_000)]
     # Whatever the killed run had staged is gone.
@@ -172,7 +196,9 @@ def test_the_published_schema_is_current_and_accepts_the_demo_pipelines():
 
 def test_demo_generate_is_deterministic(tmp_path):
     for name in ("a", "b"):
-        result = cli("etl-platform", "demo", "generate", "--landing", str(tmp_path / name), "--rows", "2000", "--files", "2")
+        result = cli(
+            "etl-platform", "demo", "generate", "--landing", str(tmp_path / name), "--rows", "2000", "--files", "2"
+        )
         assert result.returncode == 0, result.stderr
     files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.is_file())
     assert len(files) == 7  # 2 campaign exports, customers, 3 order files, the store sales SQLite database
@@ -193,7 +219,10 @@ def test_etl_platform_pipelines_validate(demo_landing, etl_home):
         path.write_text(text.replace("Link clicks", "Clicks (all)", 1))
     failed = cli("etl-platform", "pipelines", "validate")
     assert failed.returncode == 1
-    assert "marketing_campaigns/defs.yaml:15 - attributes.source.columns.clicks.from: column 'Link clicks'" in failed.stderr
+    assert (
+        "marketing_campaigns/defs.yaml:15 - attributes.source.columns.clicks.from: column 'Link clicks'"
+        in failed.stderr
+    )
 
 
 def test_state_reset_rewinds_or_forgets_a_pipeline_cursor(etl_home):
@@ -213,7 +242,11 @@ def test_state_reset_rewinds_or_forgets_a_pipeline_cursor(etl_home):
     assert cli("etl-platform", "state", "reset", "orders", "--yes").returncode == 0
     assert "orders\t(next load: full refresh)" in cli("etl-platform", "state", "list").stdout
     history = cli("etl-platform", "state", "history", "orders")
-    assert history.returncode == 0 and [line.split("\t")[1] for line in history.stdout.splitlines()[2:]] == ["reset", "rewind", "rewind"]
+    assert history.returncode == 0 and [line.split("\t")[1] for line in history.stdout.splitlines()[2:]] == [
+        "reset",
+        "rewind",
+        "rewind",
+    ]
 
 
 def test_state_reset_lets_a_file_pipeline_read_its_loaded_files_again(demo_landing, etl_home, instance):
@@ -224,7 +257,9 @@ def test_state_reset_lets_a_file_pipeline_read_its_loaded_files_again(demo_landi
     assert reset.returncode == 0 and f"{first['files_read']} loaded file(s) forgotten" in reset.stdout
     reread = materializations(run_job("shop_orders_job", instance))["shop_orders/orders"]
     assert reread["rows_read"] == first["rows_read"]
-    assert scalar(etl_home, "SELECT count(*) - count(DISTINCT order_id) FROM shop_orders.orders") == 0  # merged, not doubled
+    assert (
+        scalar(etl_home, "SELECT count(*) - count(DISTINCT order_id) FROM shop_orders.orders") == 0
+    )  # merged, not doubled
 
 
 def test_state_of_a_pipeline_that_loads_into_postgres_lives_in_postgres(etl_home, tmp_path, postgres_database):
@@ -236,7 +271,8 @@ def test_state_of_a_pipeline_that_loads_into_postgres_lives_in_postgres(etl_home
     (defs / "pipelines" / "orders").mkdir(parents=True)
     (defs / "connections" / "defs.yaml").write_text(
         "type: etl_platform.components.Connections\nattributes:\n  connections:\n    dwh:\n"
-        f"      kind: postgres\n      host: {db['host']}\n      port: {db['port']}\n      database: {db['dbname']}\n      user: {db['user']}\n"
+        f"      kind: postgres\n      host: {db['host']}\n      port: {db['port']}\n      database: {db['dbname']}\n   "
+        f"   user: {db['user']}\n"
     )
     (defs / "pipelines" / "orders" / "defs.yaml").write_text(
         VALID.replace("table: costs", "table: costs\n    connection: dwh").split("  transforms:")[0]

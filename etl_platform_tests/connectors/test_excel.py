@@ -33,7 +33,9 @@ def con():
     connection.close()
 
 
-def workbook(path: Path, rows: list[list], title: str = "Sheet1", more_sheets: dict[str, list[list]] | None = None) -> Path:
+def workbook(
+    path: Path, rows: list[list], title: str = "Sheet1", more_sheets: dict[str, list[list]] | None = None
+) -> Path:
     book = openpyxl.Workbook()
     book.active.title = title
     for row in rows:
@@ -101,7 +103,15 @@ def test_typed_cells_are_read_as_the_text_excel_shows(con, tmp_path):
         tmp_path / "orders.xlsx",
         [
             ["id", "amount", "ordered at", "day", "paid", "note", "at"],
-            [1, 3.0, datetime.datetime(2024, 1, 31, 10, 30), datetime.date(2024, 2, 1), True, "first", datetime.time(8, 15)],
+            [
+                1,
+                3.0,
+                datetime.datetime(2024, 1, 31, 10, 30),
+                datetime.date(2024, 2, 1),
+                True,
+                "first",
+                datetime.time(8, 15),
+            ],
             [2, 0.1, datetime.datetime(2024, 1, 31), None, False, "", None],
             [3, 12.75, None, datetime.date(2024, 2, 3), None, "#N/A", None],
         ],
@@ -117,7 +127,7 @@ def test_typed_cells_are_read_as_the_text_excel_shows(con, tmp_path):
     # The text casts back to what the cells held.
     scan = fmt.scan(path, {})
     assert con.execute(
-        f'SELECT amount::DECIMAL(10,2), "ordered at"::TIMESTAMP, day::DATE, paid::BOOLEAN FROM {scan} WHERE id = \'1\''
+        f"SELECT amount::DECIMAL(10,2), \"ordered at\"::TIMESTAMP, day::DATE, paid::BOOLEAN FROM {scan} WHERE id = '1'"
     ).fetchone() == (pytest.approx(3), datetime.datetime(2024, 1, 31, 10, 30), datetime.date(2024, 2, 1), True)
 
 
@@ -201,7 +211,11 @@ def test_unreadable_workbooks_fail_like_unreadable_files(con, tmp_path, content,
         workbook(path, [[], ["data without names"]])
     else:
         path.write_bytes(content)
-    for read_it in (lambda fmt: fmt.columns(con, path), lambda fmt: fmt.inspect(con, path, {}), lambda fmt: fmt.scan(path, {})):
+    for read_it in (
+        lambda fmt: fmt.columns(con, path),
+        lambda fmt: fmt.inspect(con, path, {}),
+        lambda fmt: fmt.scan(path, {}),
+    ):
         with pytest.raises(duckdb.Error, match=message):
             read_it(xlsx())
 
@@ -275,9 +289,15 @@ def test_a_load_reports_rejected_rows_by_their_excel_row(tmp_path):
     con = duckdb.connect(str(tmp_path / "w.duckdb"))
     try:
         result = ingest.run(
-            con, spec, pipeline="p", files=files, relative=lambda p: p.relative_to(landing).as_posix(),
+            con,
+            spec,
+            pipeline="p",
+            files=files,
+            relative=lambda p: p.relative_to(landing).as_posix(),
             target=ingest.Target(TableRef("p", "orders"), TableRef("p", "orders_rejected")),
-            run_id="run-1", log=lambda message: None, progress_interval=60,
+            run_id="run-1",
+            log=lambda message: None,
+            progress_interval=60,
         )
         loaded = con.execute("SELECT order_id, amount, day FROM p.orders ORDER BY order_id").fetchall()
         rejected = con.execute(
@@ -304,18 +324,37 @@ def test_a_load_reports_rejected_rows_by_their_excel_row(tmp_path):
 
 def test_a_pipeline_reads_the_sheet_its_spec_names(tmp_path):
     landing = tmp_path / "landing"
-    workbook(landing / "q.xlsx", [["Note"], ["cover page"]], title="Cover", more_sheets={"Data": [["Order", "Amount"], [1, 2.5], [2, 4]]})
-    spec = PipelineSpec.model_validate({
-        "source": {"files": "*.xlsx", "excel": {"sheet": "Data"},
-                   "columns": {"order_id": {"from": "Order", "type": "bigint"}, "amount": {"from": "Amount", "type": "double"}}},
-        "destination": {"table": "orders"},
-    })
+    workbook(
+        landing / "q.xlsx",
+        [["Note"], ["cover page"]],
+        title="Cover",
+        more_sheets={"Data": [["Order", "Amount"], [1, 2.5], [2, 4]]},
+    )
+    spec = PipelineSpec.model_validate(
+        {
+            "source": {
+                "files": "*.xlsx",
+                "excel": {"sheet": "Data"},
+                "columns": {
+                    "order_id": {"from": "Order", "type": "bigint"},
+                    "amount": {"from": "Amount", "type": "double"},
+                },
+            },
+            "destination": {"table": "orders"},
+        }
+    )
     con = duckdb.connect()
     try:
         result = ingest.run(
-            con, spec, pipeline="p", files=[landing / "q.xlsx"], relative=lambda p: p.name,
+            con,
+            spec,
+            pipeline="p",
+            files=[landing / "q.xlsx"],
+            relative=lambda p: p.name,
             target=ingest.Target(TableRef("p", "orders"), TableRef("p", "orders_rejected")),
-            run_id="run-1", log=lambda message: None, progress_interval=60,
+            run_id="run-1",
+            log=lambda message: None,
+            progress_interval=60,
         )
         assert con.execute("SELECT order_id, amount FROM p.orders ORDER BY 1").fetchall() == [(1, 2.5), (2, 4.0)]
     finally:
@@ -350,9 +389,14 @@ def sheet_xml(path: Path, rows: str, *, recalculate_on_open: bool = False, date1
     with zipfile.ZipFile(path) as source:
         members = {info.filename: source.read(info) for info in source.infolist()}
     members["xl/worksheets/sheet1.xml"] = (
-        f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<worksheet xmlns="{SHEET_NS}"><sheetData>{rows}</sheetData></worksheet>'
+        '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<worksheet '
+        f'xmlns="{SHEET_NS}"><sheetData>{rows}</sheetData></worksheet>'
     ).encode()
-    book = members["xl/workbook.xml"].decode().replace('fullCalcOnLoad="1"', 'fullCalcOnLoad="1"' if recalculate_on_open else "")
+    book = (
+        members["xl/workbook.xml"]
+        .decode()
+        .replace('fullCalcOnLoad="1"', 'fullCalcOnLoad="1"' if recalculate_on_open else "")
+    )
     if date1904:
         book = re.sub(r"<workbookPr([^>]*)/>", r'<workbookPr\1 date1904="1"/>', book)
         assert 'date1904="1"' in book
@@ -370,16 +414,26 @@ def header_row(*names: str) -> str:
 
 def load_workbook_rows(tmp_path: Path, path: Path, columns: dict) -> tuple[ingest.LoadResult, list[tuple], list[tuple]]:
     """Load one workbook through the real ingest step: the result, the loaded rows, the rejected rows."""
-    spec = PipelineSpec.model_validate({"source": {"files": "*.xlsx", "columns": columns}, "destination": {"table": "t"}})
+    spec = PipelineSpec.model_validate(
+        {"source": {"files": "*.xlsx", "columns": columns}, "destination": {"table": "t"}}
+    )
     con = duckdb.connect(str(tmp_path / "w.duckdb"))
     try:
         result = ingest.run(
-            con, spec, pipeline="p", files=[path], relative=lambda p: p.name,
+            con,
+            spec,
+            pipeline="p",
+            files=[path],
+            relative=lambda p: p.name,
             target=ingest.Target(TableRef("p", "t"), TableRef("p", "t_rejected")),
-            run_id="run-1", log=lambda message: None, progress_interval=60,
+            run_id="run-1",
+            log=lambda message: None,
+            progress_interval=60,
         )
         loaded = con.execute(f"SELECT {', '.join(columns)} FROM p.t ORDER BY 1").fetchall()
-        rejected = con.execute("SELECT source_line, reasons FROM p.t_rejected WHERE kind <> 'file' ORDER BY 1").fetchall()
+        rejected = con.execute(
+            "SELECT source_line, reasons FROM p.t_rejected WHERE kind <> 'file' ORDER BY 1"
+        ).fetchall()
         table_columns = [c[0] for c in con.execute("DESCRIBE p.t").fetchall()]
     finally:
         con.close()
@@ -390,48 +444,76 @@ def load_workbook_rows(tmp_path: Path, path: Path, columns: dict) -> tuple[inges
 
 def test_a_formula_saved_without_a_result_rejects_its_row_naming_the_cell(tmp_path):
     """openpyxl itself saves formulas without results: they used to load as NULL, silently."""
-    path = workbook(tmp_path / "orders.xlsx", [["qty", "price", "total"], [2, 21, 42], [3, 5, "=A3*B3"], [4, 1, 4], [5, 2, "=A5*B5"]])
+    path = workbook(
+        tmp_path / "orders.xlsx",
+        [["qty", "price", "total"], [2, 21, 42], [3, 5, "=A3*B3"], [4, 1, 4], [5, 2, "=A5*B5"]],
+    )
     result, loaded, rejected = load_workbook_rows(
-        tmp_path, path, {"qty": {"type": "bigint"}, "price": {"type": "bigint"}, "total": {"type": "bigint"}})
+        tmp_path, path, {"qty": {"type": "bigint"}, "price": {"type": "bigint"}, "total": {"type": "bigint"}}
+    )
     assert loaded == [(2, 21, 42), (4, 1, 4)]
     assert rejected == [(3, ["formula without a cached value: C3"]), (5, ["formula without a cached value: C5"])]
     assert result.rows_rejected == 2 and result.rejected_by_reason == {
-        "formula without a cached value: C3": 1, "formula without a cached value: C5": 1}
+        "formula without a cached value: C3": 1,
+        "formula without a cached value: C5": 1,
+    }
 
 
 def test_formulas_with_saved_results_load_them_including_empty_and_error_results(tmp_path):
-    path = sheet_xml(tmp_path / "calc.xlsx", header_row("id", "total", "label", "ratio") + (
-        '<row r="2"><c r="A2"><v>1</v></c><c r="B2"><f>3*7</f><v>21</v></c>'
-        '<c r="C2" t="str"><f>IF(A2&gt;5,"big","")</f><v></v></c><c r="D2" t="e"><f>1/0</f><v>#DIV/0!</v></c></row>'
-        '<row r="3"><c r="A3"><v>2</v></c><c r="B3"><f>2*2</f><v>4</v></c>'
-        '<c r="C3" t="str"><f>"small"</f><v>small</v></c><c r="D3"><f>1/4</f><v>0.25</v></c></row>'
-    ))
-    _, loaded, rejected = load_workbook_rows(tmp_path, path, {"id": {"type": "bigint"}, "total": {"type": "bigint"}, "label": {}, "ratio": {}})
+    path = sheet_xml(
+        tmp_path / "calc.xlsx",
+        header_row("id", "total", "label", "ratio")
+        + (
+            '<row r="2"><c r="A2"><v>1</v></c><c r="B2"><f>3*7</f><v>21</v></c>'
+            '<c r="C2" t="str"><f>IF(A2&gt;5,"big","")</f><v></v></c><c r="D2" t="e"><f>1/0</f><v>#DIV/0!</v></c></row>'
+            '<row r="3"><c r="A3"><v>2</v></c><c r="B3"><f>2*2</f><v>4</v></c>'
+            '<c r="C3" t="str"><f>"small"</f><v>small</v></c><c r="D3"><f>1/4</f><v>0.25</v></c></row>'
+        ),
+    )
+    _, loaded, rejected = load_workbook_rows(
+        tmp_path, path, {"id": {"type": "bigint"}, "total": {"type": "bigint"}, "label": {}, "ratio": {}}
+    )
     assert loaded == [(1, 21, None, "#DIV/0!"), (2, 4, "small", "0.25")]
     assert rejected == []
 
 
 def test_shared_and_array_formulas_without_results_reject_every_cell_they_cover(tmp_path):
-    path = sheet_xml(tmp_path / "shared.xlsx", header_row("id", "double", "sum") + (
-        '<row r="2"><c r="A2"><v>1</v></c><c r="B2"><f t="shared" ref="B2:B4" si="0">A2*2</f><v/></c>'
-        '<c r="C2"><f t="array" ref="C2:C3">A2:A3+1</f></c></row>'
-        '<row r="3"><c r="A3"><v>2</v></c><c r="B3"><f t="shared" si="0"/><v/></c></row>'
-        '<row r="4"><c r="A4"><v>3</v></c><c r="B4"><f t="shared" si="0"/><v>6</v></c><c r="C4"><v>9</v></c></row>'
-    ))
-    _, loaded, rejected = load_workbook_rows(tmp_path, path, {"id": {"type": "bigint"}, "double": {"type": "bigint"}, "sum": {"type": "bigint"}})
+    path = sheet_xml(
+        tmp_path / "shared.xlsx",
+        header_row("id", "double", "sum")
+        + (
+            '<row r="2"><c r="A2"><v>1</v></c><c r="B2"><f t="shared" ref="B2:B4" si="0">A2*2</f><v/></c>'
+            '<c r="C2"><f t="array" ref="C2:C3">A2:A3+1</f></c></row>'
+            '<row r="3"><c r="A3"><v>2</v></c><c r="B3"><f t="shared" si="0"/><v/></c></row>'
+            '<row r="4"><c r="A4"><v>3</v></c><c r="B4"><f t="shared" si="0"/><v>6</v></c><c r="C4"><v>9</v></c></row>'
+        ),
+    )
+    _, loaded, rejected = load_workbook_rows(
+        tmp_path, path, {"id": {"type": "bigint"}, "double": {"type": "bigint"}, "sum": {"type": "bigint"}}
+    )
     assert loaded == [(3, 6, 9)]
-    assert rejected == [(2, ["formula without a cached value: B2, C2"]), (3, ["formula without a cached value: B3, C3"])]
+    assert rejected == [
+        (2, ["formula without a cached value: B2, C2"]),
+        (3, ["formula without a cached value: B3, C3"]),
+    ]
 
 
 def test_a_workbook_marked_for_recalculation_does_not_load_its_placeholder_results(tmp_path):
     """XlsxWriter saves 0 as every formula's result and marks the workbook to be recalculated when opened."""
-    path = sheet_xml(tmp_path / "report.xlsx", header_row("id", "total") + (
-        '<row r="2"><c r="A2"><v>1</v></c><c r="B2"><f>SUM(C2:Z2)</f><v>0</v></c></row>'
-        '<row r="3"><c r="A3"><v>2</v></c><c r="B3"><v>7</v></c></row>'
-    ), recalculate_on_open=True)
+    path = sheet_xml(
+        tmp_path / "report.xlsx",
+        header_row("id", "total")
+        + (
+            '<row r="2"><c r="A2"><v>1</v></c><c r="B2"><f>SUM(C2:Z2)</f><v>0</v></c></row>'
+            '<row r="3"><c r="A3"><v>2</v></c><c r="B3"><v>7</v></c></row>'
+        ),
+        recalculate_on_open=True,
+    )
     _, loaded, rejected = load_workbook_rows(tmp_path, path, {"id": {"type": "bigint"}, "total": {"type": "bigint"}})
     assert loaded == [(2, 7)]
-    assert rejected == [(2, ["formula without a trustworthy cached value (the workbook is marked to be recalculated when opened): B2"])]
+    assert rejected == [
+        (2, ["formula without a trustworthy cached value (the workbook is marked to be recalculated when opened): B2"])
+    ]
 
 
 def test_a_formula_without_a_result_in_a_column_not_loaded_rejects_nothing(tmp_path):
@@ -454,8 +536,14 @@ def test_the_row_errors_column_is_not_a_column_of_the_file(con, tmp_path):
     columns, _ = fmt.inspect(con, path, {})
     assert columns == ["id", f"{ROW_ERRORS}_1"] == fmt.columns(con, path)
     assert missing_columns(columns, {ROW_ERRORS: ColumnSpec()}) == [ROW_ERRORS]
-    precheck_reason, _ = ingest.precheck(con, fmt, PipelineSpec.model_validate(
-        {"source": {"files": "*.xlsx", "columns": {"id": {}, "total": {}}}, "destination": {"table": "t"}}), path)
+    precheck_reason, _ = ingest.precheck(
+        con,
+        fmt,
+        PipelineSpec.model_validate(
+            {"source": {"files": "*.xlsx", "columns": {"id": {}, "total": {}}}, "destination": {"table": "t"}}
+        ),
+        path,
+    )
     assert precheck_reason == f"missing mapped column(s) total; the file has id, {ROW_ERRORS}_1"
 
 
@@ -500,18 +588,24 @@ def test_dates_in_the_1904_date_system_load_as_the_dates_they_are(tmp_path):
     with zipfile.ZipFile(tmp_path / "mac.xlsx") as archive:
         assert b'date1904="1"' in archive.read("xl/workbook.xml")
         assert b"<v>43860</v>" in archive.read("xl/worksheets/sheet1.xml")  # 2020-01-30 in the 1900 system
-    _, loaded, _ = load_workbook_rows(tmp_path, tmp_path / "mac.xlsx", {"id": {"type": "bigint"}, "day": {"type": "date"}})
+    _, loaded, _ = load_workbook_rows(
+        tmp_path, tmp_path / "mac.xlsx", {"id": {"type": "bigint"}, "day": {"type": "date"}}
+    )
     assert loaded == [(1, datetime.date(2024, 1, 31))]
 
 
 def test_large_numbers_load_as_the_file_holds_them(tmp_path):
     """Excel holds numbers as doubles and shows 15 significant digits. A value written as an
     integer loads as written; one written in floating-point form loads as the nearest double."""
-    path = sheet_xml(tmp_path / "big.xlsx", header_row("id", "n") + (
-        '<row r="2"><c r="A2"><v>1</v></c><c r="B2"><v>12345678901234567</v></c></row>'
-        '<row r="3"><c r="A3"><v>2</v></c><c r="B3"><v>1.2345678901234567E+16</v></c></row>'
-        '<row r="4"><c r="A4"><v>3</v></c><c r="B4"><v>1.23456789012345E+16</v></c></row>'
-    ))
+    path = sheet_xml(
+        tmp_path / "big.xlsx",
+        header_row("id", "n")
+        + (
+            '<row r="2"><c r="A2"><v>1</v></c><c r="B2"><v>12345678901234567</v></c></row>'
+            '<row r="3"><c r="A3"><v>2</v></c><c r="B3"><v>1.2345678901234567E+16</v></c></row>'
+            '<row r="4"><c r="A4"><v>3</v></c><c r="B4"><v>1.23456789012345E+16</v></c></row>'
+        ),
+    )
     _, loaded, _ = load_workbook_rows(tmp_path, path, {"id": {"type": "bigint"}, "n": {}})
     assert loaded == [(1, "12345678901234567"), (2, "12345678901234568"), (3, "12345678901234500")]
 
@@ -533,15 +627,26 @@ def _cell_xml(ref: str, kind: str, number: int) -> str:
 
 
 @settings(max_examples=examples(12))
-@given(sheet=st.lists(st.lists(st.sampled_from(CELL_KINDS), min_size=3, max_size=3), min_size=1, max_size=8),
-       mapped=st.sets(st.sampled_from(["b", "c", "d"]), min_size=1))
+@given(
+    sheet=st.lists(st.lists(st.sampled_from(CELL_KINDS), min_size=3, max_size=3), min_size=1, max_size=8),
+    mapped=st.sets(st.sampled_from(["b", "c", "d"]), min_size=1),
+)
 def test_generated_formula_cells_reject_exactly_the_rows_they_leave_without_a_value(tmp_path, sheet, mapped):
     rows_xml, expected_loaded, expected_rejected = [], [], []
     for r, kinds in enumerate(sheet, start=2):
-        cells = f'<c r="A{r}"><v>{r}</v></c>' + "".join(_cell_xml(f"{col}{r}", kind, r * 10 + i) for i, (col, kind) in enumerate(zip("BCD", kinds)))
+        cells = f'<c r="A{r}"><v>{r}</v></c>' + "".join(
+            _cell_xml(f"{col}{r}", kind, r * 10 + i) for i, (col, kind) in enumerate(zip("BCD", kinds))
+        )
         rows_xml.append(f'<row r="{r}">{cells}</row>')
-        values = {name: (str(r * 10 + i) if kind in ("value", "formula") else None) for i, (name, kind) in enumerate(zip("bcd", kinds))}
-        missing = [f"{col}{r}" for col, name, kind in zip("BCD", "bcd", kinds) if name in mapped and kind == "formula without result"]
+        values = {
+            name: (str(r * 10 + i) if kind in ("value", "formula") else None)
+            for i, (name, kind) in enumerate(zip("bcd", kinds))
+        }
+        missing = [
+            f"{col}{r}"
+            for col, name, kind in zip("BCD", "bcd", kinds)
+            if name in mapped and kind == "formula without result"
+        ]
         if missing:
             expected_rejected.append((r, [f"formula without a cached value: {', '.join(missing)}"]))
         else:

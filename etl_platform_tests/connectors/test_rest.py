@@ -342,7 +342,9 @@ def test_each_auth_style_reads_with_the_credential_from_the_environment(server, 
 
 
 @pytest.mark.parametrize("style", AUTH_STYLES)
-def test_a_wrong_credential_fails_at_once_without_leaking_what_the_server_echoes(server, tmp_path, sleeps, canary, style):
+def test_a_wrong_credential_fails_at_once_without_leaking_what_the_server_echoes(
+    server, tmp_path, sleeps, canary, style
+):
     options, expects = AUTH_STYLES[style]
     server.api.auth = expects("the-right-one")
     with pytest.raises(RestError) as raised:
@@ -385,7 +387,9 @@ def test_options_refuse_plaintext_credentials_and_incomplete_auth(auth):
         connect("https://api.example.com", auth=auth)
 
 
-@pytest.mark.parametrize("base_url", ["https://etl:hunter2@api.example.com", "https://api.example.com/v1?key=x", "ftp://x"])
+@pytest.mark.parametrize(
+    "base_url", ["https://etl:hunter2@api.example.com", "https://api.example.com/v1?key=x", "ftp://x"]
+)
 def test_base_url_is_a_plain_http_url(base_url):
     with pytest.raises(pydantic.ValidationError, match="base_url"):
         connect(base_url)
@@ -446,7 +450,9 @@ def test_a_persistent_500_gives_up_after_max_retries(server, tmp_path, sleeps):
     with pytest.raises(RestError) as raised:
         fetch(connect(server.base_url, max_retries=3), tmp_path, path="all")
     assert raised.value.status == 500
-    assert "GET /all returned HTTP 500 Internal Server Error after 3 retries: internal error: db down" in str(raised.value)
+    assert "GET /all returned HTTP 500 Internal Server Error after 3 retries: internal error: db down" in str(
+        raised.value
+    )
     assert len(sleeps) == 3 and len(server.api.seen) == 4
 
 

@@ -13,7 +13,7 @@ from etl_platform.connectors.landing import LocalFolder
 from etl_platform.connectors.registry import build
 from etl_platform.connectors.s3 import S3Connector, S3Error
 from etl_platform.secrets.references import MissingSecret
-from etl_platform_tests.s3_server import ACCESS_KEY_ENV, SECRET_KEY_ENV, S3Bucket, s3_bucket, s3_server
+from etl_platform_tests.s3_server import ACCESS_KEY_ENV, SECRET_KEY_ENV, S3Bucket
 
 # The same tree in a local folder and under a prefix: globs must pick the same files from both.
 TREE = {
@@ -77,7 +77,13 @@ def test_globs_pick_the_same_files_as_on_a_local_folder(mirrored, pattern):
 
 def test_star_stays_in_one_folder_and_double_star_spans_any_depth(mirrored):
     _, lake = mirrored
-    assert [obj.name for obj in lake.list_objects("*.csv")] == [".hidden.csv", "a-b.csv", "top.csv", "x1.csv", "x22.csv"]
+    assert [obj.name for obj in lake.list_objects("*.csv")] == [
+        ".hidden.csv",
+        "a-b.csv",
+        "top.csv",
+        "x1.csv",
+        "x22.csv",
+    ]
     # Name order is path order, folder by folder, as on a local folder.
     assert [obj.name for obj in lake.list_objects("a/**/*.csv")] == ["a/b/c/d.csv", "a/b/c.csv", "a/x.csv"]
     assert [obj.key for obj in lake.list_objects("ü/*.csv")] == ["drop/ü/é.csv"]
@@ -146,7 +152,10 @@ def test_an_object_replaced_during_the_download_fails_the_fetch(s3_bucket, monke
 def test_missing_bucket_is_named_in_the_error(s3_bucket):
     with pytest.raises(S3Error) as raised:
         connector(s3_bucket, bucket="no-such-bucket", prefix="exports").list_objects("*.csv")
-    assert str(raised.value) == "s3://no-such-bucket/exports/: listing '*.csv' failed: the bucket does not exist (NoSuchBucket)"
+    assert (
+        str(raised.value)
+        == "s3://no-such-bucket/exports/: listing '*.csv' failed: the bucket does not exist (NoSuchBucket)"
+    )
 
 
 def test_bad_credentials_give_a_clear_error_without_the_secret(s3_bucket, monkeypatch):
@@ -196,7 +205,8 @@ def test_without_keys_the_default_credential_chain_is_used(s3_bucket, monkeypatc
 def test_describe_and_options_show_where_credentials_come_from_never_their_values(s3_bucket):
     lake = connector(s3_bucket, prefix="shop/daily/")
     assert lake.describe() == (
-        f"s3://{s3_bucket.name}/shop/daily/ (endpoint {s3_bucket.server.endpoint_url}, access key ${{{ACCESS_KEY_ENV}}})"
+        f"s3://{s3_bucket.name}/shop/daily/ (endpoint {s3_bucket.server.endpoint_url}, access key "
+        f"${{{ACCESS_KEY_ENV}}})"
     )
     for shown in (lake.describe(), lake.options_json()):
         assert s3_bucket.server.access_key_id not in shown

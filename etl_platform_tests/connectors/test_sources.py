@@ -17,8 +17,15 @@ from etl_platform.factory.pipeline import PipelineContext, build_pipeline_defs
 from etl_platform.resources.warehouse import WarehouseResource
 from etl_platform.spec.pipeline import PipelineSpec
 from etl_platform.spec.tables import table_names
-from etl_platform_tests.conftest import PROJECT_ROOT, check_results, failure_message, materializations, query, scalar, step_attempts
-from etl_platform_tests.s3_server import s3_bucket, s3_server
+from etl_platform_tests.conftest import (
+    PROJECT_ROOT,
+    check_results,
+    failure_message,
+    materializations,
+    query,
+    scalar,
+    step_attempts,
+)
 
 
 def pipeline_defs(name: str, spec: dict, connection: dict) -> dg.Definitions:
@@ -34,7 +41,14 @@ def run(defs: dg.Definitions, name: str, instance) -> dg.ExecuteInProcessResult:
 
 
 def pg_connection(db: dict, **extra) -> dict:
-    return {"kind": "postgres", "host": db["host"], "port": db["port"], "database": db["dbname"], "user": db["user"], **extra}
+    return {
+        "kind": "postgres",
+        "host": db["host"],
+        "port": db["port"],
+        "database": db["dbname"],
+        "user": db["user"],
+        **extra,
+    }
 
 
 def pg_execute(db: dict, *statements: str, params=None) -> None:
@@ -66,9 +80,9 @@ def test_postgres_incremental_twice_loses_nothing_and_loads_nothing_twice(postgr
     meta = materializations(first)["pg_events/events"]
     assert meta["rows_read"] == meta["rows_written"] == 5000
     assert meta["cursor_before"] == "" and meta["cursor_after"].startswith("2024-01-04 11:20:00")
-    assert query(etl_home, "SELECT data_type FROM duckdb_columns() WHERE table_name = 'events' ORDER BY column_index") == [
-        ("BIGINT",), ("TIMESTAMP WITH TIME ZONE",), ("DECIMAL(10,2)",), ("VARCHAR",), ("JSON",)
-    ]
+    assert query(
+        etl_home, "SELECT data_type FROM duckdb_columns() WHERE table_name = 'events' ORDER BY column_index"
+    ) == [("BIGINT",), ("TIMESTAMP WITH TIME ZONE",), ("DECIMAL(10,2)",), ("VARCHAR",), ("JSON",)]
 
     # New rows, an update of an old row, and a late row whose cursor equals the saved one.
     pg_execute(
@@ -113,18 +127,27 @@ def test_a_postgres_read_types_numeric_columns_without_importing_pyarrow(postgre
     pg_execute(
         postgres_database,
         "CREATE TABLE prices (id INT PRIMARY KEY, exact NUMERIC(12,3), loose NUMERIC, doc JSONB, at TIMESTAMPTZ)",
-        "INSERT INTO prices VALUES (1, 1234.5, 0.1, '{\"a\": 1}', '2024-05-01 10:00:00+00'), (2, NULL, 12345678901234567890, NULL, NULL)",
+        "INSERT INTO prices VALUES (1, 1234.5, 0.1, '{\"a\": 1}', '2024-05-01 10:00:00+00'), (2, NULL, "
+        "12345678901234567890, NULL, NULL)",
     )
     options = pg_connection(postgres_database)
     del options["kind"]
     out = subprocess.run(
         [sys.executable, "-c", READ_IN_A_FRESH_PROCESS, json.dumps(options), "SELECT * FROM prices"],
-        capture_output=True, text=True, timeout=120, cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=PROJECT_ROOT,
     )
     assert out.returncode == 0, out.stderr
     read = json.loads(out.stdout)
-    assert read["types"] == {"id": "INTEGER", "exact": "DECIMAL(12,3)", "loose": "VARCHAR", "doc": "JSON",
-                             "at": "TIMESTAMP WITH TIME ZONE"}  # numeric without precision: its exact text
+    assert read["types"] == {
+        "id": "INTEGER",
+        "exact": "DECIMAL(12,3)",
+        "loose": "VARCHAR",
+        "doc": "JSON",
+        "at": "TIMESTAMP WITH TIME ZONE",
+    }  # numeric without precision: its exact text
     assert read["rows"][0][:4] == ["1", "1234.500", "0.1", '{"a": 1}']
     assert read["rows"][1] == ["2", "None", "12345678901234567890", "None", "None"]
     assert read["imported"] == []
@@ -135,11 +158,15 @@ def test_mariadb_query_merge_and_types(mariadb_database, etl_home, instance):
     conn = pymysql.connect(**db, autocommit=True)
     with conn.cursor() as cur:
         cur.execute(
-            "CREATE TABLE customers (id INT PRIMARY KEY, name VARCHAR(100), balance DECIMAL(12,2), born DATE, seen DATETIME, vip TINYINT)"
+            "CREATE TABLE customers (id INT PRIMARY KEY, name VARCHAR(100), balance DECIMAL(12,2), born DATE, seen "
+            "DATETIME, vip TINYINT)"
         )
         cur.executemany(
             "INSERT INTO customers VALUES (%s, %s, %s, %s, %s, %s)",
-            [(i, f"customer {i} ü", i * 1.5, f"1990-01-{i % 28 + 1:02d}", f"2024-03-01 10:{i % 60:02d}:00", i % 2) for i in range(1, 1201)],
+            [
+                (i, f"customer {i} ü", i * 1.5, f"1990-01-{i % 28 + 1:02d}", f"2024-03-01 10:{i % 60:02d}:00", i % 2)
+                for i in range(1, 1201)
+            ],
         )
     spec = {
         "source": {"connection": "src", "query": "SELECT id, name, balance, born, seen FROM customers WHERE vip = 1"},
@@ -147,7 +174,13 @@ def test_mariadb_query_merge_and_types(mariadb_database, etl_home, instance):
         "rules": [{"name": "balance too high", "check": "balance < 1500"}],
         "destination": {"table": "customers"},
     }
-    connection = {"kind": "mysql", "host": db["host"], "port": db["port"], "database": db["database"], "user": db["user"]}
+    connection = {
+        "kind": "mysql",
+        "host": db["host"],
+        "port": db["port"],
+        "database": db["database"],
+        "user": db["user"],
+    }
     defs = pipeline_defs("maria", spec, connection)
     result = run(defs, "maria", instance)
     assert result.success
@@ -155,15 +188,23 @@ def test_mariadb_query_merge_and_types(mariadb_database, etl_home, instance):
     assert meta["rows_read"] == 600 and meta["rows_rejected"] == 100  # vip ids 1001..1199 have balance 1501.5 and up
     assert meta["rows_rejected"] + meta["rows_accepted"] == meta["rows_read"]  # Q
     types = dict(query(etl_home, "SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = 'customers'"))
-    assert re.fullmatch(r"DECIMAL\(\d+,2\)", types["balance"]) and types["born"] == "DATE" and types["seen"] == "TIMESTAMP"
+    assert (
+        re.fullmatch(r"DECIMAL\(\d+,2\)", types["balance"]) and types["born"] == "DATE" and types["seen"] == "TIMESTAMP"
+    )
     assert scalar(etl_home, "SELECT name FROM maria.customers WHERE id = 1") == "customer 1 ü"
-    rejected = query(etl_home, "SELECT source_file, source_line, reasons FROM maria.customers_rejected WHERE kind = 'rule' ORDER BY source_line")
+    rejected = query(
+        etl_home,
+        "SELECT source_file, source_line, reasons FROM maria.customers_rejected WHERE kind = 'rule' ORDER BY "
+        "source_line",
+    )
     assert rejected[0][0] == "query" and rejected[0][2] == ["balance too high"]
     # Merge again after a change at the source: the row is updated, not duplicated.
     with conn.cursor() as cur:
         cur.execute("UPDATE customers SET name = 'renamed' WHERE id = 1")
     assert run(defs, "maria", instance).success
-    assert query(etl_home, "SELECT count(*), count(DISTINCT id) FROM maria.customers") == [(meta["rows_accepted"], meta["rows_accepted"])]
+    assert query(etl_home, "SELECT count(*), count(DISTINCT id) FROM maria.customers") == [
+        (meta["rows_accepted"], meta["rows_accepted"])
+    ]
     assert scalar(etl_home, "SELECT name FROM maria.customers WHERE id = 1") == "renamed"
 
 
@@ -179,7 +220,11 @@ def test_sqlite_and_duckdb_files_as_sources(tmp_path, etl_home, instance):
     other = tmp_path / "other.duckdb"
     with duckdb.connect(str(other)) as con:
         con.execute("CREATE TABLE metrics AS SELECT range AS id, range * 2 AS doubled FROM range(250)")
-    spec = {"source": {"connection": "src", "table": "items"}, "sync": {"mode": "append"}, "destination": {"table": "items"}}
+    spec = {
+        "source": {"connection": "src", "table": "items"},
+        "sync": {"mode": "append"},
+        "destination": {"table": "items"},
+    }
     defs = pipeline_defs("lite", spec, {"kind": "sqlite", "path": str(lite)})
     assert run(defs, "lite", instance).success and run(defs, "lite", instance).success
     assert scalar(etl_home, "SELECT count(*) FROM lite.items") == 600  # appended twice
@@ -190,7 +235,9 @@ def test_sqlite_and_duckdb_files_as_sources(tmp_path, etl_home, instance):
 
 
 @pytest.mark.parametrize("policy", ["evolve", "freeze", "discard"])
-def test_schema_drift_follows_the_policy_and_the_check_shows_the_difference(postgres_database, etl_home, instance, policy):
+def test_schema_drift_follows_the_policy_and_the_check_shows_the_difference(
+    postgres_database, etl_home, instance, policy
+):
     db = postgres_database
     pg_execute(db, "CREATE TABLE t (id INT, a TEXT)", "INSERT INTO t VALUES (1, 'x')")
     spec = {
@@ -203,7 +250,12 @@ def test_schema_drift_follows_the_policy_and_the_check_shows_the_difference(post
     assert check_results(first)["drift/t:schema_drift"] is True
     pg_execute(db, "ALTER TABLE t ADD COLUMN b BIGINT", "ALTER TABLE t DROP COLUMN a", "INSERT INTO t VALUES (2, 20)")
     second = run(defs, "drift", instance)
-    columns = [c for (c,) in query(etl_home, "SELECT column_name FROM duckdb_columns() WHERE table_name = 't' ORDER BY column_index")]
+    columns = [
+        c
+        for (c,) in query(
+            etl_home, "SELECT column_name FROM duckdb_columns() WHERE table_name = 't' ORDER BY column_index"
+        )
+    ]
     rows = query(etl_home, "SELECT * FROM drift.t ORDER BY id")
     if policy == "freeze":
         assert not second.success
@@ -239,13 +291,19 @@ def test_hostile_table_and_column_names_load_as_data(postgres_database, etl_home
     table = 'we"ird; DROP TABLE x;--'
     pg_execute(
         db,
-        f'CREATE TABLE "{table.replace(chr(34), chr(34) * 2)}" ("a""b" INT, "select" TEXT, "Robert\'); DROP TABLE students;--" TEXT)',
-        f'INSERT INTO "{table.replace(chr(34), chr(34) * 2)}" VALUES (1, \'s\', \'r\')',
+        f'CREATE TABLE "{table.replace(chr(34), chr(34) * 2)}" ("a""b" INT, "select" TEXT, "Robert\'); DROP TABLE '
+        'students;--" TEXT)',
+        f"INSERT INTO \"{table.replace(chr(34), chr(34) * 2)}\" VALUES (1, 's', 'r')",
     )
     spec = {"source": {"connection": "src", "table": f"public.{table}"}, "destination": {"table": "weird"}}
     result = run(pipeline_defs("hostile", spec, pg_connection(db)), "hostile", instance)
     assert result.success
-    columns = [c for (c,) in query(etl_home, "SELECT column_name FROM duckdb_columns() WHERE table_name = 'weird' ORDER BY column_index")]
+    columns = [
+        c
+        for (c,) in query(
+            etl_home, "SELECT column_name FROM duckdb_columns() WHERE table_name = 'weird' ORDER BY column_index"
+        )
+    ]
     assert columns[:3] == ['a"b', "select", "Robert'); DROP TABLE students;--"]
     assert query(etl_home, 'SELECT "a""b", "select" FROM hostile.weird') == [(1, "s")]
 
@@ -257,8 +315,11 @@ def test_bad_credentials_fail_clearly_without_the_password(postgres_database, et
     # The local server trusts loopback, so a wrong password would be accepted; a port nobody
     # listens on fails the connection instead, and the driver's error still names the target.
     monkeypatch.setenv("SRC_PASSWORD", canary)
-    spec = {"source": {"connection": "src", "table": "t"}, "destination": {"table": "t"},
-            "retries": {"max_retries": 1, "delay_seconds": 0.1}}
+    spec = {
+        "source": {"connection": "src", "table": "t"},
+        "destination": {"table": "t"},
+        "retries": {"max_retries": 1, "delay_seconds": 0.1},
+    }
     connection = pg_connection(db, port=1, user="reader", password={"env": "SRC_PASSWORD"})
     result = run(pipeline_defs("creds", spec, connection), "creds", instance)
     assert not result.success and step_attempts(result) == 2  # a refused connection may pass: retried once
@@ -274,7 +335,10 @@ def test_a_missing_secret_fails_the_step_by_name(postgres_database, etl_home, in
     connection = pg_connection(postgres_database, password={"env": "NOT_SET_ANYWHERE"})
     result = run(pipeline_defs("nosecret", spec, connection), "nosecret", instance)
     assert not result.success
-    assert "environment variable NOT_SET_ANYWHERE is not set" in result.get_step_failure_events()[0].step_failure_data.error.message
+    assert (
+        "environment variable NOT_SET_ANYWHERE is not set"
+        in result.get_step_failure_events()[0].step_failure_data.error.message
+    )
 
 
 KILLED_LOAD = """
@@ -321,7 +385,9 @@ def test_a_load_killed_midway_then_rerun_loads_everything_once(postgres_database
     assert scalar(etl_home, "SELECT count(*) FROM killed.big") == 1000
     assert scalar(etl_home, "SELECT cursor_value FROM _etl.state WHERE pipeline = 'killed'") == "1000"
     assert subprocess.run([sys.executable, "-c", script], cwd=PROJECT_ROOT, timeout=600).returncode == 0
-    assert query(etl_home, "SELECT count(*), count(DISTINCT id), max(id) FROM killed.big") == [(3_000_000, 3_000_000, 3_000_000)]
+    assert query(etl_home, "SELECT count(*), count(DISTINCT id), max(id) FROM killed.big") == [
+        (3_000_000, 3_000_000, 3_000_000)
+    ]
 
 
 def test_an_s3_file_pipeline_loads_through_dagster(s3_bucket, etl_home, instance):  # noqa: F811
@@ -329,14 +395,21 @@ def test_an_s3_file_pipeline_loads_through_dagster(s3_bucket, etl_home, instance
     s3_bucket.put("exports/2024/b.csv", "id,amount\n3,30\n")
     s3_bucket.put("other/c.csv", "id,amount\n4,40\n")
     spec = {
-        "source": {"connection": "src", "files": "2024/*.csv", "columns": {"id": {"type": "bigint"}, "amount": {"type": "bigint"}}},
+        "source": {
+            "connection": "src",
+            "files": "2024/*.csv",
+            "columns": {"id": {"type": "bigint"}, "amount": {"type": "bigint"}},
+        },
         "destination": {"table": "amounts"},
     }
     result = run(pipeline_defs("lake", spec, {"kind": "s3", **s3_bucket.options(prefix="exports/")}), "lake", instance)
     assert result.success
     meta = materializations(result)["lake/amounts"]
     assert (meta["rows_read"], meta["rows_accepted"], meta["rows_rejected"]) == (3, 2, 1)
-    assert query(etl_home, "SELECT _source_file, id FROM lake.amounts ORDER BY id") == [("2024/a.csv", 1), ("2024/b.csv", 3)]
+    assert query(etl_home, "SELECT _source_file, id FROM lake.amounts ORDER BY id") == [
+        ("2024/a.csv", 1),
+        ("2024/b.csv", 3),
+    ]
     assert query(etl_home, "SELECT source_file, source_line FROM lake.amounts_rejected") == [("2024/a.csv", 3)]
 
 
@@ -355,15 +428,26 @@ def test_rest_api_incremental_through_dagster_with_auth_pages_and_a_429(tmp_path
             "source": {
                 "connection": "src",
                 "endpoint": {
-                    "path": "pages", "records_path": "data.items", "pagination": {"type": "page_number"}, "page_size": 100,
-                    "incremental": {"param": "updated_since", "cursor_field": "updated_at", "since_format": "%Y-%m-%dT%H:%M:%SZ"},
+                    "path": "pages",
+                    "records_path": "data.items",
+                    "pagination": {"type": "page_number"},
+                    "page_size": 100,
+                    "incremental": {
+                        "param": "updated_since",
+                        "cursor_field": "updated_at",
+                        "since_format": "%Y-%m-%dT%H:%M:%SZ",
+                    },
                 },
             },
             "sync": {"mode": "incremental", "cursor": "updated_at", "primary_key": ["id"]},
             "destination": {"table": "customers"},
         }
-        connection = {"kind": "rest", "base_url": api.base_url, "auth": {"type": "bearer", "token": {"env": "CRM_API_TOKEN"}},
-                      "backoff_seconds": 0}
+        connection = {
+            "kind": "rest",
+            "base_url": api.base_url,
+            "auth": {"type": "bearer", "token": {"env": "CRM_API_TOKEN"}},
+            "backoff_seconds": 0,
+        }
         defs = pipeline_defs("crm_api", spec, connection)
         first = run(defs, "crm_api", instance)
         assert first.success

@@ -39,19 +39,27 @@ class Loaded:
     logs: list[str] = field(default_factory=list)
 
 
-def load(kind: str, options: dict, *, table: str | None = None, query: str | None = None, columns: dict | None = None) -> Loaded:
+def load(
+    kind: str, options: dict, *, table: str | None = None, query: str | None = None, columns: dict | None = None
+) -> Loaded:
     """Load a table or query of a connection into a fresh in-memory warehouse, the way a pipeline
     without (or with) a column mapping does. Rows must have an integer column ``id``."""
     source = {"connection": "src", **({"table": table} if table else {"query": query})}
     if columns:
         source["columns"] = columns
-    spec = PipelineSpec.model_validate({"source": source, "destination": {"table": "t", "lineage_columns": False},
-                                    "sync": {"allow_empty": True}})
+    spec = PipelineSpec.model_validate(
+        {"source": source, "destination": {"table": "t", "lineage_columns": False}, "sync": {"allow_empty": True}}
+    )
     logs: list[str] = []
     with duckdb.connect() as con:
         extract.load_source(
-            spec, pipeline="p", connector=build("src", kind, dict(options)), con=con,
-            target=ingest.Target(TableRef("p", "t"), TableRef("p", "t_rejected")), run_id="r", log=logs.append,
+            spec,
+            pipeline="p",
+            connector=build("src", kind, dict(options)),
+            con=con,
+            target=ingest.Target(TableRef("p", "t"), TableRef("p", "t_rejected")),
+            run_id="r",
+            log=logs.append,
         )
         types = {row[0]: row[1] for row in con.execute("DESCRIBE p.t").fetchall()}
         names = list(types)
@@ -119,7 +127,9 @@ def test_a_sqlite_value_after_the_first_thousand_that_is_not_an_integer_loads_ex
     assert loaded.rows[1001]["amount"][0] == str(2**62 + 1)  # beside a real, a DOUBLE would round it
     assert loaded.rows[999]["amount"][0] == "999"
     assert not loaded.rejected
-    assert any("column 'code': declared INTEGER but holds integers, text: loaded as VARCHAR" in line for line in loaded.logs)
+    assert any(
+        "column 'code': declared INTEGER but holds integers, text: loaded as VARCHAR" in line for line in loaded.logs
+    )
 
 
 def test_a_sqlite_numeric_column_of_integers_and_reals_loads_as_double(tmp_path, etl_home):
@@ -131,13 +141,24 @@ def test_a_sqlite_numeric_column_of_integers_and_reals_loads_as_double(tmp_path,
 
 
 def test_an_empty_sqlite_table_and_a_query_take_their_types_from_what_they_declare(tmp_path, etl_home):
-    path = sqlite_file(tmp_path, "CREATE TABLE t (id INTEGER, qty INTEGER, price REAL, name TEXT, raw BLOB, at DATETIME, x)", [(1,) * 7])
+    path = sqlite_file(
+        tmp_path,
+        "CREATE TABLE t (id INTEGER, qty INTEGER, price REAL, name TEXT, raw BLOB, at DATETIME, x)",
+        [(1,) * 7],
+    )
     with sqlite3.connect(path) as con:
         con.execute("DELETE FROM t")
     con.close()
     loaded = load("sqlite", {"path": path}, table="t")
-    assert loaded.types == {"id": "BIGINT", "qty": "BIGINT", "price": "DOUBLE", "name": "VARCHAR", "raw": "BLOB",
-                            "at": "VARCHAR", "x": "VARCHAR"}
+    assert loaded.types == {
+        "id": "BIGINT",
+        "qty": "BIGINT",
+        "price": "DOUBLE",
+        "name": "VARCHAR",
+        "raw": "BLOB",
+        "at": "VARCHAR",
+        "x": "VARCHAR",
+    }
     loaded = load("sqlite", {"path": path}, query="SELECT 1 AS id, 'a' || 'b' AS joined, 2.5 AS half, NULL AS absent")
     assert loaded.types == {"id": "BIGINT", "joined": "VARCHAR", "half": "DOUBLE", "absent": "VARCHAR"}
     assert loaded.rows[1]["half"][0] == 2.5
@@ -202,7 +223,9 @@ def test_sqlite_values_of_any_storage_class_load_exactly(tmp_path, etl_home, dec
     path.unlink(missing_ok=True)
     with sqlite3.connect(path) as con:
         con.execute(ddl)
-        con.executemany(f"INSERT INTO t VALUES (?{', ?' * len(columns)})", [(i, *r[: len(columns)]) for i, r in enumerate(rows)])
+        con.executemany(
+            f"INSERT INTO t VALUES (?{', ?' * len(columns)})", [(i, *r[: len(columns)]) for i, r in enumerate(rows)]
+        )
         # What SQLite holds after its affinities converted what was inserted: the source's truth.
         held = {c: con.execute(f"SELECT {c}, typeof({c}) FROM t ORDER BY id").fetchall() for c in columns}
     con.close()
@@ -263,12 +286,34 @@ def test_mysql_types_load_exactly(mariadb_database, etl_home):
     )
     loaded = load("mysql", mysql_options(db), table="t")
     assert loaded.types == {
-        "id": "BIGINT", "price": "DECIMAL(10,2)", "whole": "DECIMAL(10,0)", "unsigned_price": "DECIMAL(10,2)",
-        "fraction": "DECIMAL(1,1)", "wide": "VARCHAR", "flags": "UBIGINT", "flag": "UBIGINT", "counter": "UBIGINT",
-        "small": "BIGINT", "yr": "BIGINT", "span": "INTERVAL", "moment": "TIMESTAMP", "day": "DATE", "single": "DOUBLE",
-        "fixed": "DOUBLE", "dbl": "DOUBLE", "name": "VARCHAR", "raw": "BLOB", "body": "VARCHAR", "data": "BLOB",
-        "doc": "VARCHAR", "choice": "VARCHAR", "options": "VARCHAR", "emoji": "VARCHAR", "latin": "VARCHAR",
-        "padded": "VARCHAR", "place": "BLOB",
+        "id": "BIGINT",
+        "price": "DECIMAL(10,2)",
+        "whole": "DECIMAL(10,0)",
+        "unsigned_price": "DECIMAL(10,2)",
+        "fraction": "DECIMAL(1,1)",
+        "wide": "VARCHAR",
+        "flags": "UBIGINT",
+        "flag": "UBIGINT",
+        "counter": "UBIGINT",
+        "small": "BIGINT",
+        "yr": "BIGINT",
+        "span": "INTERVAL",
+        "moment": "TIMESTAMP",
+        "day": "DATE",
+        "single": "DOUBLE",
+        "fixed": "DOUBLE",
+        "dbl": "DOUBLE",
+        "name": "VARCHAR",
+        "raw": "BLOB",
+        "body": "VARCHAR",
+        "data": "BLOB",
+        "doc": "VARCHAR",
+        "choice": "VARCHAR",
+        "options": "VARCHAR",
+        "emoji": "VARCHAR",
+        "latin": "VARCHAR",
+        "padded": "VARCHAR",
+        "place": "BLOB",
     }
     row = {name: value for name, (value, _) in loaded.rows[1].items()}
     assert row["price"] == Decimal("-12345678.91") and row["whole"] == 1234567891 and row["fraction"] == Decimal("-0.9")
@@ -280,7 +325,11 @@ def test_mysql_types_load_exactly(mariadb_database, etl_home):
     assert row["dbl"] == 0.30000000000000004
     assert (row["name"], row["raw"], row["body"], row["data"]) == ("AbC", b"\x00\xff", "text é", b"\xde\xad\xbe\xef")
     assert (row["doc"], row["choice"], row["options"]) == ('{"a": [1, 2.50]}', "b", "x,y")
-    assert (row["emoji"], row["latin"], row["padded"]) == ("😀é\u0301", "é", "ab")  # CHAR drops trailing spaces in MySQL
+    assert (row["emoji"], row["latin"], row["padded"]) == (
+        "😀é\u0301",
+        "é",
+        "ab",
+    )  # CHAR drops trailing spaces in MySQL
     assert row["place"][4:] == bytes.fromhex("0101000000000000000000f03f0000000000000040")  # SRID, then WKB
     assert any("column 'wide': DECIMAL(65,30) is wider than DuckDB's DECIMAL" in line for line in loaded.logs)
 
@@ -291,7 +340,8 @@ def test_a_mysql_zero_date_rejects_its_row_with_the_reason(mariadb_database, etl
         db,
         "CREATE TABLE t (id INT, day DATE, moment DATETIME, stamp TIMESTAMP NULL)",
         "INSERT INTO t VALUES (1, '2024-05-01', '2024-05-01 10:00:00', '2024-05-01 10:00:00'), "
-        "(2, '0000-00-00', '2024-05-01 10:00:00', NULL), (3, '2024-00-15', '0000-00-00 00:00:00', '0000-00-00 00:00:00')",
+        "(2, '0000-00-00', '2024-05-01 10:00:00', NULL), (3, '2024-00-15', '0000-00-00 00:00:00', '0000-00-00 "
+        "00:00:00')",
     )
     loaded = load("mysql", mysql_options(db), table="t")
     assert loaded.types == {"id": "BIGINT", "day": "DATE", "moment": "TIMESTAMP", "stamp": "TIMESTAMP"}
@@ -316,8 +366,26 @@ MYSQL_INTS = [("TINYINT", 8), ("SMALLINT", 16), ("MEDIUMINT", 24), ("INT", 32), 
 @st.composite
 def mysql_kind(draw):
     """(DDL type, strategy of (value to insert, expected value), DuckDB type)."""
-    choice = draw(st.sampled_from(["int", "decimal", "float", "double", "bit", "year", "date", "datetime", "time",
-                                   "varchar", "text", "varbinary", "json", "set"]))
+    choice = draw(
+        st.sampled_from(
+            [
+                "int",
+                "decimal",
+                "float",
+                "double",
+                "bit",
+                "year",
+                "date",
+                "datetime",
+                "time",
+                "varchar",
+                "text",
+                "varbinary",
+                "json",
+                "set",
+            ]
+        )
+    )
     if choice == "int":
         name, bits = draw(st.sampled_from(MYSQL_INTS))
         unsigned = draw(st.booleans())
@@ -357,17 +425,28 @@ def mysql_kind(draw):
     if choice == "varbinary":
         return "VARBINARY(40)", st.binary(max_size=40).map(lambda b: (b, b)), "BLOB"
     if choice == "json":
-        docs = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=5),
-                            lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3), max_leaves=6)
-        return "JSON", docs.map(lambda d: (json.dumps(d, ensure_ascii=False), json.dumps(d, ensure_ascii=False))), "VARCHAR"
+        docs = st.recursive(
+            st.none() | st.booleans() | st.integers() | st.text(max_size=5),
+            lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
+            max_leaves=6,
+        )
+        return (
+            "JSON",
+            docs.map(lambda d: (json.dumps(d, ensure_ascii=False), json.dumps(d, ensure_ascii=False))),
+            "VARCHAR",
+        )
     members = ["x", "y", "ü😀"]
-    subsets = st.sets(st.sampled_from(members)).map(lambda s: (",".join(sorted(s)), ",".join(m for m in members if m in s)))
+    subsets = st.sets(st.sampled_from(members)).map(
+        lambda s: (",".join(sorted(s)), ",".join(m for m in members if m in s))
+    )
     return "SET('x','y','ü😀')", subsets, "VARCHAR"
 
 
 def generated_rows(kinds: list):
     """Rows of (value to insert, expected) for the columns of ``kinds``; one value in four is NULL."""
-    return st.lists(st.tuples(*[st.one_of(values, values, values, st.just((None, None))) for _, values, _ in kinds]), max_size=6)
+    return st.lists(
+        st.tuples(*[st.one_of(values, values, values, st.just((None, None))) for _, values, _ in kinds]), max_size=6
+    )
 
 
 def check_rows(loaded: Loaded, kinds: list, rows: list[list]) -> None:
@@ -377,7 +456,9 @@ def check_rows(loaded: Loaded, kinds: list, rows: list[list]) -> None:
         assert loaded.types[f"c{c}"] == duck
     assert len(loaded.rows) + len(loaded.rejected) == len(rows)
     for i, row in enumerate(rows):
-        reasons = sorted(f"c{c}: not a valid {kinds[c][2]}" for c, (_, expected) in enumerate(row) if expected is REJECT)
+        reasons = sorted(
+            f"c{c}: not a valid {kinds[c][2]}" for c, (_, expected) in enumerate(row) if expected is REJECT
+        )
         if reasons:
             assert loaded.rejected.get(i) == reasons
             continue
@@ -387,11 +468,18 @@ def check_rows(loaded: Loaded, kinds: list, rows: list[list]) -> None:
             if expected is None or isinstance(expected, float):
                 assert got is expected or same_float(got, expected), (c, got, expected)
             elif isinstance(expected, time) and expected.tzinfo is not None:  # aware times compare as instants
-                assert (got.replace(tzinfo=None), got.utcoffset()) == (expected.replace(tzinfo=None), expected.utcoffset())
+                assert (got.replace(tzinfo=None), got.utcoffset()) == (
+                    expected.replace(tzinfo=None),
+                    expected.utcoffset(),
+                )
             elif isinstance(expected, str) and kinds[c][2] not in ("VARCHAR", "JSON"):
                 assert text == expected, (c, text, expected)  # infinity, as DuckDB names it
             else:
-                assert got == expected and (not isinstance(expected, Decimal) or str(got) == str(expected)), (c, got, expected)
+                assert got == expected and (not isinstance(expected, Decimal) or str(got) == str(expected)), (
+                    c,
+                    got,
+                    expected,
+                )
 
 
 @settings(max_examples=examples(15))
@@ -402,8 +490,11 @@ def test_mysql_values_at_the_edges_of_their_types_load_exactly(mariadb_database,
     rows = data.draw(generated_rows(kinds))
     columns = ", ".join(f"c{c} {ddl}" for c, (ddl, _, _) in enumerate(kinds))
     mysql_execute(
-        db, "DROP TABLE IF EXISTS t", f"CREATE TABLE t (id INT, {columns}) CHARACTER SET utf8mb4",
-        f"INSERT INTO t VALUES (%s{', %s' * len(kinds)})", rows=[(i, *(v for v, _ in row)) for i, row in enumerate(rows)],
+        db,
+        "DROP TABLE IF EXISTS t",
+        f"CREATE TABLE t (id INT, {columns}) CHARACTER SET utf8mb4",
+        f"INSERT INTO t VALUES (%s{', %s' * len(kinds)})",
+        rows=[(i, *(v for v, _ in row)) for i, row in enumerate(rows)],
     )
     check_rows(load("mysql", mysql_options(db), table="t"), kinds, [list(r) for r in rows])
 
@@ -438,13 +529,20 @@ def test_a_postgres_numeric_without_precision_loads_as_its_exact_text_with_a_not
     loaded = load("postgres", pg_options(postgres_database), table="public.t")
     assert loaded.types == {"id": "INTEGER", "amount": "VARCHAR", "price": "DECIMAL(12,2)"}
     assert [loaded.rows[i]["amount"][0] for i in (1, 2, 3, 4)] == [
-        "12345678901234567.89", "NaN", "-Infinity", "0.000000000000000000000000000001"
+        "12345678901234567.89",
+        "NaN",
+        "-Infinity",
+        "0.000000000000000000000000000001",
     ]
     notice = "column 'amount': numeric without precision: loaded as text; declare a decimal(p,s) target column to load it as a number"
     assert any(notice in line for line in loaded.logs), loaded.logs
     # Declared as a decimal target, the text is cast to it.
-    mapped = load("postgres", pg_options(postgres_database), table="public.t",
-                  columns={"id": {"type": "integer"}, "amount": {"type": "decimal(38,2)"}})
+    mapped = load(
+        "postgres",
+        pg_options(postgres_database),
+        table="public.t",
+        columns={"id": {"type": "integer"}, "amount": {"type": "decimal(38,2)"}},
+    )
     assert mapped.types["amount"] == "DECIMAL(38,2)" and mapped.rows[1]["amount"][0] == Decimal("12345678901234567.89")
 
 
@@ -468,11 +566,34 @@ def test_postgres_types_load_exactly_or_as_their_text(postgres_database, etl_hom
     )
     loaded = load("postgres", pg_options(db), table="public.t")
     assert loaded.types == {
-        "id": "INTEGER", "wide": "VARCHAR", "rounded": "DECIMAL(7,0)", "tiny": "DECIMAL(5,5)", "cash": "DECIMAL(19,2)",
-        "span": "INTERVAL", "flags": "VARCHAR", "bits": "VARCHAR", "grid": "VARCHAR", "words": "VARCHAR", "stamps": "VARCHAR",
-        "couple": "VARCHAR", "feeling": "VARCHAR", "host": "VARCHAR", "net": "VARCHAR", "ident": "UUID", "raw": "BLOB",
-        "doc": "VARCHAR", "wall": "TIME WITH TIME ZONE", "js": "JSON", "jb": "JSON", "name": "VARCHAR", "count": "INTEGER",
-        "object": "BIGINT", "midnight": "TIME", "padded": "VARCHAR", "late": "TIMESTAMP", "early": "TIMESTAMP WITH TIME ZONE",
+        "id": "INTEGER",
+        "wide": "VARCHAR",
+        "rounded": "DECIMAL(7,0)",
+        "tiny": "DECIMAL(5,5)",
+        "cash": "DECIMAL(19,2)",
+        "span": "INTERVAL",
+        "flags": "VARCHAR",
+        "bits": "VARCHAR",
+        "grid": "VARCHAR",
+        "words": "VARCHAR",
+        "stamps": "VARCHAR",
+        "couple": "VARCHAR",
+        "feeling": "VARCHAR",
+        "host": "VARCHAR",
+        "net": "VARCHAR",
+        "ident": "UUID",
+        "raw": "BLOB",
+        "doc": "VARCHAR",
+        "wall": "TIME WITH TIME ZONE",
+        "js": "JSON",
+        "jb": "JSON",
+        "name": "VARCHAR",
+        "count": "INTEGER",
+        "object": "BIGINT",
+        "midnight": "TIME",
+        "padded": "VARCHAR",
+        "late": "TIMESTAMP",
+        "early": "TIMESTAMP WITH TIME ZONE",
         "first": "DATE",
     }
     row = loaded.rows[1]
@@ -481,9 +602,18 @@ def test_postgres_types_load_exactly_or_as_their_text(postgres_database, etl_hom
     assert value["wide"] == "12.5000000000" and value["rounded"] == 12300 and value["tiny"] == Decimal("0.00123")
     assert value["cash"] == Decimal("-92233720368547758.08")
     assert text["span"] == "1 year 2 months -3 days 04:05:06.789"
-    assert (value["flags"], value["bits"], value["grid"], value["words"]) == ("1010", "101", "{{1,2},{3,NULL}}", '{a,"b,c",NULL}')
-    assert (value["stamps"], value["couple"], value["feeling"]) == ('{infinity}', '(1,"x y")', "happy")
-    assert (value["host"], value["net"], str(value["ident"])) == ("192.168.0.1/24", "10.0.0.0/8", "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11")
+    assert (value["flags"], value["bits"], value["grid"], value["words"]) == (
+        "1010",
+        "101",
+        "{{1,2},{3,NULL}}",
+        '{a,"b,c",NULL}',
+    )
+    assert (value["stamps"], value["couple"], value["feeling"]) == ("{infinity}", '(1,"x y")', "happy")
+    assert (value["host"], value["net"], str(value["ident"])) == (
+        "192.168.0.1/24",
+        "10.0.0.0/8",
+        "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
+    )
     assert (value["raw"], value["doc"], text["wall"]) == (b"\x00\xff", "<a>x</a>", "10:00:00+05:30")
     assert (value["js"], value["jb"], value["name"], value["count"]) == ('{"a": 1.50}', '{"a": 1.50}', "AbC", 5)
     assert (value["object"], text["midnight"], value["padded"]) == (4294967295, "24:00:00", "ab  ")
@@ -497,7 +627,8 @@ def test_postgres_values_duckdb_cannot_hold_reject_their_rows_or_refuse_the_load
         db,
         "CREATE TABLE t (id int, price numeric(10,2), late timestamp, day date)",
         "INSERT INTO t VALUES (1, 'NaN', '2024-01-01', '2024-01-01'), (2, 1.5, '294276-12-31 23:59:59', 'infinity'), "
-        "(3, 2.5, '294247-01-10 04:00:54.775807', '2024-01-01'), (4, 3.5, '2024-06-01 12:00:00.000001', '4713-01-01 BC')",
+        "(3, 2.5, '294247-01-10 04:00:54.775807', '2024-01-01'), (4, 3.5, '2024-06-01 12:00:00.000001', '4713-01-01 "
+        "BC')",
         "CREATE TABLE spans (id int, span interval)",
         "INSERT INTO spans VALUES (1, '1 day'), (2, '3000000 hours')",
     )
@@ -507,7 +638,9 @@ def test_postgres_values_duckdb_cannot_hold_reject_their_rows_or_refuse_the_load
         2: ["late: not a valid TIMESTAMP"],
         3: ["late: not a valid TIMESTAMP"],  # one past DuckDB's last finite timestamp, which would read as infinity
     }
-    assert loaded.rows[4]["late"][0] == datetime(2024, 6, 1, 12, 0, 0, 1) and loaded.rows[4]["day"][1] == "4713-01-01 (BC)"
+    assert (
+        loaded.rows[4]["late"][0] == datetime(2024, 6, 1, 12, 0, 0, 1) and loaded.rows[4]["day"][1] == "4713-01-01 (BC)"
+    )
     with pytest.raises(SourceError, match=r"reading failed: column 'span' holds intervals longer than 2,562,047 hours"):
         load("postgres", pg_options(db), table="public.spans")
 
@@ -519,13 +652,42 @@ OFFSETS = st.integers(-15 * 60 + 1, 15 * 60 - 1).map(lambda m: timezone(timedelt
 @st.composite
 def pg_kind(draw):
     """(DDL type, strategy of (value to insert, expected value), DuckDB type)."""
-    choice = draw(st.sampled_from(["smallint", "int", "bigint", "real", "double", "numeric(p,s)", "numeric", "money", "text",
-                                   "bytea", "bool", "date", "timestamp", "timestamptz", "time", "timetz", "interval",
-                                   "uuid", "jsonb", "int[]", "oid", "varbit"]))
+    choice = draw(
+        st.sampled_from(
+            [
+                "smallint",
+                "int",
+                "bigint",
+                "real",
+                "double",
+                "numeric(p,s)",
+                "numeric",
+                "money",
+                "text",
+                "bytea",
+                "bool",
+                "date",
+                "timestamp",
+                "timestamptz",
+                "time",
+                "timetz",
+                "interval",
+                "uuid",
+                "jsonb",
+                "int[]",
+                "oid",
+                "varbit",
+            ]
+        )
+    )
     same = lambda s: s.map(lambda v: (v, v))  # noqa: E731
     if choice in ("smallint", "int", "bigint"):
         bits = {"smallint": 16, "int": 32, "bigint": 64}[choice]
-        return choice, same(st.integers(-(2 ** (bits - 1)), 2 ** (bits - 1) - 1)), {16: "SMALLINT", 32: "INTEGER", 64: "BIGINT"}[bits]
+        return (
+            choice,
+            same(st.integers(-(2 ** (bits - 1)), 2 ** (bits - 1) - 1)),
+            {16: "SMALLINT", 32: "INTEGER", 64: "BIGINT"}[bits],
+        )
     if choice == "real":
         return "real", float32s().map(lambda f: (repr(f), f)), "DOUBLE"  # as text: (-0.0)::real is +0
     if choice == "double":
@@ -536,7 +698,9 @@ def pg_kind(draw):
         values = st.one_of(decimals(precision, scale).map(lambda d: (format(d, "f"), d)), st.just(("NaN", REJECT)))
         return f"numeric({precision},{scale})", values, f"DECIMAL({precision},{scale})"
     if choice == "numeric":
-        plain = st.tuples(st.sampled_from(["", "-"]), st.integers(0, 10**40), st.text("0123456789", max_size=25)).map(pg_numeric_text)
+        plain = st.tuples(st.sampled_from(["", "-"]), st.integers(0, 10**40), st.text("0123456789", max_size=25)).map(
+            pg_numeric_text
+        )
         special = st.sampled_from([("NaN", "NaN"), ("Infinity", "Infinity"), ("-Infinity", "-Infinity")])
         return "numeric", st.one_of(plain, special), "VARCHAR"
     if choice == "money":
@@ -562,18 +726,27 @@ def pg_kind(draw):
     if choice == "timetz":
         return "timetz", st.times(timezones=OFFSETS).map(lambda t: (t.isoformat(), t)), "TIME WITH TIME ZONE"
     if choice == "interval":
-        return "interval", same(st.timedeltas(timedelta(days=-10**6), timedelta(days=10**6))), "INTERVAL"
+        return "interval", same(st.timedeltas(timedelta(days=-(10**6)), timedelta(days=10**6))), "INTERVAL"
     if choice == "uuid":
         return "uuid", st.uuids().map(lambda u: (str(u), u)), "UUID"
     if choice == "jsonb":
-        docs = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
-                            | st.text(PG_TEXT, max_size=5),
-                            lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(PG_TEXT, max_size=3), inner, max_size=3),
-                            max_leaves=6)
+        docs = st.recursive(
+            st.none()
+            | st.booleans()
+            | st.integers()
+            | st.floats(allow_nan=False, allow_infinity=False)
+            | st.text(PG_TEXT, max_size=5),
+            lambda inner: (
+                st.lists(inner, max_size=3) | st.dictionaries(st.text(PG_TEXT, max_size=3), inner, max_size=3)
+            ),
+            max_leaves=6,
+        )
         return "jsonb", docs.map(lambda d: (json.dumps(d), JsonDoc(d))), "JSON"
     if choice == "int[]":
         flat = st.lists(st.one_of(st.none(), st.integers(-(2**31), 2**31 - 1)), max_size=4)
-        grid = st.integers(1, 3).flatmap(lambda n: st.lists(st.lists(st.integers(-9, 9), min_size=n, max_size=n), min_size=1, max_size=3))
+        grid = st.integers(1, 3).flatmap(
+            lambda n: st.lists(st.lists(st.integers(-9, 9), min_size=n, max_size=n), min_size=1, max_size=3)
+        )
         return "int[]", st.one_of(flat, grid).map(lambda a: (a, pg_array_text(a))), "VARCHAR"
     if choice == "oid":
         return "oid", same(st.integers(0, 2**32 - 1)), "BIGINT"
@@ -589,7 +762,11 @@ def pg_numeric_text(parts: tuple[str, int, str]) -> tuple[str, str]:
 
 
 def pg_array_text(array: list) -> str:
-    return "{" + ",".join(pg_array_text(v) if isinstance(v, list) else "NULL" if v is None else str(v) for v in array) + "}"
+    return (
+        "{"
+        + ",".join(pg_array_text(v) if isinstance(v, list) else "NULL" if v is None else str(v) for v in array)
+        + "}"
+    )
 
 
 @dataclass(frozen=True)
@@ -615,8 +792,11 @@ def test_postgres_values_at_the_edges_of_their_types_load_exactly(postgres_datab
     columns = ", ".join(f"c{c} {ddl}" for c, (ddl, _, _) in enumerate(kinds))
     casts = ", ".join(f"(%s)::{ddl}" for ddl, _, _ in kinds)  # parenthesized: -32768::smallint is -(32768::smallint)
     pg_execute(
-        db, "DROP TABLE IF EXISTS t", f"CREATE TABLE t (id int, {columns})",
-        f"INSERT INTO t VALUES (%s, {casts})", rows=[(i, *(v for v, _ in row)) for i, row in enumerate(rows)],
+        db,
+        "DROP TABLE IF EXISTS t",
+        f"CREATE TABLE t (id int, {columns})",
+        f"INSERT INTO t VALUES (%s, {casts})",
+        rows=[(i, *(v for v, _ in row)) for i, row in enumerate(rows)],
     )
     check_rows(load("postgres", pg_options(db), table="public.t"), kinds, [list(r) for r in rows])
 
@@ -627,17 +807,33 @@ def test_postgres_values_at_the_edges_of_their_types_load_exactly(postgres_datab
 def test_duckdb_file_types_load_exactly(tmp_path, etl_home):
     path = str(tmp_path / "source.duckdb")
     exprs = {
-        "id": "1", "huge": "170141183460469231731687303715884105727::HUGEINT", "least": "(-170141183460469231731687303715884105727 - 1)::HUGEINT",
-        "uhuge": "340282366920938463463374607431768211455::UHUGEINT", "dec": "-123.4500000000::DECIMAL(38,10)",
-        "span": "INTERVAL '3000000 hours'", "spans": "[INTERVAL '3000000 hours', INTERVAL '-1 day']", "nanos": "'2024-01-01 10:00:00.123456789'::TIMESTAMP_NS",
-        "aware": "'2024-01-01 10:00:00+02'::TIMESTAMPTZ", "wall": "'10:00:00+05:30'::TIMETZ", "feeling": "'happy'::ENUM('sad', 'happy')",
-        "ident": "'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'::UUID", "bits": "'1010'::BIT", "big": "'123456789012345678901234567890123456789012345'::BIGNUM",
-        "forever": "'infinity'::DATE", "doc": "'{\"a\":1}'::JSON", "nothing": "NULL", "huges": "[170141183460469231731687303715884105727::HUGEINT]",
-        "walls": "['10:00:00+05:30'::TIMETZ]", "nested": "[[1], [2, 3]]", "record": "{'a': 1, 'b': 'x'}",
+        "id": "1",
+        "huge": "170141183460469231731687303715884105727::HUGEINT",
+        "least": "(-170141183460469231731687303715884105727 - 1)::HUGEINT",
+        "uhuge": "340282366920938463463374607431768211455::UHUGEINT",
+        "dec": "-123.4500000000::DECIMAL(38,10)",
+        "span": "INTERVAL '3000000 hours'",
+        "spans": "[INTERVAL '3000000 hours', INTERVAL '-1 day']",
+        "nanos": "'2024-01-01 10:00:00.123456789'::TIMESTAMP_NS",
+        "aware": "'2024-01-01 10:00:00+02'::TIMESTAMPTZ",
+        "wall": "'10:00:00+05:30'::TIMETZ",
+        "feeling": "'happy'::ENUM('sad', 'happy')",
+        "ident": "'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'::UUID",
+        "bits": "'1010'::BIT",
+        "big": "'123456789012345678901234567890123456789012345'::BIGNUM",
+        "forever": "'infinity'::DATE",
+        "doc": "'{\"a\":1}'::JSON",
+        "nothing": "NULL",
+        "huges": "[170141183460469231731687303715884105727::HUGEINT]",
+        "walls": "['10:00:00+05:30'::TIMETZ]",
+        "nested": "[[1], [2, 3]]",
+        "record": "{'a': 1, 'b': 'x'}",
     }
     with duckdb.connect(path) as con:
         con.execute("CREATE TABLE t AS SELECT " + ", ".join(f"{v} AS {k}" for k, v in exprs.items()))
-        source_types = dict(con.execute("SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = 't'").fetchall())
+        source_types = dict(
+            con.execute("SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = 't'").fetchall()
+        )
         source_text = dict(zip(exprs, con.execute("SELECT COLUMNS(*)::VARCHAR FROM t").fetchall()[0]))
     loaded = load("duckdb", {"path": path}, table="t")
     # ENUM, NULL and nested types whose name has a space (STRUCT, TIMETZ[]) load as their text.
@@ -663,8 +859,27 @@ def test_duckdb_file_values_at_the_edges_of_their_types_load_exactly(tmp_path, e
 @st.composite
 def duckdb_kind(draw):
     """(DuckDB type, strategy of (value to insert, expected value), DuckDB type loaded)."""
-    choice = draw(st.sampled_from(["HUGEINT", "UHUGEINT", "DECIMAL", "DOUBLE", "FLOAT", "VARCHAR", "BLOB", "DATE", "TIMESTAMP",
-                                   "TIMESTAMPTZ", "INTERVAL", "TIMETZ", "UUID", "HUGEINT[]", "UBIGINT"]))
+    choice = draw(
+        st.sampled_from(
+            [
+                "HUGEINT",
+                "UHUGEINT",
+                "DECIMAL",
+                "DOUBLE",
+                "FLOAT",
+                "VARCHAR",
+                "BLOB",
+                "DATE",
+                "TIMESTAMP",
+                "TIMESTAMPTZ",
+                "INTERVAL",
+                "TIMETZ",
+                "UUID",
+                "HUGEINT[]",
+                "UBIGINT",
+            ]
+        )
+    )
     same = lambda s: s.map(lambda v: (v, v))  # noqa: E731
     if choice == "HUGEINT":
         return choice, st.integers(-(2**127), 2**127 - 1).map(lambda n: (str(n), n)), choice
@@ -675,7 +890,11 @@ def duckdb_kind(draw):
     if choice == "DECIMAL":
         precision = draw(st.integers(1, 38))
         scale = draw(st.integers(0, precision))
-        return f"DECIMAL({precision},{scale})", decimals(precision, scale).map(lambda d: (format(d, "f"), d)), f"DECIMAL({precision},{scale})"
+        return (
+            f"DECIMAL({precision},{scale})",
+            decimals(precision, scale).map(lambda d: (format(d, "f"), d)),
+            f"DECIMAL({precision},{scale})",
+        )
     if choice == "DOUBLE":
         return choice, same(float64s()), choice
     if choice == "FLOAT":
@@ -695,8 +914,14 @@ def duckdb_kind(draw):
     if choice == "INTERVAL":
         # The time part beyond int64 nanoseconds too (~292 years), which Arrow cannot carry.
         beyond = st.integers(2**63 // 1000, 2**62)  # past int64 nanoseconds
-        parts = st.tuples(st.integers(-(10**8), 10**8), st.one_of(st.integers(-(2**62), 2**62), beyond, beyond.map(lambda n: -n)))
-        return choice, parts.map(lambda p: (f"{p[0]} days {p[1]} microseconds", timedelta(days=p[0], microseconds=p[1]))), choice
+        parts = st.tuples(
+            st.integers(-(10**8), 10**8), st.one_of(st.integers(-(2**62), 2**62), beyond, beyond.map(lambda n: -n))
+        )
+        return (
+            choice,
+            parts.map(lambda p: (f"{p[0]} days {p[1]} microseconds", timedelta(days=p[0], microseconds=p[1]))),
+            choice,
+        )
     if choice == "TIMETZ":
         return choice, st.times(timezones=OFFSETS).map(lambda t: (t.isoformat(), t)), "TIME WITH TIME ZONE"
     if choice == "UUID":

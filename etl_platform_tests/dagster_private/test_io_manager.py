@@ -32,6 +32,8 @@ def test_a_step_that_stores_no_value_never_builds_the_filesystem_manager(instanc
     def table() -> dg.MaterializeResult:
         return dg.MaterializeResult(metadata={"rows": 1})
 
-    result = dg.materialize([table], instance=instance, resources={"io_manager": dg.IOManagerDefinition.hardcoded_io_manager(manager)})
+    result = dg.materialize(
+        [table], instance=instance, resources={"io_manager": dg.IOManagerDefinition.hardcoded_io_manager(manager)}
+    )
     assert result.success
     assert manager._manager is None

@@ -31,9 +31,7 @@ second: document
 
 
 @pytest.mark.skipif(LIBYAML is None, reason="PyYAML is built without libyaml here")
-@pytest.mark.parametrize(
-    "path", sorted(PROJECT.glob("defs/**/*.yaml")), ids=lambda p: str(p.relative_to(PROJECT))
-)
+@pytest.mark.parametrize("path", sorted(PROJECT.glob("defs/**/*.yaml")), ids=lambda p: str(p.relative_to(PROJECT)))
 def test_every_component_file_parses_as_dagster_parses_it(path):
     text = path.read_text()
     assert parse_with_positions(text, str(path)) == parse_yamls_with_source_position(text, str(path))
@@ -43,8 +41,13 @@ def test_anchors_merge_keys_flow_style_and_several_documents_parse_as_dagster_pa
     ours = parse_with_positions(TRICKY, "tricky.yaml")
     assert ours == parse_yamls_with_source_position(TRICKY, "tricky.yaml")
     assert [doc.value for doc in ours[1:]] == [{"second": "document"}, None]  # the trailing `---` opens an empty one
-    assert ours[0].value["merged"] == {"spend": 1.5, "tags": ["c"], "day": "2024-01-31", "zero_padded": "007",
-                                       "flow": {"x": [1, {"y": None}], "quoted key": True}}
+    assert ours[0].value["merged"] == {
+        "spend": 1.5,
+        "tags": ["c"],
+        "day": "2024-01-31",
+        "zero_padded": "007",
+        "flow": {"x": [1, {"y": None}], "quoted key": True},
+    }
     assert ours[0].source_position_tree.lookup(["merged", "tags"]).start.line == 4
 
 

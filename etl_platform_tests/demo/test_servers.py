@@ -6,7 +6,6 @@ import pytest
 
 from etl_platform.secrets import vault
 from etl_platform_tests.conftest import cli, materializations, query, run_job
-from etl_platform_tests.s3_server import ACCESS_KEY_ENV, SECRET_KEY_ENV, s3_bucket, s3_server
 
 
 @pytest.fixture
@@ -18,12 +17,18 @@ def demo_env(postgres_database, mariadb_database, s3_bucket, monkeypatch, tmp_pa
     created.set("demo_postgres_password", pg["password"])
     vault.write(created, "demo master password")
     env = {
-        "ETL_VAULT_PATH": str(tmp_path / "vault.json"), "ETL_MASTER_PASSWORD": "demo master password",
-        "ETL_DEMO_PG_HOST": pg["host"], "ETL_DEMO_PG_PORT": str(pg["port"]), "ETL_DEMO_PG_DATABASE": pg["dbname"],
+        "ETL_VAULT_PATH": str(tmp_path / "vault.json"),
+        "ETL_MASTER_PASSWORD": "demo master password",
+        "ETL_DEMO_PG_HOST": pg["host"],
+        "ETL_DEMO_PG_PORT": str(pg["port"]),
+        "ETL_DEMO_PG_DATABASE": pg["dbname"],
         "ETL_DEMO_PG_USER": pg["user"],
-        "ETL_DEMO_MYSQL_HOST": maria["host"], "ETL_DEMO_MYSQL_PORT": str(maria["port"]),
-        "ETL_DEMO_MYSQL_DATABASE": maria["database"], "ETL_DEMO_MYSQL_USER": maria["user"],
-        "ETL_DEMO_S3_ENDPOINT": s3_bucket.server.endpoint_url, "ETL_DEMO_S3_BUCKET": s3_bucket.name,
+        "ETL_DEMO_MYSQL_HOST": maria["host"],
+        "ETL_DEMO_MYSQL_PORT": str(maria["port"]),
+        "ETL_DEMO_MYSQL_DATABASE": maria["database"],
+        "ETL_DEMO_MYSQL_USER": maria["user"],
+        "ETL_DEMO_S3_ENDPOINT": s3_bucket.server.endpoint_url,
+        "ETL_DEMO_S3_BUCKET": s3_bucket.name,
         "ETL_DEMO_S3_ACCESS_KEY_ID": s3_bucket.server.access_key_id,
         "ETL_DEMO_S3_SECRET_ACCESS_KEY": s3_bucket.server.secret_access_key,
     }
@@ -54,9 +59,11 @@ def test_demo_pipelines_on_servers_seed_load_and_follow_changes(demo_env, postgr
     # Run again: every file's bytes are loaded already, so nothing is read twice.
     again = materializations(run_job("partner_invoices_job", instance))["partner_invoices/invoices"]
     assert again["rows_read"] == 0 and again["files_duplicate"] == 18
-    assert query(etl_home, "SELECT count(*) FROM crm_accounts.accounts")[0][0] + query(
-        etl_home, "SELECT count(*) FROM crm_accounts.accounts_rejected"
-    )[0][0] == 1_960  # every account not deleted, loaded or rejected
+    assert (
+        query(etl_home, "SELECT count(*) FROM crm_accounts.accounts")[0][0]
+        + query(etl_home, "SELECT count(*) FROM crm_accounts.accounts_rejected")[0][0]
+        == 1_960
+    )  # every account not deleted, loaded or rejected
 
     # Between two runs: 500 new events, 100 purchases turned refunds, one late event at the cursor.
     more = cli("etl-platform", "demo", "seed", "postgres", "--more", env=demo_env)
@@ -68,7 +75,9 @@ def test_demo_pipelines_on_servers_seed_load_and_follow_changes(demo_env, postgr
     rejected = {r[0] for r in query(etl_home, "SELECT (record::JSON->>'id')::BIGINT FROM app_events.events_rejected")}
     source = dict(_pg(postgres_database, "SELECT id, event_type FROM public.app_events"))
     assert set(loaded) | rejected == set(source)  # EQ: every source row is loaded or rejected
-    fixed_at_source = {r[0] for r in _pg(postgres_database, "SELECT id FROM public.app_events WHERE updated_at > '2025-06-01'")}
+    fixed_at_source = {
+        r[0] for r in _pg(postgres_database, "SELECT id FROM public.app_events WHERE updated_at > '2025-06-01'")
+    }
     assert set(loaded) & rejected <= fixed_at_source  # a row is in both only when rejected first, then fixed and loaded
     assert set(loaded) & rejected  # and the update did fix some purchases that had no amount
     assert all(loaded[i] == source[i] for i in loaded)  # updated rows carry their new values

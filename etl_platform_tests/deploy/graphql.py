@@ -99,7 +99,8 @@ def run_events(url: str, run_id: str) -> list[dict]:
 
 def failure_messages(url: str, run_id: str) -> str:
     return "\n".join(
-        e.get("message") or "" for e in run_events(url, run_id)
+        e.get("message") or ""
+        for e in run_events(url, run_id)
         if e["__typename"] in ("ExecutionStepFailureEvent", "RunFailureEvent", "EngineEvent")
     )
 

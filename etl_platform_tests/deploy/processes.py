@@ -65,8 +65,13 @@ class Processes:
         executable = str(BIN / command[0]) if (BIN / command[0]).exists() else command[0]
         with log.open("wb") as out:
             popen = subprocess.Popen(
-                [executable, *command[1:]], cwd=PROJECT_ROOT, env={**self.env, **(extra_env or {})},
-                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+                [executable, *command[1:]],
+                cwd=PROJECT_ROOT,
+                env={**self.env, **(extra_env or {})},
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
             )
         process = Process(name, popen, log)
         self.started.append(process)

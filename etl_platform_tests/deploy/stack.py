@@ -19,7 +19,10 @@ from etl_platform_tests.s3_server import S3Server
 
 DEPLOY = PROJECT_ROOT / "deploy"
 WORKERS = ("worker1", "worker2")
-REDIS_HOST, REDIS_PORT = os.environ.get("ETL_TEST_REDIS_HOST", "127.0.0.1"), int(os.environ.get("ETL_TEST_REDIS_PORT", "6379"))
+REDIS_HOST, REDIS_PORT = (
+    os.environ.get("ETL_TEST_REDIS_HOST", "127.0.0.1"),
+    int(os.environ.get("ETL_TEST_REDIS_PORT", "6379")),
+)
 
 
 @dataclass
@@ -58,7 +61,9 @@ def empty_redis_database():
     raise AssertionError("no empty Redis database among 1-15 for the Celery broker")
 
 
-def environment(db: dict, redis_db: int, s3: S3Server, bucket: str, home: Path, etl_home: Path, ports: dict) -> dict[str, str]:
+def environment(
+    db: dict, redis_db: int, s3: S3Server, bucket: str, home: Path, etl_home: Path, ports: dict
+) -> dict[str, str]:
     """Every variable of the table in deploy/README.md, pointed at this machine's services."""
     broker = f"redis://{REDIS_HOST}:{REDIS_PORT}/{redis_db}"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ETL_", "DAGSTER_", "MLFLOW_", "AWS_"))}
@@ -66,13 +71,23 @@ def environment(db: dict, redis_db: int, s3: S3Server, bucket: str, home: Path, 
         "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
         "PYTHONPATH": str(PROJECT_ROOT),
         "DAGSTER_HOME": str(home),
-        "DAGSTER_PG_HOST": db["host"], "DAGSTER_PG_PORT": str(db["port"]), "DAGSTER_PG_USER": db["user"],
-        "DAGSTER_PG_PASSWORD": db["password"], "DAGSTER_PG_DB": db["dbname"],
-        "DAGSTER_GRPC_HOST": "127.0.0.1", "DAGSTER_GRPC_PORT": str(ports["grpc"]),
-        "ETL_S3_BUCKET": bucket, "AWS_ENDPOINT_URL": s3.endpoint_url, "AWS_REGION": s3.region,
-        "AWS_DEFAULT_REGION": s3.region, "AWS_ACCESS_KEY_ID": s3.access_key_id, "AWS_SECRET_ACCESS_KEY": s3.secret_access_key,
+        "DAGSTER_PG_HOST": db["host"],
+        "DAGSTER_PG_PORT": str(db["port"]),
+        "DAGSTER_PG_USER": db["user"],
+        "DAGSTER_PG_PASSWORD": db["password"],
+        "DAGSTER_PG_DB": db["dbname"],
+        "DAGSTER_GRPC_HOST": "127.0.0.1",
+        "DAGSTER_GRPC_PORT": str(ports["grpc"]),
+        "ETL_S3_BUCKET": bucket,
+        "AWS_ENDPOINT_URL": s3.endpoint_url,
+        "AWS_REGION": s3.region,
+        "AWS_DEFAULT_REGION": s3.region,
+        "AWS_ACCESS_KEY_ID": s3.access_key_id,
+        "AWS_SECRET_ACCESS_KEY": s3.secret_access_key,
         "ETL_HOME": str(etl_home),
-        "ETL_EXECUTOR": "celery", "ETL_CELERY_BROKER_URL": broker, "ETL_CELERY_BACKEND_URL": broker,
+        "ETL_EXECUTOR": "celery",
+        "ETL_CELERY_BROKER_URL": broker,
+        "ETL_CELERY_BACKEND_URL": broker,
         "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{ports['mlflow']}",
         "MLFLOW_S3_ENDPOINT_URL": s3.endpoint_url,
     }
@@ -96,8 +111,12 @@ def deployment(s3: S3Server, folder: Path):
             yield Deployment(
                 webserver=f"http://127.0.0.1:{ports['webserver']}",
                 read_only_webserver=f"http://127.0.0.1:{ports['read_only']}",
-                mlflow=env["MLFLOW_TRACKING_URI"], etl_home=etl_home, bucket=bucket, s3=s3,
-                processes=processes, env=env,
+                mlflow=env["MLFLOW_TRACKING_URI"],
+                etl_home=etl_home,
+                bucket=bucket,
+                s3=s3,
+                processes=processes,
+                env=env,
             )
         finally:
             processes.stop_all()
@@ -106,23 +125,67 @@ def deployment(s3: S3Server, folder: Path):
 def start(processes: Processes, ports: dict, folder: Path, bucket: str) -> None:
     """The code server, workers and MLflow first (they take longest), then what needs the code server."""
     workspace = str(DEPLOY / "workspace.yaml")
-    processes.start("code-server", "dagster", "api", "grpc", "-m", "etl_platform.definitions", "-h", "127.0.0.1", "-p", str(ports["grpc"]))
+    processes.start(
+        "code-server",
+        "dagster",
+        "api",
+        "grpc",
+        "-m",
+        "etl_platform.definitions",
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(ports["grpc"]),
+    )
     for name in WORKERS:
         # --pool=solo: one process per worker, steps run in it; production workers use the default prefork pool.
-        processes.start(name, "dagster-celery", "worker", "start", "-A", "dagster_celery.app", "-y", str(DEPLOY / "celery.yaml"),
-                        "-n", name, "--", "--pool=solo")
-    processes.start("mlflow", "mlflow", "server", "--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}",
-                    "--artifacts-destination", f"s3://{bucket}/mlflow", "--host", "127.0.0.1", "--port", str(ports["mlflow"]),
-                    "--workers", "1")
+        processes.start(
+            name,
+            "dagster-celery",
+            "worker",
+            "start",
+            "-A",
+            "dagster_celery.app",
+            "-y",
+            str(DEPLOY / "celery.yaml"),
+            "-n",
+            name,
+            "--",
+            "--pool=solo",
+        )
+    processes.start(
+        "mlflow",
+        "mlflow",
+        "server",
+        "--backend-store-uri",
+        f"sqlite:///{folder / 'mlflow.db'}",
+        "--artifacts-destination",
+        f"s3://{bucket}/mlflow",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(ports["mlflow"]),
+        "--workers",
+        "1",
+    )
     code_server = processes.started[0]
     wait_until("the code server", lambda: "Started Dagster code server" in code_server.output(), processes)
     processes.start("daemon", "dagster-daemon", "run", "-w", workspace)
     processes.start("webserver", "dagster-webserver", "-w", workspace, "-h", "127.0.0.1", "-p", str(ports["webserver"]))
-    processes.start("webserver-read-only", "dagster-webserver", "-w", workspace, "-h", "127.0.0.1", "-p", str(ports["read_only"]), "--read-only")
+    processes.start(
+        "webserver-read-only",
+        "dagster-webserver",
+        "-w",
+        workspace,
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(ports["read_only"]),
+        "--read-only",
+    )
     for port in (ports["webserver"], ports["read_only"]):
         wait_until(f"the webserver on port {port}", lambda: http_ok(f"http://127.0.0.1:{port}/server_info"), processes)
     for name in WORKERS:
         worker = next(p for p in processes.started if p.name == name)
         wait_until(f"Celery {name}", lambda: " ready." in worker.output(), processes)
     wait_until("MLflow", lambda: http_ok(f"http://127.0.0.1:{ports['mlflow']}/health"), processes)
-

@@ -12,7 +12,13 @@ from graphql.execution.values import get_variable_values
 
 from etl_platform_tests.deploy.read_only import MUTATIONS
 
-CONTEXT = {"run_id": "a-run-id", "schedule": "a_schedule", "schedule_id": "a-schedule-id", "sensor": "a_sensor", "sensor_id": "a-sensor-id"}
+CONTEXT = {
+    "run_id": "a-run-id",
+    "schedule": "a_schedule",
+    "schedule_id": "a-schedule-id",
+    "sensor": "a_sensor",
+    "sensor_id": "a-sensor-id",
+}
 
 
 @pytest.mark.parametrize(("name", "query", "variables"), MUTATIONS, ids=[m[0] for m in MUTATIONS])
@@ -22,4 +28,6 @@ def test_every_mutation_is_a_valid_request(name, query, variables):
     assert [e.message for e in validate(schema, document)] == []
     (operation,) = document.definitions
     coerced = get_variable_values(schema, operation.variable_definitions, variables(CONTEXT))
-    assert not isinstance(coerced, list) or not any(isinstance(e, GraphQLError) for e in coerced), [str(e) for e in coerced]
+    assert not isinstance(coerced, list) or not any(isinstance(e, GraphQLError) for e in coerced), [
+        str(e) for e in coerced
+    ]

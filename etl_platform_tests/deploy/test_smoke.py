@@ -31,12 +31,18 @@ from etl_platform_tests.conftest import PROJECT_ROOT, _service_unavailable
 from etl_platform_tests.deploy import graphql as gql
 from etl_platform_tests.deploy.read_only import MUTATIONS, rejected, schedule_id, sensor_id
 from etl_platform_tests.deploy.stack import WORKERS, deployment
-from etl_platform_tests.s3_server import s3_server
 
-SHOP = [["shop_customers", "customers"], ["shop_customers", "customers_rejected"], ["shop_orders", "orders"],
-        ["shop_orders", "orders_rejected"], ["shop_orders", "daily_revenue"]]
+SHOP = [
+    ["shop_customers", "customers"],
+    ["shop_customers", "customers_rejected"],
+    ["shop_orders", "orders"],
+    ["shop_orders", "orders_rejected"],
+    ["shop_orders", "daily_revenue"],
+]
 EVIDENCE = PROJECT_ROOT / "etl_platform_tests" / "deploy" / "evidence"
-CUSTOMERS = yaml.safe_load((PROJECT_ROOT / "etl_platform" / "defs" / "pipelines" / "shop_customers" / "defs.yaml").read_text())["attributes"]
+CUSTOMERS = yaml.safe_load(
+    (PROJECT_ROOT / "etl_platform" / "defs" / "pipelines" / "shop_customers" / "defs.yaml").read_text()
+)["attributes"]
 FILE_SENSOR = "shop_customers_file_sensor"
 DEMO_CUSTOMERS, NEW_CUSTOMERS = 2_000, 2_500  # demo.generate's export, and the new one
 
@@ -102,7 +108,8 @@ def materialized(stack, run_id: str) -> dict[str, dict]:
     """Each asset a run materialized, with its integer metadata."""
     return {
         "/".join(e["assetKey"]["path"]): {m["label"]: m.get("intValue") for m in e["metadataEntries"]}
-        for e in gql.run_events(stack.webserver, run_id) if e["__typename"] == "MaterializationEvent"
+        for e in gql.run_events(stack.webserver, run_id)
+        if e["__typename"] == "MaterializationEvent"
     }
 
 
@@ -110,7 +117,9 @@ def test_a_demo_pipeline_launched_through_the_webserver_loads_its_rows(stack, ca
     loaded = materialized(stack, campaigns_run)["marketing_campaigns/campaigns"]
     assert loaded["rows_read"] == 3_000
     assert warehouse(stack, "SELECT count(*) FROM marketing_campaigns.campaigns") == [(loaded["rows_accepted"],)]
-    assert warehouse(stack, "SELECT count(*) FROM marketing_campaigns.campaigns_rejected") == [(loaded["rows_rejected"],)]
+    assert warehouse(stack, "SELECT count(*) FROM marketing_campaigns.campaigns_rejected") == [
+        (loaded["rows_rejected"],)
+    ]
     assert warehouse(stack, "SELECT count(*) > 0 FROM marketing_campaigns.daily_channel_performance") == [(True,)]
 
 
@@ -118,7 +127,9 @@ def test_compute_logs_of_a_run_are_in_s3(stack, campaigns_run):
     client = stack.s3.client()
     keys = [
         item["Key"]
-        for page in client.get_paginator("list_objects_v2").paginate(Bucket=stack.bucket, Prefix="dagster/compute-logs/")
+        for page in client.get_paginator("list_objects_v2").paginate(
+            Bucket=stack.bucket, Prefix="dagster/compute-logs/"
+        )
         for item in page.get("Contents", [])
         if campaigns_run in item["Key"]
     ]
@@ -141,7 +152,10 @@ def test_mlflow_server_keeps_runs_and_puts_artifacts_in_s3(stack):
         note.write_text("stored through the tracking server")
         client.log_artifact(run.info.run_id, str(note))
     assert client.get_run(run.info.run_id).data.metrics["rows"] == 3_000
-    keys = [item["Key"] for item in stack.s3.client().list_objects_v2(Bucket=stack.bucket, Prefix="mlflow/").get("Contents", [])]
+    keys = [
+        item["Key"]
+        for item in stack.s3.client().list_objects_v2(Bucket=stack.bucket, Prefix="mlflow/").get("Contents", [])
+    ]
     assert any(key.endswith(f"{run.info.run_id}/artifacts/note.txt") for key in keys), keys
 
 
@@ -154,11 +168,24 @@ def test_a_screenshot_of_the_asset_graph(stack, campaigns_run):
     screenshot.unlink(missing_ok=True)
     with tempfile.TemporaryDirectory() as profile:
         subprocess.run(
-            [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-             "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",
-             f"--screenshot={screenshot}", "--window-size=1600,1000", "--virtual-time-budget=15000",
-             f"{stack.webserver}/asset-groups"],
-            capture_output=True, timeout=120, check=False,
+            [
+                chromium,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+                f"--user-data-dir={profile}",
+                f"--screenshot={screenshot}",
+                "--window-size=1600,1000",
+                "--virtual-time-budget=15000",
+                f"{stack.webserver}/asset-groups",
+            ],
+            capture_output=True,
+            timeout=120,
+            check=False,
         )
     assert screenshot.exists() and screenshot.stat().st_size > 20_000, "no screenshot, or an empty page"
     assert requests.get(f"{stack.webserver}/asset-groups", timeout=10).status_code == 200
@@ -174,17 +201,24 @@ def test_a_new_file_in_the_landing_folder_is_loaded_by_the_daemons_file_sensor(s
     deadline = customers_export.dropped_at + budget
     run = None
     while time.monotonic() < deadline:
-        runs = [r for r in gql.runs_with_tag(stack.webserver, "dagster/sensor_name", FILE_SENSOR)
-                if customers_export.content_digest in gql.run_tags(r).get(TAG_CONTENTS, "").split(",")]
+        runs = [
+            r
+            for r in gql.runs_with_tag(stack.webserver, "dagster/sensor_name", FILE_SENSOR)
+            if customers_export.content_digest in gql.run_tags(r).get(TAG_CONTENTS, "").split(",")
+        ]
         run = runs[0] if runs else None
         if run and run["status"] in gql.FINISHED:
             break
         time.sleep(1)
     assert run, f"the sensor asked for no run of {customers_export.name} within {budget} s\n{stack.processes.report()}"
-    assert run["status"] == "SUCCESS", f"{run['status']} after {budget} s\n" + gql.failure_messages(stack.webserver, run["runId"])
+    assert run["status"] == "SUCCESS", f"{run['status']} after {budget} s\n" + gql.failure_messages(
+        stack.webserver, run["runId"]
+    )
     loaded = materialized(stack, run["runId"])["shop_customers/customers"]
     assert loaded["rows_read"] == NEW_CUSTOMERS
-    accepted, new = warehouse(stack, f"SELECT count(*), count(*) FILTER (customer_id > {DEMO_CUSTOMERS}) FROM shop_customers.customers")[0]
+    accepted, new = warehouse(
+        stack, f"SELECT count(*), count(*) FILTER (customer_id > {DEMO_CUSTOMERS}) FROM shop_customers.customers"
+    )[0]
     rejected_rows = warehouse(stack, "SELECT count(*) FROM shop_customers.customers_rejected")[0][0]
     assert (accepted, rejected_rows) == (loaded["rows_accepted"], loaded["rows_rejected"])
     assert accepted + rejected_rows == NEW_CUSTOMERS and new == NEW_CUSTOMERS - DEMO_CUSTOMERS
@@ -203,7 +237,11 @@ def test_celery_spreads_one_runs_steps_over_both_workers(stack, campaigns_run):
     workers = gql.celery_workers_by_step(gql.run_events(stack.webserver, run_id))
     # The three steps that write the warehouse, and the freshness check that comes with shop_customers/customers.
     freshness = [step for step in workers if step.startswith("freshness_check_")]
-    assert len(freshness) == 1 and set(workers) - set(freshness) == {"shop_customers__load", "shop_orders__load", "shop_orders__transforms"}, workers
+    assert len(freshness) == 1 and set(workers) - set(freshness) == {
+        "shop_customers__load",
+        "shop_orders__load",
+        "shop_orders__transforms",
+    }, workers
     assert {name.split("@")[0] for name in workers.values()} == set(WORKERS), workers
     assert warehouse(stack, "SELECT count(*) > 0 FROM shop_orders.daily_revenue") == [(True,)]
 
@@ -211,10 +249,15 @@ def test_celery_spreads_one_runs_steps_over_both_workers(stack, campaigns_run):
 def test_the_read_only_webserver_rejects_every_mutation(stack, campaigns_run):
     schedule = "marketing_campaigns_schedule"
     context = {
-        "run_id": campaigns_run, "schedule": schedule, "schedule_id": schedule_id(stack.webserver, schedule),
-        "sensor": FILE_SENSOR, "sensor_id": sensor_id(stack.webserver, FILE_SENSOR),
+        "run_id": campaigns_run,
+        "schedule": schedule,
+        "schedule_id": schedule_id(stack.webserver, schedule),
+        "sensor": FILE_SENSOR,
+        "sensor_id": sensor_id(stack.webserver, FILE_SENSOR),
     }
-    refused = {name: rejected(stack.read_only_webserver, query, variables(context)) for name, query, variables in MUTATIONS}
+    refused = {
+        name: rejected(stack.read_only_webserver, query, variables(context)) for name, query, variables in MUTATIONS
+    }
     assert all(refused.values()), {name: why for name, why in refused.items() if not why}
     # Nothing changed behind the refusals.
     assert gql.wait_for_run(stack.webserver, campaigns_run) == "SUCCESS"

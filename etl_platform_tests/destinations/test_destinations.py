@@ -19,7 +19,6 @@ from etl_platform.resources.warehouse import WarehouseResource
 from etl_platform.spec.pipeline import PipelineSpec
 from etl_platform.spec.tables import table_names
 from etl_platform_tests.conftest import failure_message, materializations, query, step_attempts
-from etl_platform_tests.s3_server import s3_bucket, s3_server
 
 HEADER = "id,updated_at,amount,note\n"
 DAY1 = HEADER + "".join(f"{i},2024-01-01 0{i}:00:00,{i}.50,v1-{i}\n" for i in range(1, 6))
@@ -67,7 +66,9 @@ def _read_files(location: FilesLocation, download_to: Path | None = None) -> lis
 @pytest.fixture(params=["warehouse", "postgres", "local parquet", "s3 csv"])
 def destination(request, etl_home, tmp_path) -> Destination:
     if request.param == "warehouse":
-        return Destination(None, lambda: query(etl_home, "SELECT id, note FROM orders.orders ORDER BY ALL"), {}, {"duckdb"})
+        return Destination(
+            None, lambda: query(etl_home, "SELECT id, note FROM orders.orders ORDER BY ALL"), {}, {"duckdb"}
+        )
     if request.param == "postgres":
         db = request.getfixturevalue("postgres_database")
 
@@ -76,16 +77,30 @@ def destination(request, etl_home, tmp_path) -> Destination:
                 cur.execute("SELECT id, note FROM orders.orders ORDER BY id, note")
                 return cur.fetchall()
 
-        connection = {"kind": "postgres", "host": db["host"], "port": db["port"], "database": db["dbname"], "user": db["user"]}
+        connection = {
+            "kind": "postgres",
+            "host": db["host"],
+            "port": db["port"],
+            "database": db["dbname"],
+            "user": db["user"],
+        }
         return Destination(connection, read_pg, {}, {"postgres"})
     if request.param == "local parquet":
         folder = tmp_path / "lake"
-        return Destination({"kind": "local", "path": str(folder)}, lambda: _read_files(FilesLocation.local(folder)), {}, {"parquet", "file"})
+        return Destination(
+            {"kind": "local", "path": str(folder)},
+            lambda: _read_files(FilesLocation.local(folder)),
+            {},
+            {"parquet", "file"},
+        )
     bucket = request.getfixturevalue("s3_bucket")
     options = bucket.options(prefix="lake")
     location = FilesLocation.s3(bucket.name, "lake", client_factory=lambda: bucket.client)
     return Destination(
-        {"kind": "s3", **options}, lambda: _read_files(location, tmp_path / "download"), {"format": "csv"}, {"csv", "s3"}
+        {"kind": "s3", **options},
+        lambda: _read_files(location, tmp_path / "download"),
+        {"format": "csv"},
+        {"csv", "s3"},
     )
 
 
@@ -119,7 +134,9 @@ def test_each_sync_mode_into_each_destination(mode, destination, landing, etl_ho
         },
     }
     defs = pipeline_defs(spec, destination)
-    spec_of_table = defs.resolve_assets_def(dg.AssetKey(["orders", "orders"])).specs_by_key[dg.AssetKey(["orders", "orders"])]
+    spec_of_table = defs.resolve_assets_def(dg.AssetKey(["orders", "orders"])).specs_by_key[
+        dg.AssetKey(["orders", "orders"])
+    ]
     assert set(spec_of_table.kinds) == destination.kinds
 
     (landing / "orders").mkdir()
@@ -154,8 +171,15 @@ def test_a_destination_that_fails_keeps_nothing_of_the_load(landing, etl_home, i
     """PostgreSQL refuses the connection: the run fails naming the table, without the password,
     and the warehouse keeps no rejected rows of a load that did not land."""
     monkeypatch.setenv("ORDERS_PG_PASSWORD", "canary-7f3a9c")
-    unreachable = {"kind": "postgres", "host": "127.0.0.1", "port": 1, "database": "dwh", "user": "etl",
-                   "password": {"env": "ORDERS_PG_PASSWORD"}, "connect_timeout_seconds": 2}
+    unreachable = {
+        "kind": "postgres",
+        "host": "127.0.0.1",
+        "port": 1,
+        "database": "dwh",
+        "user": "etl",
+        "password": {"env": "ORDERS_PG_PASSWORD"},
+        "connect_timeout_seconds": 2,
+    }
     spec = {
         "source": {"files": "orders/*.csv", "columns": _columns()},
         "rules": [{"name": "amount not negative", "check": "amount >= 0"}],

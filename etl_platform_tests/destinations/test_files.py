@@ -40,8 +40,16 @@ def commit(duck, location, rows, *, mode, columns=COLUMNS, key=("id",), cursor="
     sync = SyncSpec(mode=mode, primary_key=list(key), cursor=cursor)
     data_columns = [name for name, _ in load.columns_of(duck, STAGE) if not name.startswith("_")]
     return files.commit(
-        duck, STAGE, location=location, schema="shop", table="orders", sync=sync,
-        pipeline="shop", run_id=uuid.uuid4().hex, data_columns=data_columns, **options,
+        duck,
+        STAGE,
+        location=location,
+        schema="shop",
+        table="orders",
+        sync=sync,
+        pipeline="shop",
+        run_id=uuid.uuid4().hex,
+        data_columns=data_columns,
+        **options,
     )
 
 
@@ -80,8 +88,11 @@ def s3_endpoint():
 def _s3_client_factory(endpoint: str):
     def client():
         return boto3.client(
-            "s3", endpoint_url=endpoint, region_name="us-east-1",
-            aws_access_key_id="testing", aws_secret_access_key="testing",
+            "s3",
+            endpoint_url=endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
         )
 
     return client
@@ -122,11 +133,15 @@ def stored_data_files(location: files.FilesLocation) -> set[str]:
     """Every file under the table other than its manifest, as the storage holds them."""
     if location.folder is not None:
         folder = table_folder(location)
-        found = {Path(root, name).relative_to(folder).as_posix() for root, _, names in os.walk(folder) for name in names}
+        found = {
+            Path(root, name).relative_to(folder).as_posix() for root, _, names in os.walk(folder) for name in names
+        }
     else:
         prefix = f"{location.prefix}/shop/orders/"
-        pages = location.client_factory().get_paginator("list_objects_v2").paginate(Bucket=location.bucket, Prefix=prefix)
-        found = {item["Key"][len(prefix):] for page in pages for item in page.get("Contents", [])}
+        pages = (
+            location.client_factory().get_paginator("list_objects_v2").paginate(Bucket=location.bucket, Prefix=prefix)
+        )
+        found = {item["Key"][len(prefix) :] for page in pages for item in page.get("Contents", [])}
     return found - {files.MANIFEST}
 
 
@@ -216,7 +231,10 @@ def test_rows_sent_again_by_another_run_are_recognised_by_their_data_columns(duc
 def test_cursor_can_be_forgotten_or_rewound(duck, local, tmp_path):
     commit(duck, local, FIRST, mode="incremental")
 
-    assert files.reset_state(local, "shop", "orders", to="2024-01-02 00:00:00") == ("2024-01-03 00:00:00", "2024-01-02 00:00:00")
+    assert files.reset_state(local, "shop", "orders", to="2024-01-02 00:00:00") == (
+        "2024-01-03 00:00:00",
+        "2024-01-02 00:00:00",
+    )
     # A rewind: the source's rows from the bound on replace the table's, here one of them changed.
     rewound = commit(duck, local, [(2, "b again", day(2), 2), FIRST[2]], mode="incremental")
     assert (rewound.cursor_before, rewound.rows_written, rewound.rows_deleted) == ("2024-01-02 00:00:00", 2, 2)
@@ -294,12 +312,12 @@ def test_hostile_partition_values_stay_inside_the_table_folder(duck, local, tmp_
     written = [Path(root, name).resolve() for root, _, names in os.walk(tmp_path / "exports") for name in names]
     assert written and all(path.is_relative_to(folder) for path in written)
     assert sorted(os.listdir(tmp_path)) == ["exports"]
-    stored = duck.execute(f"SELECT id, \"../region\" FROM {files.read_table(duck, local, 'shop', 'orders')}").fetchall()
+    stored = duck.execute(f'SELECT id, "../region" FROM {files.read_table(duck, local, "shop", "orders")}').fetchall()
     assert sorted(stored) == [(i, value) for i, value, *_ in rows]
 
 
 def test_csv_cells_cannot_start_a_formula(duck, local):
-    risky = ["=HYPERLINK(\"http://x\")", "+1", "-1+2", "@SUM(A1)", "\tx", "\rx", 'plain, "quoted"\nnext line', "", None]
+    risky = ['=HYPERLINK("http://x")', "+1", "-1+2", "@SUM(A1)", "\tx", "\rx", 'plain, "quoted"\nnext line', "", None]
     rows = [(i, value, day(1), -i) for i, value in enumerate(risky)]
     commit(duck, local, rows, mode="replace", file_format="csv")
 
@@ -310,13 +328,23 @@ def test_csv_cells_cannot_start_a_formula(duck, local):
     assert [cells[i][0] for i in range(6)] == ["'" + value for value in risky[:6]]
     assert cells[6][0] == risky[6]  # an ordinary cell is quoted, not prefixed
     assert cells[2][1] == "-2.00"  # numbers cannot hold a formula and are left alone
-    stored = duck.execute(f"SELECT id, name FROM {files.read_table(duck, local, 'shop', 'orders')} ORDER BY id").fetchall()
+    stored = duck.execute(
+        f"SELECT id, name FROM {files.read_table(duck, local, 'shop', 'orders')} ORDER BY id"
+    ).fetchall()
     assert [name for _, name in stored] == ["'" + value for value in risky[:6]] + risky[6:]
 
 
 def test_csv_refuses_a_header_that_starts_a_formula(duck, local):
     with pytest.raises(ValueError, match="spreadsheet formula"):
-        commit(duck, local, [(1, "a")], mode="replace", columns='id BIGINT, "=cmd()" VARCHAR', cursor=None, file_format="csv")
+        commit(
+            duck,
+            local,
+            [(1, "a")],
+            mode="replace",
+            columns='id BIGINT, "=cmd()" VARCHAR',
+            cursor=None,
+            file_format="csv",
+        )
     assert not stored_data_files(local) and not (table_folder(local) / files.MANIFEST).exists()
 
 
@@ -327,8 +355,19 @@ def test_hostile_column_names_round_trip(duck, location, tmp_path, file_format):
         names.append("line\nbreak")  # CSV refuses it: a header cell with a line break does not read back
     columns = ", ".join(f'"{n.replace(chr(34), chr(34) * 2)}" VARCHAR' for n in names)
     rows = [tuple(f"{n}-{i}" for n in names) for i in range(3)]
-    commit(duck, location, rows, mode="merge", columns=columns, key=['we"ird'], cursor="select", file_format=file_format)
-    commit(duck, location, rows[:1], mode="merge", columns=columns, key=['we"ird'], cursor="select", file_format=file_format)
+    commit(
+        duck, location, rows, mode="merge", columns=columns, key=['we"ird'], cursor="select", file_format=file_format
+    )
+    commit(
+        duck,
+        location,
+        rows[:1],
+        mode="merge",
+        columns=columns,
+        key=['we"ird'],
+        cursor="select",
+        file_format=file_format,
+    )
 
     relation = files.read_table(duck, location, "shop", "orders", download_to=tmp_path / "downloads")
     assert [d[0] for d in duck.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()] == names
@@ -351,7 +390,9 @@ def test_freeze_refuses_a_changed_schema_naming_every_difference(duck, local, tm
 def test_evolve_adds_new_columns_and_older_files_read_null(duck, location, tmp_path):
     commit(duck, location, FIRST[:1], mode="append")
     wider = COLUMNS + ", channel VARCHAR"
-    committed = commit(duck, location, [(2, "b", day(2), 2, "web")], mode="append", columns=wider, schema_policy="evolve")
+    committed = commit(
+        duck, location, [(2, "b", day(2), 2, "web")], mode="append", columns=wider, schema_policy="evolve"
+    )
 
     assert committed.drift and committed.drift.added == ("channel VARCHAR",)
     assert table(duck, location, tmp_path) == sorted(

@@ -63,12 +63,22 @@ def stage(duck, rows: list[tuple], columns: str = COLUMNS) -> None:
         duck.executemany(f"INSERT INTO {STAGE.sql} VALUES ({', '.join('?' * len(rows[0]))})", rows)
 
 
-def commit(duck, dsn, mode: str, rows: list[tuple] | None = None, *, policy="freeze", run_id="run-1", **sync) -> load.Committed:
+def commit(
+    duck, dsn, mode: str, rows: list[tuple] | None = None, *, policy="freeze", run_id="run-1", **sync
+) -> load.Committed:
     if rows is not None:
         stage(duck, rows)
     return postgres.commit(
-        duck, STAGE, dsn=dsn, schema="dest", table="t", sync=SyncSpec(mode=mode, **sync), pipeline="p",
-        run_id=run_id, data_columns=DATA_COLUMNS, schema_policy=policy,
+        duck,
+        STAGE,
+        dsn=dsn,
+        schema="dest",
+        table="t",
+        sync=SyncSpec(mode=mode, **sync),
+        pipeline="p",
+        run_id=run_id,
+        data_columns=DATA_COLUMNS,
+        schema_policy=policy,
     )
 
 
@@ -127,23 +137,70 @@ def test_every_duckdb_type_lands_as_its_postgres_type(duck, dsn):
     )
     duck.execute("INSERT INTO p.stage DEFAULT VALUES")  # a row of NULLs
     postgres.commit(
-        duck, STAGE, dsn=dsn, schema="dest", table="t", sync=SyncSpec(mode="append"), pipeline="p", run_id="r", data_columns=[]
+        duck,
+        STAGE,
+        dsn=dsn,
+        schema="dest",
+        table="t",
+        sync=SyncSpec(mode="append"),
+        pipeline="p",
+        run_id="r",
+        data_columns=[],
     )
-    types = dict(query(dsn, "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
-                            "WHERE attrelid = 'dest.t'::regclass AND attnum > 0 ORDER BY attnum"))
+    types = dict(
+        query(
+            dsn,
+            "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
+            "WHERE attrelid = 'dest.t'::regclass AND attnum > 0 ORDER BY attnum",
+        )
+    )
     assert types == {
-        "tiny": "smallint", "small": "smallint", "i": "integer", "big": "bigint", "ubig": "numeric(20,0)",
-        "f4": "real", "f8": "double precision", "dec": "numeric(18,2)", "flag": "boolean", "d": "date",
-        "tm": "time without time zone", "ts": "timestamp without time zone", "tstz": "timestamp with time zone",
-        "txt": "text", "doc": "jsonb", "uid": "uuid", "raw": "bytea", "span": "interval", "list": "jsonb",
-        "struct": "jsonb", "mood": "text",
+        "tiny": "smallint",
+        "small": "smallint",
+        "i": "integer",
+        "big": "bigint",
+        "ubig": "numeric(20,0)",
+        "f4": "real",
+        "f8": "double precision",
+        "dec": "numeric(18,2)",
+        "flag": "boolean",
+        "d": "date",
+        "tm": "time without time zone",
+        "ts": "timestamp without time zone",
+        "tstz": "timestamp with time zone",
+        "txt": "text",
+        "doc": "jsonb",
+        "uid": "uuid",
+        "raw": "bytea",
+        "span": "interval",
+        "list": "jsonb",
+        "struct": "jsonb",
+        "mood": "text",
     }
     shown = ", ".join(f"{name}::text" for name in types)
     values = query(dsn, f"SET TIME ZONE 'UTC'; SELECT {shown} FROM dest.t ORDER BY big NULLS LAST")
     assert values[0] == (
-        "1", "2", "3", "4", "18446744073709551615", "1.5", "2.25", "12345.67", "true", "2024-02-29", "12:34:56",
-        "2024-01-02 03:04:05.123456", "2024-01-02 01:04:05+00", "hé \"q\", ' x", '{"a": [1, 2]}',
-        "6f1c3bd2-8a0e-4f3c-9d35-2f5f2b8a1c11", "\\x6162", "3 days", "[1, 2]", '{"k": "v"}', "ok",
+        "1",
+        "2",
+        "3",
+        "4",
+        "18446744073709551615",
+        "1.5",
+        "2.25",
+        "12345.67",
+        "true",
+        "2024-02-29",
+        "12:34:56",
+        "2024-01-02 03:04:05.123456",
+        "2024-01-02 01:04:05+00",
+        'hé "q", \' x',
+        '{"a": [1, 2]}',
+        "6f1c3bd2-8a0e-4f3c-9d35-2f5f2b8a1c11",
+        "\\x6162",
+        "3 days",
+        "[1, 2]",
+        '{"k": "v"}',
+        "ok",
     )
     assert values[1] == (None,) * len(types)
 
@@ -177,16 +234,23 @@ def test_merge_keeps_the_latest_row_per_key_as_the_warehouse_does(duck, dsn):
     sync = SyncSpec(mode="merge", primary_key=["id"], cursor="updated_at")
     first = [row(1, 1, "one v1"), row(2, 1, "two, untouched"), row(4, 1, "four v1")]
     second = [
-        row(1, 3, "one v3 (highest cursor)"), row(1, 2, "one v2, read after v3 but older"),
-        row(3, 5, "three, first read"), row(3, 5, "three, read last"),
-        (4, None, "four without a cursor", Decimal("1")), row(4, 2, "four v2"),
+        row(1, 3, "one v3 (highest cursor)"),
+        row(1, 2, "one v2, read after v3 but older"),
+        row(3, 5, "three, first read"),
+        row(3, 5, "three, read last"),
+        (4, None, "four without a cursor", Decimal("1")),
+        row(4, 2, "four v2"),
         (5, None, "five, no cursor at all", Decimal("1")),
     ]
     commit(duck, dsn, "merge", first, primary_key=["id"], cursor="updated_at")
     assert commit(duck, dsn, "merge", second, primary_key=["id"], cursor="updated_at").rows_written == 4
     got = query(dsn, SELECT_ROWS)
     assert [name for _, _, name, _ in got] == [
-        "one v3 (highest cursor)", "two, untouched", "three, read last", "four v2", "five, no cursor at all"
+        "one v3 (highest cursor)",
+        "two, untouched",
+        "three, read last",
+        "four v2",
+        "five, no cursor at all",
     ]
     assert got == duckdb_reference([("r1", first), ("r2", second)], sync)[0]
 
@@ -211,9 +275,19 @@ def test_incremental_twice_loses_nothing_and_loads_nothing_twice(duck, dsn, prim
     one = commit(duck, dsn, "incremental", first, primary_key=primary_key, cursor="updated_at", run_id="run-1")
     assert (one.rows_written, one.cursor_before, one.cursor_after) == (3, None, "2024-01-03 00:00:00")
     two = commit(duck, dsn, "incremental", second, primary_key=primary_key, cursor="updated_at", run_id="run-2")
-    assert (two.rows_before_cursor, two.cursor_before, two.cursor_after) == (1, "2024-01-03 00:00:00", "2024-01-05 00:00:00")
-    expected = [row(1, 1, "one"), row(2, 2, "two"), row(2, 4, "two, updated"), row(3, 3, "three"),
-                row(4, 3, "four, late at the saved cursor"), row(5, 5, "five, new")]
+    assert (two.rows_before_cursor, two.cursor_before, two.cursor_after) == (
+        1,
+        "2024-01-03 00:00:00",
+        "2024-01-05 00:00:00",
+    )
+    expected = [
+        row(1, 1, "one"),
+        row(2, 2, "two"),
+        row(2, 4, "two, updated"),
+        row(3, 3, "three"),
+        row(4, 3, "four, late at the saved cursor"),
+        row(5, 5, "five, new"),
+    ]
     if primary_key:
         expected.remove(row(2, 2, "two"))
     assert query(dsn, SELECT_ROWS) == expected
@@ -280,7 +354,14 @@ def test_a_row_the_table_refuses_leaves_rows_and_cursor_as_they_were(duck, dsn):
     commit(duck, dsn, "incremental", [row(1, 1, "a"), row(2, 2, "b")], primary_key=["id"], cursor="updated_at")
     execute(dsn, "ALTER TABLE dest.t ALTER COLUMN name SET NOT NULL")
     with pytest.raises(postgres.PostgresDestinationError, match="not-null"):
-        commit(duck, dsn, "incremental", [row(3, 3, "c"), (4, day(4), None, Decimal(1))], primary_key=["id"], cursor="updated_at")
+        commit(
+            duck,
+            dsn,
+            "incremental",
+            [row(3, 3, "c"), (4, day(4), None, Decimal(1))],
+            primary_key=["id"],
+            cursor="updated_at",
+        )
     assert query(dsn, SELECT_ROWS) == [row(1, 1, "a"), row(2, 2, "b")]
     assert state(dsn) == [("p", "2024-01-02 00:00:00", "run-1")]
 
@@ -362,11 +443,18 @@ def test_a_load_killed_while_copying_changes_nothing_and_a_rerun_loads_every_row
     child = subprocess.Popen([sys.executable, "-c", CHILD, dsn], cwd=PROJECT_ROOT, stderr=subprocess.PIPE)
     copied, deadline = 0, time.monotonic() + 60
     while not copied and child.poll() is None and time.monotonic() < deadline:
-        copied = sum(n for (n,) in query(dsn, "SELECT tuples_processed FROM pg_stat_progress_copy WHERE datname = current_database()"))
+        copied = sum(
+            n
+            for (n,) in query(
+                dsn, "SELECT tuples_processed FROM pg_stat_progress_copy WHERE datname = current_database()"
+            )
+        )
         time.sleep(0.005)
     os.kill(child.pid, signal.SIGKILL)
     child.wait()
-    assert copied and child.returncode == -signal.SIGKILL, f"the copy was not caught in progress: {child.stderr.read()!r}"
+    assert copied and child.returncode == -signal.SIGKILL, (
+        f"the copy was not caught in progress: {child.stderr.read()!r}"
+    )
     child.stderr.close()
 
     assert (query(dsn, "SELECT count(*), sum(id), max(updated_at)::text FROM dest.t"), state(dsn)) == before
@@ -398,21 +486,35 @@ def test_hostile_names_round_trip_and_run_nothing(duck, dsn):
     def load_rows(rows, run_id):
         stage(duck, rows, columns)
         return postgres.commit(
-            duck, STAGE, dsn=dsn, schema=HOSTILE_SCHEMA, table=HOSTILE_TABLE, sync=sync, pipeline="p'; --",
-            run_id=run_id, data_columns=HOSTILE_COLUMNS,
+            duck,
+            STAGE,
+            dsn=dsn,
+            schema=HOSTILE_SCHEMA,
+            table=HOSTILE_TABLE,
+            sync=sync,
+            pipeline="p'; --",
+            run_id=run_id,
+            data_columns=HOSTILE_COLUMNS,
         )
 
-    load_rows([(1, day(1), "o'ne \"1\"", 1.5), (2, day(2), "two", 2.5)], "r1")
+    load_rows([(1, day(1), 'o\'ne "1"', 1.5), (2, day(2), "two", 2.5)], "r1")
     committed = load_rows([(2, day(2), "two, again", 2.5), (3, day(3), "three", None)], "r2")
     assert (committed.cursor_before, committed.cursor_after) == ("2024-01-02 00:00:00", "2024-01-03 00:00:00")
     target = sql.Identifier(HOSTILE_SCHEMA, HOSTILE_TABLE)
     assert query(dsn, sql.SQL("SELECT * FROM {} ORDER BY 1").format(target)) == [
-        (1, day(1), "o'ne \"1\"", 1.5), (2, day(2), "two, again", 2.5), (3, day(3), "three", None)
+        (1, day(1), 'o\'ne "1"', 1.5),
+        (2, day(2), "two, again", 2.5),
+        (3, day(3), "three", None),
     ]
-    assert [name for (name,) in query(
-        dsn, "SELECT attname FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n "
-        "ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relname = %s AND attnum > 0 ORDER BY attnum",
-        [HOSTILE_SCHEMA, HOSTILE_TABLE])] == HOSTILE_COLUMNS
+    assert [
+        name
+        for (name,) in query(
+            dsn,
+            "SELECT attname FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n "
+            "ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relname = %s AND attnum > 0 ORDER BY attnum",
+            [HOSTILE_SCHEMA, HOSTILE_TABLE],
+        )
+    ] == HOSTILE_COLUMNS
     assert tables(dsn, "public") == {"x", "students"}
     assert tables(dsn, HOSTILE_SCHEMA) == {HOSTILE_TABLE}
     assert postgres.saved_cursor(dsn, "p'; --") == "2024-01-03 00:00:00"
@@ -422,7 +524,15 @@ def test_names_postgres_would_cut_short_are_refused(duck, dsn):
     stage(duck, [row(1, 1, "a")])
     with pytest.raises(postgres.PostgresDestinationError, match="longer than"):
         postgres.commit(
-            duck, STAGE, dsn=dsn, schema="dest", table="t" * 64, sync=SyncSpec(), pipeline="p", run_id="r", data_columns=[]
+            duck,
+            STAGE,
+            dsn=dsn,
+            schema="dest",
+            table="t" * 64,
+            sync=SyncSpec(),
+            pipeline="p",
+            run_id="r",
+            data_columns=[],
         )
 
 
@@ -450,7 +560,8 @@ def test_evolve_adds_new_columns_and_fills_missing_ones_with_null(duck, dsn):
     committed = commit(duck, dsn, "append", policy="evolve")
     assert committed.drift.added == ("region text",) and committed.drift.dropped == ("amount numeric(18,2)",)
     assert query(dsn, "SELECT id, name, amount, region FROM dest.t ORDER BY id") == [
-        (1, "a", Decimal("1.00"), None), (3, "c", None, "EU")
+        (1, "a", Decimal("1.00"), None),
+        (3, "c", None, "EU"),
     ]
 
 
@@ -459,7 +570,9 @@ def test_discard_leaves_new_columns_out_and_fills_missing_ones_with_null(duck, d
     evolve_stage(duck)
     commit(duck, dsn, "merge", policy="discard", primary_key=["id"])
     assert query(dsn, "SELECT id, name, amount FROM dest.t ORDER BY id") == [(1, "a", Decimal("1.00")), (3, "c", None)]
-    assert "region" not in {c for (c,) in query(dsn, "SELECT column_name FROM information_schema.columns WHERE table_name = 't'")}
+    assert "region" not in {
+        c for (c,) in query(dsn, "SELECT column_name FROM information_schema.columns WHERE table_name = 't'")
+    }
 
 
 def test_replace_with_evolve_keeps_the_columns_the_load_lacks(duck, dsn):
@@ -488,10 +601,16 @@ def canary(postgres_database, dsn):
     execute(
         dsn,
         sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(role), sql.Literal(password)),
-        sql.SQL("GRANT CREATE ON DATABASE {} TO {}").format(sql.Identifier(postgres_database["dbname"]), sql.Identifier(role)),
+        sql.SQL("GRANT CREATE ON DATABASE {} TO {}").format(
+            sql.Identifier(postgres_database["dbname"]), sql.Identifier(role)
+        ),
     )
     yield role, password
-    execute(dsn, sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)), sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+    execute(
+        dsn,
+        sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)),
+        sql.SQL("DROP ROLE {}").format(sql.Identifier(role)),
+    )
 
 
 def assert_hidden(failure: pytest.ExceptionInfo, password: str) -> None:
@@ -519,10 +638,18 @@ def test_the_password_never_appears_in_an_error(duck, dsn, postgres_database, ca
     refused = f"postgresql://{role}:{url_quote(password, safe='')}@{settings['host']}:1/{settings['dbname']}"
     keywords = make_dsn(**{**settings, "user": f"nobody_{role}", "password": password})
     malformed = f"host={settings['host']} user={role} password='{password} dbname=x"
-    for bad, reason in [(wrong, "authentication"), (unknown, "does not exist"), (refused, "refused"),
-                        (keywords, "does not exist"), (malformed, "not valid")]:
-        for attempt in (lambda: commit(duck, bad, "append", [row(1, 1, "a")]), lambda: postgres.saved_cursor(bad, "p"),
-                        lambda: postgres.reset_state(bad, "p", None)):
+    for bad, reason in [
+        (wrong, "authentication"),
+        (unknown, "does not exist"),
+        (refused, "refused"),
+        (keywords, "does not exist"),
+        (malformed, "not valid"),
+    ]:
+        for attempt in (
+            lambda: commit(duck, bad, "append", [row(1, 1, "a")]),
+            lambda: postgres.saved_cursor(bad, "p"),
+            lambda: postgres.reset_state(bad, "p", None),
+        ):
             with pytest.raises(postgres.PostgresDestinationError, match=reason) as failure:
                 attempt()
             assert_hidden(failure, password)
@@ -560,7 +687,11 @@ def role(dsn):
     name = f"etl_role_{uuid.uuid4().hex[:8]}"
     execute(dsn, sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(name)))
     yield name
-    execute(dsn, sql.SQL("DROP OWNED BY {}").format(sql.Identifier(name)), sql.SQL("DROP ROLE {}").format(sql.Identifier(name)))
+    execute(
+        dsn,
+        sql.SQL("DROP OWNED BY {}").format(sql.Identifier(name)),
+        sql.SQL("DROP ROLE {}").format(sql.Identifier(name)),
+    )
 
 
 def test_a_view_on_the_table_survives_replaces_and_shows_the_new_rows(duck, dsn):
@@ -596,9 +727,15 @@ def test_grants_indexes_comments_triggers_constraints_policies_and_the_oid_survi
         return {
             "oid": table_oid(dsn),
             "grant": query(dsn, "SELECT has_table_privilege(%s, 'dest.t', 'SELECT')", [role]),
-            "indexes": query(dsn, "SELECT indexname FROM pg_indexes WHERE schemaname = 'dest' AND tablename = 't' ORDER BY 1"),
-            "constraints": query(dsn, "SELECT conname, contype FROM pg_constraint WHERE conrelid = 'dest.t'::regclass ORDER BY 1"),
-            "comments": query(dsn, "SELECT obj_description('dest.t'::regclass, 'pg_class'), col_description('dest.t'::regclass, 3)"),
+            "indexes": query(
+                dsn, "SELECT indexname FROM pg_indexes WHERE schemaname = 'dest' AND tablename = 't' ORDER BY 1"
+            ),
+            "constraints": query(
+                dsn, "SELECT conname, contype FROM pg_constraint WHERE conrelid = 'dest.t'::regclass ORDER BY 1"
+            ),
+            "comments": query(
+                dsn, "SELECT obj_description('dest.t'::regclass, 'pg_class'), col_description('dest.t'::regclass, 3)"
+            ),
             "triggers": query(dsn, "SELECT tgname FROM pg_trigger WHERE tgrelid = 'dest.t'::regclass"),
             "policies": query(dsn, "SELECT policyname, qual FROM pg_policies WHERE tablename = 't'"),
             "settings": query(dsn, "SELECT relrowsecurity, reloptions FROM pg_class WHERE oid = 'dest.t'::regclass"),
@@ -619,12 +756,21 @@ def test_grants_indexes_comments_triggers_constraints_policies_and_the_oid_survi
     assert identity() == before
 
 
-def test_a_load_role_that_row_level_security_applies_to_cannot_replace_and_changes_nothing(duck, dsn, postgres_database, role):
-    execute(dsn, sql.SQL("GRANT CREATE ON DATABASE {} TO {}").format(sql.Identifier(postgres_database["dbname"]), sql.Identifier(role)))
+def test_a_load_role_that_row_level_security_applies_to_cannot_replace_and_changes_nothing(
+    duck, dsn, postgres_database, role
+):
+    execute(
+        dsn,
+        sql.SQL("GRANT CREATE ON DATABASE {} TO {}").format(
+            sql.Identifier(postgres_database["dbname"]), sql.Identifier(role)
+        ),
+    )
     as_role = make_dsn(dsn, user=role)
     commit(duck, as_role, "replace", [row(1, 1, "a"), row(2, 1, "b")])  # the role owns the table it made
     execute(
-        dsn, "ALTER TABLE dest.t ENABLE ROW LEVEL SECURITY", "ALTER TABLE dest.t FORCE ROW LEVEL SECURITY",
+        dsn,
+        "ALTER TABLE dest.t ENABLE ROW LEVEL SECURITY",
+        "ALTER TABLE dest.t FORCE ROW LEVEL SECURITY",
         "CREATE POLICY only_a ON dest.t USING (name = 'a')",
     )
     with pytest.raises(postgres.PostgresDestinationError, match="row-level security applies.*Nothing was changed"):
@@ -636,11 +782,15 @@ def test_a_load_role_that_row_level_security_applies_to_cannot_replace_and_chang
     assert query(dsn, SELECT_ROWS) == [row(3, 2, "a"), row(4, 2, "b")]
 
 
-@pytest.mark.parametrize("keeper", [
-    "CREATE RULE keep AS ON DELETE TO dest.t DO INSTEAD NOTHING",
-    "CREATE FUNCTION dest.keep() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RETURN NULL; END$$; "
-    "CREATE TRIGGER keep BEFORE DELETE ON dest.t FOR EACH ROW WHEN (OLD.name = 'kept') EXECUTE FUNCTION dest.keep()",
-], ids=["rule", "trigger"])
+@pytest.mark.parametrize(
+    "keeper",
+    [
+        "CREATE RULE keep AS ON DELETE TO dest.t DO INSTEAD NOTHING",
+        "CREATE FUNCTION dest.keep() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RETURN NULL; END$$; "
+        "CREATE TRIGGER keep BEFORE DELETE ON dest.t FOR EACH ROW WHEN (OLD.name = 'kept') EXECUTE FUNCTION dest.keep()",
+    ],
+    ids=["rule", "trigger"],
+)
 def test_a_rule_or_trigger_that_keeps_old_rows_fails_the_replace_and_changes_nothing(duck, dsn, keeper):
     commit(duck, dsn, "replace", [row(1, 1, "kept"), row(2, 1, "b")])
     execute(dsn, keeper)
@@ -653,7 +803,8 @@ def test_a_rule_or_trigger_that_keeps_old_rows_fails_the_replace_and_changes_not
 def test_a_foreign_key_into_the_table_is_checked_against_the_new_rows(duck, dsn, deferrable):
     commit(duck, dsn, "replace", [row(1, 1, "a"), row(2, 1, "b")])
     execute(
-        dsn, "ALTER TABLE dest.t ADD PRIMARY KEY (id)",
+        dsn,
+        "ALTER TABLE dest.t ADD PRIMARY KEY (id)",
         f"CREATE TABLE dest.orders (customer bigint REFERENCES dest.t (id){' DEFERRABLE' if deferrable else ''})",
         "INSERT INTO dest.orders VALUES (1)",
     )
@@ -668,8 +819,10 @@ def test_a_foreign_key_into_the_table_is_checked_against_the_new_rows(duck, dsn,
 
 def test_a_replace_into_a_partitioned_table_keeps_its_partitions(duck, dsn):
     execute(
-        dsn, "CREATE SCHEMA dest",
-        "CREATE TABLE dest.t (id bigint, updated_at timestamp, name text, amount numeric(18,2)) PARTITION BY RANGE (updated_at)",
+        dsn,
+        "CREATE SCHEMA dest",
+        "CREATE TABLE dest.t (id bigint, updated_at timestamp, name text, amount numeric(18,2)) PARTITION BY RANGE "
+        "(updated_at)",
         "CREATE TABLE dest.t_jan PARTITION OF dest.t FOR VALUES FROM ('2024-01-01') TO ('2024-02-01')",
         "CREATE TABLE dest.t_feb PARTITION OF dest.t FOR VALUES FROM ('2024-02-01') TO ('2024-03-01')",
     )
@@ -678,7 +831,8 @@ def test_a_replace_into_a_partitioned_table_keeps_its_partitions(duck, dsn):
     commit(duck, dsn, "replace", [row(3, 2, "jan"), row(4, 3, "jan"), row(5, 33, "feb")])
     assert query(dsn, SELECT_ROWS) == [row(3, 2, "jan"), row(4, 3, "jan"), row(5, 33, "feb")]
     assert query(dsn, "SELECT tableoid::regclass::text, count(*) FROM dest.t GROUP BY 1 ORDER BY 1") == [
-        ("dest.t_feb", 1), ("dest.t_jan", 2)
+        ("dest.t_feb", 1),
+        ("dest.t_jan", 2),
     ]
     with pytest.raises(postgres.PostgresDestinationError, match="no partition of relation"):
         commit(duck, dsn, "replace", [row(6, 1, "jan"), row(7, 70, "march: no partition")])
@@ -689,7 +843,11 @@ def test_a_replace_into_a_partitioned_table_keeps_its_partitions(duck, dsn):
 def test_a_changed_type_fails_a_replace_with_the_difference_and_changes_nothing(duck, dsn):
     commit(duck, dsn, "replace", [row(1, 1, "a")])
     oid = table_oid(dsn)
-    stage(duck, [(2, day(2), "b", 2.5, "EU")], "id BIGINT, updated_at TIMESTAMP, name VARCHAR, amount DOUBLE, region VARCHAR")
+    stage(
+        duck,
+        [(2, day(2), "b", 2.5, "EU")],
+        "id BIGINT, updated_at TIMESTAMP, name VARCHAR, amount DOUBLE, region VARCHAR",
+    )
     with pytest.raises(SchemaMismatch, match=r"changed types: amount numeric\(18,2\) -> double precision"):
         commit(duck, dsn, "replace", policy="evolve")
     assert query(dsn, "SELECT * FROM dest.t") == [row(1, 1, "a")]  # no region column either
@@ -704,7 +862,9 @@ def read_in(dsn: str, isolation: str):
 
 @pytest.mark.parametrize("isolation", ["REPEATABLE READ", "SERIALIZABLE"])
 @pytest.mark.parametrize("first_read", ["the table", "another table"])
-def test_a_reader_opened_before_a_replace_sees_the_old_rows_until_it_ends_then_the_new_ones(duck, dsn, isolation, first_read):
+def test_a_reader_opened_before_a_replace_sees_the_old_rows_until_it_ends_then_the_new_ones(
+    duck, dsn, isolation, first_read
+):
     old, new = [row(1, 1, "old"), row(2, 1, "old")], [row(3, 2, "new")]
     commit(duck, dsn, "replace", old)
     execute(dsn, "CREATE TABLE dest.other (v int)")
@@ -725,14 +885,25 @@ def test_a_reader_opened_before_a_replace_sees_the_old_rows_until_it_ends_then_t
         reader.close()
 
 
-@pytest.mark.parametrize("swap", [
-    ["TRUNCATE dest.t", "INSERT INTO dest.t SELECT * FROM dest.s"],
-    ["CREATE TABLE dest.t_new AS SELECT * FROM dest.s", "DROP TABLE dest.t", "ALTER TABLE dest.t_new RENAME TO t"],
-], ids=["truncate", "table swapped in"])
+@pytest.mark.parametrize(
+    "swap",
+    [
+        ["TRUNCATE dest.t", "INSERT INTO dest.t SELECT * FROM dest.s"],
+        ["CREATE TABLE dest.t_new AS SELECT * FROM dest.s", "DROP TABLE dest.t", "ALTER TABLE dest.t_new RENAME TO t"],
+    ],
+    ids=["truncate", "table swapped in"],
+)
 def test_truncate_or_a_table_swap_shows_a_reader_with_an_older_snapshot_an_empty_table(dsn, swap):
     """Why a replace deletes: what the alternatives show on this server (PostgreSQL's docs, MVCC caveats)."""
-    execute(dsn, "CREATE SCHEMA dest", "CREATE TABLE dest.t (v int)", "INSERT INTO dest.t VALUES (1), (2)",
-            "CREATE TABLE dest.s (v int)", "INSERT INTO dest.s VALUES (3)", "CREATE TABLE dest.other (v int)")
+    execute(
+        dsn,
+        "CREATE SCHEMA dest",
+        "CREATE TABLE dest.t (v int)",
+        "INSERT INTO dest.t VALUES (1), (2)",
+        "CREATE TABLE dest.s (v int)",
+        "INSERT INTO dest.s VALUES (3)",
+        "CREATE TABLE dest.other (v int)",
+    )
     reader = read_in(dsn, "REPEATABLE READ")
     with reader.cursor() as cur:
         cur.execute("SELECT count(*) FROM dest.other")
@@ -749,7 +920,8 @@ def test_truncate_or_a_table_swap_shows_a_reader_with_an_older_snapshot_an_empty
 def stage_range(duck, start: int, end: int, extra: str = "") -> None:
     """Staged rows with ids ``start`` to ``end - 1``, one a second; ``extra`` adds columns."""
     duck.execute(
-        "CREATE OR REPLACE TABLE p.stage AS SELECT range AS id, TIMESTAMP '2024-01-01' + to_seconds(range) AS updated_at, "
+        "CREATE OR REPLACE TABLE p.stage AS SELECT range AS id, TIMESTAMP '2024-01-01' + to_seconds(range) AS "
+        "updated_at, "
         f"'row ' || range AS name, (range % 1000)::DECIMAL(18,2) AS amount{extra} FROM range({start}, {end})"
     )
 
@@ -778,8 +950,10 @@ def test_concurrent_readers_never_see_a_partial_or_empty_table_during_replaces(d
                     pg.rollback()
         pg.close()
 
-    readers = [threading.Thread(target=read, args=args) for args in
-               [("READ COMMITTED", "dest.t"), ("REPEATABLE READ", "dest.t"), ("REPEATABLE READ", "dest.v")]]
+    readers = [
+        threading.Thread(target=read, args=args)
+        for args in [("READ COMMITTED", "dest.t"), ("REPEATABLE READ", "dest.t"), ("REPEATABLE READ", "dest.v")]
+    ]
     for reader in readers:
         reader.start()
     try:
@@ -819,9 +993,14 @@ duck.execute("CREATE TABLE p.stage AS SELECT range AS id, TIMESTAMP '2024-06-01'
 postgres.commit(duck, TableRef("p", "stage"), dsn=sys.argv[1], schema="dest", table="t", rows_per_batch=5_000,
     sync=SyncSpec(mode="replace"), pipeline="p", run_id="killed", data_columns=[], schema_policy="evolve")
 """
-RUNNING = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND state = 'active' AND query LIKE %s"
+RUNNING = (
+    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND state = 'active' AND query LIKE %s"
+)
 KILL_POINTS = {
-    "copying": ("SELECT count(*) FROM pg_stat_progress_copy WHERE datname = current_database() AND tuples_processed > 0", []),
+    "copying": (
+        "SELECT count(*) FROM pg_stat_progress_copy WHERE datname = current_database() AND tuples_processed > 0",
+        [],
+    ),
     "deleting": (RUNNING, ['DELETE FROM "dest"."t"%']),
     "inserting": (RUNNING, ['INSERT INTO "dest"."t"%']),
     "before the commit": None,
@@ -841,13 +1020,23 @@ def test_a_replace_killed_at_any_point_leaves_the_old_rows_and_a_rerun_replaces_
     stage_range(duck, 0, KILL_ROWS)
     commit(duck, dsn, "replace")
     execute(dsn, "CREATE VIEW dest.v AS SELECT id, name FROM dest.t")
-    fingerprint = "SELECT count(*), sum(id), min(name), max(updated_at)::text, (SELECT count(*) FROM dest.v) FROM dest.t"
-    shape = ("SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
-             "WHERE attrelid = 'dest.t'::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum")
+    fingerprint = (
+        "SELECT count(*), sum(id), min(name), max(updated_at)::text, (SELECT count(*) FROM dest.v) FROM dest.t"
+    )
+    shape = (
+        "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
+        "WHERE attrelid = 'dest.t'::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum"
+    )
     before = (query(dsn, fingerprint), table_oid(dsn), query(dsn, shape))
 
-    child = subprocess.Popen([sys.executable, "-c", REPLACE_CHILD, dsn, point], cwd=PROJECT_ROOT, env=child_env,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        [sys.executable, "-c", REPLACE_CHILD, dsn, point],
+        cwd=PROJECT_ROOT,
+        env=child_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     caught = False
     if KILL_POINTS[point] is None:
         caught = child.stdout.readline() == "replaced\n"
@@ -878,8 +1067,14 @@ def test_a_replace_killed_at_any_point_leaves_the_old_rows_and_a_rerun_replaces_
 
 # Generated: sequences of replaces with random rows and columns; the oracle is the last load that fit.
 
-_PG_TYPE = {"BIGINT": "bigint", "VARCHAR": "text", "DECIMAL(18,2)": "numeric(18,2)", "TIMESTAMP": "timestamp without time zone",
-            "DOUBLE": "double precision", "BOOLEAN": "boolean"}
+_PG_TYPE = {
+    "BIGINT": "bigint",
+    "VARCHAR": "text",
+    "DECIMAL(18,2)": "numeric(18,2)",
+    "TIMESTAMP": "timestamp without time zone",
+    "DOUBLE": "double precision",
+    "BOOLEAN": "boolean",
+}
 _TEXT = st.text(st.characters(exclude_categories=["Cs"], exclude_characters="\x00"), max_size=8)
 _VALUES = {
     "BIGINT": st.one_of(st.integers(0, 3), st.integers(-(2**63), 2**63 - 1)),
@@ -890,7 +1085,13 @@ _VALUES = {
     "BOOLEAN": st.booleans(),
 }
 # Each column has its usual type; a load may bring it as text instead, which the table refuses.
-_OPTIONAL = {"amount": "DECIMAL(18,2)", "updated_at": "TIMESTAMP", "score": "DOUBLE", "flag": "BOOLEAN", "note": "VARCHAR"}
+_OPTIONAL = {
+    "amount": "DECIMAL(18,2)",
+    "updated_at": "TIMESTAMP",
+    "score": "DOUBLE",
+    "flag": "BOOLEAN",
+    "note": "VARCHAR",
+}
 
 
 @st.composite
@@ -898,7 +1099,9 @@ def replace_loads(draw):
     loads = []
     for _ in range(draw(st.integers(1, 4))):
         optional = draw(st.lists(st.sampled_from(list(_OPTIONAL)), unique=True))
-        types = {"id": "BIGINT", "name": "VARCHAR"} | {c: draw(st.sampled_from([_OPTIONAL[c], "VARCHAR"])) for c in optional}
+        types = {"id": "BIGINT", "name": "VARCHAR"} | {
+            c: draw(st.sampled_from([_OPTIONAL[c], "VARCHAR"])) for c in optional
+        }
         names = draw(st.permutations(list(types)))
         value = st.tuples(*[st.none() | _VALUES[types[c]] for c in names])
         rows = draw(st.lists(value, max_size=10) | st.lists(value, min_size=1, max_size=2).map(lambda r: r * 3))
@@ -926,8 +1129,18 @@ def test_generated_replaces_leave_exactly_the_last_loads_rows_in_the_same_table(
         loaded = {c: _PG_TYPE[t] for c, t in columns}
         changed = [c for c, t in loaded.items() if expected_types.get(c, t) != t]
         try:
-            postgres.commit(duck, STAGE, dsn=dsn, schema="dest", table=table, sync=SyncSpec(mode="replace"), pipeline="p",
-                            run_id="r", data_columns=list(loaded), schema_policy="evolve")
+            postgres.commit(
+                duck,
+                STAGE,
+                dsn=dsn,
+                schema="dest",
+                table=table,
+                sync=SyncSpec(mode="replace"),
+                pipeline="p",
+                run_id="r",
+                data_columns=list(loaded),
+                schema_policy="evolve",
+            )
         except SchemaMismatch as err:
             assert changed and all(c in str(err) for c in changed)
         else:
@@ -935,8 +1148,12 @@ def test_generated_replaces_leave_exactly_the_last_loads_rows_in_the_same_table(
             expected_types |= {c: t for c, t in loaded.items() if c not in expected_types}
             where = [[c for c, _ in columns].index(c) if c in loaded else None for c in expected_types]
             expected_rows = Counter(exactly(None if i is None else r[i] for i in where) for r in rows)
-        got_types = query(dsn, "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
-                               "WHERE attrelid = to_regclass(%s) AND attnum > 0 ORDER BY attnum", [f"dest.{table}"])
+        got_types = query(
+            dsn,
+            "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
+            "WHERE attrelid = to_regclass(%s) AND attnum > 0 ORDER BY attnum",
+            [f"dest.{table}"],
+        )
         assert got_types == list(expected_types.items())
         if expected_types:
             listed = sql.SQL(", ").join(sql.Identifier(c) for c in expected_types)

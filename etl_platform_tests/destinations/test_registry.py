@@ -5,7 +5,13 @@ import pytest
 
 from etl_platform.connectors.registry import build
 from etl_platform.destinations.base import WAREHOUSE
-from etl_platform.destinations.registry import DESTINATION_KINDS, KIND_MODULES, destination_class, destination_for, register
+from etl_platform.destinations.registry import (
+    DESTINATION_KINDS,
+    KIND_MODULES,
+    destination_class,
+    destination_for,
+    register,
+)
 
 
 def test_the_kinds_a_pipeline_loads_into_come_from_the_registry():
@@ -17,8 +23,12 @@ def test_the_kinds_a_pipeline_loads_into_come_from_the_registry():
     ("kind", "options", "expected", "asset_kinds"),
     [
         (WAREHOUSE, None, "warehouse table sales.orders", {"duckdb"}),
-        ("postgres", {"host": "127.0.0.1", "database": "test", "user": "u"}, "PostgreSQL table sales.orders of connection out",
-         {"postgres"}),
+        (
+            "postgres",
+            {"host": "127.0.0.1", "database": "test", "user": "u"},
+            "PostgreSQL table sales.orders of connection out",
+            {"postgres"},
+        ),
         ("local", {"path": "/tmp/out"}, "csv table sales/orders of connection out", {"csv", "file"}),
         ("s3", {"bucket": "b"}, "csv table sales/orders of connection out", {"csv", "s3"}),
     ],

@@ -28,7 +28,9 @@ def test_formula_cells_are_written_as_text(tmp_path, suffix):
         # XML reads a bare CR back as LF; what matters is the leading quote.
         assert [c[0].value for c in cells] == ["'" + v.replace("\r", "\n") for v in RISKY]
         assert all(c[0].data_type == "s" for c in cells)  # text, not a formula
-        assert [(c[1].value, c[2].value, c[3].value) for c in cells] == [("plain", 7, -7)] * len(RISKY)  # numbers stay numbers
+        assert [(c[1].value, c[2].value, c[3].value) for c in cells] == [("plain", 7, -7)] * len(
+            RISKY
+        )  # numbers stay numbers
 
 
 def test_the_sql_form_matches_the_python_form():
@@ -36,7 +38,9 @@ def test_the_sql_form_matches_the_python_form():
 
     con = duckdb.connect()
     for value in [*RISKY, "ok", "", "'=already"]:
-        assert con.execute(f"SELECT {neutralised_sql('v')} FROM (SELECT ? AS v)", [value]).fetchone()[0] == neutralise(value)
+        assert con.execute(f"SELECT {neutralised_sql('v')} FROM (SELECT ? AS v)", [value]).fetchone()[0] == neutralise(
+            value
+        )
     assert FORMULA_STARTS == ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -49,7 +53,20 @@ def test_the_rejected_rows_export_neutralises_a_planted_formula(demo_landing, et
     assert job.execute_in_process(instance=instance, raise_on_error=False).success
     for suffix in (".csv", ".xlsx"):
         out = tmp_path / f"rejected{suffix}"
-        assert main(["rejected", "export", "marketing_campaigns", "--out", str(out), "--where", "source_file LIKE '%004.csv'"]) == 0
+        assert (
+            main(
+                [
+                    "rejected",
+                    "export",
+                    "marketing_campaigns",
+                    "--out",
+                    str(out),
+                    "--where",
+                    "source_file LIKE '%004.csv'",
+                ]
+            )
+            == 0
+        )
         if suffix == ".csv":
             with out.open(newline="") as f:
                 rows = list(csv.DictReader(f))

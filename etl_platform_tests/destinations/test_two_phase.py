@@ -77,30 +77,48 @@ def _rows(kind: str, where: str, db: dict | None) -> list[tuple]:
             cur.execute("SELECT id, v FROM p.t ORDER BY id")
             return cur.fetchall()
     with duckdb.connect() as duck:
-        return duck.execute(f"SELECT id, v FROM {read_table(duck, FilesLocation.local(where), 'p', 't')} ORDER BY id").fetchall()
+        return duck.execute(
+            f"SELECT id, v FROM {read_table(duck, FilesLocation.local(where), 'p', 't')} ORDER BY id"
+        ).fetchall()
 
 
 @pytest.mark.parametrize("point", ["between the commits", "after both commits"])
 @pytest.mark.parametrize("kind", ["postgres", "files"])
-def test_a_load_killed_between_its_two_commits_is_settled_by_the_next_load(tmp_path: Path, postgres_database, kind, point):
+def test_a_load_killed_between_its_two_commits_is_settled_by_the_next_load(
+    tmp_path: Path, postgres_database, kind, point
+):
     files = tmp_path / "files"
     files.mkdir()
     for name, text in FILES.items():
         (files / name).write_text(text)
     db = postgres_database
-    where = (f"host={db['host']};port={db['port']};database={db['dbname']};user={db['user']}" if kind == "postgres"
-             else str(tmp_path / "lake"))
+    where = (
+        f"host={db['host']};port={db['port']};database={db['dbname']};user={db['user']}"
+        if kind == "postgres"
+        else str(tmp_path / "lake")
+    )
     warehouse = str(tmp_path / "warehouse.duckdb")
     child = CHILD.replace("__SPEC__", repr(SPEC))
-    killed = subprocess.run([sys.executable, "-c", child, warehouse, str(files), kind, where, point], capture_output=True, text=True,
-                            timeout=120)
+    killed = subprocess.run(
+        [sys.executable, "-c", child, warehouse, str(files), kind, where, point],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert killed.returncode == -9, killed.stdout + killed.stderr
 
     with duckdb.connect(warehouse) as con:
         target = ingest.Target(TableRef("p", "t"), TableRef("p", "t_rejected"), _destination(kind, where))
         spec = PipelineSpec.model_validate(SPEC)
-        again = extract.load_source(spec, pipeline="p", connector=build("files", "local", {"path": str(files)}), con=con,
-                                    target=target, run_id="next-run", log=lambda _: None)
+        again = extract.load_source(
+            spec,
+            pipeline="p",
+            connector=build("files", "local", {"path": str(files)}),
+            con=con,
+            target=target,
+            run_id="next-run",
+            log=lambda _: None,
+        )
         rejected = con.execute("SELECT source_file, source_line, run_id FROM p.t_rejected").fetchall()
         ledger = con.execute("SELECT file, run_id FROM _etl.files ORDER BY file").fetchall()
         pending = con.execute("SELECT count(*) FROM _etl.pending_commits").fetchone()[0]

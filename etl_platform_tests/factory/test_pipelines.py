@@ -11,7 +11,16 @@ from etl_platform.resources.mlflow import MLflowResource
 from etl_platform.resources.warehouse import WarehouseResource
 from etl_platform.spec.pipeline import PipelineSpec
 from etl_platform.spec.tables import table_names
-from etl_platform_tests.conftest import PROJECT_ROOT, check_results, duckdb_writer, load_definitions, materializations, query, run_job, scalar
+from etl_platform_tests.conftest import (
+    PROJECT_ROOT,
+    check_results,
+    duckdb_writer,
+    load_definitions,
+    materializations,
+    query,
+    run_job,
+    scalar,
+)
 
 MARKETING_YAML = PROJECT_ROOT / "etl_platform" / "defs" / "pipelines" / "marketing_campaigns" / "defs.yaml"
 
@@ -47,7 +56,10 @@ def test_all_demo_pipelines_materialize_and_account_for_every_row(demo_landing, 
     assert scalar(etl_home, "SELECT count(*) - count(DISTINCT order_id) FROM shop_orders.orders") == 0
     # The cross-pipeline mart joined orders with customers.
     assert scalar(etl_home, "SELECT count(*) FROM shop_orders.daily_revenue") > 0
-    assert scalar(etl_home, "SELECT sum(rows) FROM marketing_campaigns.rejected_rows_by_reason") >= campaigns["rows_rejected"]
+    assert (
+        scalar(etl_home, "SELECT sum(rows) FROM marketing_campaigns.rejected_rows_by_reason")
+        >= campaigns["rows_rejected"]
+    )
 
     checks = check_results(result)
     assert all(checks.values()), [name for name, passed in checks.items() if not passed]
@@ -84,7 +96,8 @@ def _marketing_with(etl_home: Path, **changes) -> dg.Definitions:
     spec = PipelineSpec.model_validate(raw)
     ctx = PipelineContext(name="marketing_campaigns", names=table_names(spec, "marketing_campaigns"), defined_at={})
     return dg.Definitions.merge(
-        build_pipeline_defs(spec, ctx), dg.Definitions(resources={"warehouse": WarehouseResource(), "mlflow": MLflowResource()})
+        build_pipeline_defs(spec, ctx),
+        dg.Definitions(resources={"warehouse": WarehouseResource(), "mlflow": MLflowResource()}),
     )
 
 
@@ -101,7 +114,10 @@ def test_a_failed_blocking_check_keeps_transforms_from_running(demo_landing, etl
 
 def test_transforms_build_in_dependency_order_and_alone_when_selected(demo_landing, etl_home, instance):
     # Declared before the table it reads: the order comes from the SQL, not the YAML.
-    weekly = {"name": "weekly_spend", "sql": "SELECT date_trunc('week', date) AS week, sum(spend) AS spend FROM daily GROUP BY 1"}
+    weekly = {
+        "name": "weekly_spend",
+        "sql": "SELECT date_trunc('week', date) AS week, sum(spend) AS spend FROM daily GROUP BY 1",
+    }
     daily = {"name": "daily", "sql": "SELECT date, sum(spend) AS spend FROM campaigns GROUP BY date"}
     defs = _marketing_with(etl_home, transforms=[weekly, daily])
     result = defs.resolve_job_def("marketing_campaigns_job").execute_in_process(instance=instance, raise_on_error=False)

@@ -67,7 +67,9 @@ def same(expected, stored, target: str) -> bool:
     if kind == "date":
         return type(stored) is dt.date and stored == expected
     if kind == "time":
-        if isinstance(stored, dt.timedelta):  # a source's time of day kept as a duration (MariaDB TIME: -838 h to 838 h)
+        if isinstance(
+            stored, dt.timedelta
+        ):  # a source's time of day kept as a duration (MariaDB TIME: -838 h to 838 h)
             return stored == dt.datetime.combine(dt.date.min, expected) - dt.datetime.combine(dt.date.min, dt.time())
         return isinstance(stored, dt.time) and stored.tzinfo is None and stored == expected
     if kind == "timestamp":
@@ -142,26 +144,41 @@ def rid_of(row: "RejectedRow", rid_name: str, rid_source: str, line_to_rid: dict
     return None
 
 
-def cell_findings(context: str, names: list[str], types: list[str], expectation: RowExpectation, stored_row: dict) -> list[Finding]:
+def cell_findings(
+    context: str, names: list[str], types: list[str], expectation: RowExpectation, stored_row: dict
+) -> list[Finding]:
     findings = []
     for name, target, wanted, sent in zip(names, types, expectation.cells, expectation.sent):
         got = stored_row.get(name, _MISSING)
         if got is _MISSING:
-            findings.append(Finding("silent", f"{context}: column {name!r} is missing from the stored table", f"{target}: column missing"))
+            findings.append(
+                Finding(
+                    "silent",
+                    f"{context}: column {name!r} is missing from the stored table",
+                    f"{target}: column missing",
+                )
+            )
             continue
         if wanted is REJECT:
-            findings.append(Finding(
-                "silent", f"{context}: column {name!r} ({target}) row {expectation.rid}: sent {shown(sent)}, expected rejected, stored {shown(got)}",
-                f"{base_type(target)}: accepted what the contract rejects",
-            ))
+            findings.append(
+                Finding(
+                    "silent",
+                    f"{context}: column {name!r} ({target}) row {expectation.rid}: sent {shown(sent)}, expected "
+                    f"rejected, stored {shown(got)}",
+                    f"{base_type(target)}: accepted what the contract rejects",
+                )
+            )
             continue
         value = wanted.value if isinstance(wanted, Either) else wanted
         if not same(value, got, target):
-            findings.append(Finding(
-                "silent",
-                f"{context}: column {name!r} ({target}) row {expectation.rid}: sent {shown(sent)}, expected {shown(value)}, stored {shown(got)}",
-                f"{base_type(target)}: stored value differs",
-            ))
+            findings.append(
+                Finding(
+                    "silent",
+                    f"{context}: column {name!r} ({target}) row {expectation.rid}: sent {shown(sent)}, expected "
+                    f"{shown(value)}, stored {shown(got)}",
+                    f"{base_type(target)}: stored value differs",
+                )
+            )
     return findings
 
 
@@ -173,7 +190,11 @@ def multiset_findings(context: str, expected_rows: list[tuple], stored_rows: lis
     want, got = Counter(expected_rows), Counter(stored_rows)
     findings = []
     for row, count in (want - got).items():
-        findings.append(Finding("silent", f"{context}: expected row {row} {count} more time(s) than stored", "row missing"))
+        findings.append(
+            Finding("silent", f"{context}: expected row {row} {count} more time(s) than stored", "row missing")
+        )
     for row, count in (got - want).items():
-        findings.append(Finding("silent", f"{context}: stored row {row} {count} more time(s) than expected", "row extra or doubled"))
+        findings.append(
+            Finding("silent", f"{context}: stored row {row} {count} more time(s) than expected", "row extra or doubled")
+        )
     return findings

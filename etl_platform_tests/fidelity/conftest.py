@@ -18,7 +18,7 @@ from etl_platform_tests.conftest import _service_unavailable, fresh_postgres_dat
 from etl_platform_tests.fidelity import platform
 from etl_platform_tests.fidelity.harness import Env
 from etl_platform_tests.fidelity.tally import TALLY, report_folder, write_report
-from etl_platform_tests.s3_server import ACCESS_KEY_ENV, SECRET_KEY_ENV, S3Bucket, s3_server
+from etl_platform_tests.s3_server import ACCESS_KEY_ENV, SECRET_KEY_ENV, S3Bucket
 
 
 @contextmanager
@@ -35,7 +35,9 @@ def fresh_mariadb_database():
     try:
         admin = pymysql.connect(connect_timeout=3, autocommit=True, **settings)
     except pymysql.err.OperationalError as err:
-        _service_unavailable("MariaDB or MySQL on 127.0.0.1:3306", f"start it (or set ETL_TEST_MYSQL_*) to run this test ({err})")
+        _service_unavailable(
+            "MariaDB or MySQL on 127.0.0.1:3306", f"start it (or set ETL_TEST_MYSQL_*) to run this test ({err})"
+        )
     name = f"etl_fidelity_{uuid.uuid4().hex[:10]}"
     with admin.cursor() as cur:
         cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
@@ -132,4 +134,3 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     if folder is not None:
         write_report(TALLY, folder)
     terminalreporter.write_line(TALLY.summary())
-

@@ -21,8 +21,21 @@ def grouped(rows: list[dict]) -> dict[tuple, list[dict]]:
     return groups
 
 
-TYPES = ("varchar", "bigint", "integer", "smallint", "double", "decimal", "boolean", "date", "timestamptz", "timestamp",
-         "time", "json", "uuid")
+TYPES = (
+    "varchar",
+    "bigint",
+    "integer",
+    "smallint",
+    "double",
+    "decimal",
+    "boolean",
+    "date",
+    "timestamptz",
+    "timestamp",
+    "time",
+    "json",
+    "uuid",
+)
 
 
 def type_of(row: dict) -> str:
@@ -39,7 +52,9 @@ def matrix(rows: list[dict]) -> None:
     for row in rows:
         if row["weight"] == "record":
             continue
-        cells[(row["source"], row["mode"], type_of(row))][row["destination"]][0 if row["weight"] == "silent" else 1] += 1
+        cells[(row["source"], row["mode"], type_of(row))][row["destination"]][
+            0 if row["weight"] == "silent" else 1
+        ] += 1
     destinations = ("warehouse", "postgres", "parquet", "csv")
     print("| source | mode | type | " + " | ".join(destinations) + " |")
     print("| --- | --- | --- | " + " | ".join("---" for _ in destinations) + " |")

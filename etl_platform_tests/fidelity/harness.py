@@ -14,8 +14,7 @@ from pathlib import Path
 
 from hypothesis import strategies as st
 
-from etl_platform_tests.fidelity import platform
-from etl_platform_tests.fidelity import sources
+from etl_platform_tests.fidelity import platform, sources
 from etl_platform_tests.fidelity.compare import Finding, RowExpectation, cell_findings, csv_file_form, rid_of, shown
 from etl_platform_tests.fidelity.oracle import REJECT, Either, base_type, expected
 from etl_platform_tests.fidelity.sources import Held, Written
@@ -116,10 +115,31 @@ SOURCE_KINDS = {
         SourceKind("sqlite", "sqlite", holders=HOLDERS["sqlite"]),
         SourceKind("duckdb", "duckdb", holders=HOLDERS["duckdb"]),
         SourceKind("postgres", "postgres", holders=HOLDERS["postgres"], allow=_no_nul, needs=("postgres",)),
-        SourceKind("postgres-implicit", "postgres", holders=HOLDERS["postgres"][1:], allow=_no_nul, implicit=True, needs=("postgres",)),
-        SourceKind("mariadb", "mariadb", holders=HOLDERS["mariadb"], allow=_mariadb_allows, needs=("mariadb",), name_allowed=_basic_plane),
-        SourceKind("mariadb-implicit", "mariadb", holders=HOLDERS["mariadb"][1:], allow=_mariadb_allows, implicit=True, needs=("mariadb",),
-                   name_allowed=_basic_plane),
+        SourceKind(
+            "postgres-implicit",
+            "postgres",
+            holders=HOLDERS["postgres"][1:],
+            allow=_no_nul,
+            implicit=True,
+            needs=("postgres",),
+        ),
+        SourceKind(
+            "mariadb",
+            "mariadb",
+            holders=HOLDERS["mariadb"],
+            allow=_mariadb_allows,
+            needs=("mariadb",),
+            name_allowed=_basic_plane,
+        ),
+        SourceKind(
+            "mariadb-implicit",
+            "mariadb",
+            holders=HOLDERS["mariadb"][1:],
+            allow=_mariadb_allows,
+            implicit=True,
+            needs=("mariadb",),
+            name_allowed=_basic_plane,
+        ),
         SourceKind("rest", "rest", needs=("rest",)),
         SourceKind("s3-csv", "s3", allow=_no_nul, needs=("s3",)),
         SourceKind("s3-parquet", "s3", holders=HOLDERS["parquet"], needs=("s3",)),
@@ -130,7 +150,13 @@ SOURCE_KINDS = {
 
 
 def table_strategy(kind: SourceKind, max_rows: int = 60) -> st.SearchStrategy[Table]:
-    return tables(holders=kind.holders, allow=kind.allow, max_rows=max_rows, long_text=kind.long_text, name_allowed=kind.name_allowed)
+    return tables(
+        holders=kind.holders,
+        allow=kind.allow,
+        max_rows=max_rows,
+        long_text=kind.long_text,
+        name_allowed=kind.name_allowed,
+    )
 
 
 def write(env: Env, kind: SourceKind, table: Table, name: str, data) -> Written:
@@ -163,10 +189,18 @@ def write(env: Env, kind: SourceKind, table: Table, name: str, data) -> Written:
         if kind.name == "rest":
             server = env.services("rest")
             server.pages[f"/{name}"] = records
-            endpoint = {"path": f"/{name}", "records_path": "data",
-                        "pagination": {"type": "page_number", "page_param": "page", "size_param": "per_page"}}
-            return Written("rest", "pages of 25", {"connection": "src", "endpoint": endpoint},
-                           platform.rest_connection(server.url), held)
+            endpoint = {
+                "path": f"/{name}",
+                "records_path": "data",
+                "pagination": {"type": "page_number", "page_param": "page", "size_param": "per_page"},
+            }
+            return Written(
+                "rest",
+                "pages of 25",
+                {"connection": "src", "endpoint": endpoint},
+                platform.rest_connection(server.url),
+                held,
+            )
         if kind.name == "ndjson":
             path = folder / "data.ndjson"
             path.write_text("".join(r + "\n" for r in records), encoding="utf-8")
@@ -175,39 +209,86 @@ def write(env: Env, kind: SourceKind, table: Table, name: str, data) -> Written:
             path = folder / "data.json"
             path.write_text("[\n" + ",\n".join(records) + "\n]\n", encoding="utf-8")
             lines = {}
-        return Written(kind.kind, "", {"connection": "src", "files": f"{name}/{path.name}"}, local, held, lines, f"{name}/{path.name}")
+        return Written(
+            kind.kind,
+            "",
+            {"connection": "src", "files": f"{name}/{path.name}"},
+            local,
+            held,
+            lines,
+            f"{name}/{path.name}",
+        )
     if kind.name in ("parquet", "s3-parquet"):
         path = folder / "data.parquet"
         held = sources.write_parquet(table, path)
         connection = _to_s3(env, path, f"{name}/data.parquet") if kind.name == "s3-parquet" else local
         lines = {rid: i + 1 for i, rid in enumerate(table.rids)}
-        return Written(kind.kind, "pyarrow", {"connection": "src", "files": f"{name}/data.parquet"}, connection, held, lines,
-                       f"{name}/data.parquet", typed_rid=True)
+        return Written(
+            kind.kind,
+            "pyarrow",
+            {"connection": "src", "files": f"{name}/data.parquet"},
+            connection,
+            held,
+            lines,
+            f"{name}/data.parquet",
+            typed_rid=True,
+        )
     if kind.name == "xlsx":
         path = folder / "data.xlsx"
         choices = data.draw(st.lists(st.integers(0, 5), min_size=1, max_size=8), label="cell forms")
         held = sources.write_xlsx(table, path, choices)
         lines = {rid: i + 2 for i, rid in enumerate(table.rids)}
-        return Written("xlsx", "openpyxl", {"connection": "src", "files": f"{name}/data.xlsx"}, local, held, lines, f"{name}/data.xlsx",
-                       typed_rid=True)
+        return Written(
+            "xlsx",
+            "openpyxl",
+            {"connection": "src", "files": f"{name}/data.xlsx"},
+            local,
+            held,
+            lines,
+            f"{name}/data.xlsx",
+            typed_rid=True,
+        )
     if kind.kind == "sqlite":
         path = folder / "data.sqlite"
         held = sources.write_sqlite(table, path)
-        return Written("sqlite", "sqlite3", {"connection": "src", "table": "data"}, ("sqlite", {"path": str(path)}), held, typed_rid=True)
+        return Written(
+            "sqlite",
+            "sqlite3",
+            {"connection": "src", "table": "data"},
+            ("sqlite", {"path": str(path)}),
+            held,
+            typed_rid=True,
+        )
     if kind.kind == "duckdb":
         path = folder / "data.duckdb"
         held = sources.write_duckdb(table, path)
-        return Written("duckdb", "duckdb", {"connection": "src", "table": "data"}, ("duckdb", {"path": str(path)}), held, typed_rid=True)
+        return Written(
+            "duckdb",
+            "duckdb",
+            {"connection": "src", "table": "data"},
+            ("duckdb", {"path": str(path)}),
+            held,
+            typed_rid=True,
+        )
     if kind.kind == "postgres":
         pg = env.services("postgres")
         held = sources.write_postgres(table, pg, name)
         options = {"host": pg["host"], "port": pg["port"], "database": pg["dbname"], "user": pg["user"]}
-        return Written("postgres", "psycopg2", {"connection": "src", "table": f"public.{name}"}, ("postgres", options), held, typed_rid=True)
+        return Written(
+            "postgres",
+            "psycopg2",
+            {"connection": "src", "table": f"public.{name}"},
+            ("postgres", options),
+            held,
+            typed_rid=True,
+        )
     if kind.kind == "mariadb":
         my = env.services("mariadb")
         held = sources.write_mariadb(table, my, name)
         options = {"host": my["host"], "port": my["port"], "database": my["database"], "user": my["user"]}
-        return Written("mariadb", "pymysql", {"connection": "src", "table": name}, ("mysql", options), held, typed_rid=True)
+        return Written(
+            "mariadb", "pymysql", {"connection": "src", "table": name}, ("mysql", options), held, typed_rid=True
+        )
     raise ValueError(kind.name)
 
 
@@ -228,8 +309,16 @@ def mapping(table: Table) -> dict:
     return columns
 
 
-def pipeline_spec(written: Written, table: Table, destination: platform.Destination, *, schema: str, name: str,
-                  implicit: bool, sync: dict | None = None) -> dict:
+def pipeline_spec(
+    written: Written,
+    table: Table,
+    destination: platform.Destination,
+    *,
+    schema: str,
+    name: str,
+    implicit: bool,
+    sync: dict | None = None,
+) -> dict:
     source = dict(written.source)
     if not implicit:
         source["columns"] = mapping(table)
@@ -247,11 +336,17 @@ def implicit_type(holder: str) -> str:
 def _parquet_interval_too_fine(written: Written, destination: platform.Destination, value) -> bool:
     """Without a mapping MariaDB's TIME lands as an interval (it spans -838 h to 838 h), and a Parquet INTERVAL
     counts milliseconds: a time with microseconds cannot be stored there exactly."""
-    return (written.kind == "mariadb" and destination.kind == "parquet" and isinstance(value, dt.time)
-            and value.microsecond % 1000 != 0)
+    return (
+        written.kind == "mariadb"
+        and destination.kind == "parquet"
+        and isinstance(value, dt.time)
+        and value.microsecond % 1000 != 0
+    )
 
 
-def expectations(table: Table, written: Written, destination: platform.Destination, implicit: bool) -> dict[int, RowExpectation]:
+def expectations(
+    table: Table, written: Written, destination: platform.Destination, implicit: bool
+) -> dict[int, RowExpectation]:
     out = {}
     for i, rid in enumerate(table.rids):
         held: list[Held] = written.held[rid]
@@ -264,7 +359,9 @@ def expectations(table: Table, written: Written, destination: platform.Destinati
             if implicit and _parquet_interval_too_fine(written, destination, value):
                 value = REJECT
             if destination.kind == "csv" and value is not REJECT:
-                value = csv_file_form(value.value, target) if isinstance(value, Either) else csv_file_form(value, target)
+                value = (
+                    csv_file_form(value.value, target) if isinstance(value, Either) else csv_file_form(value, target)
+                )
             cells.append(value)
             sent.append(h.value)
         out[rid] = RowExpectation(rid, cells, sent, written.lines.get(rid))
@@ -287,7 +384,9 @@ class CaseResult:
     context: str = ""
 
 
-def check_replace(env: Env, kind: SourceKind, destinations: tuple[str, ...], table: Table, data, test: str) -> CaseResult:
+def check_replace(
+    env: Env, kind: SourceKind, destinations: tuple[str, ...], table: Table, data, test: str
+) -> CaseResult:
     """Write ``table`` once through ``kind`` and load it into each destination by replace (one case
     each); compare every destination with the oracle."""
     source_name = env.fresh()
@@ -297,17 +396,37 @@ def check_replace(env: Env, kind: SourceKind, destinations: tuple[str, ...], tab
         name = env.fresh()
         destination = env.destination(destination_kind)
         spec = pipeline_spec(written, table, destination, schema=env.module, name=name, implicit=kind.implicit)
-        outcome = platform.load(spec, pipeline=name, schema=env.module, table=name, connection=written.connection,
-                                destination=destination, con=env.con, run_id=f"run-{name}")
+        outcome = platform.load(
+            spec,
+            pipeline=name,
+            schema=env.module,
+            table=name,
+            connection=written.connection,
+            destination=destination,
+            con=env.con,
+            run_id=f"run-{name}",
+        )
         context = f"{kind.name}{f' ({written.variant})' if written.variant else ''}, replace, {destination_kind}"
-        findings = judge(env, table, written, destination, name, outcome, context, implicit=kind.implicit, source_kind=kind.kind)
+        findings = judge(
+            env, table, written, destination, name, outcome, context, implicit=kind.implicit, source_kind=kind.kind
+        )
         TALLY.case(source=written.kind, destination=destination_kind, mode="replace", findings=findings, test=test)
         result.findings += findings
     return result
 
 
-def judge(env: Env, table: Table, written: Written, destination: platform.Destination, name: str, outcome: platform.Outcome,
-          context: str, *, implicit: bool, source_kind: str) -> list[Finding]:
+def judge(
+    env: Env,
+    table: Table,
+    written: Written,
+    destination: platform.Destination,
+    name: str,
+    outcome: platform.Outcome,
+    context: str,
+    *,
+    implicit: bool,
+    source_kind: str,
+) -> list[Finding]:
     expect = expectations(table, written, destination, implicit)
     stored = platform.stored(destination, env.con, env.module, name)
     rejected_rows = platform.rejected(env.con, env.module, name)
@@ -315,17 +434,29 @@ def judge(env: Env, table: Table, written: Written, destination: platform.Destin
     observe(source_kind, table, stored, destination.kind, implicit, names)
     accepted = [e for e in expect.values() if e.verdict != "reject"]
     if outcome.failed and any(e.verdict in ("accept", "either") for e in expect.values()):
-        return [Finding("loud", f"{context}: the load failed: {outcome.error.splitlines()[0][:300]} "
-                                f"(expected {len(accepted)} of {len(expect)} rows to land)", f"load failed: {_error_class(outcome.error)}")]
+        return [
+            Finding(
+                "loud",
+                f"{context}: the load failed: {outcome.error.splitlines()[0][:300]} "
+                f"(expected {len(accepted)} of {len(expect)} rows to land)",
+                f"load failed: {_error_class(outcome.error)}",
+            )
+        ]
     if outcome.failed:
         # A replace that accepts nothing fails and keeps the old table (NOWIPE, checked by the
         # sync-mode cases); a load that went through anyway is still checked row by row.
         return []
     if stored.error:
-        return [Finding("loud", f"{context}: the committed table cannot be read back: {stored.error[:300]}",
-                        f"unreadable table: {stored.error.split(':')[0]}")]
-    findings = _stored_checks(context, expect, stored, rid_name, names, types, rejected_rows, written,
-                              [c.source for c in table.columns])
+        return [
+            Finding(
+                "loud",
+                f"{context}: the committed table cannot be read back: {stored.error[:300]}",
+                f"unreadable table: {stored.error.split(':')[0]}",
+            )
+        ]
+    findings = _stored_checks(
+        context, expect, stored, rid_name, names, types, rejected_rows, written, [c.source for c in table.columns]
+    )
     classify(table, expect, stored, rejected_rows, names, types, rid_name, source_kind, implicit)
     return findings
 
@@ -337,7 +468,9 @@ def _error_class(error: str) -> str:
     return f"{kind}: {rest.rsplit(' failed: ', 1)[-1].strip()[:90]}"
 
 
-def _stored_checks(context, expect, stored, rid_name, names, types, rejected_rows, written, source_names) -> list[Finding]:
+def _stored_checks(
+    context, expect, stored, rid_name, names, types, rejected_rows, written, source_names
+) -> list[Finding]:
     findings: list[Finding] = []
     line_to_rid = {line: rid for rid, line in written.lines.items()}
     by_rid: dict[int, list[dict]] = {}
@@ -351,7 +484,13 @@ def _stored_checks(context, expect, stored, rid_name, names, types, rejected_row
         rid = rid_of(r, RID, RID_SOURCE, line_to_rid)
         rejected_by_rid.setdefault(rid, []).append(r)
     for rid in set(by_rid) - set(expect):
-        findings.append(Finding("silent", f"{context}: stored a row with row id {rid!r} that was never sent: {by_rid[rid][0]}", "row never sent"))
+        findings.append(
+            Finding(
+                "silent",
+                f"{context}: stored a row with row id {rid!r} that was never sent: {by_rid[rid][0]}",
+                "row never sent",
+            )
+        )
     for rid, e in expect.items():
         rows = by_rid.get(rid, [])
         rejections = rejected_by_rid.get(rid, [])
@@ -360,21 +499,44 @@ def _stored_checks(context, expect, stored, rid_name, names, types, rejected_row
         if rows:
             findings += cell_findings(context, names, types, e, rows[0])
             if rejections:
-                findings.append(Finding("silent", f"{context}: row {rid} both stored and rejected ({rejections[0].reasons})", "stored and rejected"))
+                findings.append(
+                    Finding(
+                        "silent",
+                        f"{context}: row {rid} both stored and rejected ({rejections[0].reasons})",
+                        "stored and rejected",
+                    )
+                )
             continue
         if not rejections and whole_file:
             if e.verdict != "reject":
-                findings.append(Finding("loud", f"{context}: row {rid} (sent {shown(e.sent)}) was rejected with its whole file: "
-                                                f"{whole_file[0].reasons}", f"file rejected: {_reason_class(whole_file[0].reasons)}"))
+                findings.append(
+                    Finding(
+                        "loud",
+                        f"{context}: row {rid} (sent {shown(e.sent)}) was rejected with its whole file: "
+                        f"{whole_file[0].reasons}",
+                        f"file rejected: {_reason_class(whole_file[0].reasons)}",
+                    )
+                )
             continue
         if not rejections:
-            findings.append(Finding("silent", f"{context}: row {rid} (sent {shown(e.sent)}) is neither stored nor rejected", "row missing without a record"))
+            findings.append(
+                Finding(
+                    "silent",
+                    f"{context}: row {rid} (sent {shown(e.sent)}) is neither stored nor rejected",
+                    "row missing without a record",
+                )
+            )
             continue
         r = rejections[0]
         if e.verdict == "accept":
             cols = [f"{n}={shown(s)}" for n, s in zip(names, e.sent)]
-            findings.append(Finding("loud", f"{context}: row {rid}: expected {', '.join(cols)} to land, rejected with reason {r.reasons}",
-                                    f"rejected what the contract accepts: {_reason_class(r.reasons)}"))
+            findings.append(
+                Finding(
+                    "loud",
+                    f"{context}: row {rid}: expected {', '.join(cols)} to land, rejected with reason {r.reasons}",
+                    f"rejected what the contract accepts: {_reason_class(r.reasons)}",
+                )
+            )
             continue
         findings += _record_checks(context, e, r, names, types, written, source_names)
     return findings
@@ -393,20 +555,47 @@ def _record_checks(context, e: RowExpectation, r, names, types, written: Written
         # The target column's name, or the source column's it was read from
         named = (names[i], source_names[i])
         if not any(reason.startswith((f"{n}:", f"{n} ")) for n in named for reason in reasons):
-            findings.append(Finding("record", f"{context}: row {e.rid}: column {names[i]!r} ({types[i]}, sent {shown(e.sent[i])}) "
-                                              f"rejected, but the reasons {reasons} do not name it", "reason does not name the column"))
+            findings.append(
+                Finding(
+                    "record",
+                    f"{context}: row {e.rid}: column {names[i]!r} ({types[i]}, sent {shown(e.sent[i])}) "
+                    f"rejected, but the reasons {reasons} do not name it",
+                    "reason does not name the column",
+                )
+            )
         sent = e.sent[i]
         if isinstance(sent, str) and len(sent) >= 4 and any(sent in reason for reason in reasons):
-            findings.append(Finding("record", f"{context}: row {e.rid}: a reason shows the rejected value {shown(sent)}", "reason shows the value"))
+            findings.append(
+                Finding(
+                    "record",
+                    f"{context}: row {e.rid}: a reason shows the rejected value {shown(sent)}",
+                    "reason shows the value",
+                )
+            )
     if r.kind != "rule":
-        findings.append(Finding("record", f"{context}: row {e.rid} rejected with kind {r.kind!r}, expected 'rule' (a value that does not convert)",
-                                f"rejected kind {r.kind!r} instead of 'rule'"))
+        findings.append(
+            Finding(
+                "record",
+                f"{context}: row {e.rid} rejected with kind {r.kind!r}, expected 'rule' (a value that does not convert)",
+                f"rejected kind {r.kind!r} instead of 'rule'",
+            )
+        )
     if written.source_file is not None and r.source_file != written.source_file:
-        findings.append(Finding("record", f"{context}: row {e.rid} rejected with source_file {r.source_file!r}, expected {written.source_file!r}",
-                                "source_file"))
+        findings.append(
+            Finding(
+                "record",
+                f"{context}: row {e.rid} rejected with source_file {r.source_file!r}, expected {written.source_file!r}",
+                "source_file",
+            )
+        )
     if e.line is not None and r.source_line != e.line:
-        findings.append(Finding("record", f"{context}: row {e.rid} rejected with source_line {r.source_line}, expected {e.line}",
-                                "source_line"))
+        findings.append(
+            Finding(
+                "record",
+                f"{context}: row {e.rid} rejected with source_line {r.source_line}, expected {e.line}",
+                "source_line",
+            )
+        )
     return findings
 
 
@@ -414,22 +603,39 @@ def observe(source_kind: str, table: Table, stored, destination_kind: str, impli
     """Record, for the type table, what each column became in the destination."""
     types = dict(stored.columns) if stored.exists else {}
     for column, name in zip(table.columns, names):
-        key = (source_kind + (" (implicit)" if implicit else ""), base_type(column.type if not implicit else implicit_type(column.holder)),
-               base_type(column.holder))
+        key = (
+            source_kind + (" (implicit)" if implicit else ""),
+            base_type(column.type if not implicit else implicit_type(column.holder)),
+            base_type(column.holder),
+        )
         if name in types:
             TALLY.column_types[key][destination_kind].add(_short_type(types[name]))
 
 
 def _short_type(t: str) -> str:
     t = t.upper()
-    for long, short in (("TIMESTAMP WITH TIME ZONE", "TIMESTAMPTZ"), ("TIMESTAMP WITHOUT TIME ZONE", "TIMESTAMP"),
-                        ("TIME WITHOUT TIME ZONE", "TIME"), ("CHARACTER VARYING", "VARCHAR"), ("DOUBLE PRECISION", "DOUBLE")):
+    for long, short in (
+        ("TIMESTAMP WITH TIME ZONE", "TIMESTAMPTZ"),
+        ("TIMESTAMP WITHOUT TIME ZONE", "TIMESTAMP"),
+        ("TIME WITHOUT TIME ZONE", "TIME"),
+        ("CHARACTER VARYING", "VARCHAR"),
+        ("DOUBLE PRECISION", "DOUBLE"),
+    ):
         t = t.replace(long, short)
     return t.split("(")[0] if t.startswith(("DECIMAL", "NUMERIC")) else t
 
 
-def classify(table: Table, expect: dict, stored, rejected_rows, names: list[str], types: list[str], rid_name: str,
-             source_kind: str, implicit: bool) -> None:
+def classify(
+    table: Table,
+    expect: dict,
+    stored,
+    rejected_rows,
+    names: list[str],
+    types: list[str],
+    rid_name: str,
+    source_kind: str,
+    implicit: bool,
+) -> None:
     """Value classes (sample labels) the platform stored exactly, changed or rejected, per source kind and type."""
     from etl_platform_tests.fidelity.compare import same
 
@@ -499,7 +705,11 @@ class FixedChoices:
     (the first CSV dialect, or a given one; JSON strings, or bare literals)."""
 
     def __init__(self, dialect=None, json_forms=(0,), cell_forms=(0,)):
-        self.choices = {"dialect": dialect or sources.CSV_DIALECTS[0], "json forms": list(json_forms), "cell forms": list(cell_forms)}
+        self.choices = {
+            "dialect": dialect or sources.CSV_DIALECTS[0],
+            "json forms": list(json_forms),
+            "cell forms": list(cell_forms),
+        }
 
     def draw(self, strategy, label=None):
         return self.choices[label]

@@ -37,12 +37,27 @@ class Either:
 
 
 INTEGER_RANGES = {"bigint": (-(2**63), 2**63 - 1), "integer": (-(2**31), 2**31 - 1), "smallint": (-(2**15), 2**15 - 1)}
-TARGET_TYPES = ("varchar", "bigint", "integer", "smallint", "double", "decimal", "boolean", "date", "time", "timestamp",
-                "timestamptz", "json", "uuid")
+TARGET_TYPES = (
+    "varchar",
+    "bigint",
+    "integer",
+    "smallint",
+    "double",
+    "decimal",
+    "boolean",
+    "date",
+    "time",
+    "timestamp",
+    "timestamptz",
+    "json",
+    "uuid",
+)
 
 _INTEGER = re.compile(r" *([+-]?[0-9]+)(\.0+)? *")
 _DECIMAL = re.compile(r" *([+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?) *")
-_DOUBLE = re.compile(r" *([+-]?(?:(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|inf|infinity|nan)) *", re.IGNORECASE)
+_DOUBLE = re.compile(
+    r" *([+-]?(?:(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|inf|infinity|nan)) *", re.IGNORECASE
+)
 _TRUE, _FALSE = {"true", "t", "yes", "y", "1"}, {"false", "f", "no", "n", "0"}
 _DATE = r"([0-9]{4})-([0-9]{2})-([0-9]{2})"
 _CLOCK = r"([0-9]{2}):([0-9]{2})(?::([0-9]{2})(?:\.([0-9]+))?)?"
@@ -265,8 +280,14 @@ class JsonValue:
 
 
 _PARSERS = {
-    "double": _double, "boolean": _boolean, "date": _date, "time": _time, "timestamp": _timestamp,
-    "timestamptz": _timestamptz, "json": _json, "uuid": _uuid,
+    "double": _double,
+    "boolean": _boolean,
+    "date": _date,
+    "time": _time,
+    "timestamp": _timestamp,
+    "timestamptz": _timestamptz,
+    "json": _json,
+    "uuid": _uuid,
 }
 
 

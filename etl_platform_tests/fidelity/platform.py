@@ -52,8 +52,17 @@ class Destination:
         if self.kind == "postgres":
             pg = self.postgres
             options = {"host": pg["host"], "port": pg["port"], "database": pg["dbname"], "user": pg["user"]}
-            return destination_for("postgres", build("dest", "postgres", options), schema, table, file_format=None, partition_by=[])
-        return destination_for("local", build("lake", "local", {"path": str(self.folder)}), schema, table, file_format=self.kind, partition_by=[])
+            return destination_for(
+                "postgres", build("dest", "postgres", options), schema, table, file_format=None, partition_by=[]
+            )
+        return destination_for(
+            "local",
+            build("lake", "local", {"path": str(self.folder)}),
+            schema,
+            table,
+            file_format=self.kind,
+            partition_by=[],
+        )
 
 
 def source_connector(connection: tuple[str, dict] | None):
@@ -79,15 +88,33 @@ class Outcome:
 LOAD_ERRORS = (ingest.LoadFailed, ConnectorError, DestinationError, MissingSecret, sync.SchemaMismatch)
 
 
-def load(spec: dict, *, pipeline: str, schema: str, table: str, connection, destination: Destination,
-         con: duckdb.DuckDBPyConnection, run_id: str) -> Outcome:
+def load(
+    spec: dict,
+    *,
+    pipeline: str,
+    schema: str,
+    table: str,
+    connection,
+    destination: Destination,
+    con: duckdb.DuckDBPyConnection,
+    run_id: str,
+) -> Outcome:
     """One load of ``spec`` (a pipeline's YAML as a dict) into ``schema.table``, as the load asset runs it."""
     parsed = PipelineSpec.model_validate(spec)
-    target = ingest.Target(TableRef(schema, table), TableRef(schema, f"{table}_rejected"),
-                           destination.platform_destination(schema, table))
+    target = ingest.Target(
+        TableRef(schema, table), TableRef(schema, f"{table}_rejected"), destination.platform_destination(schema, table)
+    )
     try:
-        result = extract.load_source(parsed, pipeline=pipeline, connector=source_connector(connection), con=con,
-                                     target=target, run_id=run_id, log=lambda message: None, progress_interval=3600)
+        result = extract.load_source(
+            parsed,
+            pipeline=pipeline,
+            connector=source_connector(connection),
+            con=con,
+            target=target,
+            run_id=run_id,
+            log=lambda message: None,
+            progress_interval=3600,
+        )
     except LOAD_ERRORS as err:
         return Outcome(error=f"{type(err).__name__}: {err}")
     return Outcome(result=result)
@@ -142,9 +169,9 @@ def _duckdb_rows(con: duckdb.DuckDBPyConnection, relation: str) -> Stored:
         cur.close()
     names = [n for n, _ in columns]
     converters = [_FROM_NUMBER.get(t) for _, t in columns]
-    return Stored(columns, [
-        {n: (c(v) if c and v is not None else v) for n, c, v in zip(names, converters, row)} for row in rows
-    ])
+    return Stored(
+        columns, [{n: (c(v) if c and v is not None else v) for n, c, v in zip(names, converters, row)} for row in rows]
+    )
 
 
 @dataclass(frozen=True)
@@ -266,8 +293,15 @@ def warehouse(path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
 # --- the same load as a Dagster run ------------------------------------------------------
 
 
-def dagster_load(spec: dict, *, pipeline: str, connection: tuple[str, dict] | None, destination: Destination,
-                 warehouse_path: Path, instance) -> tuple[bool, str]:
+def dagster_load(
+    spec: dict,
+    *,
+    pipeline: str,
+    connection: tuple[str, dict] | None,
+    destination: Destination,
+    warehouse_path: Path,
+    instance,
+) -> tuple[bool, str]:
     """Run ``spec`` as the pipeline's Dagster job, in process; returns (success, failure message)."""
     import dagster as dg
 
@@ -289,8 +323,13 @@ def dagster_load(spec: dict, *, pipeline: str, connection: tuple[str, dict] | No
         dest_connector = destination.platform_destination("x", "x").connector
         destination_kind = dest_connector.kind
         resources[resource_key(name)] = as_resource(dest_connector)
-    ctx = PipelineContext(name=pipeline, names=table_names(parsed, pipeline), defined_at={}, connection_kind=kind,
-                          destination_kind=destination_kind)
+    ctx = PipelineContext(
+        name=pipeline,
+        names=table_names(parsed, pipeline),
+        defined_at={},
+        connection_kind=kind,
+        destination_kind=destination_kind,
+    )
     defs = dg.Definitions.merge(build_pipeline_defs(parsed, ctx), dg.Definitions(resources=resources))
     result = defs.resolve_job_def(f"{pipeline}_job").execute_in_process(instance=instance, raise_on_error=False)
     if result.success:
@@ -306,4 +345,3 @@ def dagster_load(spec: dict, *, pipeline: str, connection: tuple[str, dict] | No
 
 def rest_connection(base_url: str) -> tuple[str, dict]:
     return "rest", {"base_url": base_url, "max_retries": 0, "page_size": 25}
-

@@ -77,6 +77,7 @@ def postgres_session(pg: dict):
 
 # --- CSV ---------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class CsvDialect:
     name: str
@@ -105,7 +106,9 @@ def write_csv_python(table: Table, path: Path, dialect: CsvDialect) -> None:
     """Python's csv module, as most scripts write CSV."""
     out = io.StringIO(newline="")
     quoting = dialect.quoting
-    if dialect.line_end == "\n" and any(isinstance(s.value, str) and "\r" in s.value for c in table.columns for s in c.samples):
+    if dialect.line_end == "\n" and any(
+        isinstance(s.value, str) and "\r" in s.value for c in table.columns for s in c.samples
+    ):
         quoting = csv.QUOTE_ALL  # Python 3.11 would leave a CR unquoted and the file could not say where a line ends
     writer = csv.writer(out, delimiter=dialect.delimiter, quoting=quoting, lineterminator=dialect.line_end)
     writer.writerow([RID_SOURCE, *(c.source for c in table.columns)])
@@ -142,17 +145,27 @@ def write_csv_postgres(table: Table, path: Path, pg: dict, name: str) -> None:
     columns = [RID_SOURCE, *(c.source for c in table.columns)]
     with postgres_session(pg) as cur:
         ident = sql.Identifier(name)
-        cur.execute(sql.SQL("CREATE TEMP TABLE {} ({})").format(
-            ident, sql.SQL(", ").join(sql.SQL("{} text").format(sql.Identifier(c)) for c in columns)))
+        cur.execute(
+            sql.SQL("CREATE TEMP TABLE {} ({})").format(
+                ident, sql.SQL(", ").join(sql.SQL("{} text").format(sql.Identifier(c)) for c in columns)
+            )
+        )
         rows = [[str(rid), *(s.value for s in table.row(i))] for i, rid in enumerate(table.rids)]
         if rows:
-            cur.executemany(sql.SQL("INSERT INTO {} VALUES ({})").format(ident, sql.SQL(", ").join(sql.Placeholder() * len(columns))), rows)
+            cur.executemany(
+                sql.SQL("INSERT INTO {} VALUES ({})").format(
+                    ident, sql.SQL(", ").join(sql.Placeholder() * len(columns))
+                ),
+                rows,
+            )
         out = io.StringIO()
         cur.copy_expert(sql.SQL("COPY {} TO STDOUT (FORMAT csv, HEADER)").format(ident).as_string(cur), out)
     path.write_bytes(out.getvalue().encode("utf-8"))
 
 
-def held_from_csv(data: bytes, delimiter: str, table: Table, null_strings=("",)) -> tuple[dict[int, list[Held]], dict[int, int]]:
+def held_from_csv(
+    data: bytes, delimiter: str, table: Table, null_strings=("",)
+) -> tuple[dict[int, list[Held]], dict[int, int]]:
     """What each CSV cell says, by our own reader: an unquoted null string is NULL."""
     parsed = csv_text.records(csv_text.decode(data), delimiter)
     header_line, header = parsed[0]
@@ -216,10 +229,21 @@ def arrow_type(holder: str):
         p, s = (int(x) for x in holder[holder.index("(") + 1 : -1].split(","))
         return pa.decimal128(p, s)
     return {
-        "text": pa.string(), "varchar": pa.string(), "bigint": pa.int64(), "integer": pa.int32(), "smallint": pa.int16(),
-        "double": pa.float64(), "float32": pa.float32(), "boolean": pa.bool_(), "date": pa.date32(), "time": pa.time64("us"),
-        "timestamp": pa.timestamp("us"), "timestamptz": pa.timestamp("us", tz="UTC"), "timestamp_ns": pa.timestamp("ns"),
-        "json": pa.json_(), "uuid": pa.uuid(),
+        "text": pa.string(),
+        "varchar": pa.string(),
+        "bigint": pa.int64(),
+        "integer": pa.int32(),
+        "smallint": pa.int16(),
+        "double": pa.float64(),
+        "float32": pa.float32(),
+        "boolean": pa.bool_(),
+        "date": pa.date32(),
+        "time": pa.time64("us"),
+        "timestamp": pa.timestamp("us"),
+        "timestamptz": pa.timestamp("us", tz="UTC"),
+        "timestamp_ns": pa.timestamp("ns"),
+        "json": pa.json_(),
+        "uuid": pa.uuid(),
     }[kind]
 
 
@@ -249,7 +273,10 @@ def write_parquet(table: Table, path: Path) -> dict[int, list[Held]]:
             arrays.append(pa.array(values, typ))
     names = [RID_SOURCE, *(c.source for c in table.columns)]
     pq.write_table(pa.Table.from_arrays(arrays, names=names), path)
-    return {rid: [Held(_held_typed(c.samples[i].value, c.holder), c.holder) for c in table.columns] for i, rid in enumerate(table.rids)}
+    return {
+        rid: [Held(_held_typed(c.samples[i].value, c.holder), c.holder) for c in table.columns]
+        for i, rid in enumerate(table.rids)
+    }
 
 
 def _held_typed(value, holder: str):
@@ -279,7 +306,13 @@ def xlsx_cell(text: str | None, target: str, choice: int) -> tuple[object, str |
             parsed = dt.datetime.fromisoformat(text)
         except ValueError:
             parsed = None
-        if parsed is not None and parsed.tzinfo is None and parsed.microsecond == 0 and len(text) >= 16 and parsed.year >= 1900:
+        if (
+            parsed is not None
+            and parsed.tzinfo is None
+            and parsed.microsecond == 0
+            and len(text) >= 16
+            and parsed.year >= 1900
+        ):
             shown = parsed.date().isoformat() if parsed.time() == dt.time() else parsed.isoformat(sep=" ")
             return parsed, shown
     return text, text
@@ -308,21 +341,56 @@ def write_xlsx(table: Table, path: Path, choices: list[int]) -> dict[int, list[H
 
 
 # SQL types of each holder, per database
-_PG_TYPES = {"text": "text", "varchar": "text", "bigint": "bigint", "integer": "integer", "smallint": "smallint",
-             "double": "double precision", "boolean": "boolean", "date": "date", "time": "time", "timestamp": "timestamp",
-             "timestamptz": "timestamptz", "json": "jsonb", "uuid": "uuid"}
-_MARIADB_TYPES = {"text": "LONGTEXT", "varchar": "LONGTEXT", "bigint": "BIGINT", "integer": "INT", "smallint": "SMALLINT",
-                  "double": "DOUBLE", "date": "DATE", "time": "TIME(6)", "timestamp": "DATETIME(6)"}
-_DUCKDB_TYPES = {"text": "VARCHAR", "varchar": "VARCHAR", "bigint": "BIGINT", "integer": "INTEGER", "smallint": "SMALLINT",
-                 "double": "DOUBLE", "boolean": "BOOLEAN", "date": "DATE", "time": "TIME", "timestamp": "TIMESTAMP",
-                 "timestamptz": "TIMESTAMPTZ", "json": "JSON", "uuid": "UUID"}
+_PG_TYPES = {
+    "text": "text",
+    "varchar": "text",
+    "bigint": "bigint",
+    "integer": "integer",
+    "smallint": "smallint",
+    "double": "double precision",
+    "boolean": "boolean",
+    "date": "date",
+    "time": "time",
+    "timestamp": "timestamp",
+    "timestamptz": "timestamptz",
+    "json": "jsonb",
+    "uuid": "uuid",
+}
+_MARIADB_TYPES = {
+    "text": "LONGTEXT",
+    "varchar": "LONGTEXT",
+    "bigint": "BIGINT",
+    "integer": "INT",
+    "smallint": "SMALLINT",
+    "double": "DOUBLE",
+    "date": "DATE",
+    "time": "TIME(6)",
+    "timestamp": "DATETIME(6)",
+}
+_DUCKDB_TYPES = {
+    "text": "VARCHAR",
+    "varchar": "VARCHAR",
+    "bigint": "BIGINT",
+    "integer": "INTEGER",
+    "smallint": "SMALLINT",
+    "double": "DOUBLE",
+    "boolean": "BOOLEAN",
+    "date": "DATE",
+    "time": "TIME",
+    "timestamp": "TIMESTAMP",
+    "timestamptz": "TIMESTAMPTZ",
+    "json": "JSON",
+    "uuid": "UUID",
+}
 _SQLITE_TYPES = {"text": "TEXT", "bigint": "INTEGER", "double": "REAL"}
 
 
 def sql_type(database: str, holder: str) -> str:
     if holder.startswith("decimal"):
         return holder.upper() if database != "postgres" else holder.replace("decimal", "numeric")
-    return {"postgres": _PG_TYPES, "mariadb": _MARIADB_TYPES, "duckdb": _DUCKDB_TYPES, "sqlite": _SQLITE_TYPES}[database][holder]
+    return {"postgres": _PG_TYPES, "mariadb": _MARIADB_TYPES, "duckdb": _DUCKDB_TYPES, "sqlite": _SQLITE_TYPES}[
+        database
+    ][holder]
 
 
 def _db_value(value, database: str):
@@ -338,7 +406,9 @@ def _db_value(value, database: str):
 
 
 def _create_sql(database: str, name: str, table: Table, quote: Callable[[str], str]) -> str:
-    columns = [f"{quote(RID_SOURCE)} BIGINT"] + [f"{quote(c.source)} {sql_type(database, c.holder)}" for c in table.columns]
+    columns = [f"{quote(RID_SOURCE)} BIGINT"] + [
+        f"{quote(c.source)} {sql_type(database, c.holder)}" for c in table.columns
+    ]
     return f"CREATE TABLE {quote(name)} ({', '.join(columns)})"
 
 
@@ -364,7 +434,8 @@ def write_postgres(table: Table, pg: dict, name: str) -> dict[int, list[Held]]:
             cur.executemany(f"INSERT INTO {_pg_quote(name)} VALUES ({placeholders})", _rows(table, "postgres"))
         # What PostgreSQL holds, read back by its own driver (json as text, parsed exactly here)
         selects = [_pg_quote(RID_SOURCE)] + [
-            f"{_pg_quote(c.source)}::text" if c.holder in ("json", "uuid") else _pg_quote(c.source) for c in table.columns
+            f"{_pg_quote(c.source)}::text" if c.holder in ("json", "uuid") else _pg_quote(c.source)
+            for c in table.columns
         ]
         cur.execute(f"SELECT {', '.join(selects)} FROM {_pg_quote(name)}")
         return {row[0]: [_held_back(v, c.holder) for v, c in zip(row[1:], table.columns)] for row in cur.fetchall()}
@@ -391,10 +462,14 @@ def write_mariadb(table: Table, my: dict, name: str) -> dict[int, list[Held]]:
             cur.execute("SET time_zone = '+00:00'")
             cur.execute(_create_sql("mariadb", name, table, _my_quote) + " DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin")
             if table.rids:
-                cur.executemany(f"INSERT INTO {_my_quote(name)} VALUES ({', '.join(['%s'] * (len(table.columns) + 1))})",
-                                _rows(table, "mariadb"))
+                cur.executemany(
+                    f"INSERT INTO {_my_quote(name)} VALUES ({', '.join(['%s'] * (len(table.columns) + 1))})",
+                    _rows(table, "mariadb"),
+                )
             cur.execute(f"SELECT * FROM {_my_quote(name)}")
-            return {row[0]: [_mariadb_held(v, c.holder) for v, c in zip(row[1:], table.columns)] for row in cur.fetchall()}
+            return {
+                row[0]: [_mariadb_held(v, c.holder) for v, c in zip(row[1:], table.columns)] for row in cur.fetchall()
+            }
     finally:
         conn.close()
 
@@ -409,15 +484,24 @@ def write_sqlite(table: Table, path: Path) -> dict[int, list[Held]]:
     conn = sqlite3.connect(path)
     try:
         conn.execute(_create_sql("sqlite", "data", table, _pg_quote))
-        conn.executemany(f"INSERT INTO data VALUES ({', '.join(['?'] * (len(table.columns) + 1))})", _rows(table, "sqlite"))
+        conn.executemany(
+            f"INSERT INTO data VALUES ({', '.join(['?'] * (len(table.columns) + 1))})", _rows(table, "sqlite")
+        )
         conn.commit()
         # SQLite holds whatever storage class each value ended up in: read back with typeof()
-        selects = [_pg_quote(RID_SOURCE)] + [f"{_pg_quote(c.source)}, typeof({_pg_quote(c.source)})" for c in table.columns]
+        selects = [_pg_quote(RID_SOURCE)] + [
+            f"{_pg_quote(c.source)}, typeof({_pg_quote(c.source)})" for c in table.columns
+        ]
         held = {}
         for row in conn.execute(f"SELECT {', '.join(selects)} FROM data"):
             values = row[1:]
             held[row[0]] = [
-                Held(values[2 * k], {"integer": "bigint", "real": "double", "text": "text", "null": "text", "blob": "blob"}[values[2 * k + 1]])
+                Held(
+                    values[2 * k],
+                    {"integer": "bigint", "real": "double", "text": "text", "null": "text", "blob": "blob"}[
+                        values[2 * k + 1]
+                    ],
+                )
                 for k in range(len(table.columns))
             ]
         return held
@@ -432,7 +516,9 @@ def write_duckdb(table: Table, path: Path) -> dict[int, list[Held]]:
         con.execute("SET TimeZone = 'UTC'")
         con.execute(_create_sql("duckdb", "data", table, _pg_quote))
         if table.rids:
-            con.executemany(f"INSERT INTO data VALUES ({', '.join(['?'] * (len(table.columns) + 1))})", _rows(table, "duckdb"))
+            con.executemany(
+                f"INSERT INTO data VALUES ({', '.join(['?'] * (len(table.columns) + 1))})", _rows(table, "duckdb")
+            )
         # What the file holds, read back by DuckDB itself (JSON as its text, parsed exactly here)
         selects = [_pg_quote(RID_SOURCE)] + [
             f"{_pg_quote(c.source)}::VARCHAR" if c.holder == "json" else _pg_quote(c.source) for c in table.columns

@@ -10,7 +10,15 @@ from dataclasses import dataclass, field
 from hypothesis import strategies as st
 
 from etl_platform_tests.fidelity.oracle import TARGET_TYPES
-from etl_platform_tests.fidelity.values import SOURCE_NAMES, TARGET_NAMES, Sample, decimal_types, target_types, text_samples, typed_samples
+from etl_platform_tests.fidelity.values import (
+    SOURCE_NAMES,
+    TARGET_NAMES,
+    Sample,
+    decimal_types,
+    target_types,
+    text_samples,
+    typed_samples,
+)
 
 RID_SOURCE, RID = "row id", "rid"
 
@@ -47,21 +55,74 @@ class Table:
 
 # What each typed source can hold, in target-type words (see oracle.expected)
 HOLDERS = {
-    "parquet": ("text", "varchar", "bigint", "integer", "smallint", "double", "decimal", "boolean", "date", "time",
-                "timestamp", "timestamptz", "json", "uuid", "timestamp_ns", "float32"),
-    "duckdb": ("text", "varchar", "bigint", "integer", "smallint", "double", "decimal", "boolean", "date", "time",
-               "timestamp", "timestamptz", "json", "uuid"),
-    "postgres": ("text", "varchar", "bigint", "integer", "smallint", "double", "decimal", "boolean", "date", "time",
-                 "timestamp", "timestamptz", "json", "uuid"),
+    "parquet": (
+        "text",
+        "varchar",
+        "bigint",
+        "integer",
+        "smallint",
+        "double",
+        "decimal",
+        "boolean",
+        "date",
+        "time",
+        "timestamp",
+        "timestamptz",
+        "json",
+        "uuid",
+        "timestamp_ns",
+        "float32",
+    ),
+    "duckdb": (
+        "text",
+        "varchar",
+        "bigint",
+        "integer",
+        "smallint",
+        "double",
+        "decimal",
+        "boolean",
+        "date",
+        "time",
+        "timestamp",
+        "timestamptz",
+        "json",
+        "uuid",
+    ),
+    "postgres": (
+        "text",
+        "varchar",
+        "bigint",
+        "integer",
+        "smallint",
+        "double",
+        "decimal",
+        "boolean",
+        "date",
+        "time",
+        "timestamp",
+        "timestamptz",
+        "json",
+        "uuid",
+    ),
     "mariadb": ("text", "varchar", "bigint", "integer", "smallint", "double", "decimal", "date", "time", "timestamp"),
     "sqlite": ("text", "bigint", "double"),
 }
 
 
 @st.composite
-def tables(draw, *, holders: tuple[str, ...] = ("text",), max_columns: int = 8, max_rows: int = 60, min_rows: int = 1,
-           allow=lambda sample, column: True, types: st.SearchStrategy[str] | None = None, long_text: bool = True,
-           name_allowed=lambda name: True) -> Table:
+def tables(
+    draw,
+    *,
+    holders: tuple[str, ...] = ("text",),
+    max_columns: int = 8,
+    max_rows: int = 60,
+    min_rows: int = 1,
+    allow=lambda sample, column: True,
+    types: st.SearchStrategy[str] | None = None,
+    long_text: bool = True,
+    name_allowed=lambda name: True,
+) -> Table:
     """A table of 1..max_columns generated columns and min_rows..max_rows rows (empty sources are the
     sync-mode model's business: a replace that accepts nothing must fail).
 
@@ -91,6 +152,8 @@ def tables(draw, *, holders: tuple[str, ...] = ("text",), max_columns: int = 8, 
     # (cheaper, and the shrinker starts nearer), some up to max_rows.
     row = st.tuples(*cells)
     small = st.lists(row, min_size=min_rows, max_size=min(8, max_rows))
-    rows = draw(st.one_of(small, st.lists(row, min_size=min(9, max_rows), max_size=max_rows)) if max_rows > 8 else small)
+    rows = draw(
+        st.one_of(small, st.lists(row, min_size=min(9, max_rows), max_size=max_rows)) if max_rows > 8 else small
+    )
     columns = [Column(c.target, c.source, c.type, c.holder, tuple(r[i] for r in rows)) for i, c in enumerate(shapes)]
     return Table(tuple(columns), tuple(range(1, len(rows) + 1)))

@@ -37,12 +37,23 @@ class Tally:
         if not findings:
             self.exact += 1
         for f in findings:
-            self.findings.append({"test": test, "source": source, "destination": destination, "mode": mode,
-                                  "weight": f.weight, "cause": f.cause, "message": f.message})
+            self.findings.append(
+                {
+                    "test": test,
+                    "source": source,
+                    "destination": destination,
+                    "mode": mode,
+                    "weight": f.weight,
+                    "cause": f.cause,
+                    "message": f.message,
+                }
+            )
 
     def summary(self) -> str:
-        return (f"fidelity: {self.cases} cases, {self.exact} exact, {self.silent} silent changes "
-                f"({len(self.sources)} sources x {len(self.destinations)} destinations x {len(self.modes)} modes)")
+        return (
+            f"fidelity: {self.cases} cases, {self.exact} exact, {self.silent} silent changes "
+            f"({len(self.sources)} sources x {len(self.destinations)} destinations x {len(self.modes)} modes)"
+        )
 
 
 TALLY = Tally()
@@ -69,8 +80,12 @@ def observations(tally: Tally) -> list[dict]:
     """What the type table is made of, as JSON (several runs' observations can be merged)."""
     keys = set(tally.column_types) | set(tally.rejected_classes) | set(tally.changed_classes)
     return [
-        {"key": list(key), "types": {d: sorted(t) for d, t in tally.column_types.get(key, {}).items()},
-         "rejected": sorted(tally.rejected_classes.get(key, ())), "changed": sorted(tally.changed_classes.get(key, ()))}
+        {
+            "key": list(key),
+            "types": {d: sorted(t) for d, t in tally.column_types.get(key, {}).items()},
+            "rejected": sorted(tally.rejected_classes.get(key, ())),
+            "changed": sorted(tally.changed_classes.get(key, ())),
+        }
         for key in sorted(keys)
     ]
 

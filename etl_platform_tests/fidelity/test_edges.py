@@ -9,9 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from etl_platform_tests.conftest import examples
-from etl_platform_tests.fidelity import harness
-from etl_platform_tests.fidelity import platform
-from etl_platform_tests.fidelity import sources
+from etl_platform_tests.fidelity import harness, platform, sources
 from etl_platform_tests.fidelity.tables import Table, tables
 from etl_platform_tests.fidelity.values import PLAIN_TYPES
 
@@ -25,8 +23,9 @@ def _no_candidate_delimiters(sample, column) -> bool:
     return not (isinstance(value, str) and (set(value) & set(CANDIDATES) or "\x00" in value))
 
 
-DETECTED = harness.SourceKind("csv-detected", "csv", allow=_no_candidate_delimiters,
-                              name_allowed=lambda name: not set(name) & set(CANDIDATES))
+DETECTED = harness.SourceKind(
+    "csv-detected", "csv", allow=_no_candidate_delimiters, name_allowed=lambda name: not set(name) & set(CANDIDATES)
+)
 
 
 @pytest.mark.parametrize("delimiter", [",", ";", "\t"])
@@ -40,11 +39,20 @@ def test_a_csv_dialect_left_out_of_the_spec_is_detected(env, delimiter):
         name = env.fresh()
         folder = env.source_folder / name
         folder.mkdir()
-        dialect = sources.CsvDialect(f"{delimiter!r}, detected", delimiter=delimiter, quoting=csv.QUOTE_MINIMAL, declare=False)
+        dialect = sources.CsvDialect(
+            f"{delimiter!r}, detected", delimiter=delimiter, quoting=csv.QUOTE_MINIMAL, declare=False
+        )
         sources.write_csv_python(table, folder / "data.csv", dialect)
         held, lines = sources.held_from_csv((folder / "data.csv").read_bytes(), delimiter, table)
-        written = sources.Written("csv", dialect.name, {"connection": "src", "files": f"{name}/data.csv"},
-                                  ("local", {"path": str(env.source_folder)}), held, lines, f"{name}/data.csv")
+        written = sources.Written(
+            "csv",
+            dialect.name,
+            {"connection": "src", "files": f"{name}/data.csv"},
+            ("local", {"path": str(env.source_folder)}),
+            held,
+            lines,
+            f"{name}/data.csv",
+        )
         result = _load_and_judge(env, DETECTED, table, written)
         harness.assert_exact(result, table)
 
@@ -57,11 +65,23 @@ def _load_and_judge(env, kind, table: Table, written, destination_kind: str = "w
     name = env.fresh()
     destination = env.destination(destination_kind)
     spec = harness.pipeline_spec(written, table, destination, schema=env.module, name=name, implicit=False)
-    outcome = platform.load(spec, pipeline=name, schema=env.module, table=name, connection=written.connection,
-                            destination=destination, con=env.con, run_id=f"run-{name}")
+    outcome = platform.load(
+        spec,
+        pipeline=name,
+        schema=env.module,
+        table=name,
+        connection=written.connection,
+        destination=destination,
+        con=env.con,
+        run_id=f"run-{name}",
+    )
     context = f"{kind.name} ({written.variant}), replace, {destination_kind}"
-    findings = harness.judge(env, table, written, destination, name, outcome, context, implicit=False, source_kind="csv")
-    TALLY.case(source="csv", destination=destination_kind, mode="replace", findings=findings, test=f"edges[{kind.name}]")
+    findings = harness.judge(
+        env, table, written, destination, name, outcome, context, implicit=False, source_kind="csv"
+    )
+    TALLY.case(
+        source="csv", destination=destination_kind, mode="replace", findings=findings, test=f"edges[{kind.name}]"
+    )
     return harness.CaseResult(findings, context)
 
 
@@ -71,18 +91,43 @@ def test_a_nul_byte_in_a_csv_file_rejects_the_file_with_its_line_and_loads_nothi
     from etl_platform_tests.fidelity.tables import Column
     from etl_platform_tests.fidelity.values import Sample
 
-    table = Table((Column("note", "note", "varchar", "text", (Sample("fine", "word"), Sample("a\x00b", "nul"), Sample("also fine", "word"))),),
-                  (1, 2, 3))
+    table = Table(
+        (
+            Column(
+                "note",
+                "note",
+                "varchar",
+                "text",
+                (Sample("fine", "word"), Sample("a\x00b", "nul"), Sample("also fine", "word")),
+            ),
+        ),
+        (1, 2, 3),
+    )
     name = env.fresh()
     folder = env.source_folder / name
     folder.mkdir()
     sources.write_csv_python(table, folder / "data.csv", sources.CSV_DIALECTS[0])
-    written = sources.Written("csv", "comma, CRLF", {"connection": "src", "files": f"{name}/data.csv", "csv": {"delimiter": ","}},
-                              ("local", {"path": str(env.source_folder)}), {}, {}, f"{name}/data.csv")
+    written = sources.Written(
+        "csv",
+        "comma, CRLF",
+        {"connection": "src", "files": f"{name}/data.csv", "csv": {"delimiter": ","}},
+        ("local", {"path": str(env.source_folder)}),
+        {},
+        {},
+        f"{name}/data.csv",
+    )
     destination = env.destination("warehouse")
     spec = harness.pipeline_spec(written, table, destination, schema=env.module, name=name, implicit=False)
-    outcome = platform.load(spec, pipeline=name, schema=env.module, table=name, connection=written.connection,
-                            destination=destination, con=env.con, run_id=f"run-{name}")
+    outcome = platform.load(
+        spec,
+        pipeline=name,
+        schema=env.module,
+        table=name,
+        connection=written.connection,
+        destination=destination,
+        con=env.con,
+        run_id=f"run-{name}",
+    )
     assert outcome.failed and "rejected whole" in outcome.error, outcome
     reasons = env.con.execute(f"SELECT kind, reasons FROM {env.module}.{name}_rejected").fetchall()
     assert [(kind, "NUL byte on line 3" in reasons[0]) for kind, reasons in reasons] == [("file", True)], reasons
@@ -116,9 +161,17 @@ def test_a_load_in_a_local_time_zone_other_than_utc_stores_the_same_instants(env
     @settings(max_examples=examples(4), phases=harness.phases())
     @given(data=st.data())
     def case(data):
-        holders = tuple(h for h in kind.holders if h in ("text", *PLAIN_TYPES) and h in ("text", "timestamp", "timestamptz", "date", "time"))
-        table = data.draw(tables(holders=holders or ("text",), allow=kind.allow, types=TEMPORAL, max_rows=20), label="table")
-        result = harness.check_replace(env, kind, platform.DESTINATION_KINDS, table, data, test=f"edges[time zone {source}]")
+        holders = tuple(
+            h
+            for h in kind.holders
+            if h in ("text", *PLAIN_TYPES) and h in ("text", "timestamp", "timestamptz", "date", "time")
+        )
+        table = data.draw(
+            tables(holders=holders or ("text",), allow=kind.allow, types=TEMPORAL, max_rows=20), label="table"
+        )
+        result = harness.check_replace(
+            env, kind, platform.DESTINATION_KINDS, table, data, test=f"edges[time zone {source}]"
+        )
         harness.assert_exact(result, table)
 
     case()

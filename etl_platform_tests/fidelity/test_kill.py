@@ -19,8 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from etl_platform_tests.conftest import examples
-from etl_platform_tests.fidelity import harness
-from etl_platform_tests.fidelity import platform
+from etl_platform_tests.fidelity import harness, platform
 from etl_platform_tests.fidelity.compare import Finding
 from etl_platform_tests.fidelity.modes import csv_bytes
 from etl_platform_tests.fidelity.tally import TALLY
@@ -66,15 +65,31 @@ def test_a_load_killed_at_any_moment_leaves_old_or_new_data(env, tmp_path, mode,
         warehouse = tmp_path / f"{name}.duckdb"
         destination = env.destination(destination_kind)
         sync = {"mode": mode, **({"primary_key": ["id"], "cursor": "seq"} if mode == "incremental" else {})}
-        columns = {"id": {"type": "bigint"}, "seq": {"type": "bigint"}, "v": {"type": "varchar"}, "n": {"type": "bigint"}}
-        spec = {"source": {"connection": "src", "files": f"{name}/*.csv", "columns": columns}, "sync": sync,
-                "destination": {**destination.spec(), "schema": "killed", "table": name, "lineage_columns": False}}
+        columns = {
+            "id": {"type": "bigint"},
+            "seq": {"type": "bigint"},
+            "v": {"type": "varchar"},
+            "n": {"type": "bigint"},
+        }
+        spec = {
+            "source": {"connection": "src", "files": f"{name}/*.csv", "columns": columns},
+            "sync": sync,
+            "destination": {**destination.spec(), "schema": "killed", "table": name, "lineage_columns": False},
+        }
         connection = ("local", {"path": str(env.source_folder)})
         old = _rows(1, 50, 1, "old")
         (folder / "001.csv").write_bytes(csv_bytes(old))
         with platform.warehouse(warehouse) as con:
-            first = platform.load(spec, pipeline=name, schema="killed", table=name, connection=connection,
-                                  destination=destination, con=con, run_id="first")
+            first = platform.load(
+                spec,
+                pipeline=name,
+                schema="killed",
+                table=name,
+                connection=connection,
+                destination=destination,
+                con=con,
+                run_id="first",
+            )
         assert not first.failed, first.error
         new = _rows(1, ROWS, 100, "new")
         if mode == "replace":
@@ -82,10 +97,23 @@ def test_a_load_killed_at_any_moment_leaves_old_or_new_data(env, tmp_path, mode,
         else:
             (folder / "002.csv").write_bytes(csv_bytes(new))
         expected_new = new  # replace: the new file; incremental: keys 1..50 updated, the rest added
-        args = {"kind": destination.kind, "postgres": destination.postgres, "folder": str(destination.folder or ""),
-                "warehouse": str(warehouse), "spec": spec, "name": name, "connection": connection, "run_id": "killed"}
-        child = subprocess.Popen([sys.executable, "-c", CHILD, json.dumps(args)], stdout=subprocess.PIPE, text=True,
-                                 env={**os.environ}, start_new_session=True)
+        args = {
+            "kind": destination.kind,
+            "postgres": destination.postgres,
+            "folder": str(destination.folder or ""),
+            "warehouse": str(warehouse),
+            "spec": spec,
+            "name": name,
+            "connection": connection,
+            "run_id": "killed",
+        }
+        child = subprocess.Popen(
+            [sys.executable, "-c", CHILD, json.dumps(args)],
+            stdout=subprocess.PIPE,
+            text=True,
+            env={**os.environ},
+            start_new_session=True,
+        )
         child.stdout.readline()  # "loading": the child is inside the load
         time.sleep(delay)
         killed = child.poll() is None
@@ -93,18 +121,56 @@ def test_a_load_killed_at_any_moment_leaves_old_or_new_data(env, tmp_path, mode,
             os.kill(child.pid, signal.SIGKILL)
         child.wait(timeout=120)
         child.stdout.close()
-        findings = _check(env, warehouse, destination, name, old, expected_new, mode, f"{destination_kind}, {mode}, {'killed' if killed else 'not killed (done)'} after {delay:.2f}s")
+        findings = _check(
+            env,
+            warehouse,
+            destination,
+            name,
+            old,
+            expected_new,
+            mode,
+            f"{destination_kind}, {mode}, {'killed' if killed else 'not killed (done)'} after {delay:.2f}s",
+        )
         # The next load works and lands the new rows.
         started = time.monotonic()
         with platform.warehouse(warehouse) as con:
-            again = platform.load(spec, pipeline=name, schema="killed", table=name, connection=connection,
-                                  destination=destination, con=con, run_id="again")
+            again = platform.load(
+                spec,
+                pipeline=name,
+                schema="killed",
+                table=name,
+                connection=connection,
+                destination=destination,
+                con=con,
+                run_id="again",
+            )
         LOAD_SECONDS[(destination_kind, mode)] = time.monotonic() - started
         if again.failed:
-            findings.append(Finding("loud", f"{destination_kind}, {mode}: the load after the kill failed: {again.error}", "load after kill failed"))
+            findings.append(
+                Finding(
+                    "loud",
+                    f"{destination_kind}, {mode}: the load after the kill failed: {again.error}",
+                    "load after kill failed",
+                )
+            )
         else:
-            findings += _check(env, warehouse, destination, name, None, expected_new, mode, f"{destination_kind}, {mode}, the load after the kill")
-        TALLY.case(source="csv", destination=destination_kind, mode=mode, findings=findings, test=f"kill[{destination_kind}-{mode}]")
+            findings += _check(
+                env,
+                warehouse,
+                destination,
+                name,
+                None,
+                expected_new,
+                mode,
+                f"{destination_kind}, {mode}, the load after the kill",
+            )
+        TALLY.case(
+            source="csv",
+            destination=destination_kind,
+            mode=mode,
+            findings=findings,
+            test=f"kill[{destination_kind}-{mode}]",
+        )
         if findings and not harness.collecting():
             raise AssertionError("\n".join(f.message for f in findings))
 
@@ -122,12 +188,24 @@ def _check(env, warehouse, destination, name, old, new, mode, where) -> list[Fin
     states = [as_stored(new)] + ([as_stored(old)] if old is not None else [])
     findings = []
     if got not in states:
-        findings.append(Finding("silent", f"{where}: the table holds {sum(got.values())} rows, neither the old "
-                                          f"{len(old or [])} nor the new {len(new)} (a mix)", "mix after kill"))
+        findings.append(
+            Finding(
+                "silent",
+                f"{where}: the table holds {sum(got.values())} rows, neither the old "
+                f"{len(old or [])} nor the new {len(new)} (a mix)",
+                "mix after kill",
+            )
+        )
     if cursor is not None:
         top = max((r["seq"] for r in stored.rows), default=None)
         if top is None or int(cursor) > top:
-            findings.append(Finding("silent", f"{where}: saved cursor {cursor} is ahead of the committed rows (top {top})", "WM after kill"))
+            findings.append(
+                Finding(
+                    "silent",
+                    f"{where}: saved cursor {cursor} is ahead of the committed rows (top {top})",
+                    "WM after kill",
+                )
+            )
     return findings
 
 

@@ -14,8 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from etl_platform_tests.conftest import examples
-from etl_platform_tests.fidelity import harness
-from etl_platform_tests.fidelity import platform
+from etl_platform_tests.fidelity import harness, platform
 from etl_platform_tests.fidelity.compare import Finding, multiset_findings
 from etl_platform_tests.fidelity.modes import Model, Row, csv_bytes
 from etl_platform_tests.fidelity.platform import DESTINATION_KINDS
@@ -46,7 +45,10 @@ class Source:
         else:
             pg = env.services("postgres")
             self._pg(f'CREATE TABLE "{name}" (id bigint, seq bigint, v text, n text)')
-            self.connection = ("postgres", {"host": pg["host"], "port": pg["port"], "database": pg["dbname"], "user": pg["user"]})
+            self.connection = (
+                "postgres",
+                {"host": pg["host"], "port": pg["port"], "database": pg["dbname"], "user": pg["user"]},
+            )
             self.spec = {"connection": "src", "table": f"public.{name}", "columns": COLUMNS}
 
     def _pg(self, sql: str, rows: list | None = None) -> None:
@@ -73,7 +75,9 @@ class Source:
         if self.model.files:
             self.add_file(rows)
             return
-        self._pg(f'UPDATE "{self.name}" SET seq = %s, v = %s, n = %s WHERE id = %s', [(r[1], r[2], r[3], r[0]) for r in rows])
+        self._pg(
+            f'UPDATE "{self.name}" SET seq = %s, v = %s, n = %s WHERE id = %s', [(r[1], r[2], r[3], r[0]) for r in rows]
+        )
         changed = {r[0]: r for r in rows}
         self.model.source_rows = [changed.get(r[0], r) for r in self.model.source_rows]
 
@@ -100,7 +104,11 @@ OPERATIONS = ("new", "update", "late", "rerun", "replace_file", "same_bytes", "r
 
 def run_sequence(env, mode: str, files: bool, destination_kind: str, data) -> list[Finding]:
     keyed, merge_cursor = data.draw(configurations(mode), label="key and cursor")
-    lookback = data.draw(st.integers(0, 3), label="lookback") if (mode == "incremental" and platform.lookback_supported()) else 0
+    lookback = (
+        data.draw(st.integers(0, 3), label="lookback")
+        if (mode == "incremental" and platform.lookback_supported())
+        else 0
+    )
     model = Model(mode, keyed, merge_cursor, files, destination_kind, lookback)
     name = env.fresh()
     source = Source(env, model, name)
@@ -112,11 +120,14 @@ def run_sequence(env, mode: str, files: bool, destination_kind: str, data) -> li
         sync["cursor"] = "seq"
     if lookback:
         sync["lookback"] = lookback
-    spec = {"source": source.spec, "sync": sync,
-            "destination": {**destination.spec(), "schema": env.module, "table": name, "lineage_columns": False}}
+    spec = {
+        "source": source.spec,
+        "sync": sync,
+        "destination": {**destination.spec(), "schema": env.module, "table": name, "lineage_columns": False},
+    }
     ids = itertools.count(1)
     operations = data.draw(st.lists(st.sampled_from(OPERATIONS), min_size=1, max_size=5), label="operations")
-    context = f"csv files" if files else "postgres table"
+    context = "csv files" if files else "postgres table"
     context = f"{context}, {mode}{' keyed' if keyed else ''}{' by cursor' if merge_cursor else ''}, {destination_kind}"
     steps = []
     for step, operation in enumerate(["new", *operations]):
@@ -130,15 +141,25 @@ def run_sequence(env, mode: str, files: bool, destination_kind: str, data) -> li
             source.insert([(next(ids), top + 1 + k, data.draw(texts), data.draw(numbers)) for k in range(count)])
         elif operation == "update":
             current = {r[0]: r for r in _latest(model)}
-            chosen = data.draw(st.lists(st.sampled_from(sorted(current)), unique=True, max_size=4), label="updated ids") if current else []
+            chosen = (
+                data.draw(st.lists(st.sampled_from(sorted(current)), unique=True, max_size=4), label="updated ids")
+                if current
+                else []
+            )
             source.update([(i, top + 1 + k, data.draw(texts), data.draw(numbers)) for k, i in enumerate(chosen)])
         elif operation == "late":
             floor = (model.cursor or 0) - lookback
-            seqs = [data.draw(st.integers(min(floor, model.cursor or 0), model.cursor or 0), label="late seq") for _ in range(2)]
+            seqs = [
+                data.draw(st.integers(min(floor, model.cursor or 0), model.cursor or 0), label="late seq")
+                for _ in range(2)
+            ]
             source.insert([(next(ids), s, data.draw(texts), data.draw(numbers)) for s in seqs])
         elif operation == "replace_file":
             victim = data.draw(st.sampled_from(sorted(model.source_files)), label="replaced file")
-            rows = [(r[0], top + 1 + k, data.draw(texts), data.draw(numbers)) for k, r in enumerate(model.source_files[victim])]
+            rows = [
+                (r[0], top + 1 + k, data.draw(texts), data.draw(numbers))
+                for k, r in enumerate(model.source_files[victim])
+            ]
             source.add_file(rows + [(next(ids), top + 10, "new in the file", "1")], victim)
         elif operation == "same_bytes":
             original = data.draw(st.sampled_from(sorted(model.source_files)), label="copied file")
@@ -153,22 +174,48 @@ def run_sequence(env, mode: str, files: bool, destination_kind: str, data) -> li
             model.reset()
         steps.append(operation)
         must_fail, bad, superseded = model.load()
-        outcome = platform.load(spec, pipeline=name, schema=env.module, table=name, connection=source.connection,
-                                destination=destination, con=env.con, run_id=f"run-{name}-{step}")
+        outcome = platform.load(
+            spec,
+            pipeline=name,
+            schema=env.module,
+            table=name,
+            connection=source.connection,
+            destination=destination,
+            con=env.con,
+            run_id=f"run-{name}-{step}",
+        )
         where = f"{context}, after {' -> '.join(steps)}"
-        findings = compare_step(env, model, destination, name, outcome, must_fail, bad, superseded, f"run-{name}-{step}", where)
+        findings = compare_step(
+            env, model, destination, name, outcome, must_fail, bad, superseded, f"run-{name}-{step}", where
+        )
         if findings:
             return findings
     return []
 
 
-def compare_step(env, model: Model, destination, name: str, outcome, must_fail: bool, bad: int, superseded: int,
-                 run_id: str, where: str) -> list[Finding]:
+def compare_step(
+    env,
+    model: Model,
+    destination,
+    name: str,
+    outcome,
+    must_fail: bool,
+    bad: int,
+    superseded: int,
+    run_id: str,
+    where: str,
+) -> list[Finding]:
     findings = []
     if outcome.failed and not must_fail:
         return [Finding("loud", f"{where}: the load failed: {outcome.error.splitlines()[0][:300]}", "load failed")]
     if must_fail and not outcome.failed:
-        findings.append(Finding("loud", f"{where}: a replace that accepted nothing did not fail (NOWIPE)", "replace: swapped in an empty load"))
+        findings.append(
+            Finding(
+                "loud",
+                f"{where}: a replace that accepted nothing did not fail (NOWIPE)",
+                "replace: swapped in an empty load",
+            )
+        )
     stored = platform.stored(destination, env.con, env.module, name)
     if stored.error:
         return [Finding("loud", f"{where}: the table cannot be read back: {stored.error[:200]}", "unreadable table")]
@@ -177,23 +224,41 @@ def compare_step(env, model: Model, destination, name: str, outcome, must_fail: 
     if model.keyed:
         doubled = [k for k, c in Counter(r[0] for r in got).items() if c > 1]
         if doubled:
-            findings.append(Finding("silent", f"{where}: key(s) {doubled} stored more than once (NODUP)", "NODUP: key twice"))
+            findings.append(
+                Finding("silent", f"{where}: key(s) {doubled} stored more than once (NODUP)", "NODUP: key twice")
+            )
     if model.mode == "incremental":
         saved = platform.saved_cursor(destination, env.con, env.module, name, name)
         top = max((r[1] for r in got), default=None)
         if saved is not None and top is not None and int(saved) > top:
-            findings.append(Finding("silent", f"{where}: saved cursor {saved} is above the highest committed row {top} (WM)", "WM: cursor ahead"))
+            findings.append(
+                Finding(
+                    "silent",
+                    f"{where}: saved cursor {saved} is above the highest committed row {top} (WM)",
+                    "WM: cursor ahead",
+                )
+            )
         if (None if saved is None else int(saved)) != model.cursor:
-            findings.append(Finding("loud", f"{where}: saved cursor {saved!r}, expected {model.cursor!r}", "saved cursor"))
+            findings.append(
+                Finding("loud", f"{where}: saved cursor {saved!r}, expected {model.cursor!r}", "saved cursor")
+            )
     if not outcome.failed:
         rejected = [r for r in platform.rejected(env.con, env.module, name) if r.run_id == run_id]
         rules = sum(1 for r in rejected if r.kind in ("rule", "parse"))
         if rules != bad and not (model.mode == "incremental" and rules <= bad):
-            findings.append(Finding("record", f"{where}: {rules} row(s) rejected by rule, expected {bad} (Q)", "Q: rejected count"))
+            findings.append(
+                Finding("record", f"{where}: {rules} row(s) rejected by rule, expected {bad} (Q)", "Q: rejected count")
+            )
         if platform.superseded_supported():
             recorded = sum(1 for r in rejected if r.kind == "superseded")
             if recorded != superseded:
-                findings.append(Finding("record", f"{where}: {recorded} superseded row(s) recorded, expected {superseded}", "superseded count"))
+                findings.append(
+                    Finding(
+                        "record",
+                        f"{where}: {recorded} superseded row(s) recorded, expected {superseded}",
+                        "superseded count",
+                    )
+                )
     return findings
 
 
@@ -207,15 +272,23 @@ def test_a_sequence_of_loads_keeps_the_table_equal_to_the_model(env, mode, sourc
     @given(data=st.data())
     def case(data):
         findings = run_sequence(env, mode, source == "files", destination, data)
-        TALLY.case(source="csv" if source == "files" else "postgres", destination=destination, mode=mode, findings=findings,
-                   test=f"modes[{mode}-{source}-{destination}]")
+        TALLY.case(
+            source="csv" if source == "files" else "postgres",
+            destination=destination,
+            mode=mode,
+            findings=findings,
+            test=f"modes[{mode}-{source}-{destination}]",
+        )
         if findings and not harness.collecting():
             raise AssertionError("\n".join(f"[{f.weight}] {f.message}" for f in findings[:20]))
 
     case()
 
 
-@pytest.mark.skipif(not platform.superseded_supported(), reason="not in the platform yet: rows superseded within one load (kind 'superseded')")
+@pytest.mark.skipif(
+    not platform.superseded_supported(),
+    reason="not in the platform yet: rows superseded within one load (kind 'superseded')",
+)
 def test_rows_superseded_within_one_load_are_recorded(env):
     """Two rows of one key in one load: the one that wins lands, the other is recorded as superseded."""
     model = Model("merge", True, False, True, "warehouse")
@@ -223,10 +296,21 @@ def test_rows_superseded_within_one_load_are_recorded(env):
     source = Source(env, model, name)
     source.add_file([(1, 1, "first", "1"), (1, 2, "second", "2")])
     must_fail, bad, superseded = model.load()
-    spec = {"source": source.spec, "sync": {"mode": "merge", "primary_key": ["id"]},
-            "destination": {"schema": env.module, "table": name, "lineage_columns": False}}
-    outcome = platform.load(spec, pipeline=name, schema=env.module, table=name, connection=source.connection,
-                            destination=env.destination("warehouse"), con=env.con, run_id="superseded")
+    spec = {
+        "source": source.spec,
+        "sync": {"mode": "merge", "primary_key": ["id"]},
+        "destination": {"schema": env.module, "table": name, "lineage_columns": False},
+    }
+    outcome = platform.load(
+        spec,
+        pipeline=name,
+        schema=env.module,
+        table=name,
+        connection=source.connection,
+        destination=env.destination("warehouse"),
+        con=env.con,
+        run_id="superseded",
+    )
     assert not outcome.failed, outcome.error
     rejected = platform.rejected(env.con, env.module, name)
     assert [(r.kind, r.source_line) for r in rejected] == [("superseded", 2)]
@@ -238,13 +322,24 @@ def test_a_late_row_within_the_lookback_is_read_again_once(env):
     model = Model("incremental", True, False, False, "warehouse", lookback=2)
     name = env.fresh()
     source = Source(env, model, name)
-    spec = {"source": source.spec, "sync": {"mode": "incremental", "primary_key": ["id"], "cursor": "seq", "lookback": 2},
-            "destination": {"schema": env.module, "table": name, "lineage_columns": False}}
+    spec = {
+        "source": source.spec,
+        "sync": {"mode": "incremental", "primary_key": ["id"], "cursor": "seq", "lookback": 2},
+        "destination": {"schema": env.module, "table": name, "lineage_columns": False},
+    }
     for rows in ([(1, 10, "a", "1")], [(2, 9, "late", "2")], []):
         source.insert(rows)
         model.load()
-        outcome = platform.load(spec, pipeline=name, schema=env.module, table=name, connection=source.connection,
-                                destination=env.destination("warehouse"), con=env.con, run_id=f"lookback-{len(model.table)}")
+        outcome = platform.load(
+            spec,
+            pipeline=name,
+            schema=env.module,
+            table=name,
+            connection=source.connection,
+            destination=env.destination("warehouse"),
+            con=env.con,
+            run_id=f"lookback-{len(model.table)}",
+        )
         assert not outcome.failed, outcome.error
     stored = platform.stored(env.destination("warehouse"), env.con, env.module, name)
     assert sorted((r["id"], r["seq"]) for r in stored.rows) == [(1, 10), (2, 9)]

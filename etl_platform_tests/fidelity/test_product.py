@@ -7,15 +7,28 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from etl_platform_tests.conftest import examples
-from etl_platform_tests.fidelity import harness
-from etl_platform_tests.fidelity import platform
+from etl_platform_tests.fidelity import harness, platform
 from etl_platform_tests.fidelity.compare import Finding
 
 pytestmark = pytest.mark.fidelity
 
 # One source of each kind; csv also into every destination.
-CASES = [(s, "warehouse") for s in ("csv", "ndjson", "json-array", "parquet", "xlsx", "sqlite", "duckdb", "postgres",
-                                    "mariadb", "rest", "s3-csv")] + [("csv", d) for d in ("postgres", "parquet", "csv")]
+CASES = [
+    (s, "warehouse")
+    for s in (
+        "csv",
+        "ndjson",
+        "json-array",
+        "parquet",
+        "xlsx",
+        "sqlite",
+        "duckdb",
+        "postgres",
+        "mariadb",
+        "rest",
+        "s3-csv",
+    )
+] + [("csv", d) for d in ("postgres", "parquet", "csv")]
 
 
 @pytest.fixture(scope="module")
@@ -46,23 +59,58 @@ def test_a_dagster_run_lands_what_the_step_function_lands(env, instance, source,
         place = env.destination(destination)
         by_step, by_job = env.fresh(), env.fresh()
         spec = harness.pipeline_spec(written, table, place, schema=env.module, name=by_step, implicit=kind.implicit)
-        step = platform.load(spec, pipeline=by_step, schema=env.module, table=by_step, connection=written.connection,
-                             destination=place, con=env.con, run_id=f"run-{by_step}")
+        step = platform.load(
+            spec,
+            pipeline=by_step,
+            schema=env.module,
+            table=by_step,
+            connection=written.connection,
+            destination=place,
+            con=env.con,
+            run_id=f"run-{by_step}",
+        )
         job_spec = harness.pipeline_spec(written, table, place, schema=env.module, name=by_job, implicit=kind.implicit)
-        ok, message = platform.dagster_load(job_spec, pipeline=by_job, connection=written.connection, destination=place,
-                                            warehouse_path=env.root / "warehouse.duckdb", instance=instance)
+        ok, message = platform.dagster_load(
+            job_spec,
+            pipeline=by_job,
+            connection=written.connection,
+            destination=place,
+            warehouse_path=env.root / "warehouse.duckdb",
+            instance=instance,
+        )
         findings: list[Finding] = []
         if step.failed != (not ok):
-            findings.append(Finding("loud", f"{source}, {destination}: the step {'failed' if step.failed else 'succeeded'}, "
-                                            f"the Dagster run {'succeeded' if ok else 'failed'}: {step.error or message}", "adapter differs"))
+            findings.append(
+                Finding(
+                    "loud",
+                    f"{source}, {destination}: the step {'failed' if step.failed else 'succeeded'}, "
+                    f"the Dagster run {'succeeded' if ok else 'failed'}: {step.error or message}",
+                    "adapter differs",
+                )
+            )
         else:
-            a, b = platform.stored(place, env.con, env.module, by_step), platform.stored(place, env.con, env.module, by_job)
+            a, b = (
+                platform.stored(place, env.con, env.module, by_step),
+                platform.stored(place, env.con, env.module, by_job),
+            )
             if _comparable(a) != _comparable(b):
-                findings.append(Finding("loud", f"{source}, {destination}: the step stored {a.rows[:3]}..., the job {b.rows[:3]}...", "adapter differs"))
+                findings.append(
+                    Finding(
+                        "loud",
+                        f"{source}, {destination}: the step stored {a.rows[:3]}..., the job {b.rows[:3]}...",
+                        "adapter differs",
+                    )
+                )
             ra, rb = platform.rejected(env.con, env.module, by_step), platform.rejected(env.con, env.module, by_job)
             if _rejections(ra) != _rejections(rb):
-                findings.append(Finding("loud", f"{source}, {destination}: the step rejected {_rejections(ra)[:3]}, the job {_rejections(rb)[:3]}",
-                                        "adapter differs"))
+                findings.append(
+                    Finding(
+                        "loud",
+                        f"{source}, {destination}: the step rejected {_rejections(ra)[:3]}, the job "
+                        f"{_rejections(rb)[:3]}",
+                        "adapter differs",
+                    )
+                )
         # Not a case of the summary: this compares the adapter with the product, not with the oracle.
         if findings:
             raise AssertionError("\n".join(f.message for f in findings))

@@ -3,4 +3,6 @@ def pytest_terminal_summary(terminalreporter):
 
     if HANDLED:
         handled = sum(HANDLED.values())
-        terminalreporter.write_line(f"bad-input corpus: {handled}/{len(CASES)} cases handled as expected ({len(HANDLED)} run)")
+        terminalreporter.write_line(
+            f"bad-input corpus: {handled}/{len(CASES)} cases handled as expected ({len(HANDLED)} run)"
+        )

@@ -25,22 +25,37 @@ from etl_platform_tests.intake.corpus import CASES, Case, Duplicate, Refused, Re
 pytestmark = pytest.mark.timeout(30)
 HANDLED: dict[str, bool] = {}  # case name -> outcome as expected (read by conftest's summary)
 
-_GOOD_VALUES = {"BIGINT": ("1", "2"), "DOUBLE": ("1.5", "2.5"), "DATE": ("2024-01-01", "2024-01-02"),
-                "TIMESTAMPTZ": ("2024-01-01 00:00:00+00", "2024-01-02 00:00:00+00"), "VARCHAR": ("alpha", "beta")}
+_GOOD_VALUES = {
+    "BIGINT": ("1", "2"),
+    "DOUBLE": ("1.5", "2.5"),
+    "DATE": ("2024-01-01", "2024-01-02"),
+    "TIMESTAMPTZ": ("2024-01-01 00:00:00+00", "2024-01-02 00:00:00+00"),
+    "VARCHAR": ("alpha", "beta"),
+}
 
 
 def spec_for(case: Case, on_bad_file: str = "skip") -> PipelineSpec:
-    return PipelineSpec.model_validate({
-        "source": {"files": case.glob or "*.csv", "columns": case.columns, "on_bad_file": on_bad_file, **case.source},
-        "sync": {"mode": "append"},
-        "destination": {"table": "t"},
-    })
+    return PipelineSpec.model_validate(
+        {
+            "source": {
+                "files": case.glob or "*.csv",
+                "columns": case.columns,
+                "on_bad_file": on_bad_file,
+                **case.source,
+            },
+            "sync": {"mode": "append"},
+            "destination": {"table": "t"},
+        }
+    )
 
 
 def good_file(case: Case, spec: PipelineSpec) -> tuple[str, bytes]:
     fmt = spec.source.file_format
     if case.good is not None:
-        return f"good.{ {'ndjson': 'ndjson', 'json': 'json', 'parquet': 'parquet', 'xlsx': 'xlsx'}.get(fmt, 'csv') }", case.good
+        return (
+            f"good.{ {'ndjson': 'ndjson', 'json': 'json', 'parquet': 'parquet', 'xlsx': 'xlsx'}.get(fmt, 'csv') }",
+            case.good,
+        )
     if case.columns is corpus.COLUMNS:
         return "good.csv", corpus.GOOD_CSV
     cols = spec.source.columns
@@ -52,9 +67,15 @@ def good_file(case: Case, spec: PipelineSpec) -> tuple[str, bytes]:
 def load(con, spec: PipelineSpec, landing: Path, run_id: str) -> ingest.LoadResult:
     folder = LocalFolder(landing)
     return ingest.run(
-        con, spec, pipeline="p", files=folder.list(spec.source.files), relative=folder.relative,
-        target=ingest.Target(TableRef("p", "t"), TableRef("p", "t_rejected")), run_id=run_id,
-        log=lambda msg: None, progress_interval=60,
+        con,
+        spec,
+        pipeline="p",
+        files=folder.list(spec.source.files),
+        relative=folder.relative,
+        target=ingest.Target(TableRef("p", "t"), TableRef("p", "t_rejected")),
+        run_id=run_id,
+        log=lambda msg: None,
+        progress_interval=60,
     )
 
 
@@ -101,7 +122,8 @@ def test_bad_input(case: Case, tmp_path: Path):
 
 def check(case: Case, expect, con, result: ingest.LoadResult) -> None:
     rejected = con.execute(
-        "SELECT source_line, kind, reasons FROM p.t_rejected WHERE run_id = 'run-2' AND source_file = ? ORDER BY source_line",
+        "SELECT source_line, kind, reasons FROM p.t_rejected WHERE run_id = 'run-2' AND source_file = ? ORDER BY "
+        "source_line",
         [case.file],
     ).fetchall()
     if isinstance(expect, Rejected):
@@ -116,7 +138,9 @@ def check(case: Case, expect, con, result: ingest.LoadResult) -> None:
         assert not rejected and ids(con) == [1, 2]
     else:
         assert not result.files_rejected, result.files_rejected
-        added = con.execute("SELECT * EXCLUDE (_source_file, _load_id) FROM p.t WHERE _load_id = 'run-2' ORDER BY id").fetchall()
+        added = con.execute(
+            "SELECT * EXCLUDE (_source_file, _load_id) FROM p.t WHERE _load_id = 'run-2' ORDER BY id"
+        ).fetchall()
         if isinstance(expect.rows, int):
             assert len(added) == expect.rows, added
         else:

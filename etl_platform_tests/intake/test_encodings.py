@@ -11,7 +11,7 @@ from etl_platform.spec.sources import check_declared
 def scan(data: bytes, chunk: int) -> TextScan:
     found = TextScan()
     for i in range(0, len(data), chunk):
-        found.feed(data[i:i + chunk])
+        found.feed(data[i : i + chunk])
     found.finish()
     return found
 
@@ -62,7 +62,7 @@ def test_a_zip_member_that_lies_about_its_size_is_stopped_at_the_limit(tmp_path)
     data = bytearray(buffer.getvalue())
     # Rewrite the central directory's uncompressed size (offset 24 in the entry) to claim 1 KB.
     entry = data.rindex(b"PK\x01\x02")
-    data[entry + 24:entry + 28] = (1024).to_bytes(4, "little")
+    data[entry + 24 : entry + 28] = (1024).to_bytes(4, "little")
     src = tmp_path / "lying.zip"
     src.write_bytes(bytes(data))
     started = time.monotonic()
@@ -78,8 +78,12 @@ def test_a_pipeline_declaring_an_unknown_encoding_fails_at_load_naming_the_field
     from etl_platform.spec.pipeline import PipelineSpec
 
     with pytest.raises(pydantic.ValidationError, match=r"source\.csv\.encoding\n.*unknown encoding 'klingon'"):
-        PipelineSpec.model_validate({"source": {"files": "*.csv", "columns": {"a": {}}, "csv": {"encoding": "klingon"}},
-                                     "destination": {"table": "t"}})
+        PipelineSpec.model_validate(
+            {
+                "source": {"files": "*.csv", "columns": {"a": {}}, "csv": {"encoding": "klingon"}},
+                "destination": {"table": "t"},
+            }
+        )
 
 
 # Garbled text is never loaded: what is detectable is rejected naming the byte, or decoded right.
@@ -127,15 +131,31 @@ def load_bytes(tmp_path: Path, data: bytes, encoding: str = "auto") -> tuple[lis
     landing = tmp_path / f"landing-{len(list(tmp_path.iterdir()))}"
     landing.mkdir()
     (landing / "data.csv").write_bytes(data)
-    spec = PipelineSpec.model_validate({"source": {"files": "*.csv", "columns": {"id": {"type": "bigint"}, "name": {}},
-                                                   "csv": {"encoding": encoding}}, "destination": {"table": "t"},
-                                    # A rejected file leaves an empty table here, so the test can look at it.
-                                    "sync": {"allow_empty": True}})
+    spec = PipelineSpec.model_validate(
+        {
+            "source": {
+                "files": "*.csv",
+                "columns": {"id": {"type": "bigint"}, "name": {}},
+                "csv": {"encoding": encoding},
+            },
+            "destination": {"table": "t"},
+            # A rejected file leaves an empty table here, so the test can look at it.
+            "sync": {"allow_empty": True},
+        }
+    )
     folder = LocalFolder(landing)
     with duckdb.connect() as con:
-        result = ingest.run(con, spec, pipeline="p", files=folder.list("*.csv"), relative=folder.relative,
-                            target=ingest.Target(TableRef("p", "t"), TableRef("p", "t_rejected")), run_id="run-1",
-                            log=lambda m: None, progress_interval=60)
+        result = ingest.run(
+            con,
+            spec,
+            pipeline="p",
+            files=folder.list("*.csv"),
+            relative=folder.relative,
+            target=ingest.Target(TableRef("p", "t"), TableRef("p", "t_rejected")),
+            run_id="run-1",
+            log=lambda m: None,
+            progress_interval=60,
+        )
         loaded = con.execute("SELECT id, name FROM p.t ORDER BY id").fetchall()
     rejected = [f.rejected_whole for f in result.files_rejected]
     assert result.rows_rejected == 0, con
@@ -148,8 +168,10 @@ def test_one_latin1_byte_in_a_utf8_file_rejects_it_naming_the_byte_instead_of_ga
     loaded, why = load_bytes(tmp_path, data)
     assert loaded == []  # it used to load every row as 'ZoÃ« DuprÃ© âœ“'
     at = len(good.encode()) + len("1000,Zo")
-    assert why == (f"mixes encodings: it is UTF-8, except that byte {at:,} (line 1,001) is 0xeb, which is not; "
-                   "save all of it as UTF-8, or declare source.csv.encoding if all of it is in one other encoding")
+    assert why == (
+        f"mixes encodings: it is UTF-8, except that byte {at:,} (line 1,001) is 0xeb, which is not; "
+        "save all of it as UTF-8, or declare source.csv.encoding if all of it is in one other encoding"
+    )
 
 
 def test_utf8_text_in_a_windows_1252_file_rejects_it_naming_the_byte(tmp_path):
@@ -158,13 +180,22 @@ def test_utf8_text_in_a_windows_1252_file_rejects_it_naming_the_byte(tmp_path):
     loaded, why = load_bytes(tmp_path, data)
     assert loaded == []
     at = len(legacy) + len("300,Zo")
-    assert why.startswith(f"mixes encodings: it is Windows-1252, but byte {at:,} (line 302) starts UTF-8 text ('ë' written as UTF-8)")
+    assert why.startswith(
+        f"mixes encodings: it is Windows-1252, but byte {at:,} (line 302) starts UTF-8 text ('ë' written as UTF-8)"
+    )
 
 
-@pytest.mark.parametrize(("language", "codec", "named"), [
-    ("russian", "cp1251", "cp1251"), ("greek", "cp1253", "cp1253"), ("polish", "cp1250", "cp1250"),
-    ("japanese", "shift_jis", "cp932"), ("chinese", "gbk", "gb18030"), ("korean", "euc_kr", "cp949"),
-])
+@pytest.mark.parametrize(
+    ("language", "codec", "named"),
+    [
+        ("russian", "cp1251", "cp1251"),
+        ("greek", "cp1253", "cp1253"),
+        ("polish", "cp1250", "cp1250"),
+        ("japanese", "shift_jis", "cp932"),
+        ("chinese", "gbk", "gb18030"),
+        ("korean", "euc_kr", "cp949"),
+    ],
+)
 def test_text_in_another_encoding_is_rejected_naming_what_it_looks_like(tmp_path, language, codec, named):
     data = csv_text(rows_of(language, list(range(40)))).encode(codec)
     loaded, why = load_bytes(tmp_path, data)
@@ -185,15 +216,30 @@ def test_cyrillic_in_capitals_is_not_taken_for_japanese(tmp_path):
 def test_a_byte_windows_1252_leaves_undefined_rejects_the_file(tmp_path):
     loaded, why = load_bytes(tmp_path, b"id,name\n1,caf\xe9\n2,ab\x81c\n")
     assert loaded == []
-    assert why == ("is neither UTF-8 nor Windows-1252: byte 19 (line 3) is 0x81, which Windows-1252 leaves undefined "
-                   "and Latin-1 reads as a control character; declare its encoding in source.csv.encoding")
+    assert why == (
+        "is neither UTF-8 nor Windows-1252: byte 19 (line 3) is 0x81, which Windows-1252 leaves undefined "
+        "and Latin-1 reads as a control character; declare its encoding in source.csv.encoding"
+    )
 
 
-@pytest.mark.parametrize(("codec", "language"), [
-    ("cp1251", "russian"), ("shift_jis", "japanese"), ("cp1250", "czech"), ("cp1250", "polish"), ("cp1253", "greek"),
-    ("utf-16", "russian"), ("utf-16-le", "japanese"), ("utf-16-be", "greek"), ("gb18030", "chinese"), ("euc_kr", "korean"),
-    ("cp1252", "french"), ("latin-1", "german"), ("utf-8", "japanese"),
-])
+@pytest.mark.parametrize(
+    ("codec", "language"),
+    [
+        ("cp1251", "russian"),
+        ("shift_jis", "japanese"),
+        ("cp1250", "czech"),
+        ("cp1250", "polish"),
+        ("cp1253", "greek"),
+        ("utf-16", "russian"),
+        ("utf-16-le", "japanese"),
+        ("utf-16-be", "greek"),
+        ("gb18030", "chinese"),
+        ("euc_kr", "korean"),
+        ("cp1252", "french"),
+        ("latin-1", "german"),
+        ("utf-8", "japanese"),
+    ],
+)
 def test_a_declared_encoding_decodes_real_text(tmp_path, codec, language):
     rows = rows_of(language, list(range(25)))
     assert load_bytes(tmp_path, csv_text(rows).encode(codec), codec) == (rows, None)
@@ -204,17 +250,36 @@ def test_declared_utf16_without_a_byte_order_mark_is_read_in_its_own_byte_order(
     assert load_bytes(tmp_path, csv_text(rows).encode("utf-16-be"), "utf-16") == (rows, None)
 
 
-@pytest.mark.parametrize(("data", "encoding", "reason"), [
-    (b"id,name\n1,\x98x\n", "cp1251", "is not valid cp1251 (source.csv.encoding is 'cp1251'): byte 10 (line 2) does not decode"),
-    ("id,name\n1,5 € net\n".encode("cp1252"), "latin-1",
-     "is not iso8859-1 (source.csv.encoding is 'iso8859-1'): byte 12 (line 2) decodes to the control character U+0080, "
-     "so the file is in another encoding"),
-    ("id,name\n1,a\x85b\n".encode("utf-16"), "utf-16",
-     "is not utf-16 (source.csv.encoding is 'utf-16'): byte 24 (line 2) decodes to the control character U+0085, "
-     "so the file is in another encoding"),
-    ("id,name\n1,café\n".encode("latin-1"), "utf-8",
-     "is not valid UTF-8 (source.csv.encoding is 'utf-8'): byte 13 (line 2) does not decode; declare its encoding, e.g. 'cp1252'"),
-])
+@pytest.mark.parametrize(
+    ("data", "encoding", "reason"),
+    [
+        (
+            b"id,name\n1,\x98x\n",
+            "cp1251",
+            "is not valid cp1251 (source.csv.encoding is 'cp1251'): byte 10 (line 2) does not decode",
+        ),
+        (
+            "id,name\n1,5 € net\n".encode("cp1252"),
+            "latin-1",
+            "is not iso8859-1 (source.csv.encoding is 'iso8859-1'): byte 12 (line 2) decodes to the control character "
+            "U+0080, "
+            "so the file is in another encoding",
+        ),
+        (
+            "id,name\n1,a\x85b\n".encode("utf-16"),
+            "utf-16",
+            "is not utf-16 (source.csv.encoding is 'utf-16'): byte 24 (line 2) decodes to the control character "
+            "U+0085, "
+            "so the file is in another encoding",
+        ),
+        (
+            "id,name\n1,café\n".encode("latin-1"),
+            "utf-8",
+            "is not valid UTF-8 (source.csv.encoding is 'utf-8'): byte 13 (line 2) does not decode; declare its "
+            "encoding, e.g. 'cp1252'",
+        ),
+    ],
+)
 def test_a_declared_encoding_that_does_not_fit_is_rejected_naming_the_byte(tmp_path, data, encoding, reason):
     assert load_bytes(tmp_path, data, encoding) == ([], reason)
 
@@ -235,7 +300,9 @@ def test_a_control_character_is_placed_exactly_across_chunk_boundaries(tmp_path,
     src = tmp_path / "in.csv"
     src.write_bytes(data)
     at = data.index(b"\x85\x00") if codec == "utf-16" else data.index(b"\x85" if codec == "iso8859-1" else b"\x80")
-    with pytest.raises(encodings.EncodingError, match=rf"byte {at} \(line 3\) decodes to the control character U\+008[05]"):
+    with pytest.raises(
+        encodings.EncodingError, match=rf"byte {at} \(line 3\) decodes to the control character U\+008[05]"
+    ):
         encodings.transcode(src, tmp_path / "out.csv", codec)
 
 
@@ -243,18 +310,36 @@ def test_a_control_character_is_placed_exactly_across_chunk_boundaries(tmp_path,
 # oracle knows what was written: it loads exactly that, or (only where Windows-1252 would garble
 # it and nobody declared the encoding) the file is rejected. Never anything else.
 UNDECLARED = [  # (language, codec): what intake must do when nobody declares the encoding
-    *[(language, "utf-8") for language in WORDS], *[(language, "utf-16") for language in WORDS],
+    *[(language, "utf-8") for language in WORDS],
+    *[(language, "utf-16") for language in WORDS],
     *[(language, "cp1252") for language in WESTERN],
-    ("russian", "cp1251"), ("greek", "cp1253"), ("polish", "cp1250"), ("japanese", "shift_jis"),
-    ("chinese", "gbk"), ("korean", "euc_kr"),
+    ("russian", "cp1251"),
+    ("greek", "cp1253"),
+    ("polish", "cp1250"),
+    ("japanese", "shift_jis"),
+    ("chinese", "gbk"),
+    ("korean", "euc_kr"),
 ]
-DECLARED = [("russian", "cp1251"), ("greek", "cp1253"), ("polish", "cp1250"), ("czech", "cp1250"), ("japanese", "shift_jis"),
-            ("chinese", "gbk"), ("korean", "euc_kr"), ("french", "cp1252"), ("german", "latin-1"), ("russian", "utf-16-le")]
+DECLARED = [
+    ("russian", "cp1251"),
+    ("greek", "cp1253"),
+    ("polish", "cp1250"),
+    ("czech", "cp1250"),
+    ("japanese", "shift_jis"),
+    ("chinese", "gbk"),
+    ("korean", "euc_kr"),
+    ("french", "cp1252"),
+    ("german", "latin-1"),
+    ("russian", "utf-16-le"),
+]
 
 
 @settings(max_examples=examples(40))
-@given(case=st.sampled_from(UNDECLARED + [(lang, codec, "declared") for lang, codec in DECLARED]),
-       picks=st.lists(st.integers(0, 1000), min_size=1, max_size=60), upper=st.booleans())
+@given(
+    case=st.sampled_from(UNDECLARED + [(lang, codec, "declared") for lang, codec in DECLARED]),
+    picks=st.lists(st.integers(0, 1000), min_size=1, max_size=60),
+    upper=st.booleans(),
+)
 def test_generated_text_loads_exactly_as_written_or_is_rejected_never_garbled(tmp_path, case, picks, upper):
     language, codec, *declared = case
     rows = [(i, name.upper() if upper else name) for i, name in rows_of(language, picks)]
@@ -266,13 +351,18 @@ def test_generated_text_loads_exactly_as_written_or_is_rejected_never_garbled(tm
 
 
 @settings(max_examples=examples(20))
-@given(language=st.sampled_from(WESTERN), legacy=st.sampled_from(["cp1252", "latin-1"]),
-       lines=st.lists(st.booleans(), min_size=2, max_size=40).filter(lambda ls: any(ls) and not all(ls)))
+@given(
+    language=st.sampled_from(WESTERN),
+    legacy=st.sampled_from(["cp1252", "latin-1"]),
+    lines=st.lists(st.booleans(), min_size=2, max_size=40).filter(lambda ls: any(ls) and not all(ls)),
+)
 def test_generated_mixed_encodings_are_rejected(tmp_path, language, legacy, lines):
     """Some lines UTF-8, some in a legacy encoding (Western words, so both can hold them)."""
     words = [w for w in WORDS[language] if w.encode(legacy, "ignore").decode(legacy) == w]
     rows = [(i, words[i % len(words)]) for i in range(len(lines))]
-    data = b"id,name\n" + b"".join(f"{i},{name}\n".encode("utf-8" if utf8 else legacy) for (i, name), utf8 in zip(rows, lines))
+    data = b"id,name\n" + b"".join(
+        f"{i},{name}\n".encode("utf-8" if utf8 else legacy) for (i, name), utf8 in zip(rows, lines)
+    )
     loaded, why = load_bytes(tmp_path, data)
     assert loaded == [] and "mixes encodings" in why, why
 
@@ -283,7 +373,9 @@ def test_utf8_text_in_a_windows_1252_file_is_found_at_any_chunk_boundary(tmp_pat
     src = tmp_path / "in.csv"
     mixed = "id,name\n1,café\n2,crème\n".encode("cp1252") + "3,Zoë Noël\n".encode() + b"4,x\n"
     src.write_bytes(mixed)
-    with pytest.raises(encodings.EncodingError, match=r"but byte 27 \(line 4\) starts UTF-8 text \('ë' written as UTF-8\)"):
+    with pytest.raises(
+        encodings.EncodingError, match=r"but byte 27 \(line 4\) starts UTF-8 text \('ë' written as UTF-8\)"
+    ):
         encodings.transcode(src, tmp_path / "out.csv", "cp1252", refuse_utf8_text=True)
     # A Windows-1252 line whose first bytes happen to be valid UTF-8 ("Ã©" as two letters) is not UTF-8 text.
     src.write_bytes("id,name\n1,Ã© café\n".encode("cp1252"))

@@ -23,7 +23,7 @@ from etl_platform.spec.sources import CsvOptions
 from etl_platform.steps import ingest
 from etl_platform_tests.conftest import examples
 from etl_platform_tests.intake import corpus
-from etl_platform_tests.s3_server import S3Bucket, s3_bucket, s3_server
+from etl_platform_tests.s3_server import S3Bucket
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -32,16 +32,27 @@ PLAIN_NAMES = ["a.csv", "b.csv", "ab.csv", "ac.csv", "o'brien.csv", "two words.c
 
 
 def spec_for(files: str, fmt: str = "csv", mode: str = "append") -> PipelineSpec:
-    return PipelineSpec.model_validate({
-        "source": {"files": files, "format": fmt, "columns": {"id": {"type": "bigint"}, "name": {}}},
-        "sync": {"mode": mode}, "destination": {"table": "t"},
-    })
+    return PipelineSpec.model_validate(
+        {
+            "source": {"files": files, "format": fmt, "columns": {"id": {"type": "bigint"}, "name": {}}},
+            "sync": {"mode": mode},
+            "destination": {"table": "t"},
+        }
+    )
 
 
 def load(con, spec: PipelineSpec, files: list[Path], relative, run_id: str = "run-1") -> ingest.LoadResult:
-    return ingest.run(con, spec, pipeline="p", files=files, relative=relative,
-                      target=ingest.Target(TableRef("p", "t"), TableRef("p", "t_rejected")), run_id=run_id,
-                      log=lambda message: None, progress_interval=60)
+    return ingest.run(
+        con,
+        spec,
+        pipeline="p",
+        files=files,
+        relative=relative,
+        target=ingest.Target(TableRef("p", "t"), TableRef("p", "t_rejected")),
+        run_id=run_id,
+        log=lambda message: None,
+        progress_interval=60,
+    )
 
 
 def loaded(con) -> list[tuple[str, int, str]]:
@@ -51,7 +62,9 @@ def loaded(con) -> list[tuple[str, int, str]]:
 def write(folder: Path, name: str, fmt: str, rows: list[tuple[int, str]]) -> None:
     path = folder / name
     if fmt == "csv":
-        path.write_text("id,name\n" + "".join(f'{i},"{n.replace(chr(34), chr(34) * 2)}"\n' for i, n in rows), encoding="utf-8")
+        path.write_text(
+            "id,name\n" + "".join(f'{i},"{n.replace(chr(34), chr(34) * 2)}"\n' for i, n in rows), encoding="utf-8"
+        )
     elif fmt == "ndjson":
         path.write_text("".join(json.dumps({"id": i, "name": n}) + "\n" for i, n in rows), encoding="utf-8")
     elif fmt == "json":
@@ -76,7 +89,9 @@ def test_a_file_named_like_a_glob_is_read_once_and_its_neighbours_once(tmp_path)
         assert loaded(con) == sorted(expected)
         assert not result.files_rejected and result.rows_read == len(expected)
         # The ledger, lineage and the load's files keep the real names.
-        assert sorted(r[0] for r in con.execute(f"SELECT file FROM {LEDGER}").fetchall()) == sorted(PLAIN_NAMES + GLOBBY_NAMES)
+        assert sorted(r[0] for r in con.execute(f"SELECT file FROM {LEDGER}").fetchall()) == sorted(
+            PLAIN_NAMES + GLOBBY_NAMES
+        )
         assert sorted(f.file for f in result.files) == sorted(PLAIN_NAMES + GLOBBY_NAMES)
     finally:
         con.close()
@@ -94,8 +109,10 @@ def test_every_format_reads_a_globby_name_as_one_file(tmp_path, fmt):
     try:
         result = load(con, spec_for(f"*.{fmt}", fmt), folder.list(f"*.{fmt}"), folder.relative)
         assert not result.files_rejected, result.files_rejected
-        assert loaded(con) == sorted([(name, n * 10, name) for n, name in enumerate(names)]
-                                     + [(name, n * 10 + 1, "second") for n, name in enumerate(names)])
+        assert loaded(con) == sorted(
+            [(name, n * 10, name) for n, name in enumerate(names)]
+            + [(name, n * 10 + 1, "second") for n, name in enumerate(names)]
+        )
     finally:
         con.close()
 
@@ -147,17 +164,25 @@ def test_a_temporary_folder_with_glob_characters_rejects_the_file_instead_of_rea
 
 def test_s3_objects_named_like_globs_are_downloaded_and_read_once(s3_bucket: S3Bucket, tmp_path):
     keys = ["drop/a.csv", "drop/b.csv", "drop/[ab].csv", "drop/*.csv", "drop/x/?.csv", "drop/o'brien {1,2}.csv"]
-    s3_bucket.put_many({key: f"id,name\n{n},{key.rsplit('/', 1)[-1].replace(',', ';')}\n" for n, key in enumerate(keys)})
+    s3_bucket.put_many(
+        {key: f"id,name\n{n},{key.rsplit('/', 1)[-1].replace(',', ';')}\n" for n, key in enumerate(keys)}
+    )
     connector = build("lake", "s3", s3_bucket.options(prefix="drop"))
-    spec = PipelineSpec.model_validate({"source": {"connection": "lake", "files": "**/*.csv", "columns": {"id": {"type": "bigint"}, "name": {}}},
-                                        "sync": {"mode": "append"}, "destination": {"table": "t"}})
+    spec = PipelineSpec.model_validate(
+        {
+            "source": {"connection": "lake", "files": "**/*.csv", "columns": {"id": {"type": "bigint"}, "name": {}}},
+            "sync": {"mode": "append"},
+            "destination": {"table": "t"},
+        }
+    )
     con = duckdb.connect(str(tmp_path / "w.duckdb"))
     try:
         with connector.fetch(spec.source.files) as fetched:
             assert all("[" not in str(p) and "*" not in str(p) and "{" not in str(p) for p in fetched.files)
             result = load(con, spec, fetched.files, fetched.relative)
         assert loaded(con) == sorted(
-            (key.removeprefix("drop/"), n, key.rsplit("/", 1)[-1].replace(",", ";")) for n, key in enumerate(keys))
+            (key.removeprefix("drop/"), n, key.rsplit("/", 1)[-1].replace(",", ";")) for n, key in enumerate(keys)
+        )
         assert not result.files_rejected
     finally:
         con.close()
@@ -166,8 +191,11 @@ def test_s3_objects_named_like_globs_are_downloaded_and_read_once(s3_bucket: S3B
 # Generated: names from an alphabet of glob, quote, space and non-ASCII characters, several
 # files in one folder; the oracle is what was written, file by file.
 NAME_CHARACTERS = "ab*?[]{},!'\" %ü€-_.~\\"
-names = st.text(NAME_CHARACTERS, min_size=1, max_size=12).map(lambda stem: f"{stem}.csv").filter(
-    lambda name: not name.startswith("."))
+names = (
+    st.text(NAME_CHARACTERS, min_size=1, max_size=12)
+    .map(lambda stem: f"{stem}.csv")
+    .filter(lambda name: not name.startswith("."))
+)
 
 
 @settings(max_examples=examples(25))

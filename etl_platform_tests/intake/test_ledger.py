@@ -15,8 +15,14 @@ COLUMNS = {"id": {"type": "bigint"}, "name": {}}
 
 
 def spec(mode: str, **source) -> PipelineSpec:
-    sync = {"mode": mode, **({"primary_key": ["id"]} if mode == "merge" else {}), **({"cursor": "id"} if mode == "incremental" else {})}
-    return PipelineSpec.model_validate({"source": {"files": "*.csv", "columns": COLUMNS, **source}, "sync": sync, "destination": {"table": "t"}})
+    sync = {
+        "mode": mode,
+        **({"primary_key": ["id"]} if mode == "merge" else {}),
+        **({"cursor": "id"} if mode == "incremental" else {}),
+    }
+    return PipelineSpec.model_validate(
+        {"source": {"files": "*.csv", "columns": COLUMNS, **source}, "sync": sync, "destination": {"table": "t"}}
+    )
 
 
 @pytest.fixture
@@ -59,7 +65,9 @@ def test_replace_reloads_everything_but_a_copy_within_one_load_once(con, landing
     first = load(con, spec("replace"), landing, "run-1")
     second = load(con, spec("replace"), landing, "run-2")
     for result in (first, second):
-        assert [(f.file, f.duplicate_of) for f in result.files_duplicate] == [("b.csv", "same content as a.csv, earlier in this load")]
+        assert [(f.file, f.duplicate_of) for f in result.files_duplicate] == [
+            ("b.csv", "same content as a.csv, earlier in this load")
+        ]
     assert con.execute("SELECT count(*) FROM p.t").fetchone()[0] == 1
 
 
@@ -100,8 +108,18 @@ def test_a_file_that_vanished_after_listing_is_rejected_not_a_crash(con, landing
     (landing / "a.csv").write_bytes(b"id,name\n1,x\n")
     gone = landing / "gone.csv"
     target = ingest.Target(ingest.load.TableRef("p", "t"), ingest.load.TableRef("p", "t_rejected"))
-    result = ingest.run(con, spec("append"), pipeline="p", files=[landing / "a.csv", gone], relative=lambda p: p.name,
-                        target=target, run_id="run-1", log=lambda m: None, progress_interval=60)
-    assert {f.file: f.rejected_whole for f in result.files_rejected} == {"gone.csv": "cannot be opened: No such file or directory"}
+    result = ingest.run(
+        con,
+        spec("append"),
+        pipeline="p",
+        files=[landing / "a.csv", gone],
+        relative=lambda p: p.name,
+        target=target,
+        run_id="run-1",
+        log=lambda m: None,
+        progress_interval=60,
+    )
+    assert {f.file: f.rejected_whole for f in result.files_rejected} == {
+        "gone.csv": "cannot be opened: No such file or directory"
+    }
     assert con.execute("SELECT count(*) FROM p.t").fetchone()[0] == 1
-

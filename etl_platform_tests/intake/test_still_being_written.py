@@ -22,23 +22,35 @@ from etl_platform.intake.settling import LEFT_FOR_LATER, StillBeingWritten
 from etl_platform.spec.pipeline import PipelineSpec
 from etl_platform.steps import ingest
 from etl_platform_tests.conftest import materializations, query
-from etl_platform_tests.s3_server import S3Bucket, s3_bucket, s3_server
+from etl_platform_tests.s3_server import S3Bucket
 
 pytestmark = pytest.mark.timeout(120)
 COLUMNS = {"id": {"type": "bigint"}, "batch": {"type": "bigint"}, "amount": {"type": "bigint"}}
 
 
 def spec(mode: str = "append", files: str = "*.csv", **source) -> PipelineSpec:
-    return PipelineSpec.model_validate({
-        "source": {"files": files, "columns": COLUMNS, **source}, "sync": {"mode": mode}, "destination": {"table": "t"},
-    })
+    return PipelineSpec.model_validate(
+        {
+            "source": {"files": files, "columns": COLUMNS, **source},
+            "sync": {"mode": mode},
+            "destination": {"table": "t"},
+        }
+    )
 
 
 def load(con, landing: Path, pipeline_spec: PipelineSpec, run_id: str) -> ingest.LoadResult:
     folder = LocalFolder(landing)
-    return ingest.run(con, pipeline_spec, pipeline="p", files=folder.list(pipeline_spec.source.files), relative=folder.relative,
-                      target=ingest.Target(TableRef("p", "t"), TableRef("p", "t_rejected")), run_id=run_id,
-                      log=lambda message: None, progress_interval=60)
+    return ingest.run(
+        con,
+        pipeline_spec,
+        pipeline="p",
+        files=folder.list(pipeline_spec.source.files),
+        relative=folder.relative,
+        target=ingest.Target(TableRef("p", "t"), TableRef("p", "t_rejected")),
+        run_id=run_id,
+        log=lambda message: None,
+        progress_interval=60,
+    )
 
 
 def rows(con) -> list[tuple]:
@@ -144,7 +156,7 @@ def test_a_file_without_a_final_line_break_loads_once_it_has_settled(tmp_path):
     (landing / "new.csv").write_text("id,batch,amount\n2,2,20")
     con = duckdb.connect(str(tmp_path / "w.duckdb"))
     try:
-        assert left(load(con, landing, spec(), "run-1")) .keys() == {"new.csv"}
+        assert left(load(con, landing, spec(), "run-1")).keys() == {"new.csv"}
         assert rows(con) == [(1, 1, 10)]
         assert not left(load(con, landing, spec(settle_seconds=0), "run-2"))  # the rule turned off
         assert rows(con) == [(1, 1, 10), (2, 2, 20)]
@@ -195,7 +207,9 @@ def test_a_file_that_changes_while_duckdb_reads_it_fails_the_load_which_changes_
             with pytest.raises(StillBeingWritten) as failed:
                 load(con, landing, spec(), "run-2")
         message = str(failed.value)
-        assert message.startswith("b.csv changed while it was being loaded (it is still being written); nothing was loaded")
+        assert message.startswith(
+            "b.csv changed while it was being loaded (it is still being written); nothing was loaded"
+        )
         assert classify(failed.value) == "transient"  # the step's retry policy tries again
         assert rows(con) == [(1, 1, 10)]
         assert ledger(con) == ["a.csv"]
@@ -217,8 +231,11 @@ def test_a_replace_load_with_a_file_still_being_written_keeps_the_table(tmp_path
     try:
         load(con, landing, spec("replace"), "run-1")
         (landing / "b.csv").write_text("id,batch,amount\n2,1,20\n3,1,3")
-        with pytest.raises(StillBeingWritten, match=r"^b\.csv: still being written: left for the next run \(its last line has no line"
-                                                    r".*A replace load reads all of its files together, so nothing was loaded"):
+        with pytest.raises(
+            StillBeingWritten,
+            match=r"^b\.csv: still being written: left for the next run \(its last line has no line"
+            r".*A replace load reads all of its files together, so nothing was loaded",
+        ):
             load(con, landing, spec("replace"), "run-2")
         assert rows(con) == [(1, 1, 10), (2, 1, 20)]
     finally:
@@ -245,7 +262,9 @@ def _pipeline_defs(source: dict):
 
     parsed = PipelineSpec.model_validate({"source": source, "sync": {"mode": "append"}, "destination": {"table": "t"}})
     ctx = PipelineContext(name="arrivals", names=table_names(parsed, "arrivals"), defined_at={})
-    return dg.Definitions.merge(build_pipeline_defs(parsed, ctx), dg.Definitions(resources={"warehouse": WarehouseResource()}))
+    return dg.Definitions.merge(
+        build_pipeline_defs(parsed, ctx), dg.Definitions(resources={"warehouse": WarehouseResource()})
+    )
 
 
 def test_the_dagster_run_shows_a_file_left_for_the_next_run(landing: Path, etl_home: Path, instance):
@@ -257,7 +276,9 @@ def test_the_dagster_run_shows_a_file_left_for_the_next_run(landing: Path, etl_h
     result = job.execute_in_process(instance=instance)
 
     meta = materializations(result)["arrivals/t"]
-    assert "| b.csv | 0 | 0 | still being written: left for the next run (its last line has no line break" in meta["files"]
+    assert (
+        "| b.csv | 0 | 0 | still being written: left for the next run (its last line has no line break" in meta["files"]
+    )
     assert meta["files_rejected"] == 0
     logged = [entry.user_message for entry in instance.all_logs(result.run_id)]
     assert any(m.startswith("not reading file b.csv now: still being written: left for the next run") for m in logged)

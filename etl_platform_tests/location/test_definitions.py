@@ -54,28 +54,42 @@ ASSETS = {
 CHECKS = {
     f"{table}:{check}"
     for table in (
-        "marketing_campaigns/campaigns", "shop_customers/customers", "shop_orders/orders",
-        "app_events/events", "crm_accounts/accounts", "partner_invoices/invoices", "store_sales/sales",
+        "marketing_campaigns/campaigns",
+        "shop_customers/customers",
+        "shop_orders/orders",
+        "app_events/events",
+        "crm_accounts/accounts",
+        "partner_invoices/invoices",
+        "store_sales/sales",
     )
     for check in ("rejected_rows_within_limit", "all_files_readable", "schema_drift")
 } | {
     "shop_customers/customers:freshness_check",
     "shop_customers/source_files:files_not_loaded",  # evaluated by shop_customers_file_sensor
     # Great Expectations checks of the campaigns demo
-    *(f"marketing_campaigns/campaigns:{name}" for name in (
-        "expect_column_mean_to_be_between__spend",
-        "expect_column_values_to_be_between__clicks",
-        "expect_column_values_to_be_between__conversions",
-        "expect_column_values_to_be_between__spend",
-        "expect_column_values_to_be_in_set__channel",
-        "expect_column_values_to_not_be_null__campaign",
-        "expect_table_row_count_to_be_between",
-    )),
+    *(
+        f"marketing_campaigns/campaigns:{name}"
+        for name in (
+            "expect_column_mean_to_be_between__spend",
+            "expect_column_values_to_be_between__clicks",
+            "expect_column_values_to_be_between__conversions",
+            "expect_column_values_to_be_between__spend",
+            "expect_column_values_to_be_in_set__channel",
+            "expect_column_values_to_not_be_null__campaign",
+            "expect_table_row_count_to_be_between",
+        )
+    ),
     "marketing_campaigns/daily_channel_performance:expect_compound_columns_to_be_unique__date__channel",
 }
 JOBS = {
-    "marketing_campaigns_job", "marketing_campaigns_train_job", "shop_customers_job", "shop_orders_job",
-    "app_events_job", "crm_accounts_job", "partner_invoices_job", "store_sales_job",
+    "marketing_campaigns_job",
+    "marketing_campaigns_train_job",
+    "shop_customers_job",
+    "shop_orders_job",
+    "app_events_job",
+    "crm_accounts_job",
+    "partner_invoices_job",
+    "store_sales_job",
 }
 SCHEDULES = {
     "marketing_campaigns_schedule": "0 6 * * *",
@@ -83,7 +97,12 @@ SCHEDULES = {
     "app_events_schedule": "*/15 * * * *",
     "store_sales_schedule": "30 1 * * *",  # the latest daily partition, each night
 }
-SENSORS = {"alert_on_run_failure", "alert_on_stale_tables", "shop_customers_file_sensor", "shop_customers_freshness_sensor"}
+SENSORS = {
+    "alert_on_run_failure",
+    "alert_on_stale_tables",
+    "shop_customers_file_sensor",
+    "shop_customers_freshness_sensor",
+}
 
 
 def test_graph_snapshot(etl_home):
@@ -111,12 +130,18 @@ def test_demo_connections_are_bound_with_kinds_and_no_secret_values(etl_home, mo
     defs = load_definitions()
     kinds = {name: r.kind for name, r in defs.resources.items() if name.startswith("connection_")}
     assert kinds == {
-        "connection_demo_postgres": "postgres", "connection_demo_mariadb": "mysql", "connection_demo_s3": "s3",
+        "connection_demo_postgres": "postgres",
+        "connection_demo_mariadb": "mysql",
+        "connection_demo_s3": "s3",
         "connection_demo_pos": "sqlite",
     }
-    assert '"host": "db.internal"' in defs.resources["connection_demo_postgres"].options  # a template, filled from the environment
+    assert (
+        '"host": "db.internal"' in defs.resources["connection_demo_postgres"].options
+    )  # a template, filled from the environment
     assert "never-shown-0c41" not in defs.resources["connection_demo_s3"].options
-    table = defs.resolve_assets_def(dg.AssetKey(["app_events", "events"])).specs_by_key[dg.AssetKey(["app_events", "events"])]
+    table = defs.resolve_assets_def(dg.AssetKey(["app_events", "events"])).specs_by_key[
+        dg.AssetKey(["app_events", "events"])
+    ]
     assert set(table.kinds) == {"duckdb"} and table.metadata["sync_mode"] == "incremental"
 
 
@@ -137,8 +162,14 @@ def test_column_schema_is_declared_before_the_first_run(etl_home):
     graph = load_definitions().resolve_asset_graph()
     schema = graph.get(dg.AssetKey(["marketing_campaigns", "campaigns"])).metadata["dagster/column_schema"]
     assert [(c.name, c.type) for c in schema.columns] == [
-        ("date", "DATE"), ("campaign", "VARCHAR"), ("channel", "VARCHAR"), ("spend", "DECIMAL(18,2)"),
-        ("clicks", "BIGINT"), ("conversions", "BIGINT"), ("_source_file", "VARCHAR"), ("_load_id", "VARCHAR"),
+        ("date", "DATE"),
+        ("campaign", "VARCHAR"),
+        ("channel", "VARCHAR"),
+        ("spend", "DECIMAL(18,2)"),
+        ("clicks", "BIGINT"),
+        ("conversions", "BIGINT"),
+        ("_source_file", "VARCHAR"),
+        ("_load_id", "VARCHAR"),
     ]
 
 
@@ -190,7 +221,8 @@ def test_jobs_selected_other_than_by_key_are_left_to_dagster():
     by_key = dg.define_asset_job("by_key", selection=dg.AssetSelection.assets(revenue))
     by_group = dg.define_asset_job("by_group", selection=dg.AssetSelection.groups("sales"))
     dagsters = dg.Definitions(
-        assets=[orders, revenue], jobs=[by_key, by_group],
+        assets=[orders, revenue],
+        jobs=[by_key, by_group],
         schedules=[dg.ScheduleDefinition(name="nightly", cron_schedule="0 1 * * *", job=by_key)],
     )
     defs = resolve_asset_jobs(dagsters)
@@ -230,17 +262,20 @@ def test_a_serving_process_freezes_what_the_load_built(monkeypatch):
     assert gc.isenabled() and frozen >= 20_000 and built
 
 
-@pytest.mark.parametrize(("argv", "serving"), [
-    (["/v/bin/dagster", "api", "grpc", "-m", "etl_platform.definitions"], True),
-    (["/v/bin/dagster-webserver", "-w", "workspace.yaml"], True),
-    (["/v/bin/dagster-daemon", "run"], True),
-    (["/v/bin/dagster", "api", "execute_run", "{}"], True),
-    (["/v/bin/dagster", "code-server", "start", "-m", "x"], True),
-    (["/v/bin/dagster", "job", "execute", "-m", "etl_platform.definitions"], False),
-    (["/v/bin/dg", "check", "defs"], False),
-    (["/v/bin/etl-platform", "pipelines", "validate"], False),
-    (["/v/bin/python", "-m", "pytest"], False),
-])
+@pytest.mark.parametrize(
+    ("argv", "serving"),
+    [
+        (["/v/bin/dagster", "api", "grpc", "-m", "etl_platform.definitions"], True),
+        (["/v/bin/dagster-webserver", "-w", "workspace.yaml"], True),
+        (["/v/bin/dagster-daemon", "run"], True),
+        (["/v/bin/dagster", "api", "execute_run", "{}"], True),
+        (["/v/bin/dagster", "code-server", "start", "-m", "x"], True),
+        (["/v/bin/dagster", "job", "execute", "-m", "etl_platform.definitions"], False),
+        (["/v/bin/dg", "check", "defs"], False),
+        (["/v/bin/etl-platform", "pipelines", "validate"], False),
+        (["/v/bin/python", "-m", "pytest"], False),
+    ],
+)
 def test_serving_processes_are_told_from_their_command_line(argv, serving):
     assert serving_process(argv) is serving
 
@@ -273,16 +308,14 @@ def test_generated_asset_jobs_resolve_as_dagster_resolves_them(graph, with_sched
     specs, check_specs, jobs = graph
 
     @dg.multi_asset(specs=specs[:1], check_specs=[c for c in check_specs if c.asset_key == specs[0].key])
-    def first():
-        ...
+    def first(): ...
 
     singles = []
     for spec in specs[1:]:
         mine = [c for c in check_specs if c.asset_key == spec.key]
 
         @dg.multi_asset(specs=[spec], check_specs=mine, name=f"build_{spec.key.path[0]}")
-        def built():
-            ...
+        def built(): ...
 
         singles.append(built)
     schedules = [dg.ScheduleDefinition(name="nightly", cron_schedule="0 1 * * *", job=jobs[0])] if with_schedule else []

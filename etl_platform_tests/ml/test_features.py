@@ -36,7 +36,9 @@ def test_the_hash_ignores_row_order_and_sees_every_change():
 def test_a_column_missing_from_the_data_names_the_field():
     con = duckdb.connect()
     con.execute("CREATE SCHEMA s; CREATE TABLE s.src (x DOUBLE, y BIGINT)")
-    with pytest.raises(features.FeatureError, match=r"train.features.kind: column 'kind' is not in the training data; it has: x, y"):
+    with pytest.raises(
+        features.FeatureError, match=r"train.features.kind: column 'kind' is not in the training data; it has: x, y"
+    ):
         features.build(con, TRAIN, schema="s", loaded_table="src", table="f")
 
 
@@ -45,12 +47,26 @@ def test_a_column_missing_from_the_data_names_the_field():
     [
         (PromotionSpec(floor=0.5), "r2", 0.6, None, True, "first champion: r2 0.6000, reaches the floor"),
         (PromotionSpec(floor=0.5), "r2", 0.4, None, False, "does not reach the floor (at least 0.5)"),
-        (PromotionSpec(min_improvement=0.01), "r2", 0.805, 0.8, False, "does not beat the champion's 0.8000 by at least 0.01"),
+        (
+            PromotionSpec(min_improvement=0.01),
+            "r2",
+            0.805,
+            0.8,
+            False,
+            "does not beat the champion's 0.8000 by at least 0.01",
+        ),
         (PromotionSpec(min_improvement=0.01), "r2", 0.82, 0.8, True, "beats the champion's 0.8000"),
         (PromotionSpec(), "r2", 0.8, 0.8, True, "or match it"),
         (PromotionSpec(), "rmse", 10.0, 9.0, False, "does not beat"),  # lower is better
         (PromotionSpec(floor=12), "rmse", 11.0, 11.5, True, "beats"),
-        (PromotionSpec(floor=12), "rmse", 13.0, 20.0, False, "at most 12"),  # better than the champion, worse than the floor
+        (
+            PromotionSpec(floor=12),
+            "rmse",
+            13.0,
+            20.0,
+            False,
+            "at most 12",
+        ),  # better than the champion, worse than the floor
     ],
 )
 def test_the_promotion_rule(rule, metric, new, champion, promote, says):

@@ -23,7 +23,8 @@ def _logged_model_uri(resource: MLflowResource) -> str:
     frame = pd.DataFrame({"x": [1.0, 2.0, 3.0, 4.0]})
     with mlflow.start_run(experiment_id=experiment):
         info = mlflow.sklearn.log_model(
-            LinearRegression().fit(frame, [2.0, 4.0, 6.0, 8.0]), name="model",
+            LinearRegression().fit(frame, [2.0, 4.0, 6.0, 8.0]),
+            name="model",
             pip_requirements=mlflow.sklearn.get_default_pip_requirements(include_skops=True),
         )
     return info.model_uri
@@ -47,7 +48,9 @@ def test_concurrent_registrations_get_their_own_versions_and_the_best_one_is_cha
                 current_score = float(current.tags["score"]) if current else None
                 decision = registry.decide(PromotionSpec(floor=0.5), "r2", score, current_score)
                 if decision.promote:
-                    registry.promote(client, NAME, version.version, decision.reason, current.version if current else None)
+                    registry.promote(
+                        client, NAME, version.version, decision.reason, current.version if current else None
+                    )
                 else:
                     registry.reject(client, NAME, version.version, decision.reason)
             registered[score] = str(version.version)

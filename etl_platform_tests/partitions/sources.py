@@ -29,7 +29,12 @@ def write_sales(path: Path, rows_per_day: int = 40, days=DAYS, first_id: int = 1
     with sqlite3.connect(path) as db:
         db.execute("CREATE TABLE IF NOT EXISTS sales (id INTEGER PRIMARY KEY, sold_at TEXT, store TEXT, amount REAL)")
         rows = [
-            (first_id + d * rows_per_day + i, f"{day} {i % 24:02d}:{i % 60:02d}:00", f"store {i % 5}", round(1 + i * 1.25, 2))
+            (
+                first_id + d * rows_per_day + i,
+                f"{day} {i % 24:02d}:{i % 60:02d}:00",
+                f"store {i % 5}",
+                round(1 + i * 1.25, 2),
+            )
             for d, day in enumerate(days)
             for i in range(rows_per_day)
         ]
@@ -61,7 +66,9 @@ def warehouse_rows(etl_home: Path, day: str | None = None) -> list[tuple]:
 def postgres_rows(db: dict, day: str | None = None) -> list[tuple]:
     where = f"WHERE sold_at::date = DATE '{day}'" if day else ""
     with psycopg2.connect(**db) as conn, conn.cursor() as cur:
-        cur.execute(f"SELECT id, to_char(sold_at, 'YYYY-MM-DD HH24:MI:SS'), store, amount::text FROM shop.sales {where}")
+        cur.execute(
+            f"SELECT id, to_char(sold_at, 'YYYY-MM-DD HH24:MI:SS'), store, amount::text FROM shop.sales {where}"
+        )
         return cur.fetchall()
 
 
@@ -72,11 +79,24 @@ def pipeline_defs(spec: dict, sqlite_path: Path, postgres: dict | None = None, n
     resources = {"warehouse": WarehouseResource(), resource_key("src"): as_resource(source)}
     destination_kind = None
     if postgres is not None:
-        out = build("out", "postgres", {"host": postgres["host"], "port": postgres["port"], "database": postgres["dbname"], "user": postgres["user"]})
+        out = build(
+            "out",
+            "postgres",
+            {
+                "host": postgres["host"],
+                "port": postgres["port"],
+                "database": postgres["dbname"],
+                "user": postgres["user"],
+            },
+        )
         resources[resource_key("out")] = as_resource(out)
         destination_kind = "postgres"
     ctx = PipelineContext(
-        name=name, names=table_names(parsed, name), defined_at={}, connection_kind="sqlite", destination_kind=destination_kind
+        name=name,
+        names=table_names(parsed, name),
+        defined_at={},
+        connection_kind="sqlite",
+        destination_kind=destination_kind,
     )
     return dg.Definitions.merge(build_pipeline_defs(parsed, ctx), dg.Definitions(resources=resources))
 

@@ -13,7 +13,7 @@ import dagster as dg
 from etl_platform_tests.conftest import BIN, PROJECT_ROOT, cli
 from etl_platform_tests.partitions.sources import DAYS, fingerprint, source_rows, warehouse_rows, write_sales
 
-CODE_LOCATION = '''\
+CODE_LOCATION = """\
 from pathlib import Path
 
 import dagster as dg
@@ -36,7 +36,7 @@ defs = dg.Definitions.merge(
         executor=chosen_executor(),  # in-process, as every job of the project
     ),
 )
-'''
+"""
 
 
 def code_location(folder: Path) -> Path:
@@ -57,21 +57,35 @@ def dagster_home(folder: Path) -> Path:
 
 def backfill(defs_file: Path, env: dict, partitions: list[str]) -> str:
     launched = cli(
-        "dagster", "job", "backfill", "-f", str(defs_file), "-j", "shop_job",
-        "--partitions", ",".join(partitions), "--noprompt", env=env, cwd=defs_file.parent,
+        "dagster",
+        "job",
+        "backfill",
+        "-f",
+        str(defs_file),
+        "-j",
+        "shop_job",
+        "--partitions",
+        ",".join(partitions),
+        "--noprompt",
+        env=env,
+        cwd=defs_file.parent,
     )
     assert launched.returncode == 0, launched.stdout + launched.stderr
     return re.search(r"Launched backfill job `(\w+)`", launched.stdout).group(1)
 
 
-def wait_for_runs(instance: dg.DagsterInstance, backfill_id: str, count: int, timeout: float = 240) -> list[dg.DagsterRun]:
+def wait_for_runs(
+    instance: dg.DagsterInstance, backfill_id: str, count: int, timeout: float = 240
+) -> list[dg.DagsterRun]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         runs = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/backfill": backfill_id}))
         if len(runs) == count and all(r.is_finished for r in runs):
             return runs
         time.sleep(0.5)
-    raise AssertionError(f"backfill {backfill_id}: runs not finished in {timeout}s: {[(r.run_id, r.status) for r in runs]}")
+    raise AssertionError(
+        f"backfill {backfill_id}: runs not finished in {timeout}s: {[(r.run_id, r.status) for r in runs]}"
+    )
 
 
 def test_backfill_through_the_daemon_then_rerun_one_partition_from_the_cli(etl_home, tmp_path):
@@ -89,7 +103,10 @@ def test_backfill_through_the_daemon_then_rerun_one_partition_from_the_cli(etl_h
 
     daemon = subprocess.Popen(
         [str(BIN / "dagster-daemon"), "run", "-f", str(defs_file)],
-        cwd=tmp_path, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        cwd=tmp_path,
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         runs = wait_for_runs(instance, backfill_id, 3)
@@ -101,8 +118,17 @@ def test_backfill_through_the_daemon_then_rerun_one_partition_from_the_cli(etl_h
 
     # One partition again, from the command line: replaced, nothing doubled, nothing else touched.
     rerun = cli(
-        "dagster", "asset", "materialize", "-f", str(defs_file), "--select", "shop/sales,shop/sales_rejected",
-        "--partition", DAYS[1], env=env, cwd=tmp_path,
+        "dagster",
+        "asset",
+        "materialize",
+        "-f",
+        str(defs_file),
+        "--select",
+        "shop/sales,shop/sales_rejected",
+        "--partition",
+        DAYS[1],
+        env=env,
+        cwd=tmp_path,
     )
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     assert fingerprint(warehouse_rows(etl_home)) == expected  # NODUP

@@ -20,7 +20,8 @@ def test_store_sales_loads_a_day_then_a_range_in_one_run(demo_landing, etl_home,
 
     days = ["2025-01-01", "2025-01-02", "2025-01-03"]
     ranged = job.execute_in_process(
-        instance=instance, raise_on_error=False,
+        instance=instance,
+        raise_on_error=False,
         tags={"dagster/asset_partition_range_start": days[0], "dagster/asset_partition_range_end": days[-1]},
     )
     assert ranged.success

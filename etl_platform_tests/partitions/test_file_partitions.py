@@ -12,7 +12,11 @@ HEADER = "order_id,ordered_on,amount\n"
 SPEC = {
     "source": {
         "files": "orders/*.csv",
-        "columns": {"order_id": {"type": "bigint"}, "ordered_on": {"type": "date"}, "amount": {"type": "decimal(10,2)"}},
+        "columns": {
+            "order_id": {"type": "bigint"},
+            "ordered_on": {"type": "date"},
+            "amount": {"type": "decimal(10,2)"},
+        },
         "on_bad_file": "fail",
     },
     "rules": [{"name": "amount is negative", "check": "amount >= 0"}],
@@ -31,11 +35,17 @@ def orders_csv(first_id: int, count: int, bad_amount_at: int | None = None) -> s
 def defs() -> dg.Definitions:
     spec = PipelineSpec.model_validate(SPEC)
     ctx = PipelineContext(name="orders", names=table_names(spec, "orders"), defined_at={})
-    return dg.Definitions.merge(build_pipeline_defs(spec, ctx), dg.Definitions(resources={"warehouse": WarehouseResource()}))
+    return dg.Definitions.merge(
+        build_pipeline_defs(spec, ctx), dg.Definitions(resources={"warehouse": WarehouseResource()})
+    )
 
 
 def run_file(key: str, instance) -> dg.ExecuteInProcessResult:
-    return defs().resolve_job_def("orders_job").execute_in_process(instance=instance, partition_key=key, raise_on_error=False)
+    return (
+        defs()
+        .resolve_job_def("orders_job")
+        .execute_in_process(instance=instance, partition_key=key, raise_on_error=False)
+    )
 
 
 def rows_by_file(etl_home) -> dict[str, list[int]]:
@@ -84,12 +94,16 @@ def test_a_bad_file_or_a_missing_one_keeps_the_partitions_rows(landing, etl_home
     (landing / FIRST).write_text("order_id,amount\n1,2.5\n")  # the date column went missing
     failed = run_file(FIRST, instance)
     assert not failed.success
-    message = next(e for e in failed.all_events if e.event_type_value == "STEP_FAILURE").event_specific_data.error.message
+    message = next(
+        e for e in failed.all_events if e.event_type_value == "STEP_FAILURE"
+    ).event_specific_data.error.message
     assert FIRST in message and "ordered_on" in message and "nothing was loaded" in message
     assert rows_by_file(etl_home) == {FIRST: [1, 2, 3]}
 
     missing = run_file("orders/gone.csv", instance)
     assert not missing.success
-    message = next(e for e in missing.all_events if e.event_type_value == "STEP_FAILURE").event_specific_data.error.message
+    message = next(
+        e for e in missing.all_events if e.event_type_value == "STEP_FAILURE"
+    ).event_specific_data.error.message
     assert "orders/gone.csv" in message and "left as they were" in message
     assert rows_by_file(etl_home) == {FIRST: [1, 2, 3]}

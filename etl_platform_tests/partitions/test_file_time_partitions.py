@@ -31,11 +31,17 @@ ROWS_IN_FILES = 9  # every run reads both files whole
 def defs() -> dg.Definitions:
     spec = PipelineSpec.model_validate(SPEC)
     ctx = PipelineContext(name="shop_files", names=table_names(spec, "shop_files"), defined_at={})
-    return dg.Definitions.merge(build_pipeline_defs(spec, ctx), dg.Definitions(resources={"warehouse": WarehouseResource()}))
+    return dg.Definitions.merge(
+        build_pipeline_defs(spec, ctx), dg.Definitions(resources={"warehouse": WarehouseResource()})
+    )
 
 
 def run_day(day: str, instance) -> dg.ExecuteInProcessResult:
-    return defs().resolve_job_def("shop_files_job").execute_in_process(instance=instance, partition_key=day, raise_on_error=False)
+    return (
+        defs()
+        .resolve_job_def("shop_files_job")
+        .execute_in_process(instance=instance, partition_key=day, raise_on_error=False)
+    )
 
 
 def ids_by_day(etl_home) -> dict[str, list[int]]:
@@ -94,4 +100,6 @@ def test_each_day_keeps_its_rows_of_every_file_and_counts_the_rest(landing, etl_
     total = query(etl_home, "SELECT count(*), count(DISTINCT id) FROM shop_files.sales")
     assert total == [(8, 8)]
     # The negative amount of May 2 was recorded once, by May 2's run, not by every day's.
-    assert query(etl_home, "SELECT count(*) FROM shop_files.sales_rejected WHERE 'amount is negative' IN reasons") == [(1,)]
+    assert query(etl_home, "SELECT count(*) FROM shop_files.sales_rejected WHERE 'amount is negative' IN reasons") == [
+        (1,)
+    ]

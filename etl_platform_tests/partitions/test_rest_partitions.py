@@ -23,7 +23,9 @@ def orders() -> list[dict]:
     found, next_id = [], 1
     for day in ["2024-04-30", *DAYS, "2024-05-04"]:
         for i in range(PER_DAY.get(day, 1)):
-            found.append({"id": next_id, "created_at": f"{day}T{i * 3:02d}:30:00Z", "amount": round(10 + next_id * 1.5, 2)})
+            found.append(
+                {"id": next_id, "created_at": f"{day}T{i * 3:02d}:30:00Z", "amount": round(10 + next_id * 1.5, 2)}
+            )
             next_id += 1
     return found
 
@@ -81,10 +83,20 @@ SPEC = {
     "source": {
         "connection": "src",
         "endpoint": {"path": "orders", "records_path": "orders"},
-        "columns": {"id": {"type": "bigint"}, "created_at": {"type": "timestamptz"}, "amount": {"type": "decimal(10,2)"}},
+        "columns": {
+            "id": {"type": "bigint"},
+            "created_at": {"type": "timestamptz"},
+            "amount": {"type": "decimal(10,2)"},
+        },
     },
     "destination": {"table": "orders", "lineage_columns": False},
-    "partitions": {"by": "daily", "start": "2024-05-01", "column": "created_at", "start_param": "from", "end_param": "to"},
+    "partitions": {
+        "by": "daily",
+        "start": "2024-05-01",
+        "column": "created_at",
+        "start_param": "from",
+        "end_param": "to",
+    },
     "retries": {"max_retries": 0},
 }
 
@@ -95,11 +107,18 @@ def defs_for(api: OrdersServer) -> dg.Definitions:
 
 
 def run_day(defs: dg.Definitions, day: str, instance) -> dg.ExecuteInProcessResult:
-    return defs.resolve_job_def("shop_api_job").execute_in_process(instance=instance, partition_key=day, raise_on_error=False)
+    return defs.resolve_job_def("shop_api_job").execute_in_process(
+        instance=instance, partition_key=day, raise_on_error=False
+    )
 
 
 def table_rows(etl_home, day: str | None = None) -> list[tuple]:
-    where = f"WHERE created_at >= TIMESTAMPTZ '{day} 00:00:00+00' AND created_at < TIMESTAMPTZ '{day} 00:00:00+00' + INTERVAL 1 DAY" if day else ""
+    where = (
+        f"WHERE created_at >= TIMESTAMPTZ '{day} 00:00:00+00' AND created_at < TIMESTAMPTZ '{day} 00:00:00+00' + "
+        "INTERVAL 1 DAY"
+        if day
+        else ""
+    )
     return query(
         etl_home,
         "SET TimeZone = 'UTC'; SELECT id, strftime(created_at, '%Y-%m-%dT%H:%M:%SZ'), amount::DOUBLE "
@@ -137,7 +156,9 @@ def test_each_day_asks_for_its_window_and_replaces_only_its_rows(api, etl_home, 
     meta = materializations(rerun)["shop_api/orders"]
     assert (meta["rows_deleted"], meta["rows_inserted"]) == (7, 7)
     assert table_rows(etl_home, DAYS[1]) == server_rows(api, DAYS[1])
-    assert (999.5 in [r[2] for r in table_rows(etl_home, DAYS[1])]) and may_2[1]["id"] not in [r[0] for r in table_rows(etl_home)]
+    assert (999.5 in [r[2] for r in table_rows(etl_home, DAYS[1])]) and may_2[1]["id"] not in [
+        r[0] for r in table_rows(etl_home)
+    ]
     assert {day: table_rows(etl_home, day) for day in others} == others
     ids = [r[0] for r in table_rows(etl_home)]
     assert len(ids) == len(set(ids)) == sum(PER_DAY.values())  # NODUP

@@ -8,7 +8,16 @@ import psycopg2
 import pytest
 
 from etl_platform_tests.conftest import duckdb_writer, materializations
-from etl_platform_tests.partitions.sources import DAYS, daily_spec, fingerprint, pipeline_defs, postgres_rows, source_rows, warehouse_rows, write_sales
+from etl_platform_tests.partitions.sources import (
+    DAYS,
+    daily_spec,
+    fingerprint,
+    pipeline_defs,
+    postgres_rows,
+    source_rows,
+    warehouse_rows,
+    write_sales,
+)
 
 
 @pytest.fixture(params=["warehouse", "postgres"])
@@ -21,7 +30,9 @@ def destination(request, etl_home):
 
 
 def run_partition(defs, key: str, instance) -> dg.ExecuteInProcessResult:
-    return defs.resolve_job_def("shop_job").execute_in_process(instance=instance, partition_key=key, raise_on_error=False)
+    return defs.resolve_job_def("shop_job").execute_in_process(
+        instance=instance, partition_key=key, raise_on_error=False
+    )
 
 
 def test_partitions_load_rerun_and_take_late_rows_without_touching_others(destination, etl_home, tmp_path, instance):

@@ -29,9 +29,13 @@ def marketing_defs(raw: dict) -> dg.Definitions:
     """The pipeline's slice, built as the component builds it, with the warehouse bound."""
     spec = PipelineSpec.model_validate(raw)
     names = table_names(spec, "marketing_campaigns")
-    expectations = resolve_expectations(spec, SpecLocator(None, fallback=str(MARKETING / "defs.yaml")), MARKETING, names)
+    expectations = resolve_expectations(
+        spec, SpecLocator(None, fallback=str(MARKETING / "defs.yaml")), MARKETING, names
+    )
     ctx = PipelineContext(name="marketing_campaigns", names=names, defined_at={}, expectations=expectations)
-    return dg.Definitions.merge(build_pipeline_defs(spec, ctx), dg.Definitions(resources={"warehouse": WarehouseResource()}))
+    return dg.Definitions.merge(
+        build_pipeline_defs(spec, ctx), dg.Definitions(resources={"warehouse": WarehouseResource()})
+    )
 
 
 def check_evaluations(result: dg.ExecuteInProcessResult) -> dict[str, tuple[bool, dict]]:
@@ -40,7 +44,10 @@ def check_evaluations(result: dg.ExecuteInProcessResult) -> dict[str, tuple[bool
     for event in result.all_events:
         if event.event_type_value == "ASSET_CHECK_EVALUATION":
             e = event.event_specific_data
-            found[f"{e.asset_key.to_user_string()}:{e.check_name}"] = (e.passed, {k: v.value for k, v in e.metadata.items()})
+            found[f"{e.asset_key.to_user_string()}:{e.check_name}"] = (
+                e.passed,
+                {k: v.value for k, v in e.metadata.items()},
+            )
     return found
 
 

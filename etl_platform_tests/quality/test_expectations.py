@@ -38,7 +38,10 @@ def test_the_demo_pipelines_expectations_pass_with_their_metadata(demo_landing, 
     _, row_count = gx[f"{CAMPAIGNS}:expect_table_row_count_to_be_between"]
     assert row_count["observed_value"] == rows
     _, mean = gx[f"{CAMPAIGNS}:expect_column_mean_to_be_between__spend"]
-    assert abs(mean["observed_value"] - float(scalar(etl_home, "SELECT avg(spend) FROM marketing_campaigns.campaigns"))) < 0.01
+    assert (
+        abs(mean["observed_value"] - float(scalar(etl_home, "SELECT avg(spend) FROM marketing_campaigns.campaigns")))
+        < 0.01
+    )
     # The data docs page of the run, linked from each check, is under ETL_HOME.
     docs = spend["data_docs_file"]
     assert docs.startswith(str(etl_home / "gx" / "data_docs")) and docs.endswith(".html")
@@ -55,7 +58,11 @@ def test_a_failed_blocking_expectation_keeps_the_transforms_from_running(demo_la
             {"expect_column_values_to_match_regex": {"column": "campaign", "regex": "^[A-Z]"}},
         ],
     )
-    result = marketing_defs(raw).resolve_job_def("marketing_campaigns_job").execute_in_process(instance=instance, raise_on_error=False)
+    result = (
+        marketing_defs(raw)
+        .resolve_job_def("marketing_campaigns_job")
+        .execute_in_process(instance=instance, raise_on_error=False)
+    )
     assert not result.success
     built = set(materializations(result))
     assert CAMPAIGNS in built
@@ -84,7 +91,11 @@ def test_a_sensitive_columns_values_never_appear(demo_landing, etl_home, instanc
         ]
     )
     raw["source"]["columns"]["campaign"]["sensitive"] = True
-    result = marketing_defs(raw).resolve_job_def("marketing_campaigns_job").execute_in_process(instance=instance, raise_on_error=False)
+    result = (
+        marketing_defs(raw)
+        .resolve_job_def("marketing_campaigns_job")
+        .execute_in_process(instance=instance, raise_on_error=False)
+    )
     checks = check_evaluations(result)
     campaigns = [r[0] for r in query(etl_home, "SELECT DISTINCT campaign FROM marketing_campaigns.campaigns")]
     rows = scalar(etl_home, "SELECT count(*) FROM marketing_campaigns.campaigns")
@@ -100,7 +111,10 @@ def test_a_sensitive_columns_values_never_appear(demo_landing, etl_home, instanc
         assert name not in shown and name not in docs, name
     # A column that is not sensitive shows its examples, in the check and the data docs.
     _, channel = checks[f"{CAMPAIGNS}:expect_column_values_to_be_in_set__channel"]
-    assert set(channel["unexpected_examples"]) <= {"Social", "Display", "Video", "Email"} and channel["unexpected_examples"]
+    assert (
+        set(channel["unexpected_examples"]) <= {"Social", "Display", "Video", "Email"}
+        and channel["unexpected_examples"]
+    )
     assert "Social" in docs or "Display" in docs
 
 
@@ -114,19 +128,27 @@ def test_a_large_table_is_checked_by_duckdb_aggregates_or_on_a_sample(demo_landi
             {"expect_column_value_lengths_to_be_between": {"column": "campaign", "min_value": 1}},
         ]
     )
-    result = marketing_defs(raw).resolve_job_def("marketing_campaigns_job").execute_in_process(instance=instance, raise_on_error=False)
+    result = (
+        marketing_defs(raw)
+        .resolve_job_def("marketing_campaigns_job")
+        .execute_in_process(instance=instance, raise_on_error=False)
+    )
     checks = check_evaluations(result)
     rows = scalar(etl_home, "SELECT count(*) FROM marketing_campaigns.campaigns")
     assert rows > 500
     passed, between = checks[f"{CAMPAIGNS}:expect_column_values_to_be_between__spend"]
     assert not passed
     assert between["evaluated_on"] == f"full table ({rows:,} rows)" and between["evaluated_by"] == "duckdb aggregates"
-    assert between["unexpected_count"] == scalar(etl_home, "SELECT count(*) FROM marketing_campaigns.campaigns WHERE spend > 100")
+    assert between["unexpected_count"] == scalar(
+        etl_home, "SELECT count(*) FROM marketing_campaigns.campaigns WHERE spend > 100"
+    )
     assert all(v > 100 for v in between["unexpected_examples"])
     passed, unique = checks[f"{CAMPAIGNS}:expect_column_values_to_be_unique__campaign"]
     assert not passed and unique["unexpected_count"] == rows  # a few campaigns, each on many rows
     passed, maximum = checks[f"{CAMPAIGNS}:expect_column_max_to_be_between__spend"]
-    assert passed and maximum["observed_value"] == float(scalar(etl_home, "SELECT max(spend) FROM marketing_campaigns.campaigns"))
+    assert passed and maximum["observed_value"] == float(
+        scalar(etl_home, "SELECT max(spend) FROM marketing_campaigns.campaigns")
+    )
     passed, lengths = checks[f"{CAMPAIGNS}:expect_column_value_lengths_to_be_between__campaign"]
     assert passed
     assert lengths["evaluated_on"] == "sample of 500 rows" and lengths["evaluated_by"] == "great_expectations"

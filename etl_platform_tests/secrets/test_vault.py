@@ -59,7 +59,11 @@ def test_a_new_vault_derives_its_key_at_current_strength_with_a_random_salt(tmp_
 
 def test_entries_decrypt_only_with_the_right_password(vault_file):
     opened = vault.unlock(PASSWORD, vault_file)
-    assert {n: opened.get(n) for n in opened.names()} == {"api_token": "tok-2", "empty": "", "shop_db_password": "pg-secret-1"}
+    assert {n: opened.get(n) for n in opened.names()} == {
+        "api_token": "tok-2",
+        "empty": "",
+        "shop_db_password": "pg-secret-1",
+    }
     assert "pg-secret-1" not in vault_file.read_text()
     with pytest.raises(vault.WrongPassword, match="wrong master password"):
         vault.unlock(PASSWORD + "!", vault_file)
@@ -179,7 +183,11 @@ def test_rotate_reencrypts_every_entry_under_a_new_data_key(vault_file):
     reopened = vault.unlock(PASSWORD, vault_file)
     assert reopened.data_keys != old_keys and len(reopened.data_keys) == 1
     assert all(_entries(vault_file)[n] != before[n] for n in before)
-    assert {n: reopened.get(n) for n in reopened.names()} == {"api_token": "tok-2", "empty": "", "shop_db_password": "pg-secret-1"}
+    assert {n: reopened.get(n) for n in reopened.names()} == {
+        "api_token": "tok-2",
+        "empty": "",
+        "shop_db_password": "pg-secret-1",
+    }
     stale = vault.Vault(vault_file, reopened.kdf, old_keys, _entries(vault_file))
     with pytest.raises(vault.Tampered):
         stale.get("api_token")  # the old data key opens nothing any more
@@ -216,12 +224,23 @@ def test_concurrent_writers_lose_no_entry(vault_file):
 
 
 def _cli(*args, stdin: str = "", env: dict) -> subprocess.CompletedProcess:
-    return subprocess.run([str(BIN / "etl-platform"), "vault", *args], input=stdin, capture_output=True, text=True,
-                          env={**os.environ, **env}, cwd=PROJECT_ROOT, timeout=120)
+    return subprocess.run(
+        [str(BIN / "etl-platform"), "vault", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        cwd=PROJECT_ROOT,
+        timeout=120,
+    )
 
 
 def test_the_cli_reads_values_from_stdin_and_lists_names_only(tmp_path):
-    env = {"ETL_VAULT_PATH": str(tmp_path / "v.json"), "ETL_MASTER_PASSWORD_FILE": str(tmp_path / "pw"), "ETL_MASTER_PASSWORD": ""}
+    env = {
+        "ETL_VAULT_PATH": str(tmp_path / "v.json"),
+        "ETL_MASTER_PASSWORD_FILE": str(tmp_path / "pw"),
+        "ETL_MASTER_PASSWORD": "",
+    }
     created = _cli("init", "--generate-password-file", str(tmp_path / "pw"), env=env)
     assert created.returncode == 0, created.stderr
     assert oct((tmp_path / "pw").stat().st_mode & 0o777) == "0o600"
@@ -246,27 +265,52 @@ def test_the_cli_reads_values_from_stdin_and_lists_names_only(tmp_path):
 def _pipeline(name: str, secret: str, server: dict) -> dg.Definitions:
     """A PostgreSQL source read with a vault secret, checked by Great Expectations and trained on,
     so the canary has every chance to reach GX results and data docs and the MLflow store."""
-    spec = PipelineSpec.model_validate({
-        "source": {"connection": "dwh", "table": "public.orders", "columns": {
-            "id": {"type": "bigint"}, "note": {"type": "varchar"}, "amount": {"type": "double"}, "qty": {"type": "bigint"},
-        }},
-        "destination": {"table": "orders"},
-        "expectations": [
-            {"expect_column_values_to_not_be_null": {"column": "note"}},
-            {"expect_column_values_to_be_between": {"column": "amount", "min_value": 0}},
-        ],
-        "train": {"target": "amount", "features": {"qty": "numeric"}, "estimator": "sklearn.linear_model.LinearRegression",
-                  "metrics": ["r2"]},
-        "retries": {"max_retries": 0},
-    })
-    connector = build("dwh", "postgres", {
-        "host": server["host"], "port": server["port"], "database": server["dbname"], "user": server["user"],
-        "password": {"secret": secret}, "connect_timeout_seconds": 5,
-    })
+    spec = PipelineSpec.model_validate(
+        {
+            "source": {
+                "connection": "dwh",
+                "table": "public.orders",
+                "columns": {
+                    "id": {"type": "bigint"},
+                    "note": {"type": "varchar"},
+                    "amount": {"type": "double"},
+                    "qty": {"type": "bigint"},
+                },
+            },
+            "destination": {"table": "orders"},
+            "expectations": [
+                {"expect_column_values_to_not_be_null": {"column": "note"}},
+                {"expect_column_values_to_be_between": {"column": "amount", "min_value": 0}},
+            ],
+            "train": {
+                "target": "amount",
+                "features": {"qty": "numeric"},
+                "estimator": "sklearn.linear_model.LinearRegression",
+                "metrics": ["r2"],
+            },
+            "retries": {"max_retries": 0},
+        }
+    )
+    connector = build(
+        "dwh",
+        "postgres",
+        {
+            "host": server["host"],
+            "port": server["port"],
+            "database": server["dbname"],
+            "user": server["user"],
+            "password": {"secret": secret},
+            "connect_timeout_seconds": 5,
+        },
+    )
     names = table_names(spec, name)
     expectations = resolve_expectations(spec, SpecLocator(None, fallback=name), Path("."), names)
     ctx = PipelineContext(name=name, names=names, defined_at={}, connection_kind="postgres", expectations=expectations)
-    resources = {"warehouse": WarehouseResource(), "mlflow": MLflowResource(), resource_key("dwh"): as_resource(connector)}
+    resources = {
+        "warehouse": WarehouseResource(),
+        "mlflow": MLflowResource(),
+        resource_key("dwh"): as_resource(connector),
+    }
     return dg.Definitions.merge(build_pipeline_defs(spec, ctx), dg.Definitions(resources=resources))
 
 
@@ -287,7 +331,9 @@ def test_a_canary_password_appears_nowhere_after_a_good_and_a_failed_run(
     with psycopg2.connect(**server) as conn, conn.cursor() as cur:
         cur.execute("DROP TABLE IF EXISTS orders")
         cur.execute("CREATE TABLE orders (id BIGINT PRIMARY KEY, note TEXT, amount DOUBLE PRECISION, qty BIGINT)")
-        cur.execute("INSERT INTO orders SELECT g, 'order ' || g, (g % 7) * 2.5 + 1, g % 7 FROM generate_series(1, 500) g")
+        cur.execute(
+            "INSERT INTO orders SELECT g, 'order ' || g, (g % 7) * 2.5 + 1, g % 7 FROM generate_series(1, 500) g"
+        )
     wrong = server["password"][::-1]  # a second canary: sent, refused by the server
     with vault.changing(PASSWORD, vault_file) as opened:
         opened.set("dwh_password", server["password"])
@@ -295,17 +341,33 @@ def test_a_canary_password_appears_nowhere_after_a_good_and_a_failed_run(
     overrides = {}
     if storage == "postgres":
         db = request.getfixturevalue("postgres_database")
-        overrides = {"storage": {"postgres": {"postgres_db": {
-            "hostname": db["host"], "port": db["port"], "username": db["user"], "password": db["password"], "db_name": db["dbname"],
-            "scheme": "postgresql+psycopg2",  # as deploy/dagster.yaml sets it
-        }}}}
+        overrides = {
+            "storage": {
+                "postgres": {
+                    "postgres_db": {
+                        "hostname": db["host"],
+                        "port": db["port"],
+                        "username": db["user"],
+                        "password": db["password"],
+                        "db_name": db["dbname"],
+                        "scheme": "postgresql+psycopg2",  # as deploy/dagster.yaml sets it
+                    }
+                }
+            }
+        }
     dagster_home = tmp_path / "dagster_home"
     dagster_home.mkdir()
     with dg.instance_for_test(temp_dir=str(dagster_home), overrides=overrides) as instance:
         good_defs = _pipeline("good", "dwh_password", server)
         good = good_defs.resolve_job_def("good_job").execute_in_process(instance=instance, raise_on_error=False)
-        trained = good_defs.resolve_job_def("good_train_job").execute_in_process(instance=instance, raise_on_error=False)
-        bad = _pipeline("bad", "dwh_wrong_password", server).resolve_job_def("bad_job").execute_in_process(instance=instance, raise_on_error=False)
+        trained = good_defs.resolve_job_def("good_train_job").execute_in_process(
+            instance=instance, raise_on_error=False
+        )
+        bad = (
+            _pipeline("bad", "dwh_wrong_password", server)
+            .resolve_job_def("bad_job")
+            .execute_in_process(instance=instance, raise_on_error=False)
+        )
         assert good.success and trained.success and not bad.success
         checks = [e for e in good.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
         assert len(checks) >= 2  # the GX results are in the event log that is searched below
@@ -323,5 +385,8 @@ def test_a_canary_password_appears_nowhere_after_a_good_and_a_failed_run(
     if storage == "postgres":
         with psycopg2.connect(**db) as conn, conn.cursor() as cur:
             for table, column in (("event_logs", "event"), ("runs", "run_body")):
-                cur.execute(f"SELECT count(*) FROM {table} WHERE {column} LIKE %s OR {column} LIKE %s", [f"%{n}%" for n in needles])
+                cur.execute(
+                    f"SELECT count(*) FROM {table} WHERE {column} LIKE %s OR {column} LIKE %s",
+                    [f"%{n}%" for n in needles],
+                )
                 assert cur.fetchone()[0] == 0, table

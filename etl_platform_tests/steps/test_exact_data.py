@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from etl_platform.spec.pipeline import PipelineSpec
 from etl_platform_tests.conftest import examples
-from etl_platform_tests.steps.test_ingest import con, load, make_spec, rejected
+from etl_platform_tests.steps.test_ingest import load, make_spec, rejected
 
 
 def _landing(tmp_path: Path, name: str, content: str | bytes) -> Path:
@@ -27,7 +27,9 @@ def _rows(con, order: str = "n") -> list[tuple]:
 
 
 def test_integer_columns_reject_fractional_hex_and_exponent_text_instead_of_rounding(con, tmp_path):
-    landing = _landing(tmp_path, "a.csv", "n,v\n1,10.357\n2,1.5\n3,0x1F\n4,1e3\n5,1_000\n6,10.0\n7, 42 \n8,+5\n9,9223372036854775808\n")
+    landing = _landing(
+        tmp_path, "a.csv", "n,v\n1,10.357\n2,1.5\n3,0x1F\n4,1e3\n5,1_000\n6,10.0\n7, 42 \n8,+5\n9,9223372036854775808\n"
+    )
     spec = make_spec("*.csv", {"n": {"type": "bigint"}, "v": {"type": "bigint"}})
 
     result = load(con, spec, landing)
@@ -39,20 +41,29 @@ def test_integer_columns_reject_fractional_hex_and_exponent_text_instead_of_roun
 
 
 def test_decimal_columns_reject_digits_beyond_the_scale_instead_of_rounding(con, tmp_path):
-    landing = _landing(tmp_path, "a.csv", "n,v\n1,1.239\n2,1.230\n3,99999999999999.99\n4,1.5e1\n5,1.25e-1\n6,100e-2\n7,1e400\n")
+    landing = _landing(
+        tmp_path, "a.csv", "n,v\n1,1.239\n2,1.230\n3,99999999999999.99\n4,1.5e1\n5,1.25e-1\n6,100e-2\n7,1e400\n"
+    )
     spec = make_spec("*.csv", {"n": {"type": "bigint"}, "v": {"type": "decimal(18,2)"}})
 
     load(con, spec, landing)
 
-    assert _rows(con) == [(2, Decimal("1.23")), (3, Decimal("99999999999999.99")), (4, Decimal("15.00")), (6, Decimal("1.00"))]
+    assert _rows(con) == [
+        (2, Decimal("1.23")),
+        (3, Decimal("99999999999999.99")),
+        (4, Decimal("15.00")),
+        (6, Decimal("1.00")),
+    ]
     assert {line for _, line, *_ in rejected(con)} == {2, 6, 8}
 
 
 def test_a_timestamp_with_an_offset_is_converted_to_utc_and_never_loses_its_offset(con, tmp_path):
     landing = _landing(
-        tmp_path, "a.csv",
+        tmp_path,
+        "a.csv",
         "n,at,at_tz\n1,2013-01-01T10:00:00+05,2013-01-01T10:00:00+05\n2,2013-01-01 10:00:00,2013-01-01 10:00:00\n"
-        "3,2013-01-01 10:00:00.123456789,2013-01-01 10:00:00\n4,2013-01-01 10:00:00.123456000,2013-01-01T10:00:00-03:30\n",
+        "3,2013-01-01 10:00:00.123456789,2013-01-01 10:00:00\n4,2013-01-01 "
+        "10:00:00.123456000,2013-01-01T10:00:00-03:30\n",
     )
     spec = make_spec("*.csv", {"n": {"type": "bigint"}, "at": {"type": "timestamp"}, "at_tz": {"type": "timestamptz"}})
     con.execute("SET TimeZone = 'America/New_York'")  # the session's zone must not matter
@@ -60,11 +71,15 @@ def test_a_timestamp_with_an_offset_is_converted_to_utc_and_never_loses_its_offs
     load(con, spec, landing)
 
     rows = con.execute('SELECT n, "at", epoch(at_tz) FROM p.t ORDER BY n').fetchall()
-    utc = datetime.timezone.utc
+    utc = datetime.UTC
     assert rows == [
         (1, datetime.datetime(2013, 1, 1, 5, 0), datetime.datetime(2013, 1, 1, 5, 0, tzinfo=utc).timestamp()),
         (2, datetime.datetime(2013, 1, 1, 10, 0), datetime.datetime(2013, 1, 1, 10, 0, tzinfo=utc).timestamp()),
-        (4, datetime.datetime(2013, 1, 1, 10, 0, 0, 123456), datetime.datetime(2013, 1, 1, 13, 30, tzinfo=utc).timestamp()),
+        (
+            4,
+            datetime.datetime(2013, 1, 1, 10, 0, 0, 123456),
+            datetime.datetime(2013, 1, 1, 13, 30, tzinfo=utc).timestamp(),
+        ),
     ]
     assert [(line, reasons) for _, line, _, reasons, _ in rejected(con)] == [(4, ["at: not a valid timestamp"])]
 
@@ -79,9 +94,14 @@ def test_a_date_column_rejects_a_time_of_day_instead_of_dropping_it(con, tmp_pat
 
 
 def test_json_numbers_land_in_decimal_columns_with_every_digit(con, tmp_path):
-    records = ['{"n": 1, "v": 99999999999999.99, "big": 12345678901234567890.123456789}', '{"n": 2, "v": 0.10, "big": 1}']
+    records = [
+        '{"n": 1, "v": 99999999999999.99, "big": 12345678901234567890.123456789}',
+        '{"n": 2, "v": 0.10, "big": 1}',
+    ]
     landing = _landing(tmp_path, "a.ndjson", "\n".join(records) + "\n")
-    spec = make_spec("*.ndjson", {"n": {"type": "bigint"}, "v": {"type": "decimal(18,2)"}, "big": {"type": "decimal(38,9)"}})
+    spec = make_spec(
+        "*.ndjson", {"n": {"type": "bigint"}, "v": {"type": "decimal(18,2)"}, "big": {"type": "decimal(38,9)"}}
+    )
 
     load(con, spec, landing)
 
@@ -101,7 +121,7 @@ def test_json_array_numbers_keep_every_digit(con, tmp_path):
 
 
 def test_an_ndjson_file_with_one_malformed_line_loads_the_rest_and_rejects_that_line_with_its_number(con, tmp_path):
-    lines = ['{"n": 1}', '', '{"n": 2', '{"n": 3}', '[4]', '{"n": 5}']
+    lines = ['{"n": 1}', "", '{"n": 2', '{"n": 3}', "[4]", '{"n": 5}']
     landing = _landing(tmp_path, "a.ndjson", "\n".join(lines) + "\n")
     spec = make_spec("*.ndjson", {"n": {"type": "bigint"}}, [{"name": "not five", "check": "n <> 5"}])
 
@@ -130,7 +150,9 @@ def test_an_escaped_nul_in_an_ndjson_key_or_value_rejects_its_row_not_the_run(co
 
 def test_one_source_column_mapped_to_two_target_columns_loads_both(con, tmp_path):
     landing = _landing(tmp_path, "a.csv", "id,when\n1,2024-05-01\n2,not a date\n")
-    spec = make_spec("*.csv", {"id": {"type": "bigint"}, "day": {"from": "when", "type": "date"}, "day_text": {"from": "when"}})
+    spec = make_spec(
+        "*.csv", {"id": {"type": "bigint"}, "day": {"from": "when", "type": "date"}, "day_text": {"from": "when"}}
+    )
 
     load(con, spec, landing)
 
@@ -144,14 +166,19 @@ def test_an_expression_may_build_a_column_from_other_columns_of_its_record(con, 
     columns = {
         "id": {"type": "bigint"},
         "on": {"expression": "make_date(year::int, month::int, day::int)", "type": "date"},
-        "at": {"expression": "strptime(year || '-' || month || '-' || day || ' ' || hhmm, '%Y-%m-%d %H%M')", "type": "timestamp"},
+        "at": {
+            "expression": "strptime(year || '-' || month || '-' || day || ' ' || hhmm, '%Y-%m-%d %H%M')",
+            "type": "timestamp",
+        },
     }
     spec = make_spec("*.csv", columns)
 
     load(con, spec, landing)
 
     assert _rows(con, "id") == [(1, datetime.date(2024, 2, 29), datetime.datetime(2024, 2, 29, 9, 30))]
-    assert [(line, reasons) for _, line, _, reasons, _ in rejected(con)] == [(3, ["on: its expression failed", "at: its expression failed"])]
+    assert [(line, reasons) for _, line, _, reasons, _ in rejected(con)] == [
+        (3, ["on: its expression failed", "at: its expression failed"])
+    ]
 
 
 @settings(max_examples=examples(25), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -161,7 +188,8 @@ def test_an_expression_may_build_a_column_from_other_columns_of_its_record(con, 
             st.sampled_from(["ok", "bad", "ragged"]),
             st.lists(st.sampled_from(["a", " ", ",", '"', "\n", "\r\n", "é"]), max_size=8).map("".join),
         ),
-        min_size=1, max_size=12,
+        min_size=1,
+        max_size=12,
     ),
     doubled=st.booleans(),
 )
@@ -181,8 +209,12 @@ def test_a_rejected_row_names_the_physical_line_it_starts_on_when_records_span_l
     landing = tmp_path / f"landing-{uuid.uuid4().hex}"
     landing.mkdir()
     (landing / "a.csv").write_bytes(text.encode())
-    spec = make_spec("*.csv", {"n": {"type": "bigint"}, "note": {}}, source={"csv": {"delimiter": ",", "quote": '"', "escape": escape}},
-                     sync={"allow_empty": True})
+    spec = make_spec(
+        "*.csv",
+        {"n": {"type": "bigint"}, "note": {}},
+        source={"csv": {"delimiter": ",", "quote": '"', "escape": escape}},
+        sync={"allow_empty": True},
+    )
     con.execute("DROP TABLE IF EXISTS p.t_rejected")
 
     load(con, spec, landing)
@@ -192,7 +224,11 @@ def test_a_rejected_row_names_the_physical_line_it_starts_on_when_records_span_l
 
 
 def test_a_json_number_with_an_exponent_is_read_as_written_so_an_integer_column_rejects_it(con, tmp_path):
-    landing = _landing(tmp_path, "a.ndjson", '{"n": 1, "v": 1e3, "t": "x"}\n{"n": 2, "v": 7, "t": 1.5E+2}\n{"n": 3, "v": 8, "t": 2.50}\n')
+    landing = _landing(
+        tmp_path,
+        "a.ndjson",
+        '{"n": 1, "v": 1e3, "t": "x"}\n{"n": 2, "v": 7, "t": 1.5E+2}\n{"n": 3, "v": 8, "t": 2.50}\n',
+    )
     spec = make_spec("*.ndjson", {"n": {"type": "bigint"}, "v": {"type": "bigint"}, "t": {}})
 
     load(con, spec, landing)
@@ -202,7 +238,9 @@ def test_a_json_number_with_an_exponent_is_read_as_written_so_an_integer_column_
 
 
 def test_a_nul_in_a_json_document_rejects_its_row_but_an_escaped_backslash_before_u0000_does_not(con, tmp_path):
-    landing = _landing(tmp_path, "a.csv", 'n,doc\n1,"{""a"": ""\\u0000""}"\n2,"{""a"": ""\\\\u0000""}"\n3,"{""\\u0000"": 1}"\n')
+    landing = _landing(
+        tmp_path, "a.csv", 'n,doc\n1,"{""a"": ""\\u0000""}"\n2,"{""a"": ""\\\\u0000""}"\n3,"{""\\u0000"": 1}"\n'
+    )
     spec = make_spec("*.csv", {"n": {"type": "bigint"}, "doc": {"type": "json"}})
 
     load(con, spec, landing)
@@ -221,18 +259,34 @@ def test_an_interval_with_microseconds_is_rejected_for_a_parquet_table_which_cou
 
     source = tmp_path / "src.duckdb"
     with duckdb.connect(str(source)) as src:
-        src.execute("CREATE TABLE t AS SELECT * FROM (VALUES (1, INTERVAL '5 hours 50 minutes 46.000801 seconds'), "
-                    "(2, INTERVAL '1 day 00:00:01.25'), (3, NULL::INTERVAL)) v(n, span)")
-    spec = PipelineSpec.model_validate({"source": {"connection": "src", "table": "t"}, "sync": {"allow_empty": True},
-                                        "destination": {"table": "t", "lineage_columns": False}})
+        src.execute(
+            "CREATE TABLE t AS SELECT * FROM (VALUES (1, INTERVAL '5 hours 50 minutes 46.000801 seconds'), "
+            "(2, INTERVAL '1 day 00:00:01.25'), (3, NULL::INTERVAL)) v(n, span)"
+        )
+    spec = PipelineSpec.model_validate(
+        {
+            "source": {"connection": "src", "table": "t"},
+            "sync": {"allow_empty": True},
+            "destination": {"table": "t", "lineage_columns": False},
+        }
+    )
     lake = tmp_path / "lake"
     destination = FileTable(build("lake", "local", {"path": str(lake)}), "p", "t")
     target = ingest.Target(TableRef("p", "t"), TableRef("p", "t_rejected"), destination)
 
-    extract.load_source(spec, pipeline="p", connector=build("src", "duckdb", {"path": str(source)}), con=con,
-                        target=target, run_id="run-1", log=lambda m: None)
+    extract.load_source(
+        spec,
+        pipeline="p",
+        connector=build("src", "duckdb", {"path": str(source)}),
+        con=con,
+        target=target,
+        run_id="run-1",
+        log=lambda m: None,
+    )
 
-    stored = con.execute(f"SELECT n, span FROM {read_table(con, FilesLocation.local(lake), 'p', 't')} ORDER BY n").fetchall()
+    stored = con.execute(
+        f"SELECT n, span FROM {read_table(con, FilesLocation.local(lake), 'p', 't')} ORDER BY n"
+    ).fetchall()
     assert stored == [(2, datetime.timedelta(days=1, seconds=1.25)), (3, None)]
     assert [reasons for _, _, _, reasons, _ in rejected(con)] == [
         ["span: a Parquet file holds an interval to the millisecond, this one has microseconds"]
@@ -240,34 +294,55 @@ def test_an_interval_with_microseconds_is_rejected_for_a_parquet_table_which_cou
 
 
 def test_ndjson_lines_only_duckdb_would_parse_are_rejected_alone_and_the_rest_keep_their_numbers(con, tmp_path):
-    landing = _landing(tmp_path, "a.ndjson", '{"n": 1, "v": 1.50}\n{"n": 2, "v": "x"} trailing\n{"n": 3, "v": NaN}\n'
-                                             '{"n": 4, "v": 1,}\n{"n": 5, "v": {"a": 1.10, "b": [2.50, 1e2]}, "d": [1.0]}\n')
+    landing = _landing(
+        tmp_path,
+        "a.ndjson",
+        '{"n": 1, "v": 1.50}\n{"n": 2, "v": "x"} trailing\n{"n": 3, "v": NaN}\n'
+        '{"n": 4, "v": 1,}\n{"n": 5, "v": {"a": 1.10, "b": [2.50, 1e2]}, "d": [1.0]}\n',
+    )
     spec = make_spec("*.ndjson", {"n": {"type": "bigint"}, "v": {}, "d": {"type": "json"}})
 
     load(con, spec, landing)
 
     assert con.execute("SELECT n, v, d::VARCHAR FROM p.t ORDER BY n").fetchall() == [
-        (1, "1.50", None), (5, '{"a":1.10,"b":[2.50,1e2]}', "[1.0]"),
+        (1, "1.50", None),
+        (5, '{"a":1.10,"b":[2.50,1e2]}', "[1.0]"),
     ]
     assert {(line, kind) for _, line, kind, _, _ in rejected(con)} == {(2, "parse"), (3, "parse"), (4, "parse")}
 
 
 def test_json_text_duckdb_would_parse_but_json_does_not_rejects_its_row(con, tmp_path):
-    landing = _landing(tmp_path, "a.csv", 'n,doc\n1,[nan]\n2,[1]\n3,"{""a"": 1,}"\n4,[inf]\n5,"[1,,2]"\n6,"{""nan"": ""inf, ]""}"\n')
+    landing = _landing(
+        tmp_path, "a.csv", 'n,doc\n1,[nan]\n2,[1]\n3,"{""a"": 1,}"\n4,[inf]\n5,"[1,,2]"\n6,"{""nan"": ""inf, ]""}"\n'
+    )
     spec = make_spec("*.csv", {"n": {"type": "bigint"}, "doc": {"type": "json"}})
 
     load(con, spec, landing)
 
-    assert con.execute("SELECT n, doc::VARCHAR FROM p.t ORDER BY n").fetchall() == [(2, "[1]"), (6, '{"nan": "inf, ]"}')]
+    assert con.execute("SELECT n, doc::VARCHAR FROM p.t ORDER BY n").fetchall() == [
+        (2, "[1]"),
+        (6, '{"nan": "inf, ]"}'),
+    ]
 
 
 def test_an_offset_out_of_range_and_nanoseconds_in_a_format_reject_their_rows(con, tmp_path):
-    landing = _landing(tmp_path, "a.csv", "n|at|fine\n1|2024-01-01 10:00:00+99|2024-01-01 10:00:00.123456789\n"
-                                          "2|2024-01-01 10:00:00+05:99|2024-01-01 10:00:00.123456000\n"
-                                          "3|2024-01-01 10:00:00-23:59|2024-01-01 10:00:00.999999000\n"
-                                          "4|2024-01-01 10:00:00Z|2024-01-01 10:00:00.999999999\n")
-    spec = make_spec("*.csv", {"n": {"type": "bigint"}, "at": {"type": "timestamp"},
-                               "fine": {"type": "timestamp", "format": "%Y-%m-%d %H:%M:%S.%n"}}, source={"csv": {"delimiter": "|"}})
+    landing = _landing(
+        tmp_path,
+        "a.csv",
+        "n|at|fine\n1|2024-01-01 10:00:00+99|2024-01-01 10:00:00.123456789\n"
+        "2|2024-01-01 10:00:00+05:99|2024-01-01 10:00:00.123456000\n"
+        "3|2024-01-01 10:00:00-23:59|2024-01-01 10:00:00.999999000\n"
+        "4|2024-01-01 10:00:00Z|2024-01-01 10:00:00.999999999\n",
+    )
+    spec = make_spec(
+        "*.csv",
+        {
+            "n": {"type": "bigint"},
+            "at": {"type": "timestamp"},
+            "fine": {"type": "timestamp", "format": "%Y-%m-%d %H:%M:%S.%n"},
+        },
+        source={"csv": {"delimiter": "|"}},
+    )
 
     load(con, spec, landing)
 

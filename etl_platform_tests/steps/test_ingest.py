@@ -29,7 +29,12 @@ CAMPAIGN_RULES = [
 
 def make_spec(files: str, columns: dict, rules: list | None = None, **extra) -> PipelineSpec:
     return PipelineSpec.model_validate(
-        {"source": {"files": files, "columns": columns, **extra.pop("source", {})}, "rules": rules or [], "destination": {"table": "t"}, **extra}
+        {
+            "source": {"files": files, "columns": columns, **extra.pop("source", {})},
+            "rules": rules or [],
+            "destination": {"table": "t"},
+            **extra,
+        }
     )
 
 
@@ -37,8 +42,15 @@ def load(con, spec: PipelineSpec, landing: Path, run_id: str = "run-1") -> inges
     files = sorted(p for p in landing.glob(spec.source.files) if p.is_file())
     target = ingest.Target(TableRef("p", "t"), TableRef("p", "t_rejected"))
     return ingest.run(
-        con, spec, pipeline="p", files=files, relative=lambda p: p.relative_to(landing).as_posix(),
-        target=target, run_id=run_id, log=lambda msg: None, progress_interval=60,
+        con,
+        spec,
+        pipeline="p",
+        files=files,
+        relative=lambda p: p.relative_to(landing).as_posix(),
+        target=target,
+        run_id=run_id,
+        log=lambda msg: None,
+        progress_interval=60,
     )
 
 
@@ -52,7 +64,8 @@ def con(tmp_path: Path):
 def rejected(con, run_id: str | None = None) -> list[tuple]:
     where = "WHERE run_id = ?" if run_id else ""
     return con.execute(
-        f"SELECT source_file, source_line, kind, reasons, record FROM p.t_rejected {where} ORDER BY source_file, source_line",
+        f"SELECT source_file, source_line, kind, reasons, record FROM p.t_rejected {where} ORDER BY source_file, "
+        "source_line",
         [run_id] if run_id else [],
     ).fetchall()
 
@@ -72,8 +85,11 @@ def test_campaigns_every_row_is_loaded_or_rejected_with_a_reason(con, tmp_path):
     assert all(reasons and file and line for file, line, _, reasons, _ in rows)
     # Every kind of bad row the generator plants is caught, with a reason a person can read.
     assert set(result.rejected_by_reason) >= {
-        "spend is negative", "more conversions than clicks", "channel not in [Search, Social, Display, Video, Email]",
-        "date: not a valid date", "clicks: not a valid bigint",
+        "spend is negative",
+        "more conversions than clicks",
+        "channel not in [Search, Social, Display, Video, Email]",
+        "date: not a valid date",
+        "clicks: not a valid bigint",
     }
     # The 'Delivery status' column is not mapped: nothing is rejected because of it.
     assert not any("Delivery" in r for r in result.rejected_by_reason)
@@ -84,16 +100,19 @@ def test_rejected_rows_point_at_the_right_line(con, tmp_path):
     landing.mkdir()
     (landing / "a.csv").write_text(
         "id,amount,day\n"
-        "1,10,2024-01-01\n"       # line 2: ok
-        "2,-5,2024-01-02\n"       # line 3: rule
-        "3,abc,2024-01-03\n"      # line 4: not a number (reader)
-        "4,7,2024-02-30\n"        # line 5: impossible date (reader)
+        "1,10,2024-01-01\n"  # line 2: ok
+        "2,-5,2024-01-02\n"  # line 3: rule
+        "3,abc,2024-01-03\n"  # line 4: not a number (reader)
+        "4,7,2024-02-30\n"  # line 5: impossible date (reader)
         "5,1,2024-01-05,extra\n"  # line 6: too many columns
-        "6,-1,2024-01-06\n"       # line 7: rule, after three reader rejects
-        "7,3,2024-01-07\n"        # line 8: ok
+        "6,-1,2024-01-06\n"  # line 7: rule, after three reader rejects
+        "7,3,2024-01-07\n"  # line 8: ok
     )
-    spec = make_spec("*.csv", {"id": {"type": "bigint"}, "amount": {"type": "bigint"}, "day": {"type": "date"}},
-                     [{"name": "negative", "check": "amount >= 0"}])
+    spec = make_spec(
+        "*.csv",
+        {"id": {"type": "bigint"}, "amount": {"type": "bigint"}, "day": {"type": "date"}},
+        [{"name": "negative", "check": "amount >= 0"}],
+    )
 
     result = load(con, spec, landing)
 
@@ -160,14 +179,18 @@ def test_limits_reject_a_file_whole(con, tmp_path):
     (landing / "big.csv").write_text("id\n" + "".join(f"{i}\n" for i in range(100)))
     spec = make_spec("*.csv", {"id": {"type": "bigint"}}, source={"limits": {"max_rows": 50}})
     result = load(con, spec, landing)
-    assert {f.file: f.rejected_whole for f in result.files_rejected} == {"big.csv": "file has more than 50 rows, the limit (limits.max_rows); reading stopped there"}
+    assert {f.file: f.rejected_whole for f in result.files_rejected} == {
+        "big.csv": "file has more than 50 rows, the limit (limits.max_rows); reading stopped there"
+    }
     assert con.execute("SELECT count(*) FROM p.t").fetchone()[0] == 2
 
 
 def test_parquet_and_ndjson_cast_in_sql_and_reject_what_does_not_convert(con, tmp_path):
     landing = tmp_path / "landing"
     landing.mkdir()
-    (landing / "a.ndjson").write_text('{"id": 1, "at": "2024-01-01T10:00:00"}\n{"id": "x", "at": "soon"}\n{"id": 3, "at": null}\n')
+    (landing / "a.ndjson").write_text(
+        '{"id": 1, "at": "2024-01-01T10:00:00"}\n{"id": "x", "at": "soon"}\n{"id": 3, "at": null}\n'
+    )
     duckdb.execute(f"COPY (SELECT 10 AS id, '2024-03-01 00:00:00' AS at) TO '{landing / 'b.parquet'}' (FORMAT parquet)")
     columns = {"id": {"type": "bigint"}, "at": {"type": "timestamp"}}
 
@@ -188,7 +211,10 @@ def test_column_format_and_expression(con, tmp_path):
     (landing / "a.csv").write_text('day,amount\n01/31/2024,"1,234.50"\n13/01/2024,7\n')
     spec = make_spec(
         "*.csv",
-        {"day": {"type": "date", "format": "%m/%d/%Y"}, "amount": {"type": "decimal(10,2)", "expression": "replace(value, ',', '')"}},
+        {
+            "day": {"type": "date", "format": "%m/%d/%Y"},
+            "amount": {"type": "decimal(10,2)", "expression": "replace(value, ',', '')"},
+        },
     )
     result = load(con, spec, landing)
     assert con.execute("SELECT day::VARCHAR, amount::VARCHAR FROM p.t").fetchall() == [("2024-01-31", "1234.50")]
@@ -288,7 +314,9 @@ def test_a_large_first_incremental_load_saves_its_cursor(tmp_path):
         con.execute("CREATE TABLE s.stage AS SELECT range AS id, range * 10 AS seq FROM range(200000)")
         con.execute("BEGIN")
         plan = warehouse_state.Plan(SyncSpec(mode="incremental", cursor="seq", primary_key=["id"]), load_id="r")
-        committed = warehouse_state.commit(con, TableRef("s", "stage"), TableRef("s", "t"), plan, pipeline="p", run_id="r", data_columns=["id", "seq"])
+        committed = warehouse_state.commit(
+            con, TableRef("s", "stage"), TableRef("s", "t"), plan, pipeline="p", run_id="r", data_columns=["id", "seq"]
+        )
         con.execute("COMMIT")
         assert committed.cursor_after == "1999990"
         assert warehouse_state.saved_cursor(con, "p") == "1999990"

@@ -40,9 +40,13 @@ def _counts(etl_home) -> tuple[int, int]:
     )
 
 
-def test_replay_loads_the_rows_a_fix_accepts_and_keeps_counts_consistent(demo_landing, etl_home, instance, tmp_path, capsys):
-    result = marketing_defs(_attributes(fixed=False)).resolve_job_def("marketing_campaigns_job").execute_in_process(
-        instance=instance, raise_on_error=False
+def test_replay_loads_the_rows_a_fix_accepts_and_keeps_counts_consistent(
+    demo_landing, etl_home, instance, tmp_path, capsys
+):
+    result = (
+        marketing_defs(_attributes(fixed=False))
+        .resolve_job_def("marketing_campaigns_job")
+        .execute_in_process(instance=instance, raise_on_error=False)
     )
     assert result.success
     read = materializations(result)["marketing_campaigns/campaigns"]["rows_read"]
@@ -50,10 +54,15 @@ def test_replay_loads_the_rows_a_fix_accepts_and_keeps_counts_consistent(demo_la
     assert table_before + rejected_before == read  # Q
     fixable = scalar(
         etl_home,
-        "SELECT count(*) FROM marketing_campaigns.campaigns_rejected WHERE kind = 'rule' AND list_filter(reasons, lambda r: r NOT IN (?, ?, ?)) = []",
+        "SELECT count(*) FROM marketing_campaigns.campaigns_rejected WHERE kind = 'rule' AND list_filter(reasons, "
+        "lambda r: r NOT IN (?, ?, ?)) = []",
         [SPEND_RULE, BAD_DATE, DATE_MISSING],
     )
-    bad_dates = scalar(etl_home, "SELECT count(*) FROM marketing_campaigns.campaigns_rejected WHERE list_contains(reasons, ?)", [BAD_DATE])
+    bad_dates = scalar(
+        etl_home,
+        "SELECT count(*) FROM marketing_campaigns.campaigns_rejected WHERE list_contains(reasons, ?)",
+        [BAD_DATE],
+    )
     assert fixable > bad_dates > 0
 
     defs = _defs_folder(tmp_path, _attributes(fixed=True))
@@ -87,12 +96,22 @@ def test_replay_loads_the_rows_a_fix_accepts_and_keeps_counts_consistent(demo_la
     assert table_after + rejected_after == read  # Q still holds
     # The replayed rows carry their values, their file and a load id of their own.
     assert scalar(etl_home, "SELECT count(*) FROM marketing_campaigns.campaigns WHERE spend < 0") > 0
-    assert scalar(etl_home, "SELECT count(*) FROM marketing_campaigns.campaigns WHERE date = DATE '2024-02-29'") == bad_dates
-    assert scalar(
-        etl_home, "SELECT count(*) FROM marketing_campaigns.campaigns WHERE _load_id LIKE 'replay-%' AND _source_file LIKE 'campaigns/%.csv'"
-    ) == fixable
+    assert (
+        scalar(etl_home, "SELECT count(*) FROM marketing_campaigns.campaigns WHERE date = DATE '2024-02-29'")
+        == bad_dates
+    )
+    assert (
+        scalar(
+            etl_home,
+            "SELECT count(*) FROM marketing_campaigns.campaigns WHERE _load_id LIKE 'replay-%' AND _source_file LIKE "
+            "'campaigns/%.csv'",
+        )
+        == fixable
+    )
     # Every row still rejected keeps a reason, its file and line; none for a reason that no longer applies.
-    remaining = query(etl_home, "SELECT kind, source_file, source_line, reasons FROM marketing_campaigns.campaigns_rejected")
+    remaining = query(
+        etl_home, "SELECT kind, source_file, source_line, reasons FROM marketing_campaigns.campaigns_rejected"
+    )
     assert remaining and all(reasons and file and line for _, file, line, reasons in remaining)
     assert not [r for *_, r in remaining if SPEND_RULE in r or BAD_DATE in r]
 

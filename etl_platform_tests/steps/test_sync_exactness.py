@@ -34,7 +34,9 @@ def con(tmp_path: Path):
 def run(con, spec: dict, connector, run_id: str, destination=None) -> ingest.LoadResult:
     parsed = PipelineSpec.model_validate({"destination": {"table": "t"}, **spec})
     target = ingest.Target(TABLE, REJECTED, destination)
-    return extract.load_source(parsed, pipeline="p", connector=connector, con=con, target=target, run_id=run_id, log=lambda _: None)
+    return extract.load_source(
+        parsed, pipeline="p", connector=connector, con=con, target=target, run_id=run_id, log=lambda _: None
+    )
 
 
 def rows(con, columns: str = "*", order: str = "1") -> list[tuple]:
@@ -49,7 +51,11 @@ def folder(tmp_path: Path):
 
 def csv_spec(glob: str = "*.csv", **sync) -> dict:
     return {
-        "source": {"connection": "files", "files": glob, "columns": {"id": {"type": "bigint"}, "ts": {"type": "timestamp"}, "v": {}}},
+        "source": {
+            "connection": "files",
+            "files": glob,
+            "columns": {"id": {"type": "bigint"}, "ts": {"type": "timestamp"}, "v": {}},
+        },
         "sync": sync or {"mode": "replace"},
     }
 
@@ -74,16 +80,25 @@ def test_a_replace_whose_every_file_is_rejected_keeps_the_old_table_and_fails(co
     (files / name).write_bytes(content)
 
     with pytest.raises(ingest.NothingToReplace, match="rejected whole; p.t was left as it was") as refused:
-        run(con, {**csv_spec(), "source": {**csv_spec()["source"], "files": "*.csv*", "format": "csv"}}, connector, "run-2")
+        run(
+            con,
+            {**csv_spec(), "source": {**csv_spec()["source"], "files": "*.csv*", "format": "csv"}},
+            connector,
+            "run-2",
+        )
 
     assert rows(con, "id") == [(1,), (2,)]
     assert refused.value.result.refused.startswith("all 1 file(s) were rejected whole")
-    assert con.execute("SELECT source_file, kind FROM p.t_rejected WHERE run_id = 'run-2'").fetchall() == [(name, "file")]
+    assert con.execute("SELECT source_file, kind FROM p.t_rejected WHERE run_id = 'run-2'").fetchall() == [
+        (name, "file")
+    ]
 
 
 def test_a_replace_of_a_truncated_parquet_file_keeps_the_old_table(con, tmp_path):
     files, connector = folder(tmp_path)
-    con.execute(f"COPY (SELECT range AS id, TIMESTAMP '2024-01-01' AS ts, 'x' AS v FROM range(3)) TO '{files / 'a.parquet'}'")
+    con.execute(
+        f"COPY (SELECT range AS id, TIMESTAMP '2024-01-01' AS ts, 'x' AS v FROM range(3)) TO '{files / 'a.parquet'}'"
+    )
     spec = {**csv_spec("*.parquet"), "source": {**csv_spec()["source"], "files": "*.parquet"}}
     run(con, spec, connector, "run-1")
     data = (files / "a.parquet").read_bytes()
@@ -120,7 +135,12 @@ def test_a_merge_whose_key_repeats_in_one_load_records_the_superseded_rows_with_
     result = run(con, spec, connector, "run-1")
 
     assert rows(con, "id, v") == [(1, "newest"), (2, "only")]
-    assert (result.rows_read, result.rows_rejected, result.rows_superseded, result.committed.rows_written) == (4, 0, 2, 2)
+    assert (result.rows_read, result.rows_rejected, result.rows_superseded, result.committed.rows_written) == (
+        4,
+        0,
+        2,
+        2,
+    )
     superseded = con.execute(
         "SELECT source_file, source_line, reasons FROM p.t_rejected WHERE kind = 'superseded' ORDER BY 1, 2"
     ).fetchall()
@@ -142,8 +162,11 @@ def source_db(tmp_path: Path, statements: list[str]):
 
 
 def events_spec(**sync) -> dict:
-    return {"source": {"connection": "src", "table": "events"}, "sync": {"mode": "incremental", "cursor": "ts", **sync},
-            "destination": {"table": "t", "lineage_columns": False}}
+    return {
+        "source": {"connection": "src", "table": "events"},
+        "sync": {"mode": "incremental", "cursor": "ts", **sync},
+        "destination": {"table": "t", "lineage_columns": False},
+    }
 
 
 def test_state_reset_then_a_load_is_a_full_refresh_not_a_doubling(con, tmp_path):
@@ -181,7 +204,8 @@ def test_a_rewind_to_where_a_run_started_uses_the_state_history(con, tmp_path):
 
     entries = WarehouseTable(TABLE).history(con, "p")
     assert [(e.action, e.run_id, e.cursor_before, e.cursor_after, e.rows_written) for e in entries] == [
-        ("load", "run-2", "4", "7", 3), ("load", "run-1", None, "4", 5),
+        ("load", "run-2", "4", "7", 3),
+        ("load", "run-1", None, "4", 5),
     ]
     WarehouseTable(TABLE).reset_state(con, "p", entries[0].cursor_before)  # where run-2 started
     run(con, events_spec(), src, "run-3")
@@ -205,8 +229,13 @@ def test_a_reset_file_pipeline_in_append_mode_reads_its_files_again_without_doub
 
 
 def test_a_row_committed_late_below_the_cursor_is_loaded_once_with_a_lookback(con, tmp_path):
-    src = source_db(tmp_path, ["CREATE TABLE events (n BIGINT, ts TIMESTAMP)",
-                               "INSERT INTO events VALUES (1, '2024-01-01 10:00'), (3, '2024-01-01 10:10')"])
+    src = source_db(
+        tmp_path,
+        [
+            "CREATE TABLE events (n BIGINT, ts TIMESTAMP)",
+            "INSERT INTO events VALUES (1, '2024-01-01 10:00'), (3, '2024-01-01 10:10')",
+        ],
+    )
     spec = events_spec(lookback="15 minutes")
     run(con, spec, src, "run-1")
     with duckdb.connect(str(tmp_path / "source.duckdb")) as db:  # a transaction that started at 10:05 commits now
@@ -224,7 +253,13 @@ def test_a_row_committed_late_below_the_cursor_is_loaded_once_with_a_lookback(co
 def test_without_a_lookback_a_late_row_below_the_cursor_is_not_read(con, tmp_path):
     """Why a busy OLTP source needs a lookback: the inclusive bound alone cannot see a row committed
     below it after a load (the README says so)."""
-    src = source_db(tmp_path, ["CREATE TABLE events (n BIGINT, ts TIMESTAMP)", "INSERT INTO events VALUES (1, '2024-01-01 10:00'), (3, '2024-01-01 10:10')"])
+    src = source_db(
+        tmp_path,
+        [
+            "CREATE TABLE events (n BIGINT, ts TIMESTAMP)",
+            "INSERT INTO events VALUES (1, '2024-01-01 10:00'), (3, '2024-01-01 10:10')",
+        ],
+    )
     run(con, events_spec(), src, "run-1")
     with duckdb.connect(str(tmp_path / "source.duckdb")) as db:
         db.execute("INSERT INTO events VALUES (2, '2024-01-01 10:05')")
@@ -266,9 +301,22 @@ def test_after_replace_loads_a_switch_to_merge_reads_the_files_whose_rows_were_r
 
 
 def test_a_cursor_on_a_formatted_column_reads_new_rows(con, tmp_path):
-    src = source_db(tmp_path, ["CREATE TABLE events (n BIGINT, day VARCHAR)", "INSERT INTO events VALUES (1, '31/12/2023'), (2, '01/01/2024')"])
-    spec = {"source": {"connection": "src", "table": "events", "columns": {"n": {"type": "bigint"}, "day": {"type": "date", "format": "%d/%m/%Y"}}},
-            "sync": {"mode": "incremental", "cursor": "day"}, "destination": {"table": "t", "lineage_columns": False}}
+    src = source_db(
+        tmp_path,
+        [
+            "CREATE TABLE events (n BIGINT, day VARCHAR)",
+            "INSERT INTO events VALUES (1, '31/12/2023'), (2, '01/01/2024')",
+        ],
+    )
+    spec = {
+        "source": {
+            "connection": "src",
+            "table": "events",
+            "columns": {"n": {"type": "bigint"}, "day": {"type": "date", "format": "%d/%m/%Y"}},
+        },
+        "sync": {"mode": "incremental", "cursor": "day"},
+        "destination": {"table": "t", "lineage_columns": False},
+    }
     run(con, spec, src, "run-1")
     with duckdb.connect(str(tmp_path / "source.duckdb")) as db:  # '02/01/2024' < '31/12/2023' as text
         db.execute("INSERT INTO events VALUES (3, '02/01/2024')")
@@ -305,7 +353,9 @@ def api():
     server.shutdown()
 
 
-@pytest.mark.parametrize("sync", [{"mode": "append"}, {"mode": "incremental", "cursor": "ts"}, {"mode": "merge", "primary_key": ["id"]}])
+@pytest.mark.parametrize(
+    "sync", [{"mode": "append"}, {"mode": "incremental", "cursor": "ts"}, {"mode": "merge", "primary_key": ["id"]}]
+)
 @pytest.mark.parametrize("mapped", [False, True], ids=["every field", "mapped fields"])
 def test_an_api_that_answers_an_empty_page_is_a_quiet_tick(con, api, sync, mapped):
     connector = build("api", "rest", {"base_url": f"http://127.0.0.1:{api.server_port}"})
@@ -321,4 +371,6 @@ def test_an_api_that_answers_an_empty_page_is_a_quiet_tick(con, api, sync, mappe
 
     assert (quiet.rows_read, quiet.committed.rows_written) == (0, 0)
     assert [c for c, _ in load.columns_of(con, TABLE)] == ["id", "ts", "amount", "_source_file", "_load_id"]
-    assert rows(con, "id, ts, amount::VARCHAR" if mapped else "id, ts") == [(1, 5, "99999999999999.99") if mapped else (1, 5)]
+    assert rows(con, "id, ts, amount::VARCHAR" if mapped else "id, ts") == [
+        (1, 5, "99999999999999.99") if mapped else (1, 5)
+    ]

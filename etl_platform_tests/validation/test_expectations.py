@@ -20,34 +20,47 @@ def _with(expectations: str) -> str:
     [
         (
             "    - expect_column_values_to_be_betwen: {column: spend, min_value: 0}\n",
-            0, "expectations.0.expect_column_values_to_be_betwen",
-            "unknown expectation 'expect_column_values_to_be_betwen'; did you mean 'expect_column_values_to_be_between'?",
+            0,
+            "expectations.0.expect_column_values_to_be_betwen",
+            "unknown expectation 'expect_column_values_to_be_betwen'; did you mean "
+            "'expect_column_values_to_be_between'?",
         ),
         (
             "    - expect_column_values_to_not_be_null: {column: spent}\n",
-            0, "expectations.0.expect_column_values_to_not_be_null.column", "table costs has no column 'spent'; did you mean 'spend'?",
+            0,
+            "expectations.0.expect_column_values_to_not_be_null.column",
+            "table costs has no column 'spent'; did you mean 'spend'?",
         ),
         (
             "    - expect_table_row_count_to_be_between: {min_value: 1}\n"
             "    - expect_column_values_to_be_between:\n        column: spend\n        minimum: 0\n",
-            3, "expectations.1.expect_column_values_to_be_between.minimum",
+            3,
+            "expectations.1.expect_column_values_to_be_between.minimum",
             "expect_column_values_to_be_between has no argument 'minimum'",
         ),
         (
             "    - expect_column_values_to_be_in_set: {column: spend, value_set: 5}\n",
-            0, "expectations.0.expect_column_values_to_be_in_set.value_set", "value_set must be array, not integer (5)",
+            0,
+            "expectations.0.expect_column_values_to_be_in_set.value_set",
+            "value_set must be array, not integer (5)",
         ),
         (
             "    - expect_column_values_to_be_in_set: {column: spend}\n",
-            0, "expectations.0.expect_column_values_to_be_in_set", "expect_column_values_to_be_in_set needs value_set",
+            0,
+            "expectations.0.expect_column_values_to_be_in_set",
+            "expect_column_values_to_be_in_set needs value_set",
         ),
         (
             "    - asset: weekly\n      expect_table_row_count_to_be_between: {min_value: 1}\n",
-            0, "expectations.0.asset", "'weekly' is not a table of this pipeline",
+            0,
+            "expectations.0.asset",
+            "'weekly' is not a table of this pipeline",
         ),
         (
             "    - suite: suites/missing.json\n",
-            0, "expectations.0.suite", "cannot read suite file",
+            0,
+            "expectations.0.suite",
+            "cannot read suite file",
         ),
     ],
 )

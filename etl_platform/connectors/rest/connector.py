@@ -84,11 +84,16 @@ class RestConnector(Connector):
         cursor_field = endpoint.incremental.cursor_field if endpoint.incremental else None
         highest = _HighestValue(cursor_field)
         pages = records = 0
-        with _Http(self.options, log, sleep=_sleep, random=_random) as http, _NdjsonFiles(dest, records_per_file, log) as files:
+        with (
+            _Http(self.options, log, sleep=_sleep, random=_random) as http,
+            _NdjsonFiles(dest, records_per_file, log) as files,
+        ):
             log(f"reading {http.shown(request)} from {self.describe()}")
             while request is not None:
                 if pages == endpoint.max_pages:
-                    raise RestError(http.scrub(f"{http.shown(request)}: more than max_pages={endpoint.max_pages} pages"))
+                    raise RestError(
+                        http.scrub(f"{http.shown(request)}: more than max_pages={endpoint.max_pages} pages")
+                    )
                 response = http.get(request)
                 body = http.json(response, request)
                 page_records = _dig(body, endpoint.records_path) if endpoint.records_path else body
@@ -98,7 +103,9 @@ class RestConnector(Connector):
                     raise RestError(http.scrub(f"{http.shown(request)}: {where} is {found}, not a list of records"))
                 for record in page_records:
                     if not isinstance(record, dict):
-                        raise RestError(http.scrub(f"{http.shown(request)}: a record is {type(record).__name__}, not an object"))
+                        raise RestError(
+                            http.scrub(f"{http.shown(request)}: a record is {type(record).__name__}, not an object")
+                        )
                     highest.see(record)
                     files.write(record)
                 pages += 1
@@ -193,4 +200,3 @@ class _NdjsonFiles:
 
     def __exit__(self, *exc) -> None:
         self._close()
-

@@ -173,7 +173,9 @@ class _Http:
                     failed = RestError(self.scrub(f"{self.shown(request)} failed after {attempt} retries: {problem}"))
                     raise with_codes(failed, err) from None
             except requests.RequestException as err:
-                raise with_codes(RestError(self.scrub(f"{self.shown(request)} failed: {_first_line(err)}")), err) from None
+                raise with_codes(
+                    RestError(self.scrub(f"{self.shown(request)} failed: {_first_line(err)}")), err
+                ) from None
             else:
                 status = response.status_code
                 if status < 400:

@@ -1,6 +1,5 @@
 """The options of a REST connection."""
 
-
 from pydantic import Field
 
 from etl_platform.connectors.rest.http import Auth
@@ -44,4 +43,3 @@ class RestOptions(SpecModel):
         description="Records asked for per page when an endpoint does not say. Keep it at or below the "
         "API's maximum: a page shorter than asked for is read as the last one.",
     )
-

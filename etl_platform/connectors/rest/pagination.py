@@ -141,7 +141,8 @@ class Incremental(SpecModel):
     since_format: str = Field(
         "%Y-%m-%dT%H:%M:%S%z",
         description="strftime format a timestamp cursor is sent in, e.g. '%Y-%m-%dT%H:%M:%SZ' or '%s' for Unix "
-        "seconds. The default is ISO 8601 with the offset (2024-01-31T08:00:00+0000). A numeric cursor is sent as it is.",
+        "seconds. The default is ISO 8601 with the offset (2024-01-31T08:00:00+0000). A numeric cursor is sent as it "
+        "is.",
     )
 
     def since_param(self, saved: str) -> str:

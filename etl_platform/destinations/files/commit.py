@@ -85,7 +85,9 @@ _FILE = "__etl_file"
 
 def _scan(paths: Sequence[str], file_format: str, *, with_file: bool) -> str:
     listed = "[" + ", ".join(literal(p) for p in paths) + "]"
-    options = "union_by_name = true, hive_partitioning = false" + (f", filename = {literal(_FILE)}" if with_file else "")
+    options = "union_by_name = true, hive_partitioning = false" + (
+        f", filename = {literal(_FILE)}" if with_file else ""
+    )
     if file_format == "parquet":
         return f"read_parquet({listed}, {options})"
     # Every cell as text, cast below to the manifest's types; "" is an empty string, an empty cell NULL.
@@ -96,8 +98,12 @@ def _scan(paths: Sequence[str], file_format: str, *, with_file: bool) -> str:
 
 
 def _relation(
-    duck: duckdb.DuckDBPyConnection, columns: Sequence[tuple[str, str]], paths: Sequence[str], file_format: str,
-    *, with_file: bool = False,
+    duck: duckdb.DuckDBPyConnection,
+    columns: Sequence[tuple[str, str]],
+    paths: Sequence[str],
+    file_format: str,
+    *,
+    with_file: bool = False,
 ) -> str:
     """A SELECT over ``paths`` with exactly ``columns``, typed; NULL where a file lacks a column."""
     if not paths:
@@ -109,7 +115,12 @@ def _relation(
 
 
 def read_table(
-    duck: duckdb.DuckDBPyConnection, location: FilesLocation, schema: str, table: str, *, download_to: Path | None = None
+    duck: duckdb.DuckDBPyConnection,
+    location: FilesLocation,
+    schema: str,
+    table: str,
+    *,
+    download_to: Path | None = None,
 ) -> str:
     """SQL for the table's current version, to use as ``SELECT ... FROM <this>`` in ``duck``.
 
@@ -129,7 +140,11 @@ def read_table(
 
 def read_state(location: FilesLocation, schema: str, table: str) -> warehouse_state.State:
     manifest, _ = location.table(schema, table).read_manifest()
-    return warehouse_state.State(manifest.cursor, manifest.pending, manifest.rewind_from) if manifest else warehouse_state.State()
+    return (
+        warehouse_state.State(manifest.cursor, manifest.pending, manifest.rewind_from)
+        if manifest
+        else warehouse_state.State()
+    )
 
 
 def saved_cursor(location: FilesLocation, schema: str, table: str) -> str | None:
@@ -151,8 +166,16 @@ def reset_state(
     pending, rewind_from = (warehouse_state.FULL_REFRESH, None) if to is None else (warehouse_state.REWIND, to)
     entry = _entry("reset" if to is None else "rewind", None, None, manifest.cursor, to, None, None)
     target.put_manifest(
-        with_changes(manifest, version=manifest.version + 1, cursor=to, run_id=run_id, committed_at=_now(), pending=pending,
-                     rewind_from=rewind_from, history=(*manifest.history, entry)[-HISTORY_KEPT:]),
+        with_changes(
+            manifest,
+            version=manifest.version + 1,
+            cursor=to,
+            run_id=run_id,
+            committed_at=_now(),
+            pending=pending,
+            rewind_from=rewind_from,
+            history=(*manifest.history, entry)[-HISTORY_KEPT:],
+        ),
         manifest,
     )
     return manifest.cursor, to
@@ -229,11 +252,19 @@ class _Commit:
         self.writes += 1
         folder = self.folder if self.writes == 1 else f"{self.folder.split('-')[0]}-{uuid.uuid4().hex[:12]}"
         out = self.target.output_folder(folder, self.scratch)
-        options = [f"FORMAT {self.file_format}", f"FILE_SIZE_BYTES {literal(FILE_SIZE)}", "FILENAME_PATTERN 'part_{i}'", "RETURN_FILES true"]
+        options = [
+            f"FORMAT {self.file_format}",
+            f"FILE_SIZE_BYTES {literal(FILE_SIZE)}",
+            "FILENAME_PATTERN 'part_{i}'",
+            "RETURN_FILES true",
+        ]
         if self.file_format == "csv":
             options += ["HEADER true", "DELIMITER ','", "QUOTE '\"'", "ESCAPE '\"'", "NEW_LINE '\\r\\n'"]
         if self.partition_by:
-            options += [f"PARTITION_BY ({', '.join(quote(c) for c in self.partition_by)})", "WRITE_PARTITION_COLUMNS true"]
+            options += [
+                f"PARTITION_BY ({', '.join(quote(c) for c in self.partition_by)})",
+                "WRITE_PARTITION_COLUMNS true",
+            ]
         _, written = self.duck.execute(f"COPY ({select}) TO {literal(str(out))} ({', '.join(options)})").fetchone()
         inside = out.resolve()
         relative = {}
@@ -256,9 +287,13 @@ class _Commit:
         cursor = self.sync.cursor
         found: dict[str, tuple[int, str | None]] = {}
         if paths:
-            relation = _relation(self.duck, [(cursor, self.cursor_type)] if cursor else [], list(paths), file_format, with_file=True)
+            relation = _relation(
+                self.duck, [(cursor, self.cursor_type)] if cursor else [], list(paths), file_format, with_file=True
+            )
             highest = f"max({quote(cursor)})::VARCHAR" if cursor else "NULL"
-            for local, rows, top in self.duck.execute(f"SELECT {_FILE}, count(*), {highest} FROM {relation} GROUP BY ALL").fetchall():
+            for local, rows, top in self.duck.execute(
+                f"SELECT {_FILE}, count(*), {highest} FROM {relation} GROUP BY ALL"
+            ).fetchall():
                 found[local] = (rows, top)
         measured = []
         for local, listed in paths.items():
@@ -278,7 +313,8 @@ class _Commit:
         same_key = " AND ".join(f"t.{k} = l.{k}" for k in keys)
         names = ", ".join(quote(n) for n, _ in self.columns)
         written = self.write(
-            f"SELECT {names} FROM {self.existing(files)} AS t WHERE NOT EXISTS (SELECT 1 FROM {_LATEST} AS l WHERE {same_key}) "
+            f"SELECT {names} FROM {self.existing(files)} AS t WHERE NOT EXISTS (SELECT 1 FROM {_LATEST} AS l WHERE "
+            f"{same_key}) "
             f"UNION ALL SELECT {names} FROM (SELECT * FROM {_LATEST} ORDER BY {_ROW})"
         )
         return int(load.scalar(self.duck, f"SELECT count(*) FROM {_LATEST}") or 0), written
@@ -297,7 +333,12 @@ class _Commit:
         if self.sync.primary_key or not files or self.before is None:
             return skipped
         self.already = warehouse_state.already_loaded(
-            self.duck, _STAGED, self.existing(self.reaching(files, bound)), self.sync.cursor, bound, type_,
+            self.duck,
+            _STAGED,
+            self.existing(self.reaching(files, bound)),
+            self.sync.cursor,
+            bound,
+            type_,
             [c for c in data_columns if c in dict(self.before.columns) and c in dict(self.columns)],
         )
         return skipped
@@ -321,9 +362,16 @@ class _Commit:
             return 0, list(files)
         names = ", ".join(quote(n) for n, _ in self.columns)
         relation = self.existing(reaching)
-        removed = int(load.scalar(self.duck, f"SELECT count(*) FROM {relation} WHERE {cursor} >= CAST({literal(bound)} AS {type_})") or 0)
+        removed = int(
+            load.scalar(
+                self.duck, f"SELECT count(*) FROM {relation} WHERE {cursor} >= CAST({literal(bound)} AS {type_})"
+            )
+            or 0
+        )
         kept = [f for f in files if f not in reaching]
-        rewritten = self.write(f"SELECT {names} FROM {relation} WHERE {cursor} < CAST({literal(bound)} AS {type_}) OR {cursor} IS NULL")
+        rewritten = self.write(
+            f"SELECT {names} FROM {relation} WHERE {cursor} < CAST({literal(bound)} AS {type_}) OR {cursor} IS NULL"
+        )
         return removed, kept + rewritten
 
     def highest_cursor(self, files: list[DataFile], before: str | None) -> tuple[str | None, list[DataFile]]:
@@ -334,9 +382,14 @@ class _Commit:
         if unmeasured:
             paths = self.target.local_paths(unmeasured, self.scratch)
             measured = {m.path: m.maxima[cursor] for m in self.measure(paths, self.file_format)}
-            files = [with_changes(f, maxima={**f.maxima, cursor: measured[f.path]}) if f.path in measured else f for f in files]
+            files = [
+                with_changes(f, maxima={**f.maxima, cursor: measured[f.path]}) if f.path in measured else f
+                for f in files
+            ]
         values = [f.maxima[cursor] for f in files if f.maxima[cursor] is not None]
-        top = load.scalar(self.duck, f"SELECT max(CAST(v AS {self.cursor_type}))::VARCHAR FROM unnest(?::VARCHAR[]) AS u(v)", [values])
+        top = load.scalar(
+            self.duck, f"SELECT max(CAST(v AS {self.cursor_type}))::VARCHAR FROM unnest(?::VARCHAR[]) AS u(v)", [values]
+        )
         return (top if top is not None else before), files
 
 
@@ -366,10 +419,25 @@ class Prepared:
         pass
 
 
-def _entry(action: str, run_id: str | None, load_id: str | None, before: str | None, after: str | None,
-           written: int | None, deleted: int | None) -> dict:
-    return {"at": _now(), "action": action, "run_id": run_id, "load_id": load_id, "cursor_before": before,
-            "cursor_after": after, "rows_written": written, "rows_deleted": deleted}
+def _entry(
+    action: str,
+    run_id: str | None,
+    load_id: str | None,
+    before: str | None,
+    after: str | None,
+    written: int | None,
+    deleted: int | None,
+) -> dict:
+    return {
+        "at": _now(),
+        "action": action,
+        "run_id": run_id,
+        "load_id": load_id,
+        "cursor_before": before,
+        "cursor_after": after,
+        "rows_written": written,
+        "rows_deleted": deleted,
+    }
 
 
 def prepare(
@@ -403,7 +471,15 @@ def prepare(
     deleted = skipped = 0
     with tempfile.TemporaryDirectory(prefix="etl-files-") as scratch:
         work = _Commit(
-            duck, target, before, columns, sync, file_format, tuple(partition_by), Path(scratch), f"v{version:08d}-{uuid.uuid4().hex[:12]}"
+            duck,
+            target,
+            before,
+            columns,
+            sync,
+            file_format,
+            tuple(partition_by),
+            Path(scratch),
+            f"v{version:08d}-{uuid.uuid4().hex[:12]}",
         )
         try:
             work.copy_stage(stage, dict(staged))
@@ -428,13 +504,31 @@ def prepare(
             with contextlib.suppress(duckdb.Error):  # in an aborted transaction the caller's rollback drops them
                 duck.execute(f"DROP TABLE IF EXISTS {_STAGED}")
                 duck.execute(f"DROP TABLE IF EXISTS {_LATEST}")
-    history = (*(before.history if before else ()), _entry("load", run_id, plan.load_id, cursor_before, cursor_after, rows, deleted))
+    history = (
+        *(before.history if before else ()),
+        _entry("load", run_id, plan.load_id, cursor_before, cursor_after, rows, deleted),
+    )
     manifest = Manifest(
-        version, file_format, tuple(columns), tuple(files), cursor_after, tuple(partition_by), pipeline, run_id, _now(),
+        version,
+        file_format,
+        tuple(columns),
+        tuple(files),
+        cursor_after,
+        tuple(partition_by),
+        pipeline,
+        run_id,
+        _now(),
         history=history[-HISTORY_KEPT:],
     )
-    committed = load.Committed(rows, skipped, cursor_before, cursor_after if sync.mode == "incremental" else None, found,
-                               rows_deleted=deleted, rows_already_loaded=work.already)
+    committed = load.Committed(
+        rows,
+        skipped,
+        cursor_before,
+        cursor_after if sync.mode == "incremental" else None,
+        found,
+        rows_deleted=deleted,
+        rows_already_loaded=work.already,
+    )
     return Prepared(committed, target, manifest, before, {f.path for f in [*files, *previous]}, started)
 
 
@@ -460,8 +554,18 @@ def commit(
     if plan is None:
         plan = warehouse_state.plan_for(read_state(location, schema, table), sync, load_id=run_id)
     prepared = prepare(
-        duck, stage, location=location, schema=schema, table=table, plan=plan, pipeline=pipeline, run_id=run_id,
-        data_columns=data_columns, file_format=file_format, partition_by=partition_by, schema_policy=schema_policy,
+        duck,
+        stage,
+        location=location,
+        schema=schema,
+        table=table,
+        plan=plan,
+        pipeline=pipeline,
+        run_id=run_id,
+        data_columns=data_columns,
+        file_format=file_format,
+        partition_by=partition_by,
+        schema_policy=schema_policy,
     )
     prepared.finish()
     return prepared.committed
@@ -477,23 +581,45 @@ def committed_loads(location: FilesLocation, schema: str, table: str, load_ids: 
 def history(location: FilesLocation, schema: str, table: str, limit: int = 100) -> list[warehouse_state.HistoryEntry]:
     manifest, _ = location.table(schema, table).read_manifest()
     entries = list(manifest.history if manifest else ())[::-1][:limit]
-    return [warehouse_state.HistoryEntry(e.get("at", ""), e.get("action", ""), e.get("run_id"), e.get("load_id"), e.get("cursor_before"),
-                              e.get("cursor_after"), e.get("rows_written"), e.get("rows_deleted")) for e in entries]
+    return [
+        warehouse_state.HistoryEntry(
+            e.get("at", ""),
+            e.get("action", ""),
+            e.get("run_id"),
+            e.get("load_id"),
+            e.get("cursor_before"),
+            e.get("cursor_after"),
+            e.get("rows_written"),
+            e.get("rows_deleted"),
+        )
+        for e in entries
+    ]
 
 
 def _check_request(
-    columns: list[tuple[str, str]], before: Manifest | None, sync: SyncSpec, file_format: str, partition_by: Sequence[str], where: str,
-    *, replacing: bool = False,
+    columns: list[tuple[str, str]],
+    before: Manifest | None,
+    sync: SyncSpec,
+    file_format: str,
+    partition_by: Sequence[str],
+    where: str,
+    *,
+    replacing: bool = False,
 ) -> None:
     names = dict(columns)
-    needed = {"partition_by": list(partition_by), "primary_key": sync.primary_key, "cursor": [sync.cursor] if sync.cursor else []}
+    needed = {
+        "partition_by": list(partition_by),
+        "primary_key": sync.primary_key,
+        "cursor": [sync.cursor] if sync.cursor else [],
+    }
     for what, wanted in needed.items():
         missing = [c for c in wanted if c not in names]
         if missing:
             raise ValueError(f"{what} names {', '.join(missing)}, not a column of the load for {where}")
     if before and before.file_format != file_format and not replacing:
         raise ValueError(
-            f"{where} is stored as {before.file_format}; only a replace can rewrite it as {file_format}. Nothing was changed."
+            f"{where} is stored as {before.file_format}; only a replace can rewrite it as {file_format}. Nothing was "
+            "changed."
         )
     if file_format == "csv":
         risky = [n for n in names if n.startswith(FORMULA_STARTS) or "\n" in n or "\r" in n]

@@ -70,8 +70,17 @@ class FileTable:
 
         with self._errors("committing to"):
             prepared = files.prepare(
-                duck, stage, location=self.location(), schema=self.schema, table=self.table, plan=plan, pipeline=pipeline,
-                run_id=run_id, data_columns=data_columns, file_format=self.file_format, partition_by=self.partition_by,
+                duck,
+                stage,
+                location=self.location(),
+                schema=self.schema,
+                table=self.table,
+                plan=plan,
+                pipeline=pipeline,
+                run_id=run_id,
+                data_columns=data_columns,
+                file_format=self.file_format,
+                partition_by=self.partition_by,
                 schema_policy=schema_changes,
             )
         self.pending.hold(prepared)
@@ -122,8 +131,10 @@ class FileTable:
             return []
         # Parquet's INTERVAL counts milliseconds: DuckDB would drop an interval's last three digits.
         return [
-            (f"{name}: a Parquet file holds an interval to the millisecond, this one has microseconds",
-             f"{quote(name)} IS NOT NULL AND datepart('microseconds', {quote(name)}) % 1000 <> 0")
-            for name, kind in columns.items() if kind == "INTERVAL"
+            (
+                f"{name}: a Parquet file holds an interval to the millisecond, this one has microseconds",
+                f"{quote(name)} IS NOT NULL AND datepart('microseconds', {quote(name)}) % 1000 <> 0",
+            )
+            for name, kind in columns.items()
+            if kind == "INTERVAL"
         ]
-

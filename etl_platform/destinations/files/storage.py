@@ -235,7 +235,9 @@ def _removable(relative: str, keep: set[str]) -> bool:
     """A file a commit may delete: unlisted data or a manifest a crashed commit never renamed."""
     if relative in keep:
         return False
-    return bool(_VERSION_FOLDER.fullmatch(relative.split("/")[0]) and "/" in relative) or bool(_STALE_MANIFEST.fullmatch(relative))
+    return bool(_VERSION_FOLDER.fullmatch(relative.split("/")[0]) and "/" in relative) or bool(
+        _STALE_MANIFEST.fullmatch(relative)
+    )
 
 
 def _fsync(path: Path) -> None:
@@ -291,8 +293,11 @@ class _S3Table:
         condition = {"IfMatch": replacing.token} if replacing and replacing.token else {"IfNoneMatch": "*"}
         try:
             self.client.put_object(
-                Bucket=self.bucket, Key=self._key(MANIFEST), Body=manifest.to_json(),
-                ContentType="application/json", **condition,
+                Bucket=self.bucket,
+                Key=self._key(MANIFEST),
+                Body=manifest.to_json(),
+                ContentType="application/json",
+                **condition,
             )
         except ClientError as err:
             if err.response.get("Error", {}).get("Code") in ("PreconditionFailed", "ConditionalRequestConflict"):
@@ -305,10 +310,12 @@ class _S3Table:
             {"Key": item["Key"]}
             for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=base)
             for item in page.get("Contents", [])
-            if _removable(item["Key"][len(base):], keep) and item["LastModified"].timestamp() < older_than
+            if _removable(item["Key"][len(base) :], keep) and item["LastModified"].timestamp() < older_than
         ]
         for start in range(0, len(doomed), 1000):
-            self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": doomed[start : start + 1000], "Quiet": True})
+            self.client.delete_objects(
+                Bucket=self.bucket, Delete={"Objects": doomed[start : start + 1000], "Quiet": True}
+            )
 
 
 def _server_time(response: dict) -> float:

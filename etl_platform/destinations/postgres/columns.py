@@ -134,7 +134,8 @@ def _names(columns: list[str] | list[Column]) -> sql.Composable:
 
 def _definitions(columns: list[Column], staged: bool = False) -> sql.Composable:
     return sql.SQL(", ").join(
-        sql.SQL("{} {}").format(sql.Identifier(c.name), sql.SQL(c.staged_type if staged else c.pg_type)) for c in columns
+        sql.SQL("{} {}").format(sql.Identifier(c.name), sql.SQL(c.staged_type if staged else c.pg_type))
+        for c in columns
     )
 
 

@@ -93,13 +93,21 @@ def _session(dsn: str, failure: str) -> Iterator[PgConnection]:
 def _lock(pg: PgConnection, names: _Names) -> None:
     """Loads into one table take turns; the lock ends with the session, a killed one's too."""
     with pg.cursor() as cur:
-        cur.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", [json.dumps(["etl_platform", names.schema, names.table])])
+        cur.execute(
+            "SELECT pg_advisory_lock(hashtextextended(%s, 0))",
+            [json.dumps(["etl_platform", names.schema, names.table])],
+        )
     pg.commit()
 
 
 def _copy_to_staging(
-    duck: duckdb.DuckDBPyConnection, stage: load.TableRef, pg: PgConnection, dsn: str, names: _Names,
-    columns: list[Column], rows_per_batch: int,
+    duck: duckdb.DuckDBPyConnection,
+    stage: load.TableRef,
+    pg: PgConnection,
+    dsn: str,
+    names: _Names,
+    columns: list[Column],
+    rows_per_batch: int,
 ) -> None:
     """Bulk-copy the DuckDB stage into a fresh UNLOGGED staging table, committed on its own."""
     with pg.cursor() as cur:
@@ -126,7 +134,9 @@ def _copy_to_staging(
                 sql.SQL("ALTER TABLE {} {}").format(
                     names.staging,
                     sql.SQL(", ").join(
-                        sql.SQL("ALTER COLUMN {0} TYPE {1} USING {0}::{1}").format(sql.Identifier(c.name), sql.SQL(c.pg_type))
+                        sql.SQL("ALTER COLUMN {0} TYPE {1} USING {0}::{1}").format(
+                            sql.Identifier(c.name), sql.SQL(c.pg_type)
+                        )
                         for c in converted
                     ),
                 )
@@ -168,7 +178,9 @@ class _Transaction:
         return dict(self.cur.fetchall())
 
     def insert(self, into: sql.Composable, kept: list[Column], source: sql.Composable) -> int:
-        return self.run(sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {}").format(into, _names(kept), _names(kept), source))
+        return self.run(
+            sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {}").format(into, _names(kept), _names(kept), source)
+        )
 
     def replace(self, existing: dict[str, str] | None, kept: list[Column], table: list[Column]) -> int:
         """Replace every row of the table with the staged rows, in place; the first load creates it.
@@ -210,7 +222,8 @@ class _Transaction:
         if self.value(sql.SQL("SELECT EXISTS (SELECT FROM {})").format(self.names.target)):
             raise PostgresDestinationError(
                 f"rows of PostgreSQL table {self.names} are still there after the replace deleted them all "
-                "(a rule or trigger on the table kept them), so the load would mix old and new rows. Nothing was changed."
+                "(a rule or trigger on the table kept them), so the load would mix old and new rows. Nothing was "
+                "changed."
             )
 
     def ensure_target(self, existing: dict[str, str] | None, table: list[Column], sync: SyncSpec) -> None:
@@ -248,7 +261,9 @@ class _Transaction:
         self.run(sql.SQL("DELETE FROM {} AS t USING {} AS l WHERE {}").format(self.names.target, latest, same_key))
         return self.insert(self.names.target, kept, latest)
 
-    def already_loaded(self, existing: dict[str, str], kept: list[Column], data_columns: list[str], cursor: str, bound: sql.Composable) -> int:
+    def already_loaded(
+        self, existing: dict[str, str], kept: list[Column], data_columns: list[str], cursor: str, bound: sql.Composable
+    ) -> int:
         """Remove staged rows the table holds already, at or after ``bound``: without a key a row is
         a whole row, compared as a multiset (as ``warehouse_state.already_loaded``). Compared on the columns
         the loaded rows had: a column added just now is NULL in all of them; as text, which every
@@ -258,27 +273,45 @@ class _Transaction:
             return 0
         as_text = sql.SQL(", ").join(sql.SQL("{0}::text AS {0}").format(sql.Identifier(c)) for c in compared)
         by = sql.SQL(", ").join(sql.SQL("{}::text").format(sql.Identifier(c)) for c in compared)
-        same = sql.SQL(" AND ").join(sql.SQL("s.{0} IS NOT DISTINCT FROM t.{0}").format(sql.Identifier(c)) for c in compared)
+        same = sql.SQL(" AND ").join(
+            sql.SQL("s.{0} IS NOT DISTINCT FROM t.{0}").format(sql.Identifier(c)) for c in compared
+        )
         already = sql.Identifier("pg_temp", "__already")
         self.run(
             sql.SQL(
                 "CREATE TEMP TABLE {already} ON COMMIT DROP AS SELECT s.{row} FROM "
-                "(SELECT {row}, {as_text}, row_number() OVER (PARTITION BY {by} ORDER BY {row}) AS __n FROM {staging}) AS s "
-                "JOIN (SELECT {as_text}, row_number() OVER (PARTITION BY {by}) AS __n FROM {target} WHERE {cursor} >= {bound}) AS t "
+                "(SELECT {row}, {as_text}, row_number() OVER (PARTITION BY {by} ORDER BY {row}) AS __n FROM {staging}) "
+                "AS s "
+                "JOIN (SELECT {as_text}, row_number() OVER (PARTITION BY {by}) AS __n FROM {target} WHERE {cursor} >= "
+                "{bound}) AS t "
                 "ON s.__n = t.__n AND {same}"
             ).format(
-                already=already, row=sql.Identifier(ROW), as_text=as_text, by=by, staging=self.names.staging,
-                target=self.names.target, cursor=sql.Identifier(cursor), bound=bound, same=same,
+                already=already,
+                row=sql.Identifier(ROW),
+                as_text=as_text,
+                by=by,
+                staging=self.names.staging,
+                target=self.names.target,
+                cursor=sql.Identifier(cursor),
+                bound=bound,
+                same=same,
             )
         )
         removed = self.run(
-            sql.SQL("DELETE FROM {} WHERE {} IN (SELECT {} FROM {})").format(self.names.staging, sql.Identifier(ROW), sql.Identifier(ROW), already)
+            sql.SQL("DELETE FROM {} WHERE {} IN (SELECT {} FROM {})").format(
+                self.names.staging, sql.Identifier(ROW), sql.Identifier(ROW), already
+            )
         )
         self.run(sql.SQL("DROP TABLE {}").format(already))
         return removed
 
     def incremental(
-        self, existing: dict[str, str] | None, kept: list[Column], plan: warehouse_state.Plan, *, data_columns: list[str],
+        self,
+        existing: dict[str, str] | None,
+        kept: list[Column],
+        plan: warehouse_state.Plan,
+        *,
+        data_columns: list[str],
     ) -> load.Committed:
         """Load rows at or after the plan's bound, as ``warehouse_state.incremental``: a rewind's rows replaced,
         rows loaded already left out, the new cursor the highest committed one."""
@@ -291,19 +324,32 @@ class _Transaction:
 
         skipped = deleted = duplicates = 0
         if plan.bound is not None:
-            skipped = self.run(sql.SQL("DELETE FROM {} WHERE {} < {}").format(self.names.staging, cursor, typed(plan.bound)))
+            skipped = self.run(
+                sql.SQL("DELETE FROM {} WHERE {} < {}").format(self.names.staging, cursor, typed(plan.bound))
+            )
         if plan.replace_from is not None and existing is not None:
-            deleted = self.run(sql.SQL("DELETE FROM {} WHERE {} >= {}").format(self.names.target, cursor, typed(plan.replace_from)))
+            deleted = self.run(
+                sql.SQL("DELETE FROM {} WHERE {} >= {}").format(self.names.target, cursor, typed(plan.replace_from))
+            )
         elif not sync.primary_key and plan.bound is not None and existing is not None:
             duplicates = self.already_loaded(existing, kept, data_columns, sync.cursor, typed(plan.bound))
         rows = self.merge(kept, sync) if sync.primary_key else self.insert(self.names.target, kept, self.names.staging)
         # The table's cursor column is indexed: its maximum is one index lookup.
         after = self.value(sql.SQL("SELECT max({})::text FROM {}").format(cursor, self.names.target))
         after = after if after is not None else (plan.replace_from or plan.cursor_before)
-        return load.Committed(rows, skipped, plan.cursor_before, after, rows_deleted=deleted, rows_already_loaded=duplicates)
+        return load.Committed(
+            rows, skipped, plan.cursor_before, after, rows_deleted=deleted, rows_already_loaded=duplicates
+        )
 
     def commit(
-        self, columns: list[Column], plan: warehouse_state.Plan, policy: SchemaChanges, *, pipeline: str, run_id: str, data_columns: list[str]
+        self,
+        columns: list[Column],
+        plan: warehouse_state.Plan,
+        policy: SchemaChanges,
+        *,
+        pipeline: str,
+        run_id: str,
+        data_columns: list[str],
     ) -> load.Committed:
         sync = plan.sync
         self.run(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.names.schema)))
@@ -313,7 +359,9 @@ class _Transaction:
         if plan.replaces_table:
             committed = load.Committed(self.replace(existing, kept, table), cursor_before=plan.cursor_before)
             if sync.mode == "incremental":
-                after = self.value(sql.SQL("SELECT max({})::text FROM {}").format(sql.Identifier(sync.cursor), self.names.target))
+                after = self.value(
+                    sql.SQL("SELECT max({})::text FROM {}").format(sql.Identifier(sync.cursor), self.names.target)
+                )
                 committed = dataclasses.replace(committed, cursor_after=after)
         else:
             self.ensure_target(existing, table, sync)
@@ -326,9 +374,24 @@ class _Transaction:
         self.run(sql.SQL("DROP TABLE {}").format(self.names.staging))
         _ensure_state_tables(self.cur)
         if sync.mode == "incremental" or plan.full_refresh or plan.cursor_before is not None:
-            _save_state(self.cur, pipeline, warehouse_state.State(committed.cursor_after if sync.mode == "incremental" else None), run_id)
-        _record_history(self.cur, pipeline, str(self.names), "load", run_id, plan.load_id, plan.cursor_before,
-                        committed.cursor_after, committed.rows_written, committed.rows_deleted)
+            _save_state(
+                self.cur,
+                pipeline,
+                warehouse_state.State(committed.cursor_after if sync.mode == "incremental" else None),
+                run_id,
+            )
+        _record_history(
+            self.cur,
+            pipeline,
+            str(self.names),
+            "load",
+            run_id,
+            plan.load_id,
+            plan.cursor_before,
+            committed.cursor_after,
+            committed.rows_written,
+            committed.rows_deleted,
+        )
         return dataclasses.replace(committed, drift=found)
 
 
@@ -353,8 +416,10 @@ def _ensure_state_tables(cur: PgCursor) -> None:
     """The state and history tables in ``_etl``, made or brought up to date. Checked before any
     DDL: an ALTER would hold a lock on the state table until the load commits, so that loads of
     other pipelines into this database would wait for each other."""
-    cur.execute("SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(%s) AND attnum > 0 AND NOT attisdropped",
-                [qualified(load.STATE_SCHEMA, load.STATE_TABLE)])
+    cur.execute(
+        "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(%s) AND attnum > 0 AND NOT attisdropped",
+        [qualified(load.STATE_SCHEMA, load.STATE_TABLE)],
+    )
     state_columns = {row[0] for row in cur.fetchall()}
     cur.execute("SELECT to_regclass(%s)", [qualified(load.STATE_SCHEMA, warehouse_state.HISTORY_TABLE)])
     has_history = cur.fetchone()[0] is not None
@@ -363,15 +428,21 @@ def _ensure_state_tables(cur: PgCursor) -> None:
     cur.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(load.STATE_SCHEMA)))
     cur.execute(
         sql.SQL(
-            "CREATE TABLE IF NOT EXISTS {} (pipeline text PRIMARY KEY, cursor_value text, updated_at timestamptz, run_id text, "
+            "CREATE TABLE IF NOT EXISTS {} (pipeline text PRIMARY KEY, cursor_value text, updated_at timestamptz, "
+            "run_id text, "
             "pending text, rewind_from text)"
         ).format(STATE)
     )
     if state_columns and "pending" not in state_columns:  # a database from before rewinds
-        cur.execute(sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS pending text, ADD COLUMN IF NOT EXISTS rewind_from text").format(STATE))
+        cur.execute(
+            sql.SQL(
+                "ALTER TABLE {} ADD COLUMN IF NOT EXISTS pending text, ADD COLUMN IF NOT EXISTS rewind_from text"
+            ).format(STATE)
+        )
     cur.execute(
         sql.SQL(
-            "CREATE TABLE IF NOT EXISTS {} (pipeline text, table_name text, recorded_at timestamptz, action text, run_id text, "
+            "CREATE TABLE IF NOT EXISTS {} (pipeline text, table_name text, recorded_at timestamptz, action text, "
+            "run_id text, "
             "load_id text, cursor_before text, cursor_after text, rows_written bigint, rows_deleted bigint)"
         ).format(HISTORY)
     )
@@ -381,16 +452,28 @@ def _ensure_state_tables(cur: PgCursor) -> None:
 def _save_state(cur: PgCursor, pipeline: str, state: warehouse_state.State, run_id: str | None) -> None:
     cur.execute(
         sql.SQL(
-            "INSERT INTO {} (pipeline, cursor_value, updated_at, run_id, pending, rewind_from) VALUES (%s, %s, now(), %s, %s, %s) "
-            "ON CONFLICT (pipeline) DO UPDATE SET cursor_value = EXCLUDED.cursor_value, updated_at = EXCLUDED.updated_at, "
+            "INSERT INTO {} (pipeline, cursor_value, updated_at, run_id, pending, rewind_from) VALUES (%s, %s, now(), "
+            "%s, %s, %s) "
+            "ON CONFLICT (pipeline) DO UPDATE SET cursor_value = EXCLUDED.cursor_value, updated_at = "
+            "EXCLUDED.updated_at, "
             "run_id = EXCLUDED.run_id, pending = EXCLUDED.pending, rewind_from = EXCLUDED.rewind_from"
         ).format(STATE),
         [pipeline, state.cursor, run_id, state.pending, state.rewind_from],
     )
 
 
-def _record_history(cur: PgCursor, pipeline: str, table: str, action: str, run_id: str | None, load_id: str | None,
-                    before: str | None, after: str | None, written: int | None, deleted: int | None) -> None:
+def _record_history(
+    cur: PgCursor,
+    pipeline: str,
+    table: str,
+    action: str,
+    run_id: str | None,
+    load_id: str | None,
+    before: str | None,
+    after: str | None,
+    written: int | None,
+    deleted: int | None,
+) -> None:
     cur.execute(
         sql.SQL("INSERT INTO {} VALUES (%s, %s, now(), %s, %s, %s, %s, %s, %s, %s)").format(HISTORY),
         [pipeline, table, action, run_id, load_id, before, after, written, deleted],
@@ -479,8 +562,17 @@ def commit(
     if plan is None:
         plan = warehouse_state.plan_for(read_state(dsn, pipeline), sync, load_id=run_id)
     prepared = prepare(
-        duck, stage, dsn=dsn, schema=schema, table=table, plan=plan, pipeline=pipeline, run_id=run_id,
-        data_columns=data_columns, schema_policy=schema_policy, rows_per_batch=rows_per_batch,
+        duck,
+        stage,
+        dsn=dsn,
+        schema=schema,
+        table=table,
+        plan=plan,
+        pipeline=pipeline,
+        run_id=run_id,
+        data_columns=data_columns,
+        schema_policy=schema_policy,
+        rows_per_batch=rows_per_batch,
     )
     prepared.finish()
     return prepared.committed
@@ -517,8 +609,10 @@ def read_state(dsn: str, pipeline: str, table: str | None = None) -> warehouse_s
     """The pipeline's state in this database (none yet: an empty state; nothing is created)."""
     where = f" for PostgreSQL table {table}" if table else ""
     with _session(dsn, f"reading the cursor of pipeline {pipeline!r}{where} failed") as pg, pg, pg.cursor() as cur:
-        cur.execute("SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(%s) AND attnum > 0 AND NOT attisdropped",
-                    [qualified(load.STATE_SCHEMA, load.STATE_TABLE)])
+        cur.execute(
+            "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(%s) AND attnum > 0 AND NOT attisdropped",
+            [qualified(load.STATE_SCHEMA, load.STATE_TABLE)],
+        )
         columns = {row[0] for row in cur.fetchall()}
         if not columns:
             return warehouse_state.State()
@@ -542,9 +636,15 @@ def reset_state(dsn: str, pipeline: str, to: str | None, *, table: str = "") -> 
         cur.execute(sql.SQL("SELECT cursor_value FROM {} WHERE pipeline = %s FOR UPDATE").format(STATE), [pipeline])
         row = cur.fetchone()
         before = row[0] if row else None
-        after = warehouse_state.State(None, warehouse_state.FULL_REFRESH) if to is None else warehouse_state.State(to, warehouse_state.REWIND, to)
+        after = (
+            warehouse_state.State(None, warehouse_state.FULL_REFRESH)
+            if to is None
+            else warehouse_state.State(to, warehouse_state.REWIND, to)
+        )
         _save_state(cur, pipeline, after, "reset")
-        _record_history(cur, pipeline, table, "reset" if to is None else "rewind", None, None, before, after.cursor, None, None)
+        _record_history(
+            cur, pipeline, table, "reset" if to is None else "rewind", None, None, before, after.cursor, None, None
+        )
         return before, to
 
 
@@ -556,7 +656,8 @@ def history(dsn: str, pipeline: str, limit: int = 100) -> list[warehouse_state.H
             return []
         cur.execute(
             sql.SQL(
-                "SELECT recorded_at::text, action, run_id, load_id, cursor_before, cursor_after, rows_written, rows_deleted FROM {} "
+                "SELECT recorded_at::text, action, run_id, load_id, cursor_before, cursor_after, rows_written, "
+                "rows_deleted FROM {} "
                 "WHERE pipeline = %s ORDER BY recorded_at DESC LIMIT %s"
             ).format(HISTORY),
             [pipeline, limit],

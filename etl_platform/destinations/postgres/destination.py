@@ -42,8 +42,16 @@ class PostgresTable:
         from etl_platform.destinations.postgres import commit as postgres
 
         prepared = postgres.prepare(
-            duck, stage, dsn=self.connector.uri(), schema=self.schema, table=self.table, plan=plan,
-            pipeline=pipeline, run_id=run_id, data_columns=data_columns, schema_policy=schema_changes,
+            duck,
+            stage,
+            dsn=self.connector.uri(),
+            schema=self.schema,
+            table=self.table,
+            plan=plan,
+            pipeline=pipeline,
+            run_id=run_id,
+            data_columns=data_columns,
+            schema_policy=schema_changes,
         )
         self.pending.hold(prepared)
         return prepared.committed
@@ -52,8 +60,16 @@ class PostgresTable:
         from etl_platform.destinations.postgres import slice as postgres_slice
 
         prepared = postgres_slice.prepare_slice(
-            duck, stage, dsn=self.connector.uri(), schema=self.schema, table=self.table, part=part, schema_policy=schema_changes,
-            pipeline=pipeline, run_id=run_id, load_id=load_id,
+            duck,
+            stage,
+            dsn=self.connector.uri(),
+            schema=self.schema,
+            table=self.table,
+            part=part,
+            schema_policy=schema_changes,
+            pipeline=pipeline,
+            run_id=run_id,
+            load_id=load_id,
         )
         self.pending.hold(prepared)
         return prepared.committed
@@ -90,4 +106,3 @@ class PostgresTable:
 
     def cannot_hold(self, columns):
         return []  # PostgreSQL holds what the warehouse does; values it does not are rejected by casting
-

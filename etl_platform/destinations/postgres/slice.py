@@ -37,7 +37,9 @@ def _replace_in_transaction(tx: _Transaction, columns, part: load.Slice, policy:
     found, kept, table = _reconcile(columns, existing, policy, str(names), keep_dropped=False)
     column_type = next((c.pg_type for c in table if c.name == part.column), None)
     if column_type is None:
-        raise load.SchemaMismatch(f"the partition column {part.column!r} is not a column of {names}. Nothing was changed.")
+        raise load.SchemaMismatch(
+            f"the partition column {part.column!r} is not a column of {names}. Nothing was changed."
+        )
     tx.ensure_target(existing, table, SyncSpec())
     if existing is None:  # every partition load deletes by this column
         tx.run(sql.SQL("CREATE INDEX ON {} ({})").format(names.target, sql.Identifier(part.column)))
@@ -76,10 +78,23 @@ def prepare_slice(
         committed = _replace_in_transaction(tx, columns, part, schema_policy)
         if pipeline is not None:
             _ensure_state_tables(tx.cur)
-            _record_history(tx.cur, pipeline, str(tx.names), "load", run_id, load_id, None, None, committed.rows_written, committed.rows_deleted)
+            _record_history(
+                tx.cur,
+                pipeline,
+                str(tx.names),
+                "load",
+                run_id,
+                load_id,
+                None,
+                None,
+                committed.rows_written,
+                committed.rows_deleted,
+            )
         return committed
 
-    return prepare_staged(duck, stage, dsn, schema, table, rows_per_batch, f"replacing partition {part.label} of", apply)
+    return prepare_staged(
+        duck, stage, dsn, schema, table, rows_per_batch, f"replacing partition {part.label} of", apply
+    )
 
 
 def replace_slice(duck: duckdb.DuckDBPyConnection, stage: load.TableRef, **options) -> load.Committed:

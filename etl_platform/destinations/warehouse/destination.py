@@ -37,11 +37,27 @@ class WarehouseTable:
 
     def commit(self, duck, stage, plan, *, pipeline, run_id, data_columns, schema_changes):
         return warehouse_state.commit(
-            duck, stage, self.table, plan, pipeline=pipeline, run_id=run_id, data_columns=data_columns, schema_changes=schema_changes
+            duck,
+            stage,
+            self.table,
+            plan,
+            pipeline=pipeline,
+            run_id=run_id,
+            data_columns=data_columns,
+            schema_changes=schema_changes,
         )
 
     def replace_slice(self, duck, stage, part, *, pipeline, run_id, load_id, schema_changes):
-        return warehouse_state.replace_slice(duck, stage, self.table, part, schema_changes=schema_changes, pipeline=pipeline, run_id=run_id, load_id=load_id)
+        return warehouse_state.replace_slice(
+            duck,
+            stage,
+            self.table,
+            part,
+            schema_changes=schema_changes,
+            pipeline=pipeline,
+            run_id=run_id,
+            load_id=load_id,
+        )
 
     def finish(self):
         pass
@@ -65,4 +81,3 @@ class WarehouseTable:
 
     def cannot_hold(self, columns):
         return []
-

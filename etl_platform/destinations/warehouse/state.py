@@ -77,7 +77,9 @@ class HistoryEntry:
     rows_deleted: int | None
 
 
-def plan_for(state: State, sync: SyncSpec, *, load_id: str, lookback_bound: "Callable[[str], str] | None" = None) -> Plan:
+def plan_for(
+    state: State, sync: SyncSpec, *, load_id: str, lookback_bound: "Callable[[str], str] | None" = None
+) -> Plan:
     """The plan of a load from the destination's state: a pending full refresh or rewind, else
     the sync mode as it is (an incremental load reading from the saved cursor, less the lookback)."""
     if state.pending == FULL_REFRESH:
@@ -102,8 +104,12 @@ def lookback_bound(cursor: str, lookback: str | int, cursor_type: str | None = N
         if isinstance(lookback, int):
             return con.execute(f"SELECT (CAST(? AS {kind}) - ?)::VARCHAR", [cursor, lookback]).fetchall()[0][0]
         if kind == "DATE":  # a date less a duration: the day that instant falls on
-            return con.execute("SELECT CAST(CAST(? AS TIMESTAMP) - CAST(? AS INTERVAL) AS DATE)::VARCHAR", [cursor, lookback]).fetchall()[0][0]
-        return con.execute(f"SELECT (CAST(? AS {kind}) - CAST(? AS INTERVAL))::VARCHAR", [cursor, lookback]).fetchall()[0][0]
+            return con.execute(
+                "SELECT CAST(CAST(? AS TIMESTAMP) - CAST(? AS INTERVAL) AS DATE)::VARCHAR", [cursor, lookback]
+            ).fetchall()[0][0]
+        return con.execute(f"SELECT (CAST(? AS {kind}) - CAST(? AS INTERVAL))::VARCHAR", [cursor, lookback]).fetchall()[
+            0
+        ][0]
     finally:
         con.close()
 
@@ -134,7 +140,8 @@ def _ensure_state_table(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(f"ALTER TABLE {state} ADD COLUMN rewind_from VARCHAR")
     con.execute(
         f"CREATE TABLE IF NOT EXISTS {qualified(STATE_SCHEMA, HISTORY_TABLE)} ("
-        "pipeline VARCHAR, table_name VARCHAR, recorded_at TIMESTAMPTZ, action VARCHAR, run_id VARCHAR, load_id VARCHAR, "
+        "pipeline VARCHAR, table_name VARCHAR, recorded_at TIMESTAMPTZ, action VARCHAR, run_id VARCHAR, load_id "
+        "VARCHAR, "
         "cursor_before VARCHAR, cursor_after VARCHAR, rows_written BIGINT, rows_deleted BIGINT)"
     )
 
@@ -142,7 +149,8 @@ def _ensure_state_table(con: duckdb.DuckDBPyConnection) -> None:
 def read_state(con: duckdb.DuckDBPyConnection, pipeline: str) -> State:
     _ensure_state_table(con)
     rows = con.execute(
-        f"SELECT cursor_value, pending, rewind_from FROM {qualified(STATE_SCHEMA, STATE_TABLE)} WHERE pipeline = ?", [pipeline]
+        f"SELECT cursor_value, pending, rewind_from FROM {qualified(STATE_SCHEMA, STATE_TABLE)} WHERE pipeline = ?",
+        [pipeline],
     ).fetchall()  # fetched to the end: the connection is free again
     return State(*rows[0]) if rows else State()
 
@@ -158,8 +166,18 @@ def _save_state(con: duckdb.DuckDBPyConnection, pipeline: str, state: State, run
     )
 
 
-def _record_history(con, pipeline: str, table: TableRef, action: str, run_id: str, load_id: str | None,
-                    before: str | None, after: str | None, written: int | None, deleted: int | None) -> None:
+def _record_history(
+    con,
+    pipeline: str,
+    table: TableRef,
+    action: str,
+    run_id: str,
+    load_id: str | None,
+    before: str | None,
+    after: str | None,
+    written: int | None,
+    deleted: int | None,
+) -> None:
     con.execute(
         f"INSERT INTO {qualified(STATE_SCHEMA, HISTORY_TABLE)} VALUES (?, ?, now(), ?, ?, ?, ?, ?, ?, ?)",
         [pipeline, str(table), action, run_id, load_id, before, after, written, deleted],
@@ -170,7 +188,8 @@ def history(con: duckdb.DuckDBPyConnection, pipeline: str, limit: int = 100) -> 
     """The pipeline's committed loads, resets and rewinds, newest first."""
     _ensure_state_table(con)
     rows = con.execute(
-        f"SELECT recorded_at::VARCHAR, action, run_id, load_id, cursor_before, cursor_after, rows_written, rows_deleted "
+        "SELECT recorded_at::VARCHAR, action, run_id, load_id, cursor_before, cursor_after, rows_written, "
+        "rows_deleted "
         f"FROM {qualified(STATE_SCHEMA, HISTORY_TABLE)} WHERE pipeline = ? ORDER BY recorded_at DESC LIMIT ?",
         [pipeline, limit],
     ).fetchall()
@@ -178,7 +197,12 @@ def history(con: duckdb.DuckDBPyConnection, pipeline: str, limit: int = 100) -> 
 
 
 def already_loaded(
-    con: duckdb.DuckDBPyConnection, stage: str, existing: str, cursor: str, bound: str, cursor_type: str,
+    con: duckdb.DuckDBPyConnection,
+    stage: str,
+    existing: str,
+    cursor: str,
+    bound: str,
+    cursor_type: str,
     compared: list[str],
 ) -> int:
     """Remove staged rows the table holds already: without a key, a row is a whole row, and the
@@ -202,7 +226,12 @@ def already_loaded(
 
 
 def incremental(
-    con: duckdb.DuckDBPyConnection, stage: TableRef, target: TableRef, plan: Plan, *, data_columns: list[str],
+    con: duckdb.DuckDBPyConnection,
+    stage: TableRef,
+    target: TableRef,
+    plan: Plan,
+    *,
+    data_columns: list[str],
 ) -> Committed:
     """Load the staged rows at or after the plan's bound and work out the new cursor.
 
@@ -222,7 +251,9 @@ def incremental(
         bound = f"CAST({literal(plan.bound)} AS {cursor_type})"
         skipped = _count(con, f"DELETE FROM {stage.sql} WHERE {cursor} < {bound}")  # DELETE returns its count
     if plan.replace_from is not None and exists:
-        deleted = _count(con, f"DELETE FROM {target.sql} WHERE {cursor} >= CAST({literal(plan.replace_from)} AS {cursor_type})")
+        deleted = _count(
+            con, f"DELETE FROM {target.sql} WHERE {cursor} >= CAST({literal(plan.replace_from)} AS {cursor_type})"
+        )
     elif not sync.primary_key and plan.bound is not None and exists:
         existing = dict(columns_of(con, target))
         compared = [c for c in data_columns if c in existing]
@@ -235,7 +266,9 @@ def incremental(
     after = scalar(con, f"SELECT {highest}::VARCHAR FROM {stage.sql}", params)
     committed = merge(con, stage, target, sync) if sync.primary_key else append(con, stage, target)
     after = after if after is not None else (plan.replace_from or plan.cursor_before)
-    return Committed(committed.rows_written, skipped, plan.cursor_before, after, rows_deleted=deleted, rows_already_loaded=duplicates)
+    return Committed(
+        committed.rows_written, skipped, plan.cursor_before, after, rows_deleted=deleted, rows_already_loaded=duplicates
+    )
 
 
 def commit(
@@ -256,8 +289,14 @@ def commit(
     found = apply_schema_policy(con, stage, target, schema_changes, keep_dropped=plan.replaces_table)
     if plan.replaces_table:
         replaced = _count(con, f"SELECT count(*) FROM {target.sql}") if table_exists(con, target) else 0
-        after = scalar(con, f"SELECT max({quote(sync.cursor)})::VARCHAR FROM {stage.sql}") if sync.mode == "incremental" else None
-        committed = dataclasses.replace(replace(con, stage, target), rows_deleted=replaced, cursor_before=plan.cursor_before, cursor_after=after)
+        after = (
+            scalar(con, f"SELECT max({quote(sync.cursor)})::VARCHAR FROM {stage.sql}")
+            if sync.mode == "incremental"
+            else None
+        )
+        committed = dataclasses.replace(
+            replace(con, stage, target), rows_deleted=replaced, cursor_before=plan.cursor_before, cursor_after=after
+        )
     elif sync.mode == "append":
         committed = append(con, stage, target)
     elif sync.mode == "merge":
@@ -266,8 +305,18 @@ def commit(
         committed = incremental(con, stage, target, plan, data_columns=data_columns)
     if sync.mode == "incremental" or plan.full_refresh or plan.cursor_before is not None:
         _save_state(con, pipeline, State(committed.cursor_after if sync.mode == "incremental" else None), run_id)
-    _record_history(con, pipeline, target, "load", run_id, plan.load_id, plan.cursor_before, committed.cursor_after,
-                    committed.rows_written, committed.rows_deleted)
+    _record_history(
+        con,
+        pipeline,
+        target,
+        "load",
+        run_id,
+        plan.load_id,
+        plan.cursor_before,
+        committed.cursor_after,
+        committed.rows_written,
+        committed.rows_deleted,
+    )
     return dataclasses.replace(committed, drift=found)
 
 
@@ -280,8 +329,18 @@ def reset_state(
     before = read_state(con, pipeline)
     after = State(None, FULL_REFRESH) if to is None else State(to, REWIND, to)
     _save_state(con, pipeline, after, "reset")
-    _record_history(con, pipeline, table or TableRef(pipeline, ""), "reset" if to is None else "rewind", None, None,
-                    before.cursor, after.cursor, None, None)
+    _record_history(
+        con,
+        pipeline,
+        table or TableRef(pipeline, ""),
+        "reset" if to is None else "rewind",
+        None,
+        None,
+        before.cursor,
+        after.cursor,
+        None,
+        None,
+    )
     return before.cursor, to
 
 
@@ -289,14 +348,22 @@ def states(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str | None, str, s
     """Every saved cursor: pipeline, cursor, when and by which run."""
     _ensure_state_table(con)
     return con.execute(
-        f"SELECT pipeline, coalesce(cursor_value, CASE pending WHEN '{FULL_REFRESH}' THEN '(next load: full refresh)' END), "
+        f"SELECT pipeline, coalesce(cursor_value, CASE pending WHEN '{FULL_REFRESH}' THEN '(next load: full refresh)' "
+        "END), "
         f"updated_at::VARCHAR, run_id FROM {qualified(STATE_SCHEMA, STATE_TABLE)} ORDER BY pipeline"
     ).fetchall()
 
 
 def replace_slice(
-    con: duckdb.DuckDBPyConnection, stage: TableRef, target: TableRef, part: Slice, *, schema_changes: str,
-    pipeline: str | None = None, run_id: str = "", load_id: str | None = None,
+    con: duckdb.DuckDBPyConnection,
+    stage: TableRef,
+    target: TableRef,
+    part: Slice,
+    *,
+    schema_changes: str,
+    pipeline: str | None = None,
+    run_id: str = "",
+    load_id: str | None = None,
 ) -> Committed:
     """Delete the slice's rows and insert the staged rows of the slice, in the caller's transaction.
 
@@ -307,7 +374,9 @@ def replace_slice(
     _ensure_target(con, stage, target)
     column_type = dict(columns_of(con, target)).get(part.column)
     if column_type is None:
-        raise SchemaMismatch(f"the partition column {part.column!r} is not a column of table {target}. Nothing was changed.")
+        raise SchemaMismatch(
+            f"the partition column {part.column!r} is not a column of table {target}. Nothing was changed."
+        )
     where = part.where(column_type)
     outside = _count(con, f"DELETE FROM {stage.sql} WHERE ({where}) IS NOT TRUE")
     deleted = _count(con, f"DELETE FROM {target.sql} WHERE {where}")

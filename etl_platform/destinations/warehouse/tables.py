@@ -137,7 +137,9 @@ class Drift:
                 "column's type, whatever the schema policy. Nothing was changed."
             )
         if self and policy == "freeze":
-            raise SchemaMismatch(f"the load's columns differ from table {table}: {self.describe()}. Nothing was changed.")
+            raise SchemaMismatch(
+                f"the load's columns differ from table {table}: {self.describe()}. Nothing was changed."
+            )
 
 
 def apply_schema_policy(
