@@ -12,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 from etl_platform.demo import data as demo
+from etl_platform_tests.s3_server import s3_bucket, s3_server  # noqa: F401 - fixtures every test module may use
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent

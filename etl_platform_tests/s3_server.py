@@ -1,6 +1,6 @@
 """An S3-compatible server on loopback for tests, and a fresh bucket per test.
 
-Use from any test module with ``from etl_platform_tests.s3_server import s3_server, s3_bucket``.
+Its fixtures ``s3_server`` and ``s3_bucket`` are registered in the root conftest, for every test.
 The server is moto's, started once per test session on 127.0.0.1 at a free port; it
 speaks the S3 HTTP API, so the code under test runs boto3 over real HTTP. Credentials
 are not checked unless a test asks for it with ``S3Server.requiring_credentials()``.

@@ -139,7 +139,7 @@ def classify(err: BaseException) -> Kind:
         return "permanent"  # bad SQL, a value that does not convert, a constraint: the same next time
     from etl_platform.connectors.registry import ConnectorError
     from etl_platform.destinations.base import DestinationError
-    from etl_platform.steps.ingest import LoadFailed
+    from etl_platform.steps.load_result import LoadFailed
 
     if isinstance(err, (LoadFailed, ConnectorError, DestinationError, ValueError)) or is_driver_error(err):
         return "permanent"  # a refusal with neither a code nor words that say it may pass

@@ -3,7 +3,7 @@
 import dagster as dg
 
 from etl_platform.spec.pipeline import PipelineSpec
-from etl_platform.steps import ingest
+from etl_platform.steps import load_result
 
 CHECK_REJECTED_SHARE = "rejected_rows_within_limit"
 CHECK_FILES_READABLE = "all_files_readable"
@@ -14,7 +14,7 @@ def schema_of(columns: list[tuple[str, str]]) -> dg.TableSchema:
     return dg.TableSchema(columns=[dg.TableColumn(name, dtype) for name, dtype in columns])
 
 
-def refused_results(spec: PipelineSpec, result: ingest.LoadResult, table_key, rejected_key, rejected_total: int):
+def refused_results(spec: PipelineSpec, result: load_result.LoadResult, table_key, rejected_key, rejected_total: int):
     """What a load that was refused (nothing to replace the table with) reports: the rejected
     rows it recorded, and its checks failed with the reason. The table was not changed."""
     yield dg.MaterializeResult(
@@ -47,7 +47,7 @@ def refused_results(spec: PipelineSpec, result: ingest.LoadResult, table_key, re
 
 
 def load_results(
-    spec: PipelineSpec, result: ingest.LoadResult, table_key, rejected_key, rejected_total: int, extra: dict
+    spec: PipelineSpec, result: load_result.LoadResult, table_key, rejected_key, rejected_total: int, extra: dict
 ):
     share = result.rows_rejected / result.rows_read if result.rows_read else 0.0
     rows_per_second = result.rows_read / result.seconds if result.seconds > 0 else 0.0
@@ -133,7 +133,7 @@ def load_results(
     )
 
 
-def _accounting(result: ingest.LoadResult) -> str:
+def _accounting(result: load_result.LoadResult) -> str:
     c = result.committed
     parts = [
         ("written", c.rows_written),
@@ -147,7 +147,7 @@ def _accounting(result: ingest.LoadResult) -> str:
     return f"{result.rows_read:,} read = {shown}" + ("" if total == result.rows_read else f" (= {total:,})")
 
 
-def files_table(result: ingest.LoadResult) -> str:
+def files_table(result: load_result.LoadResult) -> str:
     lines = ["| file | rows read | rows rejected | note |", "| --- | ---: | ---: | --- |"]
     for f in result.files[:200]:
         note = f"rejected whole: {f.rejected_whole}" if f.rejected_whole else ""

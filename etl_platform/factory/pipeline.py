@@ -32,7 +32,7 @@ from etl_platform.resources.warehouse import WAREHOUSE_POOL, WarehouseResource
 from etl_platform.secrets.references import MissingSecret
 from etl_platform.spec.pipeline import PipelineSpec, TransformSpec
 from etl_platform.spec.tables import TableNames, transform_references
-from etl_platform.steps import extract, ingest, transform
+from etl_platform.steps import extract, load_result, load_target, transform
 from etl_platform.steps.stage import LINEAGE_COLUMNS
 
 DEFINED_AT = "etl/defined_at"
@@ -192,7 +192,7 @@ def build_pipeline_defs(spec: PipelineSpec, ctx: PipelineContext) -> dg.Definiti
             file_format=dest.format,
             partition_by=dest.partition_by,
         )
-        target = ingest.Target(TableRef(names.schema, names.table), TableRef(names.schema, names.rejected), destination)
+        target = load_target.Target(TableRef(names.schema, names.table), TableRef(names.schema, names.rejected), destination)
         part = partition_runs.slice_of_run(context, spec.partitions) if spec.partitions else None
         if part:  # the load replaces this partition's rows only
             target = dataclasses.replace(target, destination=partition_runs.SliceOf(target.committer, part))
@@ -211,12 +211,12 @@ def build_pipeline_defs(spec: PipelineSpec, ctx: PipelineContext) -> dg.Definiti
                 raise dg.Failure(
                     str(err), metadata={"schema_changes": dest.schema_changes}, allow_retries=False
                 ) from None
-            except ingest.NothingToReplace as err:
+            except load_result.NothingToReplace as err:
                 # The table keeps its rows; what was rejected is recorded and shown, and the run fails.
                 rejected_total = con.execute(f"SELECT count(*) FROM {target.rejected.sql}").fetchone()[0]
                 yield from refused_results(spec, err.result, table_key, rejected_key, rejected_total)
                 raise failure_for(err) from None
-            except (ingest.LoadFailed, ConnectorError, DestinationError, MissingSecret) as err:
+            except (load_result.LoadFailed, ConnectorError, DestinationError, MissingSecret) as err:
                 raise failure_for(err) from None
             rejected_total = con.execute(f"SELECT count(*) FROM {target.rejected.sql}").fetchone()[0]
         extra = partition_runs.partition_metadata(part, result.committed) if part else {}

@@ -14,7 +14,7 @@ from etl_platform.destinations.warehouse import state as warehouse_state
 from etl_platform.destinations.warehouse import tables as load
 from etl_platform.spec.pipeline import PipelineSpec
 from etl_platform.sql import literal, quote
-from etl_platform.steps import ingest
+from etl_platform.steps import ingest, load_result, load_target, pending_commits
 from etl_platform.steps import partition_reads as steps_partition_reads
 
 
@@ -24,16 +24,16 @@ def load_source(
     pipeline: str,
     connector,
     con,
-    target: ingest.Target,
+    target: load_target.Target,
     run_id: str,
     log: Callable[[str], None],
     progress_interval: float | None = None,
-) -> ingest.LoadResult:
+) -> load_result.LoadResult:
     """Read the source of ``spec`` through ``connector`` and load it into ``target``; returns the load's result."""
     interval = settings.progress_interval_seconds() if progress_interval is None else progress_interval
-    ingest.use_utc(con)
-    ingest.recover(con, target, pipeline)  # a load interrupted between its two commits, settled first
-    plan = ingest.plan_of(con, spec, target, pipeline, run_id)
+    load_target.use_utc(con)
+    pending_commits.recover(con, target, pipeline)  # a load interrupted between its two commits, settled first
+    plan = load_target.plan_of(con, spec, target, pipeline, run_id)
     if plan.full_refresh:
         log(f"a full refresh: this load replaces every row of {target.committer}")
     elif plan.replace_from is not None:
@@ -42,13 +42,13 @@ def load_source(
     return _READERS[spec.source.reads](spec, pipeline, connector, con, common)
 
 
-def _load_files(spec: PipelineSpec, pipeline: str, connector, con, common: dict) -> ingest.LoadResult:
+def _load_files(spec: PipelineSpec, pipeline: str, connector, con, common: dict) -> load_result.LoadResult:
     """The files the pattern matches (for a per-file partition, only its file), through ``ingest.run``."""
     src, target, log = spec.source, common["target"], common["log"]
     with connector.fetch(src.files) as found:
         log(f"{len(found.files)} file(s) match '{src.files}' in {found.location}")
         if not found.files and spec.sync.mode == "replace":
-            raise ingest.LoadFailed(
+            raise load_result.LoadFailed(
                 f"No files match '{src.files}' in {found.location}; {target.table} was left as it was "
                 "(replace never swaps in an empty load)."
             )
@@ -56,7 +56,7 @@ def _load_files(spec: PipelineSpec, pipeline: str, connector, con, common: dict)
         return ingest.run(con, spec, pipeline=pipeline, files=files, relative=found.relative, **common)
 
 
-def _load_rows(spec: PipelineSpec, pipeline: str, connector, con, common: dict) -> ingest.LoadResult:
+def _load_rows(spec: PipelineSpec, pipeline: str, connector, con, common: dict) -> load_result.LoadResult:
     """A table or query, filtered at the source by the cursor and the partition's window, as an Arrow stream."""
     target, log = common["target"], common["log"]
     cursor_column, bound = _cursor_pushdown(spec, common["plan"])
@@ -74,7 +74,7 @@ def _load_rows(spec: PipelineSpec, pipeline: str, connector, con, common: dict) 
     return result
 
 
-def _load_from_api(spec: PipelineSpec, pipeline: str, connector, con, common: dict) -> ingest.LoadResult:
+def _load_from_api(spec: PipelineSpec, pipeline: str, connector, con, common: dict) -> load_result.LoadResult:
     """Page through the endpoint into NDJSON files beside the warehouse, then load the records
     like any other stream: every mapped field as text, converted exactly; without a mapping, each
     field with the type DuckDB finds for it across all records. Incremental: the plan's bound
@@ -95,9 +95,9 @@ def _load_from_api(spec: PipelineSpec, pipeline: str, connector, con, common: di
         log(f"{fetched.records:,} record(s) in {fetched.pages} page(s) from {connector.describe()}")
         if not fetched.files and not mapped:
             if plan.replaces_table and common["target"].part is None and not spec.sync.allow_empty:
-                raise ingest.LoadFailed(f"{spec.source.label} returned no records; the table was left as it was")
+                raise load_result.LoadFailed(f"{spec.source.label} returned no records; the table was left as it was")
             log("no records: nothing to load")
-            return ingest.LoadResult(
+            return load_result.LoadResult(
                 0,
                 0,
                 0,
@@ -150,7 +150,7 @@ def _cursor_pushdown(spec: PipelineSpec, plan: warehouse_state.Plan) -> tuple[st
 
 
 # how each read shape of a source (connectors.registry.READ_METHODS) is loaded
-_READERS: dict[str, Callable[..., ingest.LoadResult]] = {
+_READERS: dict[str, Callable[..., load_result.LoadResult]] = {
     "files": _load_files,
     "sql": _load_rows,
     "rest": _load_from_api,

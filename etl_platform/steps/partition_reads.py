@@ -5,7 +5,7 @@ from pathlib import Path
 
 from etl_platform.destinations.warehouse import tables as load
 from etl_platform.spec.pipeline import PipelineSpec
-from etl_platform.steps.ingest import LoadFailed
+from etl_platform.steps.load_result import LoadFailed
 
 
 class PartitionNotFound(LoadFailed):

@@ -22,7 +22,7 @@ from etl_platform.destinations.warehouse.tables import TableRef
 from etl_platform.spec.columns import ColumnSpec
 from etl_platform.spec.pipeline import PipelineSpec
 from etl_platform.spec.sources import CsvOptions, ExcelOptions
-from etl_platform.steps import ingest
+from etl_platform.steps import ingest, load_result, load_target, staging
 from etl_platform_tests.conftest import examples
 
 
@@ -294,7 +294,7 @@ def test_a_load_reports_rejected_rows_by_their_excel_row(tmp_path):
             pipeline="p",
             files=files,
             relative=lambda p: p.relative_to(landing).as_posix(),
-            target=ingest.Target(TableRef("p", "orders"), TableRef("p", "orders_rejected")),
+            target=load_target.Target(TableRef("p", "orders"), TableRef("p", "orders_rejected")),
             run_id="run-1",
             log=lambda message: None,
             progress_interval=60,
@@ -351,7 +351,7 @@ def test_a_pipeline_reads_the_sheet_its_spec_names(tmp_path):
             pipeline="p",
             files=[landing / "q.xlsx"],
             relative=lambda p: p.name,
-            target=ingest.Target(TableRef("p", "orders"), TableRef("p", "orders_rejected")),
+            target=load_target.Target(TableRef("p", "orders"), TableRef("p", "orders_rejected")),
             run_id="run-1",
             log=lambda message: None,
             progress_interval=60,
@@ -412,7 +412,7 @@ def header_row(*names: str) -> str:
     return f'<row r="1">{cells}</row>'
 
 
-def load_workbook_rows(tmp_path: Path, path: Path, columns: dict) -> tuple[ingest.LoadResult, list[tuple], list[tuple]]:
+def load_workbook_rows(tmp_path: Path, path: Path, columns: dict) -> tuple[load_result.LoadResult, list[tuple], list[tuple]]:
     """Load one workbook through the real ingest step: the result, the loaded rows, the rejected rows."""
     spec = PipelineSpec.model_validate(
         {"source": {"files": "*.xlsx", "columns": columns}, "destination": {"table": "t"}}
@@ -425,7 +425,7 @@ def load_workbook_rows(tmp_path: Path, path: Path, columns: dict) -> tuple[inges
             pipeline="p",
             files=[path],
             relative=lambda p: p.name,
-            target=ingest.Target(TableRef("p", "t"), TableRef("p", "t_rejected")),
+            target=load_target.Target(TableRef("p", "t"), TableRef("p", "t_rejected")),
             run_id="run-1",
             log=lambda message: None,
             progress_interval=60,
@@ -536,7 +536,7 @@ def test_the_row_errors_column_is_not_a_column_of_the_file(con, tmp_path):
     columns, _ = fmt.inspect(con, path, {})
     assert columns == ["id", f"{ROW_ERRORS}_1"] == fmt.columns(con, path)
     assert missing_columns(columns, {ROW_ERRORS: ColumnSpec()}) == [ROW_ERRORS]
-    precheck_reason, _ = ingest.precheck(
+    precheck_reason, _ = staging.precheck(
         con,
         fmt,
         PipelineSpec.model_validate(

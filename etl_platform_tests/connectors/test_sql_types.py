@@ -25,7 +25,7 @@ from etl_platform.connectors.registry import build
 from etl_platform.connectors.sql import SourceError
 from etl_platform.destinations.warehouse.tables import TableRef
 from etl_platform.spec.pipeline import PipelineSpec
-from etl_platform.steps import extract, ingest
+from etl_platform.steps import extract, load_target
 from etl_platform_tests.conftest import examples
 
 REJECT = object()  # the expected outcome of a value DuckDB cannot hold: its row is rejected
@@ -57,7 +57,7 @@ def load(
             pipeline="p",
             connector=build("src", kind, dict(options)),
             con=con,
-            target=ingest.Target(TableRef("p", "t"), TableRef("p", "t_rejected")),
+            target=load_target.Target(TableRef("p", "t"), TableRef("p", "t_rejected")),
             run_id="r",
             log=logs.append,
         )

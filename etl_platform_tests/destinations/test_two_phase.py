@@ -22,7 +22,7 @@ from etl_platform.destinations.files.storage import FilesLocation
 from etl_platform.destinations.postgres.destination import PostgresTable
 from etl_platform.destinations.warehouse.tables import TableRef
 from etl_platform.spec.pipeline import PipelineSpec
-from etl_platform.steps import extract, ingest
+from etl_platform.steps import extract, load_target
 
 SPEC = {
     "source": {"connection": "files", "files": "*.csv", "columns": {"id": {"type": "bigint"}, "v": {}}},
@@ -54,12 +54,12 @@ def die(*args, **kwargs):
 if point == "between the commits":
     type(destination).finish = die
 else:
-    original = ingest._clear_pending
+    original = pending_commits._clear_pending
     def finish_then_die(*args, **kwargs):
         die()
-    ingest._clear_pending = finish_then_die
+    pending_commits._clear_pending = finish_then_die
 with duckdb.connect(warehouse) as con:
-    target = ingest.Target(TableRef("p", "t"), TableRef("p", "t_rejected"), destination)
+    target = load_target.Target(TableRef("p", "t"), TableRef("p", "t_rejected"), destination)
     extract.load_source(spec, pipeline="p", connector=connector, con=con, target=target, run_id="killed-run", log=print)
 print("not killed")
 """
@@ -108,7 +108,7 @@ def test_a_load_killed_between_its_two_commits_is_settled_by_the_next_load(
     assert killed.returncode == -9, killed.stdout + killed.stderr
 
     with duckdb.connect(warehouse) as con:
-        target = ingest.Target(TableRef("p", "t"), TableRef("p", "t_rejected"), _destination(kind, where))
+        target = load_target.Target(TableRef("p", "t"), TableRef("p", "t_rejected"), _destination(kind, where))
         spec = PipelineSpec.model_validate(SPEC)
         again = extract.load_source(
             spec,

@@ -25,7 +25,7 @@ from etl_platform.destinations.warehouse.tables import TableRef
 from etl_platform.intake import fingerprints
 from etl_platform.secrets.references import MissingSecret
 from etl_platform.spec.pipeline import PipelineSpec
-from etl_platform.steps import extract, ingest
+from etl_platform.steps import extract, ingest, load_result, load_target
 
 DESTINATION_KINDS = ("warehouse", "postgres", "parquet", "csv")
 
@@ -77,7 +77,7 @@ def source_connector(connection: tuple[str, dict] | None):
 class Outcome:
     """What one load did: its result, or the error that failed it (as a user reads it)."""
 
-    result: ingest.LoadResult | None = None
+    result: load_result.LoadResult | None = None
     error: str | None = None
 
     @property
@@ -85,7 +85,7 @@ class Outcome:
         return self.error is not None
 
 
-LOAD_ERRORS = (ingest.LoadFailed, ConnectorError, DestinationError, MissingSecret, sync.SchemaMismatch)
+LOAD_ERRORS = (load_result.LoadFailed, ConnectorError, DestinationError, MissingSecret, sync.SchemaMismatch)
 
 
 def load(
@@ -101,7 +101,7 @@ def load(
 ) -> Outcome:
     """One load of ``spec`` (a pipeline's YAML as a dict) into ``schema.table``, as the load asset runs it."""
     parsed = PipelineSpec.model_validate(spec)
-    target = ingest.Target(
+    target = load_target.Target(
         TableRef(schema, table), TableRef(schema, f"{table}_rejected"), destination.platform_destination(schema, table)
     )
     try:

@@ -18,7 +18,7 @@ from etl_platform.connectors.landing import LocalFolder
 from etl_platform.destinations.warehouse.tables import TableRef
 from etl_platform.intake.paths import PathOutsideFolder
 from etl_platform.spec.pipeline import PipelineSpec
-from etl_platform.steps import ingest
+from etl_platform.steps import ingest, load_result, load_target
 from etl_platform_tests.intake import corpus
 from etl_platform_tests.intake.corpus import CASES, Case, Duplicate, Refused, Rejected
 
@@ -64,7 +64,7 @@ def good_file(case: Case, spec: PipelineSpec) -> tuple[str, bytes]:
     return "good.csv", corpus.csv(header, *rows)
 
 
-def load(con, spec: PipelineSpec, landing: Path, run_id: str) -> ingest.LoadResult:
+def load(con, spec: PipelineSpec, landing: Path, run_id: str) -> load_result.LoadResult:
     folder = LocalFolder(landing)
     return ingest.run(
         con,
@@ -72,7 +72,7 @@ def load(con, spec: PipelineSpec, landing: Path, run_id: str) -> ingest.LoadResu
         pipeline="p",
         files=folder.list(spec.source.files),
         relative=folder.relative,
-        target=ingest.Target(TableRef("p", "t"), TableRef("p", "t_rejected")),
+        target=load_target.Target(TableRef("p", "t"), TableRef("p", "t_rejected")),
         run_id=run_id,
         log=lambda msg: None,
         progress_interval=60,
@@ -120,7 +120,7 @@ def test_bad_input(case: Case, tmp_path: Path):
     HANDLED[case.name] = True
 
 
-def check(case: Case, expect, con, result: ingest.LoadResult) -> None:
+def check(case: Case, expect, con, result: load_result.LoadResult) -> None:
     rejected = con.execute(
         "SELECT source_line, kind, reasons FROM p.t_rejected WHERE run_id = 'run-2' AND source_file = ? ORDER BY "
         "source_line",
@@ -155,7 +155,7 @@ def check(case: Case, expect, con, result: ingest.LoadResult) -> None:
 def stops_the_load_with_fail(case: Case, folder: Path) -> None:
     con, spec, landing = start(case, folder, "fail")
     try:
-        with pytest.raises(ingest.LoadFailed) as failed:
+        with pytest.raises(load_result.LoadFailed) as failed:
             load(con, spec, landing, "run-2")
         assert str(failed.value).startswith(f"{case.file}: ")
         assert re.search(case.expect.reason, str(failed.value))

@@ -97,7 +97,7 @@ from hypothesis import strategies as st
 from etl_platform.connectors.landing import LocalFolder
 from etl_platform.destinations.warehouse.tables import TableRef
 from etl_platform.spec.pipeline import PipelineSpec
-from etl_platform.steps import ingest
+from etl_platform.steps import ingest, load_target
 from etl_platform_tests.conftest import examples
 
 # Words as people write them, per language; rows are made of them.
@@ -151,7 +151,7 @@ def load_bytes(tmp_path: Path, data: bytes, encoding: str = "auto") -> tuple[lis
             pipeline="p",
             files=folder.list("*.csv"),
             relative=folder.relative,
-            target=ingest.Target(TableRef("p", "t"), TableRef("p", "t_rejected")),
+            target=load_target.Target(TableRef("p", "t"), TableRef("p", "t_rejected")),
             run_id="run-1",
             log=lambda m: None,
             progress_interval=60,

@@ -16,11 +16,11 @@ from hypothesis import strategies as st
 from etl_platform.connectors.files import file_format
 from etl_platform.connectors.landing import LocalFolder
 from etl_platform.connectors.registry import build
-from etl_platform.destinations.warehouse.tables import TableRef
+from etl_platform.destinations.warehouse.tables import Committed, TableRef
 from etl_platform.intake.fingerprints import LEDGER
 from etl_platform.spec.pipeline import PipelineSpec
 from etl_platform.spec.sources import CsvOptions
-from etl_platform.steps import ingest
+from etl_platform.steps import ingest, load_result, load_target
 from etl_platform_tests.conftest import examples
 from etl_platform_tests.intake import corpus
 from etl_platform_tests.s3_server import S3Bucket
@@ -41,14 +41,14 @@ def spec_for(files: str, fmt: str = "csv", mode: str = "append") -> PipelineSpec
     )
 
 
-def load(con, spec: PipelineSpec, files: list[Path], relative, run_id: str = "run-1") -> ingest.LoadResult:
+def load(con, spec: PipelineSpec, files: list[Path], relative, run_id: str = "run-1") -> load_result.LoadResult:
     return ingest.run(
         con,
         spec,
         pipeline="p",
         files=files,
         relative=relative,
-        target=ingest.Target(TableRef("p", "t"), TableRef("p", "t_rejected")),
+        target=load_target.Target(TableRef("p", "t"), TableRef("p", "t_rejected")),
         run_id=run_id,
         log=lambda message: None,
         progress_interval=60,
@@ -222,7 +222,7 @@ def test_generated_file_names_each_row_loads_exactly_once(tmp_path, file_names, 
 def test_the_files_table_shows_a_name_as_it_is(tmp_path):
     from etl_platform.factory.load_results import files_table
 
-    result = ingest.LoadResult(0, 0, 0, ingest.load.Committed(0), [ingest.FileResult("a|*b*`.csv")], {}, 0.0, None)
+    result = load_result.LoadResult(0, 0, 0, Committed(0), [load_result.FileResult("a|*b*`.csv")], {}, 0.0, None)
     assert "| a\\|\\*b\\*\\`.csv | 0 | 0 |  |" in files_table(result)
 
 

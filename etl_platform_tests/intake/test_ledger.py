@@ -5,9 +5,10 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from etl_platform.destinations.warehouse import tables
 from etl_platform.intake.fingerprints import LEDGER
 from etl_platform.spec.pipeline import PipelineSpec
-from etl_platform.steps import ingest
+from etl_platform.steps import ingest, load_target
 from etl_platform_tests.intake.test_corpus import load
 
 pytestmark = pytest.mark.timeout(30)
@@ -88,7 +89,7 @@ def test_a_failed_load_records_nothing_so_the_file_loads_next_time(con, landing,
         raise RuntimeError("the disk filled up")
 
     with monkeypatch.context() as patch:
-        patch.setattr(ingest.load, "scalar", broken)
+        patch.setattr(tables, "scalar", broken)
         with pytest.raises(RuntimeError):
             load(con, spec("append"), landing, "run-1")
     assert ledger(con) == []
@@ -107,7 +108,7 @@ def test_a_file_rejected_whole_is_not_recorded_and_loads_once_the_limit_allows(c
 def test_a_file_that_vanished_after_listing_is_rejected_not_a_crash(con, landing):
     (landing / "a.csv").write_bytes(b"id,name\n1,x\n")
     gone = landing / "gone.csv"
-    target = ingest.Target(ingest.load.TableRef("p", "t"), ingest.load.TableRef("p", "t_rejected"))
+    target = load_target.Target(tables.TableRef("p", "t"), tables.TableRef("p", "t_rejected"))
     result = ingest.run(
         con,
         spec("append"),

@@ -17,7 +17,7 @@ from etl_platform.intake.paths import PathOutsideFolder, inside, matching_files
 from etl_platform.resources.warehouse import WarehouseResource
 from etl_platform.spec.pipeline import PipelineSpec
 from etl_platform.spec.tables import table_names
-from etl_platform.steps import ingest
+from etl_platform.steps import ingest, load_target
 from etl_platform_tests.conftest import materializations, query
 from etl_platform_tests.intake import corpus
 from etl_platform_tests.s3_server import S3Bucket
@@ -89,7 +89,7 @@ def test_s3_files_pass_through_intake_compressed_encoded_and_duplicated(s3_bucke
                 pipeline="p",
                 files=fetched.files,
                 relative=fetched.relative,
-                target=ingest.Target(TableRef("p", "t"), TableRef("p", "t_rejected")),
+                target=load_target.Target(TableRef("p", "t"), TableRef("p", "t_rejected")),
                 run_id="run-1",
                 log=lambda m: None,
                 progress_interval=60,

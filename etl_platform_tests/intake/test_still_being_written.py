@@ -20,7 +20,7 @@ from etl_platform.intake import limits
 from etl_platform.intake.fingerprints import LEDGER
 from etl_platform.intake.settling import LEFT_FOR_LATER, StillBeingWritten
 from etl_platform.spec.pipeline import PipelineSpec
-from etl_platform.steps import ingest
+from etl_platform.steps import ingest, load_result, load_target, staging
 from etl_platform_tests.conftest import materializations, query
 from etl_platform_tests.s3_server import S3Bucket
 
@@ -38,7 +38,7 @@ def spec(mode: str = "append", files: str = "*.csv", **source) -> PipelineSpec:
     )
 
 
-def load(con, landing: Path, pipeline_spec: PipelineSpec, run_id: str) -> ingest.LoadResult:
+def load(con, landing: Path, pipeline_spec: PipelineSpec, run_id: str) -> load_result.LoadResult:
     folder = LocalFolder(landing)
     return ingest.run(
         con,
@@ -46,7 +46,7 @@ def load(con, landing: Path, pipeline_spec: PipelineSpec, run_id: str) -> ingest
         pipeline="p",
         files=folder.list(pipeline_spec.source.files),
         relative=folder.relative,
-        target=ingest.Target(TableRef("p", "t"), TableRef("p", "t_rejected")),
+        target=load_target.Target(TableRef("p", "t"), TableRef("p", "t_rejected")),
         run_id=run_id,
         log=lambda message: None,
         progress_interval=60,
@@ -64,7 +64,7 @@ def ledger(con) -> list[str]:
         return []
 
 
-def left(result: ingest.LoadResult) -> dict[str, str]:
+def left(result: load_result.LoadResult) -> dict[str, str]:
     return {f.file: f.left_for_later for f in result.files if f.left_for_later}
 
 
@@ -194,7 +194,7 @@ def test_a_file_that_changes_while_duckdb_reads_it_fails_the_load_which_changes_
     try:
         load(con, landing, spec(), "run-1")
         (landing / "b.csv").write_text("id,batch,amount\n2,2,20\n")
-        precheck = ingest.precheck
+        precheck = staging.precheck
 
         def precheck_then_append(con, fmt, pipeline_spec, path):
             found = precheck(con, fmt, pipeline_spec, path)

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from etl_platform.spec.pipeline import PipelineSpec
 from etl_platform_tests.conftest import examples
-from etl_platform_tests.steps.test_ingest import load, make_spec, rejected
+from etl_platform_tests.steps.test_ingest import con, load, make_spec, rejected  # noqa: F401 - con is a fixture
 
 
 def _landing(tmp_path: Path, name: str, content: str | bytes) -> Path:
@@ -255,7 +255,7 @@ def test_an_interval_with_microseconds_is_rejected_for_a_parquet_table_which_cou
     from etl_platform.destinations.files.destination import FileTable
     from etl_platform.destinations.files.storage import FilesLocation
     from etl_platform.destinations.warehouse.tables import TableRef
-    from etl_platform.steps import extract, ingest
+    from etl_platform.steps import extract, load_target
 
     source = tmp_path / "src.duckdb"
     with duckdb.connect(str(source)) as src:
@@ -272,7 +272,7 @@ def test_an_interval_with_microseconds_is_rejected_for_a_parquet_table_which_cou
     )
     lake = tmp_path / "lake"
     destination = FileTable(build("lake", "local", {"path": str(lake)}), "p", "t")
-    target = ingest.Target(TableRef("p", "t"), TableRef("p", "t_rejected"), destination)
+    target = load_target.Target(TableRef("p", "t"), TableRef("p", "t_rejected"), destination)
 
     extract.load_source(
         spec,

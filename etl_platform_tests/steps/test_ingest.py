@@ -7,9 +7,10 @@ import duckdb
 import pytest
 
 from etl_platform.demo import data as demo
+from etl_platform.destinations.warehouse import state as warehouse_state
 from etl_platform.destinations.warehouse.tables import SchemaMismatch, TableRef
 from etl_platform.spec.pipeline import PipelineSpec
-from etl_platform.steps import ingest
+from etl_platform.steps import ingest, load_result, load_target
 
 CAMPAIGN_COLUMNS = {
     "date": {"from": "Day", "type": "date"},
@@ -38,9 +39,9 @@ def make_spec(files: str, columns: dict, rules: list | None = None, **extra) -> 
     )
 
 
-def load(con, spec: PipelineSpec, landing: Path, run_id: str = "run-1") -> ingest.LoadResult:
+def load(con, spec: PipelineSpec, landing: Path, run_id: str = "run-1") -> load_result.LoadResult:
     files = sorted(p for p in landing.glob(spec.source.files) if p.is_file())
-    target = ingest.Target(TableRef("p", "t"), TableRef("p", "t_rejected"))
+    target = load_target.Target(TableRef("p", "t"), TableRef("p", "t_rejected"))
     return ingest.run(
         con,
         spec,
@@ -134,7 +135,7 @@ def test_rejected_record_keeps_what_the_file_said(con, tmp_path):
     landing.mkdir()
     (landing / "a.csv").write_text("id,amount\n1,-5\n2,twelve\n")
     spec = make_spec("*.csv", {"id": {"type": "bigint"}, "amount": {"type": "bigint"}}, [{"check": "amount >= 0"}])
-    with pytest.raises(ingest.NothingToReplace):  # every row rejected: the table is not replaced, the rows are recorded
+    with pytest.raises(load_result.NothingToReplace):  # every row rejected: the table is not replaced, the rows are recorded
         load(con, spec, landing)
     records = {line: record for _, line, _, _, record in rejected(con)}
     assert json.loads(records[2]) == {"id": 1, "amount": -5}
@@ -166,7 +167,7 @@ def test_on_bad_file_fail_keeps_the_previous_table(con, tmp_path):
     load(con, spec, landing)
     (landing / "b.csv").write_text("wrong\n3\n")
 
-    with pytest.raises(ingest.LoadFailed, match=r"b\.csv: missing mapped column\(s\) id"):
+    with pytest.raises(load_result.LoadFailed, match=r"b\.csv: missing mapped column\(s\) id"):
         load(con, spec, landing, run_id="run-2")
 
     assert con.execute("SELECT count(*) FROM p.t").fetchone()[0] == 2
@@ -295,7 +296,7 @@ def test_a_failure_after_staging_rolls_back_everything(con, tmp_path, monkeypatc
     def crash(*args, **kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(ingest.load, "commit", crash)
+    monkeypatch.setattr(warehouse_state, "commit", crash)
     with pytest.raises(RuntimeError, match="disk full"):
         load(con, spec, landing, run_id="run-2")
     # ATOM: the old table, no half-written rejected rows, no stage table left behind.

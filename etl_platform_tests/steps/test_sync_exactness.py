@@ -19,7 +19,7 @@ from etl_platform.destinations.warehouse.destination import WarehouseTable
 from etl_platform.destinations.warehouse.tables import TableRef
 from etl_platform.intake import fingerprints
 from etl_platform.spec.pipeline import PipelineSpec
-from etl_platform.steps import extract, ingest
+from etl_platform.steps import extract, load_result, load_target
 
 TABLE, REJECTED = TableRef("p", "t"), TableRef("p", "t_rejected")
 
@@ -31,9 +31,9 @@ def con(tmp_path: Path):
     connection.close()
 
 
-def run(con, spec: dict, connector, run_id: str, destination=None) -> ingest.LoadResult:
+def run(con, spec: dict, connector, run_id: str, destination=None) -> load_result.LoadResult:
     parsed = PipelineSpec.model_validate({"destination": {"table": "t"}, **spec})
-    target = ingest.Target(TABLE, REJECTED, destination)
+    target = load_target.Target(TABLE, REJECTED, destination)
     return extract.load_source(
         parsed, pipeline="p", connector=connector, con=con, target=target, run_id=run_id, log=lambda _: None
     )
@@ -79,7 +79,7 @@ def test_a_replace_whose_every_file_is_rejected_keeps_the_old_table_and_fails(co
     (files / "good.csv").unlink()
     (files / name).write_bytes(content)
 
-    with pytest.raises(ingest.NothingToReplace, match="rejected whole; p.t was left as it was") as refused:
+    with pytest.raises(load_result.NothingToReplace, match="rejected whole; p.t was left as it was") as refused:
         run(
             con,
             {**csv_spec(), "source": {**csv_spec()["source"], "files": "*.csv*", "format": "csv"}},
@@ -104,7 +104,7 @@ def test_a_replace_of_a_truncated_parquet_file_keeps_the_old_table(con, tmp_path
     data = (files / "a.parquet").read_bytes()
     (files / "a.parquet").write_bytes(data[: len(data) // 2])
 
-    with pytest.raises(ingest.NothingToReplace):
+    with pytest.raises(load_result.NothingToReplace):
         run(con, spec, connector, "run-2")
     assert rows(con, "id") == [(0,), (1,), (2,)]
 
@@ -115,7 +115,7 @@ def test_a_replace_where_every_row_is_rejected_keeps_the_old_table_unless_the_sp
     run(con, csv_spec(), connector, "run-1")
     (files / "a.csv").write_text("id,ts,v\nx,2024-01-01,a\n")
 
-    with pytest.raises(ingest.NothingToReplace, match="every one of the 1 row"):
+    with pytest.raises(load_result.NothingToReplace, match="every one of the 1 row"):
         run(con, csv_spec(), connector, "run-2")
     assert rows(con, "id") == [(1,)]
 
