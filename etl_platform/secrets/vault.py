@@ -2,7 +2,7 @@
 
 One JSON file (``ETL_VAULT_PATH``, default ``$ETL_HOME/vault.json``)::
 
-    {"format": "etl_platform.secrets.vault/1",
+    {"format": "etl_platform.vault/1",
      "kdf": {"name": "scrypt", "n": 131072, "r": 8, "p": 1, "length": 32, "salt": "<16 random bytes, base64>"},
      "data_keys": "<Fernet token: the data keys, encrypted with the key derived from the password>",
      "entries": {"shop_db_password": "<Fernet token: {name, value}, encrypted with the data key>"}}
@@ -42,7 +42,7 @@ from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from etl_platform import settings
 
-FORMAT = "etl_platform.secrets.vault/1"
+FORMAT = "etl_platform.vault/1"
 KDF_DEFAULTS = {"name": "scrypt", "n": 2**17, "r": 8, "p": 1, "length": 32}
 MIN_SCRYPT_N = 2**17
 PASSWORD_ENV, PASSWORD_FILE_ENV = "ETL_MASTER_PASSWORD", "ETL_MASTER_PASSWORD_FILE"

@@ -423,7 +423,7 @@ KILLED_ROWS = 500_000
 # Small batches keep the copy going long enough to be caught in the middle.
 CHILD = f"""
 import sys, duckdb
-from etl_platform.destinations.base import postgres
+from etl_platform.destinations.postgres import commit as postgres
 from etl_platform.spec.pipeline import SyncSpec
 from etl_platform.destinations.warehouse.tables import TableRef
 duck = duckdb.connect()
@@ -975,7 +975,7 @@ KILL_ROWS = 100_000
 # or with the transaction done and not yet committed. The load also adds a column (evolve).
 REPLACE_CHILD = f"""
 import sys, time, duckdb
-from etl_platform.destinations.base import postgres
+from etl_platform.destinations.postgres import commit as postgres
 from etl_platform.spec.pipeline import SyncSpec
 from etl_platform.destinations.warehouse.tables import TableRef
 if sys.argv[2] == "before the commit":

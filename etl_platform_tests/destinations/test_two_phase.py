@@ -35,7 +35,8 @@ CHILD = """
 import os, signal, sys
 import duckdb
 from etl_platform.connectors.registry import build
-from etl_platform.destinations.base import FileTable, PostgresTable
+from etl_platform.destinations.files.destination import FileTable
+from etl_platform.destinations.postgres.destination import PostgresTable
 from etl_platform.spec.pipeline import PipelineSpec
 from etl_platform.steps import extract, ingest
 from etl_platform.destinations.warehouse.tables import TableRef

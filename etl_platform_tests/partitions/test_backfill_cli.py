@@ -20,11 +20,11 @@ import dagster as dg
 
 from etl_platform.connectors.connections import as_resource, resource_key
 from etl_platform.connectors.registry import build
-from etl_platform.definitions import chosen_executor
+from etl_platform.location.executor import chosen_executor
 from etl_platform.factory.pipeline import PipelineContext, build_pipeline_defs
 from etl_platform.resources.warehouse import WarehouseResource
 from etl_platform.spec.pipeline import PipelineSpec
-from etl_platform.validation.pipeline import table_names
+from etl_platform.spec.tables import table_names
 
 spec = PipelineSpec.model_validate({spec!r})
 source = build("src", "sqlite", {{"path": str(Path(__file__).parent / "shop.sqlite")}})
