@@ -137,7 +137,7 @@ KILLABLE_LOAD = """
 import sys
 from pathlib import Path
 from etl_platform.spec.pipeline import PipelineSpec
-from etl_platform.steps import ingest
+from etl_platform.steps import ingest, load_target
 from etl_platform.destinations.warehouse.tables import TableRef
 from etl_platform.resources.warehouse import WarehouseResource
 
@@ -149,7 +149,7 @@ spec = PipelineSpec.model_validate({
 files = sorted(landing.glob("*.csv"))
 with WarehouseResource().get_connection() as con:
     ingest.run(con, spec, pipeline="p", files=files, relative=lambda p: p.name,
-               target=ingest.Target(TableRef("p", "t"), TableRef("p", "t_rejected")),
+               target=load_target.Target(TableRef("p", "t"), TableRef("p", "t_rejected")),
                run_id=sys.argv[2], log=lambda m: print(m, flush=True), progress_interval=0.05)
 print("DONE", flush=True)
 """
