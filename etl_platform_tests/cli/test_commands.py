@@ -263,7 +263,7 @@ def test_state_reset_lets_a_file_pipeline_read_its_loaded_files_again(demo_landi
 
 
 def test_state_of_a_pipeline_that_loads_into_postgres_lives_in_postgres(etl_home, tmp_path, postgres_database):
-    from etl_platform.destinations.postgres import commit as postgres
+    from etl_platform.destinations.postgres import state as postgres_state
 
     db = postgres_database
     defs = tmp_path / "defs"
@@ -279,12 +279,12 @@ def test_state_of_a_pipeline_that_loads_into_postgres_lives_in_postgres(etl_home
         + "  sync: {mode: incremental, cursor: day}\n"
     )
     dsn = f"host={db['host']} port={db['port']} dbname={db['dbname']} user={db['user']}"
-    postgres.reset_state(dsn, "orders", "2024-05-01")
+    postgres_state.reset_state(dsn, "orders", "2024-05-01")
     listed = cli("etl-platform", "state", "list", "--defs", str(defs))
     assert listed.returncode == 0, listed.stderr
     assert "orders\t2024-05-01\tin PostgreSQL table orders.costs of connection dwh" in listed.stdout
     rewound = cli("etl-platform", "state", "reset", "orders", "--to", "2024-04-01", "--defs", str(defs), "--yes")
     assert rewound.returncode == 0 and "'2024-05-01' -> '2024-04-01'" in rewound.stdout
-    assert postgres.saved_cursor(dsn, "orders") == "2024-04-01"
+    assert postgres_state.saved_cursor(dsn, "orders") == "2024-04-01"
     assert cli("etl-platform", "state", "reset", "orders", "--defs", str(defs), "--yes").returncode == 0
-    assert postgres.saved_cursor(dsn, "orders") is None
+    assert postgres_state.saved_cursor(dsn, "orders") is None

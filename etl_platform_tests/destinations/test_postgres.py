@@ -23,6 +23,7 @@ from psycopg2 import sql
 from psycopg2.extensions import make_dsn
 
 from etl_platform.destinations.postgres import commit as postgres
+from etl_platform.destinations.postgres import state as postgres_state
 from etl_platform.destinations.warehouse import state as warehouse_state
 from etl_platform.destinations.warehouse import tables as load
 from etl_platform.destinations.warehouse.tables import SchemaMismatch, TableRef
@@ -300,19 +301,19 @@ def test_incremental_twice_loses_nothing_and_loads_nothing_twice(duck, dsn, prim
 
 
 def test_saved_cursor_and_reset_state(duck, dsn):
-    assert postgres.saved_cursor(dsn, "p") is None  # no state table yet, and none is created
+    assert postgres_state.saved_cursor(dsn, "p") is None  # no state table yet, and none is created
     assert "_etl" not in {s for (s,) in query(dsn, "SELECT nspname FROM pg_namespace")}
     rows = [row(1, 1, "a"), row(2, 2, "b"), row(3, 3, "c")]
     commit(duck, dsn, "incremental", rows, primary_key=["id"], cursor="updated_at")
-    assert postgres.saved_cursor(dsn, "p") == "2024-01-03 00:00:00"
+    assert postgres_state.saved_cursor(dsn, "p") == "2024-01-03 00:00:00"
 
-    assert postgres.reset_state(dsn, "p", "2024-01-02") == ("2024-01-03 00:00:00", "2024-01-02")
+    assert postgres_state.reset_state(dsn, "p", "2024-01-02") == ("2024-01-03 00:00:00", "2024-01-02")
     assert state(dsn) == [("p", "2024-01-02", "reset")]
     rewound = commit(duck, dsn, "incremental", rows, primary_key=["id"], cursor="updated_at")
     assert (rewound.rows_before_cursor, rewound.rows_written) == (1, 2)
 
-    assert postgres.reset_state(dsn, "p", None) == ("2024-01-03 00:00:00", None)
-    assert postgres.saved_cursor(dsn, "p") is None
+    assert postgres_state.reset_state(dsn, "p", None) == ("2024-01-03 00:00:00", None)
+    assert postgres_state.saved_cursor(dsn, "p") is None
     forgotten = commit(duck, dsn, "incremental", rows, primary_key=["id"], cursor="updated_at")
     assert (forgotten.cursor_before, forgotten.rows_written) == (None, 3)
     assert query(dsn, SELECT_ROWS) == rows
@@ -331,7 +332,7 @@ BIG_STAGE = (  # one row a second from 2024-01-01, ids from 0
 def test_a_failure_after_the_copy_leaves_the_old_table_and_cursor(duck, dsn, monkeypatch, mode, last_step):
     sync = {"primary_key": ["id"], "cursor": "updated_at"} if mode == "incremental" else {}
     commit(duck, dsn, mode, [row(1, 1, "old")], **sync)
-    postgres.reset_state(dsn, "p", "2024-01-01 00:00:00")
+    postgres_state.reset_state(dsn, "p", "2024-01-01 00:00:00")
     owner, name = (postgres._Transaction, "replace") if "." in last_step else (postgres, last_step)
     step = getattr(owner, name)
 
@@ -517,7 +518,7 @@ def test_hostile_names_round_trip_and_run_nothing(duck, dsn):
     ] == HOSTILE_COLUMNS
     assert tables(dsn, "public") == {"x", "students"}
     assert tables(dsn, HOSTILE_SCHEMA) == {HOSTILE_TABLE}
-    assert postgres.saved_cursor(dsn, "p'; --") == "2024-01-03 00:00:00"
+    assert postgres_state.saved_cursor(dsn, "p'; --") == "2024-01-03 00:00:00"
 
 
 def test_names_postgres_would_cut_short_are_refused(duck, dsn):
@@ -647,8 +648,8 @@ def test_the_password_never_appears_in_an_error(duck, dsn, postgres_database, ca
     ]:
         for attempt in (
             lambda: commit(duck, bad, "append", [row(1, 1, "a")]),
-            lambda: postgres.saved_cursor(bad, "p"),
-            lambda: postgres.reset_state(bad, "p", None),
+            lambda: postgres_state.saved_cursor(bad, "p"),
+            lambda: postgres_state.reset_state(bad, "p", None),
         ):
             with pytest.raises(postgres.PostgresDestinationError, match=reason) as failure:
                 attempt()

@@ -31,9 +31,9 @@ class PostgresTable:
         return f"PostgreSQL table {self.schema}.{self.table} of connection {self.connector.name}"
 
     def state(self, duck, pipeline):
-        from etl_platform.destinations.postgres import commit as postgres
+        from etl_platform.destinations.postgres import state as postgres_state
 
-        return postgres.read_state(self.connector.uri(), pipeline, f"{self.schema}.{self.table}")
+        return postgres_state.read_state(self.connector.uri(), pipeline, f"{self.schema}.{self.table}")
 
     def saved_cursor(self, duck, pipeline):
         return self.state(duck, pipeline).cursor
@@ -85,24 +85,24 @@ class PostgresTable:
             prepared.abandon()
 
     def committed_loads(self, duck, pipeline, load_ids):
-        from etl_platform.destinations.postgres import commit as postgres
+        from etl_platform.destinations.postgres import state as postgres_state
 
-        return postgres.committed_loads(self.connector.uri(), load_ids)
+        return postgres_state.committed_loads(self.connector.uri(), load_ids)
 
     def summary(self, duck):
-        from etl_platform.destinations.postgres import commit as postgres
+        from etl_platform.destinations.postgres import state as postgres_state
 
-        return postgres.table_summary(self.connector.uri(), self.schema, self.table)
+        return postgres_state.table_summary(self.connector.uri(), self.schema, self.table)
 
     def reset_state(self, duck, pipeline, to):
-        from etl_platform.destinations.postgres import commit as postgres
+        from etl_platform.destinations.postgres import state as postgres_state
 
-        return postgres.reset_state(self.connector.uri(), pipeline, to, table=f"{self.schema}.{self.table}")
+        return postgres_state.reset_state(self.connector.uri(), pipeline, to, table=f"{self.schema}.{self.table}")
 
     def history(self, duck, pipeline, limit=100):
-        from etl_platform.destinations.postgres import commit as postgres
+        from etl_platform.destinations.postgres import state as postgres_state
 
-        return postgres.history(self.connector.uri(), pipeline, limit)
+        return postgres_state.history(self.connector.uri(), pipeline, limit)
 
     def cannot_hold(self, columns):
         return []  # PostgreSQL holds what the warehouse does; values it does not are rejected by casting

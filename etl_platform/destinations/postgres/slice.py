@@ -6,14 +6,9 @@ import duckdb
 from psycopg2 import sql
 
 from etl_platform.destinations.postgres.columns import _reconcile
-from etl_platform.destinations.postgres.commit import (
-    ROWS_PER_BATCH,
-    Prepared,
-    _ensure_state_tables,
-    _record_history,
-    _Transaction,
-    prepare_staged,
-)
+from etl_platform.destinations.postgres.commit import ROWS_PER_BATCH, Prepared, prepare_staged
+from etl_platform.destinations.postgres.state import _ensure_state_tables, _record_history
+from etl_platform.destinations.postgres.transaction import Transaction
 from etl_platform.destinations.warehouse import tables as load
 from etl_platform.spec.pipeline import SchemaChanges, SyncSpec
 
@@ -30,7 +25,7 @@ def _where(part: load.Slice, column_type: str) -> sql.Composable:
     )
 
 
-def _replace_in_transaction(tx: _Transaction, columns, part: load.Slice, policy: SchemaChanges) -> load.Committed:
+def _replace_in_transaction(tx: Transaction, columns, part: load.Slice, policy: SchemaChanges) -> load.Committed:
     names = tx.names
     tx.run(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(names.schema)))
     existing = tx.existing_columns()
@@ -74,7 +69,7 @@ def prepare_slice(
     either way the table is as it was.
     """
 
-    def apply(tx: _Transaction, columns) -> load.Committed:
+    def apply(tx: Transaction, columns) -> load.Committed:
         committed = _replace_in_transaction(tx, columns, part, schema_policy)
         if pipeline is not None:
             _ensure_state_tables(tx.cur)
