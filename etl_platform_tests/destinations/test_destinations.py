@@ -12,7 +12,7 @@ import pytest
 
 from etl_platform.connectors.connections import as_resource, resource_key
 from etl_platform.connectors.registry import build
-from etl_platform.destinations.files.commit import read_table
+from etl_platform.destinations.files.reading import read_table
 from etl_platform.destinations.files.storage import FilesLocation
 from etl_platform.factory.pipeline import PipelineContext, build_pipeline_defs
 from etl_platform.resources.warehouse import WarehouseResource

@@ -17,6 +17,8 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from etl_platform.destinations.files import commit as files
+from etl_platform.destinations.files import reading as files_reading
+from etl_platform.destinations.files import state as files_state
 from etl_platform.destinations.warehouse import tables as load
 from etl_platform.spec.pipeline import SyncSpec
 
@@ -54,7 +56,7 @@ def commit(duck, location, rows, *, mode, columns=COLUMNS, key=("id",), cursor="
 
 
 def table(duck, location, tmp_path: Path) -> list[tuple]:
-    relation = files.read_table(duck, location, "shop", "orders", download_to=tmp_path / "downloads")
+    relation = files_reading.read_table(duck, location, "shop", "orders", download_to=tmp_path / "downloads")
     return sorted(duck.execute(f"SELECT * FROM {relation}").fetchall(), key=repr)
 
 
@@ -216,7 +218,7 @@ def test_incremental_twice_loses_nothing_and_loads_nothing_twice(duck, location,
         expected = FIRST + [(4, "late", day(3), 4), (2, "b updated", day(4), 2), (5, "e", day(5), 5)]
         assert (second.rows_written, again.rows_written) == (3, 0)
     assert table(duck, location, tmp_path) == expect(expected, file_format)
-    assert files.saved_cursor(location, "shop", "orders") == "2024-01-05 00:00:00"
+    assert files_state.saved_cursor(location, "shop", "orders") == "2024-01-05 00:00:00"
 
 
 def test_rows_sent_again_by_another_run_are_recognised_by_their_data_columns(duck, local, tmp_path):
@@ -231,7 +233,7 @@ def test_rows_sent_again_by_another_run_are_recognised_by_their_data_columns(duc
 def test_cursor_can_be_forgotten_or_rewound(duck, local, tmp_path):
     commit(duck, local, FIRST, mode="incremental")
 
-    assert files.reset_state(local, "shop", "orders", to="2024-01-02 00:00:00") == (
+    assert files_state.reset_state(local, "shop", "orders", to="2024-01-02 00:00:00") == (
         "2024-01-03 00:00:00",
         "2024-01-02 00:00:00",
     )
@@ -241,12 +243,12 @@ def test_cursor_can_be_forgotten_or_rewound(duck, local, tmp_path):
     assert rewound.cursor_after == "2024-01-03 00:00:00"  # the highest in the table, as in the warehouse
     assert table(duck, local, tmp_path) == expect([FIRST[0], (2, "b again", day(2), 2), FIRST[2]])
 
-    files.reset_state(local, "shop", "orders", to=None)
-    assert files.saved_cursor(local, "shop", "orders") is None
+    files_state.reset_state(local, "shop", "orders", to=None)
+    assert files_state.saved_cursor(local, "shop", "orders") is None
     refreshed = commit(duck, local, [FIRST[0]], mode="incremental")  # a full refresh replaces every row
     assert (refreshed.rows_written, refreshed.rows_deleted) == (1, 3)
     assert table(duck, local, tmp_path) == expect([FIRST[0]])
-    assert [e.action for e in files.history(local, "shop", "orders")] == ["load", "reset", "load", "rewind", "load"]
+    assert [e.action for e in files_state.history(local, "shop", "orders")] == ["load", "reset", "load", "rewind", "load"]
 
 
 @pytest.mark.parametrize("mode", ["append", "merge", "incremental"])
@@ -270,7 +272,7 @@ def test_failure_before_the_manifest_changes_nothing_and_the_next_commit_cleans_
     assert orphans, "the failed commit wrote data files before its manifest"
     assert manifest_bytes(location) == manifest_before
     assert table(duck, location, tmp_path) == rows_before
-    assert files.saved_cursor(location, "shop", "orders") == json.loads(manifest_before)["cursor"]
+    assert files_state.saved_cursor(location, "shop", "orders") == json.loads(manifest_before)["cursor"]
     assert duck.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name LIKE '__files%'").fetchone() == (0,)
 
     if location.bucket:
@@ -312,7 +314,7 @@ def test_hostile_partition_values_stay_inside_the_table_folder(duck, local, tmp_
     written = [Path(root, name).resolve() for root, _, names in os.walk(tmp_path / "exports") for name in names]
     assert written and all(path.is_relative_to(folder) for path in written)
     assert sorted(os.listdir(tmp_path)) == ["exports"]
-    stored = duck.execute(f'SELECT id, "../region" FROM {files.read_table(duck, local, "shop", "orders")}').fetchall()
+    stored = duck.execute(f'SELECT id, "../region" FROM {files_reading.read_table(duck, local, "shop", "orders")}').fetchall()
     assert sorted(stored) == [(i, value) for i, value, *_ in rows]
 
 
@@ -329,7 +331,7 @@ def test_csv_cells_cannot_start_a_formula(duck, local):
     assert cells[6][0] == risky[6]  # an ordinary cell is quoted, not prefixed
     assert cells[2][1] == "-2.00"  # numbers cannot hold a formula and are left alone
     stored = duck.execute(
-        f"SELECT id, name FROM {files.read_table(duck, local, 'shop', 'orders')} ORDER BY id"
+        f"SELECT id, name FROM {files_reading.read_table(duck, local, 'shop', 'orders')} ORDER BY id"
     ).fetchall()
     assert [name for _, name in stored] == ["'" + value for value in risky[:6]] + risky[6:]
 
@@ -369,7 +371,7 @@ def test_hostile_column_names_round_trip(duck, location, tmp_path, file_format):
         file_format=file_format,
     )
 
-    relation = files.read_table(duck, location, "shop", "orders", download_to=tmp_path / "downloads")
+    relation = files_reading.read_table(duck, location, "shop", "orders", download_to=tmp_path / "downloads")
     assert [d[0] for d in duck.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()] == names
     assert sorted(duck.execute(f"SELECT * FROM {relation}").fetchall()) == rows
 
@@ -426,7 +428,7 @@ def test_manifest_listing_a_path_outside_the_table_is_refused(duck, local):
     (table_folder(local) / files.MANIFEST).write_text(json.dumps(tampered))  # as if edited by hand
 
     with pytest.raises(ValueError, match="not a data file inside the table folder"):
-        files.read_table(duck, local, "shop", "orders")
+        files_reading.read_table(duck, local, "shop", "orders")
 
 
 def test_cursor_counts_files_written_before_a_cursor_was_configured(duck, local, tmp_path):
@@ -446,6 +448,6 @@ def test_an_empty_load_keeps_the_schema_and_lists_no_files(duck, location, tmp_p
     committed = commit(duck, location, [], mode="replace", file_format=file_format)
 
     assert committed.rows_written == 0 and manifest(location)["files"] == []
-    relation = files.read_table(duck, location, "shop", "orders", download_to=tmp_path / "downloads")
+    relation = files_reading.read_table(duck, location, "shop", "orders", download_to=tmp_path / "downloads")
     assert duck.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()[3][:2] == ("amount", "DECIMAL(10,2)")
     assert table(duck, location, tmp_path) == []

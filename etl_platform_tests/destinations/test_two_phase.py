@@ -16,8 +16,8 @@ import psycopg2
 import pytest
 
 from etl_platform.connectors.registry import build
-from etl_platform.destinations.files.commit import read_table
 from etl_platform.destinations.files.destination import FileTable
+from etl_platform.destinations.files.reading import read_table
 from etl_platform.destinations.files.storage import FilesLocation
 from etl_platform.destinations.postgres.destination import PostgresTable
 from etl_platform.destinations.warehouse.tables import TableRef

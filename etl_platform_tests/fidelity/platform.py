@@ -17,7 +17,7 @@ import duckdb
 from etl_platform.connectors.landing import landing_connector
 from etl_platform.connectors.registry import ConnectorError, build
 from etl_platform.destinations.base import DestinationError
-from etl_platform.destinations.files.commit import read_table
+from etl_platform.destinations.files.reading import read_table
 from etl_platform.destinations.files.storage import FilesLocation
 from etl_platform.destinations.registry import destination_for
 from etl_platform.destinations.warehouse import tables as sync

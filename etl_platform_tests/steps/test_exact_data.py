@@ -251,8 +251,8 @@ def test_a_nul_in_a_json_document_rejects_its_row_but_an_escaped_backslash_befor
 
 def test_an_interval_with_microseconds_is_rejected_for_a_parquet_table_which_counts_milliseconds(con, tmp_path):
     from etl_platform.connectors.registry import build
-    from etl_platform.destinations.files.commit import read_table
     from etl_platform.destinations.files.destination import FileTable
+    from etl_platform.destinations.files.reading import read_table
     from etl_platform.destinations.files.storage import FilesLocation
     from etl_platform.destinations.warehouse.tables import TableRef
     from etl_platform.steps import extract, load_target

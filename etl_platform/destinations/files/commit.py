@@ -40,27 +40,24 @@ line break (DuckDB cannot read such a header back), is refused for CSV.
 
 Partition columns are kept inside each file as well as in its folder name, so a listed
 file read alone is complete and no value has to be decoded from a path. DuckDB
-percent-encodes ``/``, ``\\``, ``=``, ``%`` and spaces in folder names, so a value such as
+percent-encodes ``/``, ``\``, ``=``, ``%`` and spaces in folder names, so a value such as
 ``../x`` names the folder ``col=..%2Fx``; a written path outside the version folder is
-refused all the same.
-"""
+refused all the same."""
 
 import contextlib
 import tempfile
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from dataclasses import replace as with_changes
-from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
 from botocore.exceptions import ClientError
 
+from etl_platform.destinations.files.state import HISTORY_KEPT, _entry, _now, read_state
 from etl_platform.destinations.files.storage import MANIFEST as MANIFEST
 from etl_platform.destinations.files.storage import ConcurrentCommit as ConcurrentCommit
 from etl_platform.destinations.files.storage import (
-    DataFile,
     FileFormat,
     FilesLocation,
     Manifest,
@@ -68,332 +65,11 @@ from etl_platform.destinations.files.storage import (
     _S3Table,
     _version,
 )
-from etl_platform.destinations.safe_export import FORMULA_STARTS, neutralised_sql
+from etl_platform.destinations.files.writing import _LATEST, _STAGED, TableWrite, _reconcile
+from etl_platform.destinations.safe_export import FORMULA_STARTS
 from etl_platform.destinations.warehouse import state as warehouse_state
 from etl_platform.destinations.warehouse import tables as load
 from etl_platform.spec.pipeline import SchemaChanges, SyncSpec
-from etl_platform.sql import literal, quote
-
-FILE_SIZE = "256MB"  # DuckDB starts another file once one grows past this
-_STAGED, _LATEST = "__files_staged", "__files_latest"
-_ROW = "__etl_row"  # the staged row's position: among equal cursors the row read last wins
-_FILE = "__etl_file"
-
-
-# Reading
-
-
-def _scan(paths: Sequence[str], file_format: str, *, with_file: bool) -> str:
-    listed = "[" + ", ".join(literal(p) for p in paths) + "]"
-    options = "union_by_name = true, hive_partitioning = false" + (
-        f", filename = {literal(_FILE)}" if with_file else ""
-    )
-    if file_format == "parquet":
-        return f"read_parquet({listed}, {options})"
-    # Every cell as text, cast below to the manifest's types; "" is an empty string, an empty cell NULL.
-    return (
-        f"read_csv({listed}, header = true, delim = ',', quote = '\"', escape = '\"', all_varchar = true, "
-        f"allow_quoted_nulls = false, {options})"
-    )
-
-
-def _relation(
-    duck: duckdb.DuckDBPyConnection,
-    columns: Sequence[tuple[str, str]],
-    paths: Sequence[str],
-    file_format: str,
-    *,
-    with_file: bool = False,
-) -> str:
-    """A SELECT over ``paths`` with exactly ``columns``, typed; NULL where a file lacks a column."""
-    if not paths:
-        return "(SELECT " + ", ".join(f"CAST(NULL AS {t}) AS {quote(n)}" for n, t in columns) + " LIMIT 0)"
-    scan = _scan(paths, file_format, with_file=with_file)
-    present = {row[0] for row in duck.execute(f"DESCRIBE SELECT * FROM {scan}").fetchall()}
-    select = [f"CAST({quote(n) if n in present else 'NULL'} AS {t}) AS {quote(n)}" for n, t in columns]
-    return f"(SELECT {', '.join(select + ([_FILE] if with_file else []))} FROM {scan})"
-
-
-def read_table(
-    duck: duckdb.DuckDBPyConnection,
-    location: FilesLocation,
-    schema: str,
-    table: str,
-    *,
-    download_to: Path | None = None,
-) -> str:
-    """SQL for the table's current version, to use as ``SELECT ... FROM <this>`` in ``duck``.
-
-    Only the files the manifest lists are read. An S3 table is first downloaded to
-    ``download_to``, which must outlive the queries. Raises FileNotFoundError when the
-    table was never committed.
-    """
-    target = location.table(schema, table)
-    manifest, _ = target.read_manifest()
-    if manifest is None:
-        raise FileNotFoundError(f"no table at {target}: it has not been committed yet")
-    if isinstance(target, _S3Table) and download_to is None:
-        raise ValueError(f"{target} is on S3: give download_to, a folder to copy its files into")
-    paths = target.local_paths(manifest.files, download_to or Path())
-    return _relation(duck, manifest.columns, list(paths), manifest.file_format)
-
-
-def read_state(location: FilesLocation, schema: str, table: str) -> warehouse_state.State:
-    manifest, _ = location.table(schema, table).read_manifest()
-    return (
-        warehouse_state.State(manifest.cursor, manifest.pending, manifest.rewind_from)
-        if manifest
-        else warehouse_state.State()
-    )
-
-
-def saved_cursor(location: FilesLocation, schema: str, table: str) -> str | None:
-    return read_state(location, schema, table).cursor
-
-
-def reset_state(
-    location: FilesLocation, schema: str, table: str, *, to: str | None, run_id: str = "reset"
-) -> tuple[str | None, str | None]:
-    """Make the table's next load a full refresh (``to`` None: it replaces every row) or a rewind
-    to ``to`` (it replaces the rows from that cursor value on), in a new manifest version with
-    the same files. Returns the cursor before and after."""
-    target = location.table(schema, table)
-    manifest, _ = target.read_manifest()
-    if manifest is None:
-        if to is None:
-            return None, None
-        raise FileNotFoundError(f"no table at {target}: there is no cursor to rewind")
-    pending, rewind_from = (warehouse_state.FULL_REFRESH, None) if to is None else (warehouse_state.REWIND, to)
-    entry = _entry("reset" if to is None else "rewind", None, None, manifest.cursor, to, None, None)
-    target.put_manifest(
-        with_changes(
-            manifest,
-            version=manifest.version + 1,
-            cursor=to,
-            run_id=run_id,
-            committed_at=_now(),
-            pending=pending,
-            rewind_from=rewind_from,
-            history=(*manifest.history, entry)[-HISTORY_KEPT:],
-        ),
-        manifest,
-    )
-    return manifest.cursor, to
-
-
-# Committing
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def _neutralised(column: str) -> str:
-    return neutralised_sql(column)
-
-
-def _reconcile(
-    staged: list[tuple[str, str]], before: Manifest | None, policy: SchemaChanges, where: str, *, keep_dropped: bool
-) -> tuple[load.Drift, list[tuple[str, str]]]:
-    """The columns to write, by ``policy``, and how the load differs from the table (as load.apply_schema_policy)."""
-    if policy not in ("freeze", "evolve", "discard"):
-        raise ValueError(f"schema_policy must be freeze, evolve or discard, not {policy!r}")
-    if before is None:
-        return load.Drift(), staged
-    loaded, existing = dict(staged), dict(before.columns)
-    found = load.Drift.between(loaded, existing)
-    found.refuse(policy, where)
-    new = [(c, t) for c, t in staged if c not in existing and policy == "evolve"]
-    if keep_dropped:
-        return found, [(c, t) for c, t in staged if c in existing or policy == "evolve"] + [
-            (c, t) for c, t in before.columns if c not in loaded
-        ]
-    return found, list(before.columns) + new
-
-
-@dataclass
-class _Commit:
-    duck: duckdb.DuckDBPyConnection
-    target: "_LocalTable | _S3Table"
-    before: Manifest | None
-    columns: list[tuple[str, str]]
-    sync: SyncSpec
-    file_format: FileFormat
-    partition_by: tuple[str, ...]
-    scratch: Path
-    folder: str
-    already: int = 0  # staged rows the table held already (a keyless incremental load)
-    writes: int = 0
-
-    @property
-    def cursor_type(self) -> str:
-        return dict(self.columns)[self.sync.cursor or ""]
-
-    def copy_stage(self, stage: load.TableRef, staged: dict[str, str]) -> None:
-        """Copy the staged rows aside in the table's columns (and, for CSV, in their written form)."""
-        select = []
-        for name, type_ in self.columns:
-            value = quote(name) if name in staged else f"CAST(NULL AS {type_})"
-            if self.file_format == "csv" and type_ == "VARCHAR":
-                value = _neutralised(value)
-            select.append(f"{value} AS {quote(name)}")
-        self.duck.execute(
-            f"CREATE OR REPLACE TEMP TABLE {_STAGED} AS SELECT {', '.join(select)}, rowid AS {_ROW} FROM {stage.sql}"
-        )
-
-    def existing(self, files: Sequence[DataFile]) -> str:
-        """SQL reading these listed files (downloaded first from S3) in the table's columns."""
-        file_format = self.before.file_format if self.before else self.file_format
-        return _relation(self.duck, self.columns, list(self.target.local_paths(files, self.scratch)), file_format)
-
-    def write(self, select: str) -> list[DataFile]:
-        """Write the rows of ``select`` as new files in this commit's version folder (a second
-        write of the same commit, a rewind's rewritten files, gets a version folder of its own)."""
-        self.writes += 1
-        folder = self.folder if self.writes == 1 else f"{self.folder.split('-')[0]}-{uuid.uuid4().hex[:12]}"
-        out = self.target.output_folder(folder, self.scratch)
-        options = [
-            f"FORMAT {self.file_format}",
-            f"FILE_SIZE_BYTES {literal(FILE_SIZE)}",
-            "FILENAME_PATTERN 'part_{i}'",
-            "RETURN_FILES true",
-        ]
-        if self.file_format == "csv":
-            options += ["HEADER true", "DELIMITER ','", "QUOTE '\"'", "ESCAPE '\"'", "NEW_LINE '\\r\\n'"]
-        if self.partition_by:
-            options += [
-                f"PARTITION_BY ({', '.join(quote(c) for c in self.partition_by)})",
-                "WRITE_PARTITION_COLUMNS true",
-            ]
-        _, written = self.duck.execute(f"COPY ({select}) TO {literal(str(out))} ({', '.join(options)})").fetchone()
-        inside = out.resolve()
-        relative = {}
-        for path in written:
-            resolved = Path(path).resolve()
-            if not resolved.is_relative_to(inside):
-                raise ValueError(f"a partition value would write {path!r} outside the table folder")
-            relative[str(resolved)] = f"{folder}/{resolved.relative_to(inside).as_posix()}"
-        files = []
-        for measured in self.measure(relative, self.file_format):
-            if measured.rows:
-                files.append(measured)
-            else:  # DuckDB writes an empty file for an empty result; the manifest lists none
-                Path(out.parent, measured.path).unlink()
-        self.target.publish(out, files)
-        return files
-
-    def measure(self, paths: dict[str, str], file_format: str) -> list[DataFile]:
-        """Rows and highest cursor of each local file in ``paths`` (local path -> listed path)."""
-        cursor = self.sync.cursor
-        found: dict[str, tuple[int, str | None]] = {}
-        if paths:
-            relation = _relation(
-                self.duck, [(cursor, self.cursor_type)] if cursor else [], list(paths), file_format, with_file=True
-            )
-            highest = f"max({quote(cursor)})::VARCHAR" if cursor else "NULL"
-            for local, rows, top in self.duck.execute(
-                f"SELECT {_FILE}, count(*), {highest} FROM {relation} GROUP BY ALL"
-            ).fetchall():
-                found[local] = (rows, top)
-        measured = []
-        for local, listed in paths.items():
-            rows, top = found.get(local, (0, None))
-            measured.append(DataFile(listed, rows, {cursor: top} if cursor else {}))
-        return measured
-
-    def merge(self, files: Sequence[DataFile]) -> tuple[int, list[DataFile]]:
-        """Rewrite the table with the latest staged row per key in place of the rows with that key."""
-        keys = [quote(k) for k in self.sync.primary_key]
-        order = ([f"{quote(self.sync.cursor)} DESC NULLS LAST"] if self.sync.cursor else []) + [f"{_ROW} DESC"]
-        self.duck.execute(
-            f"CREATE OR REPLACE TEMP TABLE {_LATEST} AS SELECT * EXCLUDE (__rank) FROM ("
-            f"SELECT *, row_number() OVER (PARTITION BY {', '.join(keys)} ORDER BY {', '.join(order)}) AS __rank "
-            f"FROM {_STAGED}) WHERE __rank = 1"
-        )
-        same_key = " AND ".join(f"t.{k} = l.{k}" for k in keys)
-        names = ", ".join(quote(n) for n, _ in self.columns)
-        written = self.write(
-            f"SELECT {names} FROM {self.existing(files)} AS t WHERE NOT EXISTS (SELECT 1 FROM {_LATEST} AS l WHERE "
-            f"{same_key}) "
-            f"UNION ALL SELECT {names} FROM (SELECT * FROM {_LATEST} ORDER BY {_ROW})"
-        )
-        return int(load.scalar(self.duck, f"SELECT count(*) FROM {_LATEST}") or 0), written
-
-    def append(self, files: Sequence[DataFile]) -> tuple[int, list[DataFile]]:
-        rows = int(load.scalar(self.duck, f"SELECT count(*) FROM {_STAGED}") or 0)
-        return rows, [*files, *self.write(f"SELECT * EXCLUDE ({_ROW}) FROM {_STAGED}")]
-
-    def drop_loaded(self, files: Sequence[DataFile], bound: str, data_columns: Sequence[str]) -> int:
-        """Remove staged rows below the bound (returns how many) and, without a key, rows the table
-        holds already at or after it, compared as whole rows and as a multiset (``warehouse_state.already_loaded``)."""
-        assert self.sync.cursor
-        cursor, type_ = quote(self.sync.cursor), self.cursor_type
-        at_bound = f"CAST({literal(bound)} AS {type_})"
-        skipped = int(load.scalar(self.duck, f"DELETE FROM {_STAGED} WHERE {cursor} < {at_bound}") or 0)
-        if self.sync.primary_key or not files or self.before is None:
-            return skipped
-        self.already = warehouse_state.already_loaded(
-            self.duck,
-            _STAGED,
-            self.existing(self.reaching(files, bound)),
-            self.sync.cursor,
-            bound,
-            type_,
-            [c for c in data_columns if c in dict(self.before.columns) and c in dict(self.columns)],
-        )
-        return skipped
-
-    def reaching(self, files: Sequence[DataFile], bound: str) -> list[DataFile]:
-        """The listed files that may hold rows at or after ``bound`` (their highest cursor says so)."""
-        cursor, type_ = self.sync.cursor, self.cursor_type
-        maxima = [f.maxima.get(cursor) for f in files]
-        reaches = self.duck.execute(
-            f"SELECT list_transform(?::VARCHAR[], lambda m: m IS NOT NULL AND CAST(m AS {type_}) >= CAST(? AS {type_}))",
-            [maxima, bound],
-        ).fetchall()[0][0]
-        return [f for f, reach in zip(files, reaches) if reach or cursor not in f.maxima]
-
-    def below(self, files: Sequence[DataFile], bound: str) -> tuple[int, list[DataFile]]:
-        """The table without its rows at or after ``bound`` (a rewind): files entirely below it are
-        kept as they are, the others rewritten without those rows. Returns the rows removed."""
-        cursor, type_ = quote(self.sync.cursor), self.cursor_type
-        reaching = self.reaching(files, bound)
-        if not reaching:
-            return 0, list(files)
-        names = ", ".join(quote(n) for n, _ in self.columns)
-        relation = self.existing(reaching)
-        removed = int(
-            load.scalar(
-                self.duck, f"SELECT count(*) FROM {relation} WHERE {cursor} >= CAST({literal(bound)} AS {type_})"
-            )
-            or 0
-        )
-        kept = [f for f in files if f not in reaching]
-        rewritten = self.write(
-            f"SELECT {names} FROM {relation} WHERE {cursor} < CAST({literal(bound)} AS {type_}) OR {cursor} IS NULL"
-        )
-        return removed, kept + rewritten
-
-    def highest_cursor(self, files: list[DataFile], before: str | None) -> tuple[str | None, list[DataFile]]:
-        """The highest cursor in the table (``before`` when it has none), measuring files that were not yet."""
-        cursor = self.sync.cursor
-        assert cursor
-        unmeasured = [f for f in files if cursor not in f.maxima]
-        if unmeasured:
-            paths = self.target.local_paths(unmeasured, self.scratch)
-            measured = {m.path: m.maxima[cursor] for m in self.measure(paths, self.file_format)}
-            files = [
-                with_changes(f, maxima={**f.maxima, cursor: measured[f.path]}) if f.path in measured else f
-                for f in files
-            ]
-        values = [f.maxima[cursor] for f in files if f.maxima[cursor] is not None]
-        top = load.scalar(
-            self.duck, f"SELECT max(CAST(v AS {self.cursor_type}))::VARCHAR FROM unnest(?::VARCHAR[]) AS u(v)", [values]
-        )
-        return (top if top is not None else before), files
-
-
-HISTORY_KEPT = 200  # history entries a manifest keeps
 
 
 @dataclass
@@ -417,27 +93,6 @@ class Prepared:
 
     def abandon(self) -> None:
         pass
-
-
-def _entry(
-    action: str,
-    run_id: str | None,
-    load_id: str | None,
-    before: str | None,
-    after: str | None,
-    written: int | None,
-    deleted: int | None,
-) -> dict:
-    return {
-        "at": _now(),
-        "action": action,
-        "run_id": run_id,
-        "load_id": load_id,
-        "cursor_before": before,
-        "cursor_after": after,
-        "rows_written": written,
-        "rows_deleted": deleted,
-    }
 
 
 def prepare(
@@ -470,7 +125,7 @@ def prepare(
     cursor_before = plan.cursor_before
     deleted = skipped = 0
     with tempfile.TemporaryDirectory(prefix="etl-files-") as scratch:
-        work = _Commit(
+        work = TableWrite(
             duck,
             target,
             before,
@@ -569,31 +224,6 @@ def commit(
     )
     prepared.finish()
     return prepared.committed
-
-
-def committed_loads(location: FilesLocation, schema: str, table: str, load_ids: list[str]) -> set[str]:
-    """Which of ``load_ids`` the table's manifest records as committed."""
-    manifest, _ = location.table(schema, table).read_manifest()
-    recorded = {entry.get("load_id") for entry in (manifest.history if manifest else ())}
-    return {load_id for load_id in load_ids if load_id in recorded}
-
-
-def history(location: FilesLocation, schema: str, table: str, limit: int = 100) -> list[warehouse_state.HistoryEntry]:
-    manifest, _ = location.table(schema, table).read_manifest()
-    entries = list(manifest.history if manifest else ())[::-1][:limit]
-    return [
-        warehouse_state.HistoryEntry(
-            e.get("at", ""),
-            e.get("action", ""),
-            e.get("run_id"),
-            e.get("load_id"),
-            e.get("cursor_before"),
-            e.get("cursor_after"),
-            e.get("rows_written"),
-            e.get("rows_deleted"),
-        )
-        for e in entries
-    ]
 
 
 def _check_request(

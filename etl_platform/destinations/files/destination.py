@@ -57,10 +57,10 @@ class FileTable:
             raise with_codes(DestinationError(scrub(f"{doing} {self} failed: {err}")), err) from None
 
     def state(self, duck, pipeline):
-        from etl_platform.destinations.files import commit as files
+        from etl_platform.destinations.files import state as files_state
 
         with self._errors("reading the cursor of"):
-            return files.read_state(self.location(), self.schema, self.table)
+            return files_state.read_state(self.location(), self.schema, self.table)
 
     def saved_cursor(self, duck, pipeline):
         return self.state(duck, pipeline).cursor
@@ -102,10 +102,10 @@ class FileTable:
             prepared.abandon()
 
     def committed_loads(self, duck, pipeline, load_ids):
-        from etl_platform.destinations.files import commit as files
+        from etl_platform.destinations.files import state as files_state
 
         with self._errors("reading the manifest of"):
-            return files.committed_loads(self.location(), self.schema, self.table, load_ids)
+            return files_state.committed_loads(self.location(), self.schema, self.table, load_ids)
 
     def summary(self, duck):
         with self._errors("reading the manifest of"):
@@ -115,16 +115,16 @@ class FileTable:
         return sum(f.rows for f in manifest.files), [tuple(c) for c in manifest.columns]
 
     def reset_state(self, duck, pipeline, to):
-        from etl_platform.destinations.files import commit as files
+        from etl_platform.destinations.files import state as files_state
 
         with self._errors("resetting the cursor of"):
-            return files.reset_state(self.location(), self.schema, self.table, to=to)
+            return files_state.reset_state(self.location(), self.schema, self.table, to=to)
 
     def history(self, duck, pipeline, limit=100):
-        from etl_platform.destinations.files import commit as files
+        from etl_platform.destinations.files import state as files_state
 
         with self._errors("reading the manifest of"):
-            return files.history(self.location(), self.schema, self.table, limit)
+            return files_state.history(self.location(), self.schema, self.table, limit)
 
     def cannot_hold(self, columns):
         if self.file_format != "parquet":
