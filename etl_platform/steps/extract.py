@@ -82,7 +82,7 @@ def _load_from_api(spec: PipelineSpec, pipeline: str, connector, con, common: di
     quiet tick: nothing changes (a replace keeps its table)."""
     import duckdb
 
-    from etl_platform.connectors.files import NdjsonFormat
+    from etl_platform.connectors.formats.json import NdjsonFormat
     from etl_platform.connectors.rest.pagination import RestEndpoint
 
     log, plan = common["log"], common["plan"]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import duckdb
 
-from etl_platform.connectors.files import FileFormat, missing_columns
+from etl_platform.connectors.formats.base import FileFormat, missing_columns
 from etl_platform.destinations.base import DestinationError
 from etl_platform.destinations.warehouse import state as warehouse_state
 from etl_platform.destinations.warehouse import tables as load

@@ -6,16 +6,16 @@ from pathlib import Path
 
 import duckdb
 
-from etl_platform.connectors.files import (
+from etl_platform.connectors.formats.base import (
     LINE,
     PARSE_ERROR,
     RAW_LINE,
-    CsvFormat,
     FileFormat,
     ReaderRejects,
     file_format,
     missing_columns,
 )
+from etl_platform.connectors.formats.csv import CsvFormat
 from etl_platform.destinations.warehouse import state as warehouse_state
 from etl_platform.destinations.warehouse import tables as load
 from etl_platform.intake import limits as intake_limits

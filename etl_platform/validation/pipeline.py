@@ -9,7 +9,7 @@ from pathlib import Path
 
 import duckdb
 
-from etl_platform.connectors.files import FORMATS, file_format, missing_columns
+from etl_platform.connectors.formats.base import FORMATS, file_format, missing_columns
 from etl_platform.connectors.landing import LANDING, LocalFolder
 from etl_platform.connectors.registry import connector_class
 from etl_platform.destinations.base import WAREHOUSE

@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 from openpyxl.styles import Font
 
 from etl_platform.connectors import excel
-from etl_platform.connectors.files import XlsxFormat, file_format, missing_columns
+from etl_platform.connectors.formats.base import file_format, missing_columns
+from etl_platform.connectors.formats.xlsx import XlsxFormat
 from etl_platform.connectors.reader_columns import ROW_ERRORS
 from etl_platform.destinations.warehouse.tables import TableRef
 from etl_platform.spec.columns import ColumnSpec

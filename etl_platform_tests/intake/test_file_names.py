@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from etl_platform.connectors.files import file_format
+from etl_platform.connectors.formats.base import file_format
 from etl_platform.connectors.landing import LocalFolder
 from etl_platform.connectors.registry import build
 from etl_platform.destinations.warehouse.tables import Committed, TableRef

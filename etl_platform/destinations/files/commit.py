@@ -57,14 +57,7 @@ from botocore.exceptions import ClientError
 from etl_platform.destinations.files.state import HISTORY_KEPT, _entry, _now, read_state
 from etl_platform.destinations.files.storage import MANIFEST as MANIFEST
 from etl_platform.destinations.files.storage import ConcurrentCommit as ConcurrentCommit
-from etl_platform.destinations.files.storage import (
-    FileFormat,
-    FilesLocation,
-    Manifest,
-    _LocalTable,
-    _S3Table,
-    _version,
-)
+from etl_platform.destinations.files.storage import FileFormat, FilesLocation, Manifest, _LocalTable, _S3Table, _version
 from etl_platform.destinations.files.writing import _LATEST, _STAGED, TableWrite, _reconcile
 from etl_platform.destinations.safe_export import FORMULA_STARTS
 from etl_platform.destinations.warehouse import state as warehouse_state
