@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from openpyxl.styles import Font
 
-from etl_platform.connectors import excel
+from etl_platform.connectors import excel, excel_archive
 from etl_platform.connectors.formats.base import file_format, missing_columns
 from etl_platform.connectors.formats.xlsx import XlsxFormat
 from etl_platform.connectors.reader_columns import ROW_ERRORS
@@ -554,10 +554,10 @@ def test_a_sheet_without_formulas_is_not_read_a_second_time(con, tmp_path, monke
 
     path = workbook(tmp_path / "plain.xlsx", [["id", "f"], [1, "formula-like text =A1"], [2, "<f>"]])
     with monkeypatch.context() as patch:
-        patch.setattr(excel, "_FormulaResults", second_read)
+        patch.setattr(excel_archive, "_FormulaResults", second_read)
         assert read(con, xlsx(), path)[1] == [("1", "formula-like text =A1"), ("2", "<f>")]
     with_formula = workbook(tmp_path / "formula.xlsx", [["id", "f"], [1, "=A2"]])
-    monkeypatch.setattr(excel, "_FormulaResults", second_read)
+    monkeypatch.setattr(excel_archive, "_FormulaResults", second_read)
     with pytest.raises(AssertionError, match="read for formulas"):
         xlsx().inspect(con, with_formula, {})
 
@@ -572,7 +572,7 @@ def test_the_second_read_of_a_sheet_refuses_xml_entities(tmp_path):
     path.write_bytes(corpus.xlsx_with({}, {"xl/worksheets/sheet1.xml": corpus.entity_bomb_sheet()})())
     started = time.monotonic()
     with pytest.raises(excel.WorkbookError, match="declares a DOCTYPE or XML entities"):
-        excel._FormulaResults(path, "xl/worksheets/sheet1.xml", {1}, distrusted=False).in_row(2)
+        excel_archive._FormulaResults(path, "xl/worksheets/sheet1.xml", {1}, distrusted=False).in_row(2)
     assert time.monotonic() - started < 5
 
 
