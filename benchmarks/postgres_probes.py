@@ -287,7 +287,7 @@ def ours_profile(pg: dict, table: str, sync: dict) -> dict:
 
     import pyarrow as pa
 
-    from etl_platform.connectors import sql as connectors
+    from etl_platform.connectors import postgres as connectors_postgres
     from etl_platform.resources.warehouse import WarehouseResource
 
     spent = dict.fromkeys(PROFILE_PHASES, 0.0)
@@ -331,7 +331,7 @@ def ours_profile(pg: dict, table: str, sync: dict) -> dict:
         spent["warehouse_close"] += time.perf_counter() - closing
         body[0] += time.perf_counter() - entered
 
-    open_stream = connectors.PostgresConnector.stream
+    open_stream = connectors_postgres.PostgresConnector.stream
 
     @contextlib.contextmanager
     def stream(self, query: str):
@@ -364,7 +364,7 @@ def ours_profile(pg: dict, table: str, sync: dict) -> dict:
         return pa.RecordBatchReader.from_batches(source.schema, batches())
 
     WarehouseResource.get_connection = get_connection
-    connectors.PostgresConnector.stream = stream
+    connectors_postgres.PostgresConnector.stream = stream
     job = _pipeline_job(pg, table, sync)
     seconds, metadata = _run_job(job)
     spent["stage_insert"] -= spent["read"]

@@ -40,7 +40,7 @@ from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
-from etl_platform.connectors.excel_archive import WorkbookError as WorkbookError  # raised by both modules
+from etl_platform.connectors.excel_archive import WorkbookError as WorkbookError
 from etl_platform.connectors.excel_archive import _formula_check, _FormulaResults
 from etl_platform.connectors.reader_columns import ROW_ERRORS
 

@@ -16,10 +16,10 @@ from etl_platform.spec.base import SpecModel
 KIND_MODULES: dict[str, str] = {
     "local": "etl_platform.connectors.landing",
     "s3": "etl_platform.connectors.s3",
-    "postgres": "etl_platform.connectors.sql",
-    "mysql": "etl_platform.connectors.sql",
-    "sqlite": "etl_platform.connectors.sql",
-    "duckdb": "etl_platform.connectors.sql",
+    "postgres": "etl_platform.connectors.postgres",
+    "mysql": "etl_platform.connectors.mysql",
+    "sqlite": "etl_platform.connectors.sqlite",
+    "duckdb": "etl_platform.connectors.duckdb_file",
     "rest": "etl_platform.connectors.rest.connector",
 }
 

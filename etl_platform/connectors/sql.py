@@ -7,29 +7,26 @@ a server-side cursor; DuckDB files natively. Drivers are imported only when a st
 
 Every column's type comes from what the source declares, decided before the first row is
 read, and every value arrives exactly or its row is rejected: how each kind does it is in
-postgres_types, mysql_types and sqlite_types, and in DuckdbConnector below.
-"""
+postgres_types, mysql_types and sqlite_types, and in DuckdbConnector below."""
 
 import contextlib
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 from pydantic import Field
 
-from etl_platform.connectors.registry import Connector, ConnectorError, register
-from etl_platform.connectors.sql_rows import rows_to_arrow
+from etl_platform.connectors.registry import Connector, ConnectorError
 from etl_platform.errors import first_line
 from etl_platform.failure_codes import FailureCodes, with_codes
-from etl_platform.secrets.references import SecretRef, reveal, scrub
-from etl_platform.secrets.references import describe as describe_secret
+from etl_platform.secrets.references import SecretRef, scrub
 from etl_platform.spec.base import SpecModel
 from etl_platform.spec.sources import SourceSpec
 
 if TYPE_CHECKING:
     import sqlalchemy
+
 
 BATCH_ROWS = 100_000
 
@@ -212,220 +209,3 @@ class _KeepsError:
         except Exception as err:
             self.error = err
             raise
-
-
-class PostgresOptions(ServerOptions):
-    sslmode: str | None = Field(None, description="libpq sslmode: disable, prefer, require, verify-full, ...")
-
-
-@register
-class PostgresConnector(SqlConnector):
-    """PostgreSQL, read through ADBC: the server sends binary COPY, the driver hands out Arrow."""
-
-    kind: ClassVar[str] = "postgres"
-    Options = PostgresOptions
-
-    def uri(self) -> str:
-        from urllib.parse import quote
-
-        o = self.options
-        password = reveal(o.password)
-        auth = quote(o.user or "", safe="") + (":" + quote(password, safe="") if password else "")
-        query = f"?connect_timeout={o.connect_timeout_seconds}" + (f"&sslmode={o.sslmode}" if o.sslmode else "")
-        return f"postgresql://{auth}{'@' if auth else ''}{o.host}:{o.port or 5432}/{quote(o.database, safe='')}{query}"
-
-    def describe(self) -> str:
-        o = self.options
-        password = f":{describe_secret(o.password)}" if o.password else ""
-        return f"postgresql://{o.user or ''}{password}@{o.host}:{o.port or 5432}/{o.database}"
-
-    @contextlib.contextmanager
-    def stream(self, sql: str) -> Iterator[SourceStream]:
-        # ADBC's low-level API, its stream handed to DuckDB as it is: the DB-API module would
-        # import pyarrow.dataset and pandas, and pyarrow alone (with numpy) costs a small
-        # incremental load more than reading its rows.
-        import adbc_driver_manager
-        import adbc_driver_postgresql
-
-        from etl_platform.connectors import postgres_types
-        from etl_platform.connectors.adbc_errors import KeptErrorStream
-
-        with contextlib.ExitStack() as opened:
-            try:
-                database = opened.enter_context(adbc_driver_postgresql.connect(self.uri()))
-                connection = opened.enter_context(adbc_driver_manager.AdbcConnection(database))
-            except Exception as err:
-                raise self._fail("connecting", err) from None
-            try:
-                exact = postgres_types.exact_read(connection, sql, self.quote)
-                statement = opened.enter_context(adbc_driver_manager.AdbcStatement(connection))
-                statement.set_sql_query(exact.sql)
-                handle, _ = statement.execute_query()
-                capsule = handle.__arrow_c_stream__()
-                stream = KeptErrorStream(capsule)
-                opened.callback(stream.close)
-            except Exception as err:
-                raise self._fail("reading", err, connected=True) from None
-            try:
-                yield SourceStream(stream.capsule, exact.hints, exact.notices)
-            except Exception:
-                if stream.error is None:
-                    raise
-                # DuckDB, which read the stream, passes on only the driver's message.
-                raise self._fail("reading", stream.error, connected=True) from None
-
-    def discover(self) -> dict[str, list[tuple[str, str]]]:
-        import adbc_driver_postgresql.dbapi as adbc
-
-        sql = (
-            "SELECT table_schema, table_name, column_name, data_type FROM information_schema.columns "
-            "WHERE table_schema NOT IN ('pg_catalog', 'information_schema') ORDER BY table_schema, table_name, "
-            "ordinal_position"
-        )
-        try:
-            with adbc.connect(self.uri()) as conn, conn.cursor() as cur:
-                cur.execute(sql)
-                rows = cur.fetchall()
-        except Exception as err:
-            raise self._fail("discovering tables", err) from None
-        found: dict[str, list[tuple[str, str]]] = {}
-        for schema, table, column, dtype in rows:
-            found.setdefault(f"{schema}.{table}", []).append((column, dtype))
-        return found
-
-
-class MysqlOptions(ServerOptions):
-    charset: str = Field("utf8mb4", description="Connection character set.")
-
-
-@register
-class MysqlConnector(SqlAlchemyConnector):
-    """MySQL and MariaDB through PyMySQL, with an unbuffered (server-side) cursor."""
-
-    kind: ClassVar[str] = "mysql"
-    Options = MysqlOptions
-    quote_char: ClassVar[str] = "`"
-
-    def url(self):
-        import sqlalchemy
-
-        o = self.options
-        return sqlalchemy.URL.create(
-            "mysql+pymysql",
-            username=o.user,
-            password=reveal(o.password),
-            host=o.host,
-            port=o.port or 3306,
-            database=o.database,
-            query={"charset": o.charset, "connect_timeout": str(o.connect_timeout_seconds)},
-        )
-
-    def describe(self) -> str:
-        o = self.options
-        password = f":{describe_secret(o.password)}" if o.password else ""
-        return f"mysql://{o.user or ''}{password}@{o.host}:{o.port or 3306}/{o.database}"
-
-    def connect_args(self) -> dict:
-        from etl_platform.connectors import mysql_types
-
-        return {"conv": mysql_types.decoders()}
-
-    def _open(self, conn, sql: str, kept) -> SourceStream:
-        from etl_platform.connectors import mysql_types
-
-        exact_sql, floats = mysql_types.exact_select(conn, sql, self.quote)
-        result = conn.exec_driver_sql(exact_sql)
-        # PyMySQL's own field descriptors: the DB-API description leaves out charset and flags.
-        readers, hints, notices = mysql_types.column_readers(result.cursor._result.fields, floats)
-        return SourceStream(
-            rows_to_arrow(list(result.keys()), kept.wrap(result.partitions(BATCH_ROWS)), readers), hints, notices
-        )
-
-
-@register
-class SqliteConnector(SqlAlchemyConnector):
-    kind: ClassVar[str] = "sqlite"
-    Options = FileDatabaseOptions
-
-    def url(self):
-        return f"sqlite:///{Path(self.options.path).absolute()}"
-
-    def describe(self) -> str:
-        return f"sqlite:///{self.options.path}"
-
-    def _open(self, conn, sql: str, kept) -> SourceStream:
-        from etl_platform.connectors import sqlite_types
-
-        # One transaction: the scan for storage classes and the read see the same rows.
-        conn.exec_driver_sql("BEGIN")
-        exact_sql, names, readers, notices = sqlite_types.exact_read(conn, sql, self.quote, self.table_of(sql))
-        result = conn.exec_driver_sql(exact_sql)
-        if list(result.keys()) != names:
-            raise SourceError(f"{self.kind} connection {self.name}: the result's columns changed while it was read")
-        return SourceStream(rows_to_arrow(names, kept.wrap(result.partitions(BATCH_ROWS)), readers), {}, notices)
-
-
-@register
-class DuckdbConnector(SqlConnector):
-    """Another DuckDB database file, opened read-only. Its Arrow export keeps every type when asked
-    for lossless conversion (HUGEINT, UHUGEINT, TIMETZ, UUID, BIT, JSON would otherwise change
-    type or value), except intervals: Arrow carries their time part in int64 nanoseconds (about
-    292 years), so interval columns travel as DuckDB's text and are cast back. FLOAT is widened to
-    DOUBLE (the load's type for it) exactly; ENUM loads as its text."""
-
-    kind: ClassVar[str] = "duckdb"
-    Options = FileDatabaseOptions
-
-    def describe(self) -> str:
-        return f"duckdb:///{self.options.path}"
-
-    @contextlib.contextmanager
-    def stream(self, sql: str) -> Iterator[SourceStream]:
-        import duckdb
-
-        try:
-            con = duckdb.connect(str(Path(self.options.path).absolute()), read_only=True)
-        except duckdb.Error as err:
-            raise self._fail("opening", err) from None
-        try:
-            try:
-                con.execute("SET arrow_lossless_conversion = true")
-                exact_sql, hints = self._exact_select(con, sql)
-                reader = con.sql(exact_sql).to_arrow_reader(BATCH_ROWS)
-            except duckdb.Error as err:
-                raise self._fail("reading", err) from None
-            yield SourceStream(reader, hints)
-        finally:
-            con.close()
-
-    def _exact_select(self, con, sql: str) -> tuple[str, dict[str, str]]:
-        """``sql`` with its interval columns (and those of DuckDB's NULL type) as text, FLOAT as
-        DOUBLE, and the DuckDB types the text is cast back to."""
-        relation = con.sql(sql)
-        exprs, hints = [], {}
-        for name, dtype in zip(relation.columns, (str(t) for t in relation.types), strict=True):
-            column = f"__etl_source.{self.quote(name)}"
-            if re.search(r"\bINTERVAL\b", dtype):
-                hints[name] = dtype
-                column = f"CAST({column} AS VARCHAR)"
-            elif dtype.strip('"') == "NULL":
-                column = f"CAST({column} AS VARCHAR)"
-            elif dtype == "FLOAT":  # widened exactly here, not through its shortest text in the load
-                column = f"CAST({column} AS DOUBLE)"
-            exprs.append(f"{column} AS {self.quote(name)}")
-        if all(e.startswith("__etl_source.") for e in exprs):
-            return sql, hints
-        return f"SELECT {', '.join(exprs)} FROM ({sql}) AS __etl_source", hints
-
-    def discover(self) -> dict[str, list[tuple[str, str]]]:
-        import duckdb
-
-        with duckdb.connect(str(Path(self.options.path).absolute()), read_only=True) as con:
-            rows = con.execute(
-                "SELECT schema_name, table_name, column_name, data_type FROM duckdb_columns() "
-                "WHERE NOT internal ORDER BY schema_name, table_name, column_index"
-            ).fetchall()
-        found: dict[str, list[tuple[str, str]]] = {}
-        for schema, table, column, dtype in rows:
-            found.setdefault(f"{schema}.{table}", []).append((column, dtype))
-        return found

@@ -192,7 +192,9 @@ def build_pipeline_defs(spec: PipelineSpec, ctx: PipelineContext) -> dg.Definiti
             file_format=dest.format,
             partition_by=dest.partition_by,
         )
-        target = load_target.Target(TableRef(names.schema, names.table), TableRef(names.schema, names.rejected), destination)
+        target = load_target.Target(
+            TableRef(names.schema, names.table), TableRef(names.schema, names.rejected), destination
+        )
         part = partition_runs.slice_of_run(context, spec.partitions) if spec.partitions else None
         if part:  # the load replaces this partition's rows only
             target = dataclasses.replace(target, destination=partition_runs.SliceOf(target.committer, part))

@@ -66,4 +66,3 @@ class StagedFile:
     rows: int
     scan_id: int | None
     dialect: dict | None = None  # the CSV dialect it was read with, when one was detected
-

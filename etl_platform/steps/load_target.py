@@ -57,4 +57,3 @@ def plan_of(
         return warehouse_state.lookback_bound(cursor, sync.lookback, cursor_type)
 
     return warehouse_state.plan_for(state, sync, load_id=f"{run_id}:{uuid.uuid4().hex[:12]}", lookback_bound=bound)
-

@@ -1,7 +1,6 @@
 """A load commits twice (the warehouse, then its destination); a load interrupted between the two
 is settled by the next one, from the pending commits the warehouse records."""
 
-
 import duckdb
 
 from etl_platform.destinations.warehouse import tables as load
@@ -66,4 +65,3 @@ def recover(con: duckdb.DuckDBPyConnection, target: "Target", pipeline: str) -> 
         con.execute("ROLLBACK")
         raise
     return undone
-

@@ -402,4 +402,3 @@ def _estimate_rows(path: Path) -> int:
         head = f.read(65536)
     lines = head.count(b"\n")
     return int(size / (len(head) / lines)) if lines else 0
-

@@ -413,7 +413,9 @@ def header_row(*names: str) -> str:
     return f'<row r="1">{cells}</row>'
 
 
-def load_workbook_rows(tmp_path: Path, path: Path, columns: dict) -> tuple[load_result.LoadResult, list[tuple], list[tuple]]:
+def load_workbook_rows(
+    tmp_path: Path, path: Path, columns: dict
+) -> tuple[load_result.LoadResult, list[tuple], list[tuple]]:
     """Load one workbook through the real ingest step: the result, the loaded rows, the rejected rows."""
     spec = PipelineSpec.model_validate(
         {"source": {"files": "*.xlsx", "columns": columns}, "destination": {"table": "t"}}

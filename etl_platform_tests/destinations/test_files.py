@@ -248,7 +248,13 @@ def test_cursor_can_be_forgotten_or_rewound(duck, local, tmp_path):
     refreshed = commit(duck, local, [FIRST[0]], mode="incremental")  # a full refresh replaces every row
     assert (refreshed.rows_written, refreshed.rows_deleted) == (1, 3)
     assert table(duck, local, tmp_path) == expect([FIRST[0]])
-    assert [e.action for e in files_state.history(local, "shop", "orders")] == ["load", "reset", "load", "rewind", "load"]
+    assert [e.action for e in files_state.history(local, "shop", "orders")] == [
+        "load",
+        "reset",
+        "load",
+        "rewind",
+        "load",
+    ]
 
 
 @pytest.mark.parametrize("mode", ["append", "merge", "incremental"])
@@ -314,7 +320,9 @@ def test_hostile_partition_values_stay_inside_the_table_folder(duck, local, tmp_
     written = [Path(root, name).resolve() for root, _, names in os.walk(tmp_path / "exports") for name in names]
     assert written and all(path.is_relative_to(folder) for path in written)
     assert sorted(os.listdir(tmp_path)) == ["exports"]
-    stored = duck.execute(f'SELECT id, "../region" FROM {files_reading.read_table(duck, local, "shop", "orders")}').fetchall()
+    stored = duck.execute(
+        f'SELECT id, "../region" FROM {files_reading.read_table(duck, local, "shop", "orders")}'
+    ).fetchall()
     assert sorted(stored) == [(i, value) for i, value, *_ in rows]
 
 

@@ -135,7 +135,9 @@ def test_rejected_record_keeps_what_the_file_said(con, tmp_path):
     landing.mkdir()
     (landing / "a.csv").write_text("id,amount\n1,-5\n2,twelve\n")
     spec = make_spec("*.csv", {"id": {"type": "bigint"}, "amount": {"type": "bigint"}}, [{"check": "amount >= 0"}])
-    with pytest.raises(load_result.NothingToReplace):  # every row rejected: the table is not replaced, the rows are recorded
+    with pytest.raises(
+        load_result.NothingToReplace
+    ):  # every row rejected: the table is not replaced, the rows are recorded
         load(con, spec, landing)
     records = {line: record for _, line, _, _, record in rejected(con)}
     assert json.loads(records[2]) == {"id": 1, "amount": -5}

@@ -128,5 +128,3 @@ def missing_columns(offered: Sequence[str], columns: dict[str, ColumnSpec]) -> l
     present = set(offered)
     wanted = dict.fromkeys(c for name, col in columns.items() for c in col.source_columns(name))
     return [c for c in wanted if c not in present]
-
-

@@ -126,4 +126,3 @@ class CsvFormat(FileFormat):
         if opts.escape is not None:
             args.append(f"escape={literal(opts.escape)}")
         return args
-

@@ -199,4 +199,3 @@ class JsonFormat(_JsonFormat):
         with path.open("rb") as f:
             head = f.read(4096).lstrip(b" \t\r\n\xef\xbb\xbf")
         return head.startswith(b"[")
-

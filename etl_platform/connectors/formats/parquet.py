@@ -1,8 +1,5 @@
 """Parquet, read by DuckDB as it is."""
 
-
-
-
 from etl_platform.connectors.formats.base import FileFormat, register_format, scan_path
 
 
@@ -12,4 +9,3 @@ class ParquetFormat(FileFormat):
 
     def scan(self, path, columns, rejects=None, dialect=None) -> str:
         return f"read_parquet({scan_path(path)})"
-

@@ -79,4 +79,3 @@ def _read_workbook(read, *args):
         return read(*args)
     except WorkbookError as err:
         raise duckdb.InvalidInputException(str(err)) from err
-

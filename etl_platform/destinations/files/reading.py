@@ -68,4 +68,3 @@ def read_table(
         raise ValueError(f"{target} is on S3: give download_to, a folder to copy its files into")
     paths = target.local_paths(manifest.files, download_to or Path())
     return _relation(duck, manifest.columns, list(paths), manifest.file_format)
-

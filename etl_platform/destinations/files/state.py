@@ -104,4 +104,3 @@ def history(location: FilesLocation, schema: str, table: str, limit: int = 100) 
         )
         for e in entries
     ]
-

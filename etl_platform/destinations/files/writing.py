@@ -223,4 +223,3 @@ class TableWrite:
             self.duck, f"SELECT max(CAST(v AS {self.cursor_type}))::VARCHAR FROM unnest(?::VARCHAR[]) AS u(v)", [values]
         )
         return (top if top is not None else before), files
-

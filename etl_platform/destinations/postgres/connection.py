@@ -64,4 +64,3 @@ def _lock(pg: PgConnection, names: _Names) -> None:
             [json.dumps(["etl_platform", names.schema, names.table])],
         )
     pg.commit()
-

@@ -1,6 +1,5 @@
 """A pipeline's state kept in the PostgreSQL destination itself: cursor, history, committed loads."""
 
-
 from psycopg2 import sql
 from psycopg2.extensions import cursor as PgCursor
 
@@ -168,4 +167,3 @@ def table_summary(dsn: str, schema: str, table: str) -> tuple[int, list[tuple[st
             return 0, []
         cur.execute(sql.SQL("SELECT count(*) FROM {}").format(names.target))
         return cur.fetchone()[0], columns
-

@@ -285,4 +285,3 @@ def _check_sync_columns(kept: list[Column], sync: SyncSpec, names: _Names) -> No
             raise load.SchemaMismatch(
                 f"{what} names {', '.join(lacking)}, not a column the load writes to {names}. Nothing was changed."
             )
-
