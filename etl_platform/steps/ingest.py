@@ -17,6 +17,7 @@ from etl_platform.connectors.formats.base import FileFormat, missing_columns
 from etl_platform.destinations.base import DestinationError
 from etl_platform.destinations.warehouse import state as warehouse_state
 from etl_platform.destinations.warehouse import tables as load
+from etl_platform.intake import limits as intake_limits
 from etl_platform.intake.fingerprints import forget_table
 from etl_platform.intake.intake import FileIntake
 from etl_platform.spec.columns import ColumnSpec
@@ -27,7 +28,28 @@ from etl_platform.steps.load_result import FileResult, LoadFailed, LoadResult, N
 from etl_platform.steps.load_target import Target, plan_of, use_utc
 from etl_platform.steps.pending_commits import _clear_pending, _mark_pending, recover
 from etl_platform.steps.progress import Progress
-from etl_platform.steps.staging import Ingest, precheck
+from etl_platform.steps.staging import Ingest, _first_error_line
+
+
+def precheck(
+    con: duckdb.DuckDBPyConnection, fmt: FileFormat, spec: PipelineSpec, path: Path
+) -> tuple[str | None, dict]:
+    """Why a file must be rejected whole before reading its rows (or None), and its dialect."""
+    limits = spec.source.limits
+    size = path.stat().st_size
+    if size == 0:
+        return "file is empty", {}
+    try:
+        offered, dialect = fmt.inspect(con, path, spec.source.columns)
+    except duckdb.Error as err:
+        return f"cannot be read as {fmt.name}: {_first_error_line(err)}", {}
+    too_wide = intake_limits.too_many_columns(offered, limits.max_columns)
+    if too_wide:
+        return too_wide, {}
+    missing = missing_columns(offered, spec.source.columns)
+    if missing:
+        return f"missing mapped column(s) {', '.join(missing)}; the file has {', '.join(offered[:30])}", {}
+    return None, dialect
 
 
 def run(

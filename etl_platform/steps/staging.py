@@ -13,7 +13,6 @@ from etl_platform.connectors.formats.base import (
     FileFormat,
     ReaderRejects,
     file_format,
-    missing_columns,
 )
 from etl_platform.connectors.formats.csv import CsvFormat
 from etl_platform.destinations.warehouse import state as warehouse_state
@@ -36,27 +35,6 @@ REJECTED_COLUMNS = (
 
 def _first_error_line(err: Exception) -> str:
     return reader_error(err)
-
-
-def precheck(
-    con: duckdb.DuckDBPyConnection, fmt: FileFormat, spec: PipelineSpec, path: Path
-) -> tuple[str | None, dict]:
-    """Why a file must be rejected whole before reading its rows (or None), and its dialect."""
-    limits = spec.source.limits
-    size = path.stat().st_size
-    if size == 0:
-        return "file is empty", {}
-    try:
-        offered, dialect = fmt.inspect(con, path, spec.source.columns)
-    except duckdb.Error as err:
-        return f"cannot be read as {fmt.name}: {_first_error_line(err)}", {}
-    too_wide = intake_limits.too_many_columns(offered, limits.max_columns)
-    if too_wide:
-        return too_wide, {}
-    missing = missing_columns(offered, spec.source.columns)
-    if missing:
-        return f"missing mapped column(s) {', '.join(missing)}; the file has {', '.join(offered[:30])}", {}
-    return None, dialect
 
 
 class Ingest:

@@ -23,7 +23,7 @@ from etl_platform.destinations.warehouse.tables import TableRef
 from etl_platform.spec.columns import ColumnSpec
 from etl_platform.spec.pipeline import PipelineSpec
 from etl_platform.spec.sources import CsvOptions, ExcelOptions
-from etl_platform.steps import ingest, load_result, load_target, staging
+from etl_platform.steps import ingest, load_result, load_target
 from etl_platform_tests.conftest import examples
 
 
@@ -539,7 +539,7 @@ def test_the_row_errors_column_is_not_a_column_of_the_file(con, tmp_path):
     columns, _ = fmt.inspect(con, path, {})
     assert columns == ["id", f"{ROW_ERRORS}_1"] == fmt.columns(con, path)
     assert missing_columns(columns, {ROW_ERRORS: ColumnSpec()}) == [ROW_ERRORS]
-    precheck_reason, _ = staging.precheck(
+    precheck_reason, _ = ingest.precheck(
         con,
         fmt,
         PipelineSpec.model_validate(

@@ -20,7 +20,7 @@ from etl_platform.intake import limits
 from etl_platform.intake.fingerprints import LEDGER
 from etl_platform.intake.settling import LEFT_FOR_LATER, StillBeingWritten
 from etl_platform.spec.pipeline import PipelineSpec
-from etl_platform.steps import ingest, load_result, load_target, staging
+from etl_platform.steps import ingest, load_result, load_target
 from etl_platform_tests.conftest import materializations, query
 from etl_platform_tests.s3_server import S3Bucket
 
@@ -194,7 +194,7 @@ def test_a_file_that_changes_while_duckdb_reads_it_fails_the_load_which_changes_
     try:
         load(con, landing, spec(), "run-1")
         (landing / "b.csv").write_text("id,batch,amount\n2,2,20\n")
-        precheck = staging.precheck
+        precheck = ingest.precheck
 
         def precheck_then_append(con, fmt, pipeline_spec, path):
             found = precheck(con, fmt, pipeline_spec, path)
