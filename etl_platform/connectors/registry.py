@@ -32,6 +32,8 @@ class Connector:
     kind: ClassVar[str]
     Options: ClassVar[type[SpecModel]]
     reads: ClassVar[Reads]
+    # the kinds (icons) the Dagster UI shows on a source asset read through it; default: its kind
+    asset_kinds: ClassVar[frozenset[str] | None] = None
 
     def __init__(self, name: str, options: SpecModel):
         self.name = name

@@ -9,8 +9,9 @@ import dagster as dg
 from etl_platform.automation.pipeline import pipeline_automation
 from etl_platform.automation.retries import failure_for, failures_classified, retry_policy
 from etl_platform.connectors.connections import resource_key
+from etl_platform.connectors.formats.base import format_class
 from etl_platform.connectors.landing import LANDING, landing_connector
-from etl_platform.connectors.registry import ConnectorError
+from etl_platform.connectors.registry import ConnectorError, connector_class
 from etl_platform.destinations.base import DestinationError
 from etl_platform.destinations.registry import destination_class, destination_for
 from etl_platform.destinations.warehouse import tables as load
@@ -116,7 +117,7 @@ def build_pipeline_defs(spec: PipelineSpec, ctx: PipelineContext) -> dg.Definiti
         key=source_key,
         description=_source_description(spec),
         group_name=group,
-        kinds={"file", fmt} if spec.source.reads == "files" else {ctx.connection_kind},
+        kinds=_source_kinds(spec, ctx.connection_kind),
         owners=owners,
         metadata={"source": spec.source.label, "connection": spec.source.connection},
     )
@@ -263,6 +264,13 @@ def build_pipeline_defs(spec: PipelineSpec, ctx: PipelineContext) -> dg.Definiti
     )  # features, model, champion, predictions, train job
     quality = [expectation_checks(ctx.expectations, names.schema, ctx.name)] if ctx.expectations else []
     return dg.Definitions.merge(slice_, pipeline_automation(spec, ctx.name, job, table_key), *ml, *quality)
+
+
+def _source_kinds(spec: PipelineSpec, connection_kind: str) -> set[str]:
+    """The kinds (icons) of a source asset: the file format and where the files are, or the connection's."""
+    if spec.source.reads == "files":
+        return {"file", format_class(spec.source.file_format).asset_kind, *({"s3"} if connection_kind == "s3" else ())}
+    return set(connector_class(connection_kind).asset_kinds or {connection_kind})
 
 
 def _destination_kinds(connection_kind: str | None, file_format: str | None) -> set[str]:

@@ -327,3 +327,54 @@ def test_generated_asset_jobs_resolve_as_dagster_resolves_them(graph, with_sched
         assert mine.asset_layer.external_job_asset_keys == job.asset_layer.external_job_asset_keys, job.name
     if with_schedule:
         assert ours.resolve_schedule_def("nightly").job is ours.resolve_job_def(jobs[0].name)
+
+
+# Kinds the Dagster UI (1.13) draws with an icon, of those our sources and destinations use.
+KINDS_WITH_ICONS = {"csv", "json", "parquet", "excel", "postgres", "mysql", "mariadb", "sqlite", "duckdb", "s3"}
+
+
+def test_every_source_asset_shows_an_icon_of_its_format_or_database(etl_home):
+    defs = load_definitions()
+    sources = {
+        key.path[0]: set(spec.kinds)
+        for asset in defs.assets
+        for key, spec in ([(asset.key, asset)] if isinstance(asset, dg.AssetSpec) else asset.specs_by_key.items())
+        if key.path[-1] in ("source", "source_files")
+    }
+    assert sources["shop_orders"] == {"file", "json"}  # NDJSON files
+    assert sources["app_events"] == {"postgres"}
+    for pipeline, kinds in sources.items():
+        assert kinds & KINDS_WITH_ICONS, f"{pipeline}: no kind with an icon in {kinds}"
+
+
+@pytest.mark.parametrize(
+    ("source", "connection", "kinds"),
+    [
+        ({"files": "*.xlsx", "columns": {"id": {}}}, ("landing", "local", {}), {"file", "excel"}),
+        ({"files": "*.ndjson", "columns": {"id": {}}}, ("lake", "s3", {"bucket": "b"}), {"file", "json", "s3"}),
+        ({"endpoint": {"path": "/orders"}}, ("api", "rest", {"base_url": "https://api.example.com"}), {"rest", "json"}),
+    ],
+)
+def test_excel_ndjson_and_rest_sources_carry_kinds_with_icons(source, connection, kinds):
+    from etl_platform.connectors.connections import as_resource, resource_key
+    from etl_platform.connectors.landing import LANDING
+    from etl_platform.connectors.registry import build
+    from etl_platform.factory.pipeline import PipelineContext, build_pipeline_defs
+    from etl_platform.spec.pipeline import PipelineSpec
+    from etl_platform.spec.tables import table_names
+
+    name, kind, options = connection
+    spec = PipelineSpec.model_validate({"source": {"connection": name, **source}, "destination": {"table": "t"}})
+    ctx = PipelineContext(name="p", names=table_names(spec, "p"), defined_at={}, connection_kind=kind)
+    defs = build_pipeline_defs(spec, ctx)
+    if name != LANDING:
+        defs = dg.Definitions.merge(
+            defs, dg.Definitions(resources={resource_key(name): as_resource(build(name, kind, options))})
+        )
+    source_spec = next(
+        spec
+        for asset in defs.assets
+        for key, spec in ([(asset.key, asset)] if isinstance(asset, dg.AssetSpec) else asset.specs_by_key.items())
+        if key.path[-1] in ("source", "source_files")
+    )
+    assert set(source_spec.kinds) == kinds

@@ -46,6 +46,7 @@ class FileFormat:
     """How to scan one kind of file."""
 
     name: ClassVar[str]
+    asset_kind: ClassVar[str]  # the kind (icon) the Dagster UI shows on a source asset in this format
     # True when the reader records lines it cannot parse (ragged rows, bad quoting) instead of failing the file.
     records_rejects: ClassVar[bool] = False
     # True when the scan delivers stage.ROW_ERRORS: per row, why the reader could not give its values.

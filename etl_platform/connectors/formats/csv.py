@@ -17,6 +17,7 @@ class CsvFormat(FileFormat):
     cannot parse (ragged rows, bad quoting) instead of failing the file."""
 
     name = "csv"
+    asset_kind = "csv"
     records_rejects = True
 
     def first_data_line(self) -> int:

@@ -187,6 +187,7 @@ def _field_text(value, encoder) -> str | None:
 @register_format
 class NdjsonFormat(_JsonFormat):
     name = "ndjson"
+    asset_kind = "json"
 
 
 @register_format
@@ -194,6 +195,7 @@ class JsonFormat(_JsonFormat):
     """A JSON array of objects (or newline-delimited objects, detected by the first character)."""
 
     name = "json"
+    asset_kind = "json"
 
     def _is_array(self, path: Path) -> bool:
         with path.open("rb") as f:

@@ -20,6 +20,7 @@ class XlsxFormat(FileFormat):
     """
 
     name = "xlsx"
+    asset_kind = "excel"
     reports_row_errors = True
 
     def __init__(self, options):

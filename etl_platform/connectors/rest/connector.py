@@ -53,6 +53,7 @@ class RestFetch:
 class RestConnector(Connector):
     kind: ClassVar[str] = "rest"
     reads = "rest"
+    asset_kinds = frozenset({"rest", "json"})  # Dagster has no icon for an HTTP API; its records are JSON
     Options = RestOptions
 
     def describe(self) -> str:
