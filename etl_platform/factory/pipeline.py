@@ -3,6 +3,7 @@
 import dataclasses
 from dataclasses import dataclass
 from graphlib import TopologicalSorter
+from pathlib import Path
 
 import dagster as dg
 
@@ -310,6 +311,7 @@ def _transforms_asset(spec: PipelineSpec, ctx: PipelineContext) -> dg.AssetsDefi
                 "sql": dg.MetadataValue.md(f"```sql\n{t.sql.strip()}\n```"),
                 "dagster/table_name": f"{schema}.{t.name}",
                 DEFINED_AT: ctx.defined_at.get(f"transforms.{i}.sql", ""),
+                **_code_reference(ctx.defined_at.get(f"transforms.{i}.sql", ""), f"{t.name} (SQL in the pipeline file)"),
             },
         )
         for i, (key, t) in enumerate(by_key.items())
@@ -341,6 +343,15 @@ def _transforms_asset(spec: PipelineSpec, ctx: PipelineContext) -> dg.AssetsDefi
                 )
 
     return build
+
+
+def _code_reference(defined_at: str, label: str) -> dict:
+    """The UI's "open in editor" link to a line of a pipeline file ("file:line"), or nothing."""
+    file, _, line = defined_at.rpartition(":")
+    if not file or not line.isdigit():
+        return {}
+    reference = dg.LocalFileCodeReference(file_path=str(Path(file).resolve()), line_number=int(line), label=label)
+    return {"dagster/code_references": dg.CodeReferencesMetadataValue(code_references=[reference])}
 
 
 def _build_order(transforms: list[TransformSpec], schema: str) -> list[dg.AssetKey]:
