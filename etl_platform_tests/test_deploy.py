@@ -1,9 +1,16 @@
 """deploy/: the production instance configuration, started on a real PostgreSQL."""
 
+import os
+import re
+import shutil
+import subprocess
+
 import dagster as dg
 import psycopg2
+import pytest
 import yaml
 
+from etl_platform.location.executor import chosen_executor
 from etl_platform_tests.conftest import PROJECT_ROOT, materializations, run_job
 
 DEPLOY = PROJECT_ROOT / "deploy"
@@ -55,15 +62,6 @@ def test_production_config_takes_every_environment_specific_setting_from_the_env
 
 
 # --- the deployment bundle: compose file, Helm values, proxy and docs agree --------------------
-
-import os
-import re
-import shutil
-import subprocess
-
-import pytest
-
-from etl_platform.location.executor import chosen_executor
 
 README = (DEPLOY / "README.md").read_text()
 COMPOSE = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())

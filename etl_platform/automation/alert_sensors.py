@@ -95,7 +95,9 @@ def stale_table_alerts(spec, name: str = "alert_on_stale_tables") -> dg.SensorDe
         run_status=dg.DagsterRunStatus.SUCCESS,
         minimum_interval_seconds=spec.min_interval_seconds,
         default_status=dg.DefaultSensorStatus.RUNNING,
-        description="Emails and/or posts to a webhook when a table's freshness check fails (see defs/alerts/defs.yaml).",
+        description=(
+            "Emails and/or posts to a webhook when a table's freshness check fails (see defs/alerts/defs.yaml)."
+        ),
     )
     def alert_on_stale_tables(context: dg.RunStatusSensorContext) -> None:
         from dagster import DagsterEventType

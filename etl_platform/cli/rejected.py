@@ -60,7 +60,7 @@ def _list(args: argparse.Namespace) -> int:
         print(f"{total:,} rejected row(s) in {rejected}")
         for run_id, kind, n, at in summary:
             print(f"  run {run_id}  {kind:<5} {n:>8,}  since {at:%Y-%m-%d %H:%M:%S}")
-        for run_id, source_file, line, kind, reasons, _, _ in _rows(con, rejected, args.where)[: args.limit]:
+        for _run_id, source_file, line, kind, reasons, _, _ in _rows(con, rejected, args.where)[: args.limit]:
             print(f"{source_file}:{line if line is not None else '-'}\t{kind}\t{'; '.join(reasons)}")
     return 0
 

@@ -21,7 +21,8 @@ def add_commands(sub) -> None:
     reset = state.add_parser(
         "reset",
         help="make a pipeline's next load a full refresh (it replaces every row, reading all its files and rows), "
-        "or with --to / --to-run a rewind (it replaces the rows from that cursor value on); says what will happen first",
+        "or with --to / --to-run a rewind (it replaces the rows from that cursor value on); "
+        "says what will happen first",
     )
     reset.add_argument("pipeline")
     reset.add_argument(
@@ -57,7 +58,9 @@ def _state_list(args: argparse.Namespace) -> int:
         for pipeline, spec in pipeline_specs(defs_root).items():
             if spec.destination.connection != WAREHOUSE and spec.sync.mode == "incremental":
                 destination = destination_of(pipeline, spec, defs_root)
-                rows.append((pipeline, _scrubbed(lambda: destination.saved_cursor(con, pipeline)), f"in {destination}"))
+                rows.append(
+                    (pipeline, _scrubbed(lambda d=destination, p=pipeline: d.saved_cursor(con, p)), f"in {destination}")
+                )
     if not rows:
         print("no saved cursors")
     for pipeline, cursor, where in rows:
@@ -170,7 +173,8 @@ def _state_history(args: argparse.Namespace) -> int:
     for e in entries:
         print(
             f"{e.at}\t{e.action}\t{e.run_id or '-'}\t{e.cursor_before if e.cursor_before is not None else '-'}\t"
-            f"{e.cursor_after if e.cursor_after is not None else '-'}\t{'' if e.rows_written is None else e.rows_written}\t"
+            f"{e.cursor_after if e.cursor_after is not None else '-'}\t"
+            f"{'' if e.rows_written is None else e.rows_written}\t"
             f"{'' if e.rows_deleted is None else e.rows_deleted}"
         )
     return 0

@@ -92,7 +92,8 @@ def write_shop(folder: Path, customers: int = 2_000, orders: int = 20_000, files
         f"""COPY (
             SELECT i AS customer_id,
                    ['Ada','Grace','Alan','Edsger','Barbara','Donald','Margaret','Ken'][1 + (hash(i) % 8)::INTEGER]
-                     || ' ' || ['Lovelace','Hopper','Turing','Dijkstra','Liskov','Knuth','Hamilton','Thompson'][1 + (hash(i * 3) % 8)::INTEGER] AS name,
+                     || ' ' || ['Lovelace','Hopper','Turing','Dijkstra',
+                                'Liskov','Knuth','Hamilton','Thompson'][1 + (hash(i * 3) % 8)::INTEGER] AS name,
                    ['DE','FR','NL','US','GB','ES','IT','SE'][1 + (hash(i * 5) % 8)::INTEGER] AS country,
                    ['consumer','small_business','enterprise'][1 + (hash(i * 7) % 3)::INTEGER] AS segment,
                    DATE '2023-01-01' + CAST(hash(i * 11) % 700 AS INTEGER) AS signup_date
@@ -108,11 +109,15 @@ def write_shop(folder: Path, customers: int = 2_000, orders: int = 20_000, files
         con.execute(
             f"""COPY (
                 SELECT order_id,
-                       CASE WHEN order_id % 211 = 7 THEN NULL ELSE 1 + (hash(order_id) % {customers})::BIGINT END AS customer_id,
-                       strftime(TIMESTAMP '2025-01-01 08:00:00' + to_minutes(CAST(order_id * 9 AS BIGINT)), '%Y-%m-%dT%H:%M:%S') AS ordered_at,
-                       strftime(TIMESTAMP '2025-01-01 08:00:00' + to_minutes(CAST(order_id * 9 + {n} * 60 AS BIGINT)), '%Y-%m-%dT%H:%M:%S') AS updated_at,
+                       CASE WHEN order_id % 211 = 7 THEN NULL
+                            ELSE 1 + (hash(order_id) % {customers})::BIGINT END AS customer_id,
+                       strftime(TIMESTAMP '2025-01-01 08:00:00' + to_minutes(CAST(order_id * 9 AS BIGINT)),
+                                '%Y-%m-%dT%H:%M:%S') AS ordered_at,
+                       strftime(TIMESTAMP '2025-01-01 08:00:00' + to_minutes(CAST(order_id * 9 + {n} * 60 AS BIGINT)),
+                                '%Y-%m-%dT%H:%M:%S') AS updated_at,
                        CASE WHEN order_id % 307 = 11 THEN 'lost'
-                            WHEN order_id < {first} THEN ['shipped','delivered','refunded'][1 + (hash(order_id * {n + 2}) % 3)::INTEGER]
+                            WHEN order_id < {first}
+                                 THEN ['shipped','delivered','refunded'][1 + (hash(order_id * {n + 2}) % 3)::INTEGER]
                             ELSE 'placed' END AS status,
                        CASE WHEN order_id % 401 = 5 THEN -12.5
                             ELSE round(5 + (hash(order_id * 13) % 40000) / 100.0, 2) END AS amount,

@@ -110,7 +110,6 @@ def build_pipeline_defs(spec: PipelineSpec, ctx: PipelineContext) -> dg.Definiti
     names = ctx.names
     source_key = dg.AssetKey([ctx.name, "source_files" if spec.source.reads == "files" else "source"])
     table_key, rejected_key = _key(names.schema, names.table), _key(names.schema, names.rejected)
-    fmt = spec.source.file_format
     group = ctx.name
     owners = list(spec.owners)
 
@@ -311,7 +310,9 @@ def _transforms_asset(spec: PipelineSpec, ctx: PipelineContext) -> dg.AssetsDefi
                 "sql": dg.MetadataValue.md(f"```sql\n{t.sql.strip()}\n```"),
                 "dagster/table_name": f"{schema}.{t.name}",
                 DEFINED_AT: ctx.defined_at.get(f"transforms.{i}.sql", ""),
-                **_code_reference(ctx.defined_at.get(f"transforms.{i}.sql", ""), f"{t.name} (SQL in the pipeline file)"),
+                **_code_reference(
+                    ctx.defined_at.get(f"transforms.{i}.sql", ""), f"{t.name} (SQL in the pipeline file)"
+                ),
             },
         )
         for i, (key, t) in enumerate(by_key.items())

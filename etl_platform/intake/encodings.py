@@ -195,7 +195,10 @@ def fallback_refusal(path: Path, scan: TextScan) -> str | None:
                 f"{looks_like[0]}{others}: declare {SETTING}: {looks_like[0]}"
             )
         if undefined is None:
-            return f"is not UTF-8: {first}, and as Windows-1252 it reads as garbled text; declare its encoding in {SETTING}"
+            return (
+                f"is not UTF-8: {first}, and as Windows-1252 it reads as garbled text; "
+                f"declare its encoding in {SETTING}"
+            )
     if undefined is not None:
         return (
             f"is neither UTF-8 nor Windows-1252: {where(path, undefined)} is 0x{_byte_at(path, undefined):02x}, "

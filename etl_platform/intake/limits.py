@@ -146,7 +146,10 @@ def longest_field(
         f"FROM {stage_sql} WHERE rowid = ?) WHERE n > ? LIMIT 1",
         [text_columns, row, limit],
     ).fetchone()
-    return f"column {column[0]!r} of data row {row - first_row + 1:,} is {length:,} characters long, over the limit of {limit:,} (limits.max_field_chars)"
+    return (
+        f"column {column[0]!r} of data row {row - first_row + 1:,} is {length:,} characters long, "
+        f"over the limit of {limit:,} (limits.max_field_chars)"
+    )
 
 
 def stop_reading_after(lim) -> str:

@@ -114,7 +114,10 @@ def _value(raw: str, target: str, fmt: str | None) -> str:
     if target.startswith("DECIMAL"):
         # DuckDB casts exponent notation to a decimal wrongly (1E-10 into DECIMAL(10,10) fails, a value
         # past the precision passes): it is rewritten in plain notation first.
-        return f"CASE WHEN {_has_exponent(raw)} THEN TRY_CAST({_plain_decimal(raw)} AS {target}) ELSE TRY_CAST({raw} AS {target}) END"
+        return (
+            f"CASE WHEN {_has_exponent(raw)} THEN TRY_CAST({_plain_decimal(raw)} AS {target}) "
+            f"ELSE TRY_CAST({raw} AS {target}) END"
+        )
     return f"TRY_CAST({raw} AS {target})"
 
 
@@ -157,7 +160,10 @@ def _exact(raw: str, value: str, target: str, fmt: str | None) -> str:
     if target == "JSON":
         # DuckDB's parser allows NaN, Infinity and trailing commas, which JSON does not (nor does
         # PostgreSQL's jsonb), and jsonb cannot hold \u0000: each rejects its row instead of a whole load.
-        return f"{present} AND NOT {json_lenient(f'{value}::VARCHAR')} AND NOT regexp_matches({raw}, {literal(_ESCAPED_NUL)})"
+        return (
+            f"{present} AND NOT {json_lenient(f'{value}::VARCHAR')} "
+            f"AND NOT regexp_matches({raw}, {literal(_ESCAPED_NUL)})"
+        )
     if target == "DATE":
         regular = f"{_matches(raw, _DATE_TEXT)} AND {value} BETWEEN DATE '0001-01-01' AND DATE '9999-12-31'"
         return f"(CASE WHEN {regular} THEN true ELSE {_special_date(raw, value)} END)"
@@ -184,7 +190,10 @@ def _special_date(raw: str, value: str) -> str:
     """``infinity``, ``-infinity`` and dates before year 1 written as DuckDB writes them
     (``0044-03-15 (BC)``, as a PostgreSQL source's are delivered): exact when DuckDB gives the
     same text back."""
-    return f"coalesce(regexp_matches({raw}, '^(-?infinity|[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}} \\(BC\\).*)$') AND {value}::VARCHAR = {raw}, false)"
+    return (
+        f"coalesce(regexp_matches({raw}, '^(-?infinity|[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}} \\(BC\\).*)$') "
+        f"AND {value}::VARCHAR = {raw}, false)"
+    )
 
 
 def _decimal_exact(raw: str, present: str, target: str) -> str:
@@ -199,9 +208,15 @@ def _decimal_exact(raw: str, present: str, target: str) -> str:
     digits, fraction = f"({parts}.i || {parts}.f)", f"{parts}.f"
     exponent = f"coalesce(TRY_CAST(nullif({parts}.e, '') AS INTEGER), 0)"
     trailing_zeros = f"(length({digits}) - length(rtrim({digits}, '0')))"
-    needed = f"CASE WHEN rtrim({digits}, '0') = '' THEN 0 ELSE greatest(0, length({fraction}) - {exponent} - {trailing_zeros}) END"
+    needed = (
+        f"CASE WHEN rtrim({digits}, '0') = '' THEN 0 "
+        f"ELSE greatest(0, length({fraction}) - {exponent} - {trailing_zeros}) END"
+    )
     with_exponent = f"{_matches(raw, _NUMBER)} AND {needed} <= {scale}"
-    return f"{present} AND (CASE WHEN {_matches(raw, plain)} THEN true WHEN {_has_exponent(raw)} THEN {with_exponent} ELSE false END)"
+    return (
+        f"{present} AND (CASE WHEN {_matches(raw, plain)} THEN true "
+        f"WHEN {_has_exponent(raw)} THEN {with_exponent} ELSE false END)"
+    )
 
 
 def _formatted_value(raw: str, target: str, fmt: str) -> str:

@@ -122,7 +122,10 @@ def mapping_query(
         if name in passthrough:
             continue
         exact = casting.convert(col.duckdb_type, col.format).exact(r, v)
-        reason = f"CASE WHEN contains({r}, chr(0)) THEN {literal(nul_reason(name))} ELSE {literal(cast_reason(name, col))} END"
+        reason = (
+            f"CASE WHEN contains({r}, chr(0)) THEN {literal(nul_reason(name))} "
+            f"ELSE {literal(cast_reason(name, col))} END"
+        )
         checks.append(f"CASE WHEN {r} IS NOT NULL AND NOT {exact} THEN {reason} END AS {e}")
     failing = [c.rsplit(" AS ", 1)[1] for c in checks] + ([f"{quote(ROW_ERRORS)}::VARCHAR"] if row_errors else [])
 

@@ -212,9 +212,11 @@ class Ingest:
             con.execute(
                 f"""CREATE OR REPLACE TEMP TABLE __reader_lines AS
                 SELECT f.__file, e.line AS __line, list(DISTINCT e.csv_line)[1] AS __csv_line,
-                       list(DISTINCT CASE WHEN e.error_type = 'CAST' THEN e.column_name || ': not a valid ' || coalesce(m.type, 'value')
+                       list(DISTINCT CASE WHEN e.error_type = 'CAST'
+                                       THEN e.column_name || ': not a valid ' || coalesce(m.type, 'value')
                                           ELSE lower(e.error_type) || ' (' || e.error_message || ')' END) AS __reasons,
-                       e.line - f.__first_line - (row_number() OVER (PARTITION BY f.__file ORDER BY e.line) - 1) AS __accepted_before
+                       e.line - f.__first_line
+                       - (row_number() OVER (PARTITION BY f.__file ORDER BY e.line) - 1) AS __accepted_before
                 FROM {self.rejects.errors} e JOIN __files f ON e.scan_id = f.__scan_id
                 LEFT JOIN (SELECT unnest(?) AS col, unnest(?) AS type) m ON m.col = e.column_name
                 GROUP BY f.__file, f.__first_line, e.line""",
@@ -245,7 +247,8 @@ class Ingest:
                 [self.run_id],
             )
         con.execute(
-            f"INSERT INTO {rej.sql} SELECT ?, __file, __line, 'parse', __reasons, __csv_line, now() FROM __reader_lines",
+            f"INSERT INTO {rej.sql} "
+            "SELECT ?, __file, __line, 'parse', __reasons, __csv_line, now() FROM __reader_lines",
             [self.run_id],
         )
         if isinstance(self.fmt, CsvFormat):
@@ -323,7 +326,8 @@ class Ingest:
                 SELECT __file, __index, 1, __row FROM positioned
             ), shifted AS (
                 SELECT __row, __is_row,
-                       sum(1 - __is_row) OVER (PARTITION BY __file ORDER BY __pos, __is_row ROWS UNBOUNDED PRECEDING) AS __shift
+                       sum(1 - __is_row)
+                           OVER (PARTITION BY __file ORDER BY __pos, __is_row ROWS UNBOUNDED PRECEDING) AS __shift
                 FROM merged
             )
             SELECT s.__row, s.__file, s.__index + s.__first_line + sh.__shift AS __line

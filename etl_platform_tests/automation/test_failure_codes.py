@@ -212,7 +212,8 @@ def adbc_read_cut_off(db: dict) -> BaseException:
     pg_run(
         db,
         "CREATE TABLE big AS SELECT g AS id FROM generate_series(1, 600000) g",
-        "CREATE FUNCTION pause() RETURNS boolean LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(30); RETURN true; END $$",
+        "CREATE FUNCTION pause() RETURNS boolean LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(30); "
+        "RETURN true; END $$",
     )
     uri = f"postgresql://{db['user']}@{db['host']}:{db['port']}/{db['dbname']}"
     with adbc_driver_postgresql.connect(uri) as database, adbc_driver_manager.AdbcConnection(database) as connection:
@@ -564,7 +565,8 @@ def test_a_killed_postgres_read_through_the_connector_keeps_the_drivers_codes(po
     pg_run(
         db,
         "CREATE TABLE big AS SELECT g AS id FROM generate_series(1, 600000) g",
-        "CREATE FUNCTION pause() RETURNS boolean LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(30); RETURN true; END $$",
+        "CREATE FUNCTION pause() RETURNS boolean LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(30); "
+        "RETURN true; END $$",
     )
     connector = build(
         "src", "postgres", {"host": db["host"], "port": db["port"], "database": db["dbname"], "user": db["user"]}

@@ -95,7 +95,8 @@ def test_postgres_incremental_twice_loses_nothing_and_loads_nothing_twice(postgr
     second = run(defs, "pg_events", instance)
     assert second.success
     meta = materializations(second)["pg_events/events"]
-    # Only rows at or after the saved cursor were read from PostgreSQL: the last old row, the late one, 100 new, 1 updated.
+    # Only rows at or after the saved cursor were read from PostgreSQL: the last old row, the late one,
+    # 100 new, 1 updated.
     assert meta["rows_read"] == 103
     assert meta["cursor_before"].startswith("2024-01-04 11:20:00")
     assert meta["cursor_after"].startswith("2024-02-01 00:00:00")
@@ -345,9 +346,11 @@ KILLED_LOAD = """
 import sys
 from etl_platform_tests.connectors.test_sources import pipeline_defs
 import dagster as dg
-spec = {"source": {"connection": "src", "table": "big"}, "sync": {"mode": "incremental", "primary_key": ["id"], "cursor": "id"},
+spec = {"source": {"connection": "src", "table": "big"},
+        "sync": {"mode": "incremental", "primary_key": ["id"], "cursor": "id"},
         "destination": {"table": "big"}}
-defs = pipeline_defs("killed", spec, {"kind": "postgres", "host": "127.0.0.1", "port": %(port)d, "database": "%(db)s", "user": "%(user)s"})
+defs = pipeline_defs("killed", spec, {"kind": "postgres", "host": "127.0.0.1", "port": %(port)d,
+                                      "database": "%(db)s", "user": "%(user)s"})
 with dg.instance_for_test() as instance:
     ok = defs.resolve_job_def("killed_job").execute_in_process(instance=instance, raise_on_error=False).success
 sys.exit(0 if ok else 1)

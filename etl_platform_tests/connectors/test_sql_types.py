@@ -272,16 +272,19 @@ def test_mysql_types_load_exactly(mariadb_database, etl_home):
     db = mariadb_database
     mysql_execute(
         db,
-        """CREATE TABLE t (id INT PRIMARY KEY, price DECIMAL(10,2), whole DECIMAL(10,0), unsigned_price DECIMAL(10,2) UNSIGNED,
-           fraction DECIMAL(1,1), wide DECIMAL(65,30), flags BIT(64), flag BIT(1), counter BIGINT UNSIGNED, small BIGINT,
+        """CREATE TABLE t (id INT PRIMARY KEY, price DECIMAL(10,2), whole DECIMAL(10,0),
+           unsigned_price DECIMAL(10,2) UNSIGNED, fraction DECIMAL(1,1), wide DECIMAL(65,30), flags BIT(64),
+           flag BIT(1), counter BIGINT UNSIGNED, small BIGINT,
            yr YEAR, span TIME(6), moment DATETIME(6), day DATE, single FLOAT, fixed FLOAT(7,4), dbl DOUBLE,
            name VARCHAR(20) COLLATE utf8mb4_bin, raw VARBINARY(10), body TEXT, data BLOB, doc JSON,
            choice ENUM('a','b'), options SET('x','y'), emoji VARCHAR(10), latin VARCHAR(10) CHARACTER SET latin1,
            padded CHAR(5), place GEOMETRY)""",
         """INSERT INTO t VALUES (1, -12345678.91, 1234567891, 99999999.99, -0.9,
-           -12345678901234567890123456789012345.123456789012345678901234567891, b'1111111111111111111111111111111111111111111111111111111111111111',
+           -12345678901234567890123456789012345.123456789012345678901234567891,
+           b'1111111111111111111111111111111111111111111111111111111111111111',
            b'1', 18446744073709551615, -9223372036854775808, 2155, '-838:59:59.000000', '2024-02-29 23:59:59.999999',
-           '1000-01-01', 3.14159274, 1.2346, 0.30000000000000004, 'AbC', x'00ff', 'text é', x'deadbeef', '{"a": [1, 2.50]}',
+           '1000-01-01', 3.14159274, 1.2346, 0.30000000000000004, 'AbC', x'00ff', 'text é', x'deadbeef',
+           '{"a": [1, 2.50]}',
            'b', 'y,x', '😀é\u0301', 'é', 'ab  ', ST_GeomFromText('POINT(1 2)'))""",
     )
     loaded = load("mysql", mysql_options(db), table="t")
@@ -534,7 +537,10 @@ def test_a_postgres_numeric_without_precision_loads_as_its_exact_text_with_a_not
         "-Infinity",
         "0.000000000000000000000000000001",
     ]
-    notice = "column 'amount': numeric without precision: loaded as text; declare a decimal(p,s) target column to load it as a number"
+    notice = (
+        "column 'amount': numeric without precision: loaded as text; "
+        "declare a decimal(p,s) target column to load it as a number"
+    )
     assert any(notice in line for line in loaded.logs), loaded.logs
     # Declared as a decimal target, the text is cast to it.
     mapped = load(
@@ -555,14 +561,15 @@ def test_postgres_types_load_exactly_or_as_their_text(postgres_database, etl_hom
         "CREATE TYPE pair AS (a int, b text)",
         "CREATE DOMAIN positive AS int CHECK (VALUE > 0)",
         """CREATE TABLE t (id int, wide numeric(50,10), rounded numeric(5,-2), tiny numeric(3,5), cash money,
-           span interval, flags bit(4), bits varbit, grid int[], words text[], stamps timestamp[], couple pair, feeling mood,
-           host inet, net cidr, ident uuid, raw bytea, doc xml, wall timetz, js json, jb jsonb, name citext,
-           count positive, object oid, midnight time, padded char(4), late timestamp, early timestamptz, first date)""",
+           span interval, flags bit(4), bits varbit, grid int[], words text[], stamps timestamp[], couple pair,
+           feeling mood, host inet, net cidr, ident uuid, raw bytea, doc xml, wall timetz, js json, jb jsonb,
+           name citext, count positive, object oid, midnight time, padded char(4), late timestamp, early timestamptz,
+           first date)""",
         """INSERT INTO t VALUES (1, 12.5, 12300, 0.00123, '-92233720368547758.08', '1 year 2 mons -3 days 04:05:06.789',
-           B'1010', B'101', '{{1,2},{3,NULL}}', ARRAY['a', 'b,c', NULL], ARRAY['infinity'::timestamp], ROW(1, 'x y'), 'happy',
-           '192.168.0.1/24', '10.0.0.0/8', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '\\x00ff', '<a>x</a>', '10:00:00+05:30',
-           '{"a": 1.50}', '{"a": 1.50}', 'AbC', 5, 4294967295, '24:00:00', 'ab', 'infinity', '0044-03-15 10:00:00.5+00 BC',
-           '-infinity')""",
+           B'1010', B'101', '{{1,2},{3,NULL}}', ARRAY['a', 'b,c', NULL], ARRAY['infinity'::timestamp], ROW(1, 'x y'),
+           'happy', '192.168.0.1/24', '10.0.0.0/8', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '\\x00ff',
+           '<a>x</a>', '10:00:00+05:30', '{"a": 1.50}', '{"a": 1.50}', 'AbC', 5, 4294967295, '24:00:00', 'ab',
+           'infinity', '0044-03-15 10:00:00.5+00 BC', '-infinity')""",
     )
     loaded = load("postgres", pg_options(db), table="public.t")
     assert loaded.types == {

@@ -140,12 +140,19 @@ def sensor_selector(name: str) -> dict:
 
 START_SENSOR = """
 mutation Start($sensor: SensorSelector!) {
-  startSensor(sensorSelector: $sensor) { __typename ... on Sensor { sensorState { status } } ... on UnauthorizedError { message } ... on PythonError { message } }
+  startSensor(sensorSelector: $sensor) {
+    __typename
+    ... on Sensor { sensorState { status } }
+    ... on UnauthorizedError { message }
+    ... on PythonError { message }
+  }
 }
 """
 
 RUNS_OF_JOB = """
-query Runs($filter: RunsFilter) { runsOrError(filter: $filter) { ... on Runs { results { runId status tags { key value } } } } }
+query Runs($filter: RunsFilter) {
+  runsOrError(filter: $filter) { ... on Runs { results { runId status tags { key value } } } }
+}
 """
 
 
@@ -161,7 +168,9 @@ def run_tags(run: dict) -> dict[str, str]:
 IN_PROGRESS = ["QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING"]
 
 RUNS_IN_PROGRESS = """
-query InProgress($filter: RunsFilter) { runsOrError(filter: $filter) { ... on Runs { results { runId jobName status } } } }
+query InProgress($filter: RunsFilter) {
+  runsOrError(filter: $filter) { ... on Runs { results { runId jobName status } } }
+}
 """
 
 

@@ -184,8 +184,12 @@ def start(processes: Processes, ports: dict, folder: Path, bucket: str) -> None:
         "--read-only",
     )
     for port in (ports["webserver"], ports["read_only"]):
-        wait_until(f"the webserver on port {port}", lambda: http_ok(f"http://127.0.0.1:{port}/server_info"), processes)
+        wait_until(
+            f"the webserver on port {port}",
+            lambda port=port: http_ok(f"http://127.0.0.1:{port}/server_info"),
+            processes,
+        )
     for name in WORKERS:
         worker = next(p for p in processes.started if p.name == name)
-        wait_until(f"Celery {name}", lambda: " ready." in worker.output(), processes)
+        wait_until(f"Celery {name}", lambda worker=worker: " ready." in worker.output(), processes)
     wait_until("MLflow", lambda: http_ok(f"http://127.0.0.1:{ports['mlflow']}/health"), processes)

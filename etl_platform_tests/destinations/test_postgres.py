@@ -647,9 +647,9 @@ def test_the_password_never_appears_in_an_error(duck, dsn, postgres_database, ca
         (malformed, "not valid"),
     ]:
         for attempt in (
-            lambda: commit(duck, bad, "append", [row(1, 1, "a")]),
-            lambda: postgres_state.saved_cursor(bad, "p"),
-            lambda: postgres_state.reset_state(bad, "p", None),
+            lambda bad=bad: commit(duck, bad, "append", [row(1, 1, "a")]),
+            lambda bad=bad: postgres_state.saved_cursor(bad, "p"),
+            lambda bad=bad: postgres_state.reset_state(bad, "p", None),
         ):
             with pytest.raises(postgres.PostgresDestinationError, match=reason) as failure:
                 attempt()
@@ -788,7 +788,8 @@ def test_a_load_role_that_row_level_security_applies_to_cannot_replace_and_chang
     [
         "CREATE RULE keep AS ON DELETE TO dest.t DO INSTEAD NOTHING",
         "CREATE FUNCTION dest.keep() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RETURN NULL; END$$; "
-        "CREATE TRIGGER keep BEFORE DELETE ON dest.t FOR EACH ROW WHEN (OLD.name = 'kept') EXECUTE FUNCTION dest.keep()",
+        "CREATE TRIGGER keep BEFORE DELETE ON dest.t FOR EACH ROW WHEN (OLD.name = 'kept') "
+        "EXECUTE FUNCTION dest.keep()",
     ],
     ids=["rule", "trigger"],
 )

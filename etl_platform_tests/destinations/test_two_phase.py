@@ -45,7 +45,9 @@ warehouse, files, kind, where, point = sys.argv[1:6]
 spec = PipelineSpec.model_validate(__SPEC__)
 connector = build("files", "local", {"path": files})
 if kind == "postgres":
-    destination = PostgresTable(build("dwh", "postgres", dict(pair.split("=", 1) for pair in where.split(";"))), "p", "t")
+    destination = PostgresTable(
+        build("dwh", "postgres", dict(pair.split("=", 1) for pair in where.split(";"))), "p", "t"
+    )
 else:
     destination = FileTable(build("lake", "local", {"path": where}), "p", "t")
 

@@ -348,7 +348,7 @@ def expectations(
     table: Table, written: Written, destination: platform.Destination, implicit: bool
 ) -> dict[int, RowExpectation]:
     out = {}
-    for i, rid in enumerate(table.rids):
+    for _i, rid in enumerate(table.rids):
         held: list[Held] = written.held[rid]
         cells, sent = [], []
         for column, h in zip(table.columns, held):
@@ -462,7 +462,8 @@ def judge(
 
 
 def _error_class(error: str) -> str:
-    """The kind of a load's error, without the names in it: 'PostgresDestinationError: invalid input syntax for type json'."""
+    """The kind of a load's error, without the names in it:
+    'PostgresDestinationError: invalid input syntax for type json'."""
     first = error.splitlines()[0]
     kind, _, rest = first.partition(":")
     return f"{kind}: {rest.rsplit(' failed: ', 1)[-1].strip()[:90]}"
@@ -576,7 +577,8 @@ def _record_checks(context, e: RowExpectation, r, names, types, written: Written
         findings.append(
             Finding(
                 "record",
-                f"{context}: row {e.rid} rejected with kind {r.kind!r}, expected 'rule' (a value that does not convert)",
+                f"{context}: row {e.rid} rejected with kind {r.kind!r}, "
+                "expected 'rule' (a value that does not convert)",
                 f"rejected kind {r.kind!r} instead of 'rule'",
             )
         )

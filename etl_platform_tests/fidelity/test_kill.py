@@ -35,11 +35,12 @@ import json, sys
 from pathlib import Path
 from etl_platform_tests.fidelity import platform
 args = json.loads(sys.argv[1])
-destination = platform.Destination(args["kind"], postgres=args["postgres"], folder=Path(args["folder"]) if args["folder"] else None)
+destination = platform.Destination(args["kind"], postgres=args["postgres"],
+                                   folder=Path(args["folder"]) if args["folder"] else None)
 with platform.warehouse(Path(args["warehouse"])) as con:
     print("loading", flush=True)
-    outcome = platform.load(args["spec"], pipeline=args["name"], schema="killed", table=args["name"], connection=args["connection"],
-                            destination=destination, con=con, run_id=args["run_id"])
+    outcome = platform.load(args["spec"], pipeline=args["name"], schema="killed", table=args["name"],
+                            connection=args["connection"], destination=destination, con=con, run_id=args["run_id"])
 print("done", outcome.error, flush=True)
 """
 

@@ -1,11 +1,21 @@
 """Detection and transcoding at chunk boundaries, where streaming code usually breaks."""
 
-import pytest
+from pathlib import Path
 
+import duckdb
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from etl_platform.connectors.landing import LocalFolder
+from etl_platform.destinations.warehouse.tables import TableRef
 from etl_platform.intake import encodings
 from etl_platform.intake.encodings import TextScan
 from etl_platform.intake.sniff import Content
+from etl_platform.spec.pipeline import PipelineSpec
 from etl_platform.spec.sources import check_declared
+from etl_platform.steps import ingest, load_target
+from etl_platform_tests.conftest import examples
 
 
 def scan(data: bytes, chunk: int) -> TextScan:
@@ -88,21 +98,11 @@ def test_a_pipeline_declaring_an_unknown_encoding_fails_at_load_naming_the_field
 
 # Garbled text is never loaded: what is detectable is rejected naming the byte, or decoded right.
 
-from pathlib import Path  # noqa: E402
-
-import duckdb  # noqa: E402
-from hypothesis import given, settings  # noqa: E402
-from hypothesis import strategies as st
-
-from etl_platform.connectors.landing import LocalFolder
-from etl_platform.destinations.warehouse.tables import TableRef
-from etl_platform.spec.pipeline import PipelineSpec
-from etl_platform.steps import ingest, load_target
-from etl_platform_tests.conftest import examples
-
 # Words as people write them, per language; rows are made of them.
 WORDS = {
-    "french": "été café crème brûlée garçon français élève où déjà très château forêt hôtel naïve Noël Zoë cœur".split(),
+    "french": (
+        "été café crème brûlée garçon français élève où déjà très château forêt hôtel naïve Noël Zoë cœur"
+    ).split(),
     "german": "Müller Straße Größe Jürgen Köln über schön fünf Übung Äpfel weiß Grüße Mädchen Düsseldorf".split(),
     "spanish": "año niño España señor mañana acción corazón está más próximo pingüino Peña Muñoz".split(),
     "nordic": "København Ærø blåbær smørrebrød Åsa Øystein Göteborg Malmö fjäll Bjørn Tromsø".split(),

@@ -78,7 +78,8 @@ class _JsonFormat(FileFormat):
         ]
         # A number, object or array a text or JSON column reads keeps its numbers as written.
         conditions += [f"json_type(line, {_pointer(k)}) IN ('DOUBLE', 'OBJECT', 'ARRAY')" for k in dict.fromkeys(texts)]
-        exact = f"CASE WHEN {_VALID} THEN ({' OR '.join(conditions)}) ELSE false END"  # an invalid line is the scan's to reject
+        # an invalid line is the scan's to reject
+        exact = f"CASE WHEN {_VALID} THEN ({' OR '.join(conditions)}) ELSE false END"
         found = con.execute(f"SELECT count(*) FROM ({objects}) WHERE {exact}").fetchall()[0][0]
         return keys, {"exact_lines": exact if found else None}
 

@@ -1,4 +1,4 @@
-"""Parquet or CSV files as a destination, in a local folder or under an S3 prefix.
+r"""Parquet or CSV files as a destination, in a local folder or under an S3 prefix.
 
 A table is a folder (on S3, a key prefix) of version folders holding the data files, and a
 ``_manifest.json`` listing the files of the current version, its columns and the saved

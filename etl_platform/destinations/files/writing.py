@@ -180,7 +180,8 @@ class TableWrite:
         cursor, type_ = self.sync.cursor, self.cursor_type
         maxima = [f.maxima.get(cursor) for f in files]
         reaches = self.duck.execute(
-            f"SELECT list_transform(?::VARCHAR[], lambda m: m IS NOT NULL AND CAST(m AS {type_}) >= CAST(? AS {type_}))",
+            "SELECT list_transform(?::VARCHAR[], lambda m: "
+            f"m IS NOT NULL AND CAST(m AS {type_}) >= CAST(? AS {type_}))",
             [maxima, bound],
         ).fetchall()[0][0]
         return [f for f, reach in zip(files, reaches) if reach or cursor not in f.maxima]
