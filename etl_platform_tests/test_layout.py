@@ -103,3 +103,23 @@ def test_the_import_graph_has_no_cycle():
         if name not in state:
             visit(name, [name])
     assert cycles == []
+
+
+# Dagster 1.13 prints a "superseded" warning for these; the README and scripts use dg's commands.
+SUPERSEDED = ("dagster dev", "dagster asset materialize", "dagster job execute", "dagster definitions validate")
+
+
+def test_the_readme_and_scripts_use_current_dagster_commands():
+    root = PACKAGE.parent
+    commands = []
+    readme = (root / "README.md").read_text()
+    for block in readme.split("```")[1::2]:  # the code blocks a user copies
+        commands += [line for line in block.splitlines() if "bin/dagster " in line or line.startswith("dagster ")]
+    for script in sorted((root / "scripts").iterdir()):
+        commands += [line for line in script.read_text().splitlines() if 'bin/dagster"' in line or "/dagster " in line]
+    old = [
+        line
+        for line in commands
+        if any(c in line.replace("bin/", "").replace('"', "").replace("$VENV/", "") for c in SUPERSEDED)
+    ]
+    assert old == []
