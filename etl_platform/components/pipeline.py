@@ -1,8 +1,11 @@
 """The Pipeline component type: a ``defs.yaml`` whose attributes are a PipelineSpec."""
 
+import re
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
+from pydantic import model_validator
 
 from etl_platform import settings
 from etl_platform.connectors.connections import declared_kinds
@@ -14,6 +17,45 @@ from etl_platform.spec.pipeline import PipelineSpec
 from etl_platform.validation.expectations import resolve_expectations
 from etl_platform.validation.pipeline import check_pipeline
 from etl_platform.validation.training import check_train
+
+# An environment variable whose name says it holds a secret. A pipeline file's values end up in the
+# definitions (UI, metadata, run config), so a template must not copy a secret into one.
+_SECRET_NAME = re.compile(r"(?i)PASSW(OR)?D|SECRET|TOKEN|API_?KEY|PRIVATE_?KEY|CREDENTIAL")
+_ENV_READ = re.compile(r"""env\s*(?:\.\s*(\w+)|\[\s*['"](\w+)['"]|\(\s*['"](\w+)['"])""")
+
+
+def fill_templates(value: Any, at: tuple = ()) -> Any:
+    """``value`` with Dagster's templates (``{{ env.VAR }}``, ``{{ env('VAR', 'default') }}``) filled
+    in, as Dagster fills them in any component's YAML and ours fill the connections file. Only text
+    holding ``{{`` is rendered, so every other value keeps its type and its characters."""
+    if isinstance(value, dict):
+        return {key: fill_templates(item, (*at, key)) for key, item in value.items()}
+    if isinstance(value, list):
+        return [fill_templates(item, (*at, i)) for i, item in enumerate(value)]
+    if not isinstance(value, str) or "{{" not in value:
+        return value
+    field = ".".join(str(part) for part in at) or "attributes"
+    for read in _ENV_READ.finditer(value):
+        name = next(group for group in read.groups() if group)
+        if _SECRET_NAME.search(name):
+            raise ValueError(
+                f"{field}: the template reads {name}, which holds a secret by its name; a pipeline file's values "
+                f"become part of the definitions, so keep the secret in connections/defs.yaml as {{env: {name}}} "
+                "or {secret: NAME}"
+            )
+    try:
+        return dg.ResolutionContext.default().resolve_value(value)
+    except Exception as err:  # noqa: BLE001 - Dagster's template errors have no public type
+        raise ValueError(f"{field}: {err}") from err
+
+
+class PipelineAttributes(PipelineSpec):
+    """A pipeline file's attributes: the spec, with Dagster's templates filled in before it is validated."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fill_templates(cls, raw: Any) -> Any:
+        return fill_templates(raw)
 
 
 class Pipeline(dg.Component):
@@ -28,7 +70,7 @@ class Pipeline(dg.Component):
 
     @classmethod
     def get_model_cls(cls) -> type[PipelineSpec]:
-        return PipelineSpec
+        return PipelineAttributes
 
     @classmethod
     def load(cls, attributes: PipelineSpec | None, context: dg.ComponentLoadContext) -> "Pipeline":
