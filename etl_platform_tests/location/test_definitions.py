@@ -378,3 +378,23 @@ def test_excel_ndjson_and_rest_sources_carry_kinds_with_icons(source, connection
         if key.path[-1] in ("source", "source_files")
     )
     assert set(source_spec.kinds) == kinds
+
+
+def test_every_variable_a_defs_file_reads_is_declared_for_dg_list_envs():
+    """``requirements.env`` of each defs.yaml lists the variables its templates and {env:} references
+    read, so `dg list envs` shows what the location needs; a variable added without it fails here."""
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    defs = Path(__file__).resolve().parents[2] / "etl_platform" / "defs"
+    for path in sorted(defs.rglob("defs.yaml")):
+        live = "\n".join(line for line in path.read_text().splitlines() if not line.lstrip().startswith("#"))
+        read = (
+            set(re.findall(r"env\(\s*['\"](\w+)['\"]", live))
+            | set(re.findall(r"env\.(\w+)", live))
+            | set(re.findall(r"\{env:\s*(\w+)\}", live))
+        )
+        declared = set(((yaml.safe_load(path.read_text()) or {}).get("requirements") or {}).get("env") or [])
+        assert read == declared, f"{path.relative_to(defs)}: reads {sorted(read)}, declares {sorted(declared)}"
