@@ -3,10 +3,16 @@
 import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Self
+
+import duckdb
 
 from etl_platform.destinations.base import DestinationError, PendingCommit
 from etl_platform.destinations.registry import register
+from etl_platform.destinations.warehouse import state as warehouse_state
+from etl_platform.destinations.warehouse import tables as load
 from etl_platform.failure_codes import with_codes
+from etl_platform.spec.pipeline import SchemaChanges
 from etl_platform.sql import quote
 
 
@@ -26,11 +32,13 @@ class FileTable:
     writes_files = True
 
     @classmethod
-    def declared(cls, connector, schema, table, *, file_format, partition_by):
+    def declared(
+        cls, connector, schema: str, table: str, *, file_format: str | None, partition_by: tuple[str, ...]
+    ) -> "Self":
         return cls(connector, schema, table, file_format or "parquet", tuple(partition_by))
 
     @classmethod
-    def asset_kinds(cls, connection_kind, file_format):
+    def asset_kinds(cls, connection_kind: str, file_format: str | None) -> set[str]:
         return {file_format or "parquet", "s3" if connection_kind == "s3" else "file"}
 
     def __str__(self) -> str:
@@ -56,16 +64,26 @@ class FileTable:
         except (ValueError, OSError, ConcurrentCommit, ClientError, BotoCoreError) as err:
             raise with_codes(DestinationError(scrub(f"{doing} {self} failed: {err}")), err) from None
 
-    def state(self, duck, pipeline):
+    def state(self, duck: duckdb.DuckDBPyConnection, pipeline: str) -> warehouse_state.State:
         from etl_platform.destinations.files import state as files_state
 
         with self._errors("reading the cursor of"):
             return files_state.read_state(self.location(), self.schema, self.table)
 
-    def saved_cursor(self, duck, pipeline):
+    def saved_cursor(self, duck: duckdb.DuckDBPyConnection, pipeline: str) -> str | None:
         return self.state(duck, pipeline).cursor
 
-    def commit(self, duck, stage, plan, *, pipeline, run_id, data_columns, schema_changes):
+    def commit(
+        self,
+        duck: duckdb.DuckDBPyConnection,
+        stage: load.TableRef,
+        plan: warehouse_state.Plan,
+        *,
+        pipeline: str,
+        run_id: str,
+        data_columns: list[str],
+        schema_changes: SchemaChanges,
+    ) -> load.Committed:
         from etl_platform.destinations.files import commit as files
 
         with self._errors("committing to"):
@@ -86,47 +104,61 @@ class FileTable:
         self.pending.hold(prepared)
         return prepared.committed
 
-    def replace_slice(self, duck, stage, part, *, pipeline, run_id, load_id, schema_changes):
+    def replace_slice(
+        self,
+        duck: duckdb.DuckDBPyConnection,
+        stage: load.TableRef,
+        part: load.Slice,
+        *,
+        pipeline: str,
+        run_id: str,
+        load_id: str,
+        schema_changes: SchemaChanges,
+    ) -> load.Committed:
         # Refused when definitions load (etl_platform.validation.partitions); this guards direct use.
         raise DestinationError(f"{self} cannot replace one partition's rows: file destinations are not partitioned")
 
-    def finish(self):
+    def finish(self) -> None:
         prepared = self.pending.take()
         if prepared is not None:
             with self._errors("committing to"):
                 prepared.finish()
 
-    def abandon(self):
+    def abandon(self) -> None:
         prepared = self.pending.take()
         if prepared is not None:
             prepared.abandon()
 
-    def committed_loads(self, duck, pipeline, load_ids):
+    def committed_loads(self, duck: duckdb.DuckDBPyConnection, pipeline: str, load_ids: list[str]) -> set[str]:
         from etl_platform.destinations.files import state as files_state
 
         with self._errors("reading the manifest of"):
             return files_state.committed_loads(self.location(), self.schema, self.table, load_ids)
 
-    def summary(self, duck):
+    def summary(self, duck: duckdb.DuckDBPyConnection) -> tuple[int, list[tuple[str, str]]]:
         with self._errors("reading the manifest of"):
             manifest, _ = self.location().table(self.schema, self.table).read_manifest()
         if manifest is None:
             return 0, []
         return sum(f.rows for f in manifest.files), [tuple(c) for c in manifest.columns]
 
-    def reset_state(self, duck, pipeline, to):
+    def reset_state(
+        self, duck: duckdb.DuckDBPyConnection, pipeline: str, to: str | None
+    ) -> tuple[str | None, str | None]:
         from etl_platform.destinations.files import state as files_state
 
         with self._errors("resetting the cursor of"):
             return files_state.reset_state(self.location(), self.schema, self.table, to=to)
 
-    def history(self, duck, pipeline, limit=100):
+    def history(
+        self, duck: duckdb.DuckDBPyConnection, pipeline: str, limit: int = 100
+    ) -> list[warehouse_state.HistoryEntry]:
         from etl_platform.destinations.files import state as files_state
 
         with self._errors("reading the manifest of"):
             return files_state.history(self.location(), self.schema, self.table, limit)
 
-    def cannot_hold(self, columns):
+    def cannot_hold(self, columns: dict[str, str]) -> list[tuple[str, str]]:
         if self.file_format != "parquet":
             return []
         # Parquet's INTERVAL counts milliseconds: DuckDB would drop an interval's last three digits.

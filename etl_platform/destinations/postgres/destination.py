@@ -1,9 +1,15 @@
 """A PostgreSQL table as a destination, committed in two steps around the warehouse transaction."""
 
 from dataclasses import dataclass, field
+from typing import Self
+
+import duckdb
 
 from etl_platform.destinations.base import PendingCommit
 from etl_platform.destinations.registry import register
+from etl_platform.destinations.warehouse import state as warehouse_state
+from etl_platform.destinations.warehouse import tables as load
+from etl_platform.spec.pipeline import SchemaChanges
 
 
 @register
@@ -20,25 +26,37 @@ class PostgresTable:
     writes_files = False
 
     @classmethod
-    def declared(cls, connector, schema, table, *, file_format, partition_by):
+    def declared(
+        cls, connector, schema: str, table: str, *, file_format: str | None, partition_by: tuple[str, ...]
+    ) -> "Self":
         return cls(connector, schema, table)
 
     @classmethod
-    def asset_kinds(cls, connection_kind, file_format):
+    def asset_kinds(cls, connection_kind: str, file_format: str | None) -> set[str]:
         return {"postgres"}
 
     def __str__(self) -> str:
         return f"PostgreSQL table {self.schema}.{self.table} of connection {self.connector.name}"
 
-    def state(self, duck, pipeline):
+    def state(self, duck: duckdb.DuckDBPyConnection, pipeline: str) -> warehouse_state.State:
         from etl_platform.destinations.postgres import state as postgres_state
 
         return postgres_state.read_state(self.connector.uri(), pipeline, f"{self.schema}.{self.table}")
 
-    def saved_cursor(self, duck, pipeline):
+    def saved_cursor(self, duck: duckdb.DuckDBPyConnection, pipeline: str) -> str | None:
         return self.state(duck, pipeline).cursor
 
-    def commit(self, duck, stage, plan, *, pipeline, run_id, data_columns, schema_changes):
+    def commit(
+        self,
+        duck: duckdb.DuckDBPyConnection,
+        stage: load.TableRef,
+        plan: warehouse_state.Plan,
+        *,
+        pipeline: str,
+        run_id: str,
+        data_columns: list[str],
+        schema_changes: SchemaChanges,
+    ) -> load.Committed:
         from etl_platform.destinations.postgres import commit as postgres
 
         prepared = postgres.prepare(
@@ -56,7 +74,17 @@ class PostgresTable:
         self.pending.hold(prepared)
         return prepared.committed
 
-    def replace_slice(self, duck, stage, part, *, pipeline, run_id, load_id, schema_changes):
+    def replace_slice(
+        self,
+        duck: duckdb.DuckDBPyConnection,
+        stage: load.TableRef,
+        part: load.Slice,
+        *,
+        pipeline: str,
+        run_id: str,
+        load_id: str,
+        schema_changes: SchemaChanges,
+    ) -> load.Committed:
         from etl_platform.destinations.postgres import slice as postgres_slice
 
         prepared = postgres_slice.prepare_slice(
@@ -74,35 +102,39 @@ class PostgresTable:
         self.pending.hold(prepared)
         return prepared.committed
 
-    def finish(self):
+    def finish(self) -> None:
         prepared = self.pending.take()
         if prepared is not None:
             prepared.finish()
 
-    def abandon(self):
+    def abandon(self) -> None:
         prepared = self.pending.take()
         if prepared is not None:
             prepared.abandon()
 
-    def committed_loads(self, duck, pipeline, load_ids):
+    def committed_loads(self, duck: duckdb.DuckDBPyConnection, pipeline: str, load_ids: list[str]) -> set[str]:
         from etl_platform.destinations.postgres import state as postgres_state
 
         return postgres_state.committed_loads(self.connector.uri(), load_ids)
 
-    def summary(self, duck):
+    def summary(self, duck: duckdb.DuckDBPyConnection) -> tuple[int, list[tuple[str, str]]]:
         from etl_platform.destinations.postgres import state as postgres_state
 
         return postgres_state.table_summary(self.connector.uri(), self.schema, self.table)
 
-    def reset_state(self, duck, pipeline, to):
+    def reset_state(
+        self, duck: duckdb.DuckDBPyConnection, pipeline: str, to: str | None
+    ) -> tuple[str | None, str | None]:
         from etl_platform.destinations.postgres import state as postgres_state
 
         return postgres_state.reset_state(self.connector.uri(), pipeline, to, table=f"{self.schema}.{self.table}")
 
-    def history(self, duck, pipeline, limit=100):
+    def history(
+        self, duck: duckdb.DuckDBPyConnection, pipeline: str, limit: int = 100
+    ) -> list[warehouse_state.HistoryEntry]:
         from etl_platform.destinations.postgres import state as postgres_state
 
         return postgres_state.history(self.connector.uri(), pipeline, limit)
 
-    def cannot_hold(self, columns):
+    def cannot_hold(self, columns: dict[str, str]) -> list[tuple[str, str]]:
         return []  # PostgreSQL holds what the warehouse does; values it does not are rejected by casting

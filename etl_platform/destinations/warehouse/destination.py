@@ -1,11 +1,15 @@
 """The DuckDB warehouse as a destination: commits in the warehouse transaction itself."""
 
 from dataclasses import dataclass
+from typing import Self
+
+import duckdb
 
 from etl_platform.destinations.base import WAREHOUSE
 from etl_platform.destinations.registry import register
 from etl_platform.destinations.warehouse import state as warehouse_state
 from etl_platform.destinations.warehouse import tables as load
+from etl_platform.spec.pipeline import SchemaChanges
 
 
 @register
@@ -19,23 +23,35 @@ class WarehouseTable:
     writes_files = False
 
     @classmethod
-    def declared(cls, connector, schema, table, *, file_format, partition_by):
+    def declared(
+        cls, connector, schema: str, table: str, *, file_format: str | None, partition_by: tuple[str, ...]
+    ) -> "Self":
         return cls(load.TableRef(schema, table))
 
     @classmethod
-    def asset_kinds(cls, connection_kind, file_format):
+    def asset_kinds(cls, connection_kind: str, file_format: str | None) -> set[str]:
         return {"duckdb"}
 
     def __str__(self) -> str:
         return f"warehouse table {self.table}"
 
-    def state(self, duck, pipeline):
+    def state(self, duck: duckdb.DuckDBPyConnection, pipeline: str) -> warehouse_state.State:
         return warehouse_state.read_state(duck, pipeline)
 
-    def saved_cursor(self, duck, pipeline):
+    def saved_cursor(self, duck: duckdb.DuckDBPyConnection, pipeline: str) -> str | None:
         return warehouse_state.saved_cursor(duck, pipeline)
 
-    def commit(self, duck, stage, plan, *, pipeline, run_id, data_columns, schema_changes):
+    def commit(
+        self,
+        duck: duckdb.DuckDBPyConnection,
+        stage: load.TableRef,
+        plan: warehouse_state.Plan,
+        *,
+        pipeline: str,
+        run_id: str,
+        data_columns: list[str],
+        schema_changes: SchemaChanges,
+    ) -> load.Committed:
         return warehouse_state.commit(
             duck,
             stage,
@@ -47,7 +63,17 @@ class WarehouseTable:
             schema_changes=schema_changes,
         )
 
-    def replace_slice(self, duck, stage, part, *, pipeline, run_id, load_id, schema_changes):
+    def replace_slice(
+        self,
+        duck: duckdb.DuckDBPyConnection,
+        stage: load.TableRef,
+        part: load.Slice,
+        *,
+        pipeline: str,
+        run_id: str,
+        load_id: str,
+        schema_changes: SchemaChanges,
+    ) -> load.Committed:
         return warehouse_state.replace_slice(
             duck,
             stage,
@@ -59,25 +85,29 @@ class WarehouseTable:
             load_id=load_id,
         )
 
-    def finish(self):
+    def finish(self) -> None:
         pass
 
-    def abandon(self):
+    def abandon(self) -> None:
         pass
 
-    def committed_loads(self, duck, pipeline, load_ids):
+    def committed_loads(self, duck: duckdb.DuckDBPyConnection, pipeline: str, load_ids: list[str]) -> set[str]:
         return set(load_ids)  # committed in the warehouse's own transaction
 
-    def summary(self, duck):
+    def summary(self, duck: duckdb.DuckDBPyConnection) -> tuple[int, list[tuple[str, str]]]:
         if not load.table_exists(duck, self.table):
             return 0, []
         return load.scalar(duck, f"SELECT count(*) FROM {self.table.sql}") or 0, load.columns_of(duck, self.table)
 
-    def reset_state(self, duck, pipeline, to):
+    def reset_state(
+        self, duck: duckdb.DuckDBPyConnection, pipeline: str, to: str | None
+    ) -> tuple[str | None, str | None]:
         return warehouse_state.reset_state(duck, pipeline, to, table=self.table)
 
-    def history(self, duck, pipeline, limit=100):
+    def history(
+        self, duck: duckdb.DuckDBPyConnection, pipeline: str, limit: int = 100
+    ) -> list[warehouse_state.HistoryEntry]:
         return warehouse_state.history(duck, pipeline, limit)
 
-    def cannot_hold(self, columns):
+    def cannot_hold(self, columns: dict[str, str]) -> list[tuple[str, str]]:
         return []
