@@ -33,9 +33,9 @@ def _pipeline(args: argparse.Namespace):
 
 
 def _rows(con, rejected, where: str | None):
-    from etl_platform.destinations.warehouse import tables as load
+    from etl_platform.destinations.warehouse import tables as warehouse_tables
 
-    if not load.table_exists(con, rejected):
+    if not warehouse_tables.table_exists(con, rejected):
         return []
     filter_ = f" WHERE ({where})" if where else ""
     return con.execute(
@@ -45,11 +45,11 @@ def _rows(con, rejected, where: str | None):
 
 
 def _list(args: argparse.Namespace) -> int:
-    from etl_platform.destinations.warehouse import tables as load
+    from etl_platform.destinations.warehouse import tables as warehouse_tables
 
     _, _, rejected = _pipeline(args)
     with warehouse() as con:
-        if not load.table_exists(con, rejected):
+        if not warehouse_tables.table_exists(con, rejected):
             print(f"{rejected} does not exist yet: nothing rejected")
             return 0
         filter_ = f" WHERE ({args.where})" if args.where else ""

@@ -15,7 +15,7 @@ from typing import ClassVar, Protocol
 import duckdb
 
 from etl_platform.destinations.warehouse import state as warehouse_state
-from etl_platform.destinations.warehouse import tables as load
+from etl_platform.destinations.warehouse import tables as warehouse_tables
 from etl_platform.failure_codes import FailureCodes
 from etl_platform.spec.pipeline import SchemaChanges
 
@@ -66,26 +66,26 @@ class Destination(Protocol):
     def commit(
         self,
         duck: duckdb.DuckDBPyConnection,
-        stage: load.TableRef,
+        stage: warehouse_tables.TableRef,
         plan: warehouse_state.Plan,
         *,
         pipeline: str,
         run_id: str,
         data_columns: list[str],
         schema_changes: SchemaChanges,
-    ) -> load.Committed: ...
+    ) -> warehouse_tables.Committed: ...
 
     def replace_slice(
         self,
         duck: duckdb.DuckDBPyConnection,
-        stage: load.TableRef,
-        part: load.Slice,
+        stage: warehouse_tables.TableRef,
+        part: warehouse_tables.Slice,
         *,
         pipeline: str,
         run_id: str,
         load_id: str,
         schema_changes: SchemaChanges,
-    ) -> load.Committed:
+    ) -> warehouse_tables.Committed:
         """Delete the rows of one partition (``part``) and insert the staged rows that belong
         to it, in one commit: a partition's load (see ``etl_platform.partitions``)."""
         ...

@@ -15,7 +15,7 @@ from etl_platform.connectors.landing import LANDING, landing_connector
 from etl_platform.connectors.registry import ConnectorError, connector_class
 from etl_platform.destinations.base import DestinationError
 from etl_platform.destinations.registry import destination_class, destination_for
-from etl_platform.destinations.warehouse import tables as load
+from etl_platform.destinations.warehouse import tables as warehouse_tables
 from etl_platform.destinations.warehouse.tables import TableRef
 from etl_platform.factory.load_results import (
     CHECK_FILES_READABLE,
@@ -210,7 +210,7 @@ def build_pipeline_defs(spec: PipelineSpec, ctx: PipelineContext) -> dg.Definiti
                     run_id=context.run.run_id,
                     log=context.log.info,
                 )
-            except load.SchemaMismatch as err:
+            except warehouse_tables.SchemaMismatch as err:
                 raise dg.Failure(
                     str(err), metadata={"schema_changes": dest.schema_changes}, allow_retries=False
                 ) from None

@@ -12,25 +12,25 @@ import dagster as dg
 
 from etl_platform.destinations.base import Destination
 from etl_platform.destinations.warehouse import state as warehouse_state
-from etl_platform.destinations.warehouse import tables as load
+from etl_platform.destinations.warehouse import tables as warehouse_tables
 from etl_platform.spec.partitions import PartitionsSpec
 from etl_platform.spec.pipeline import PipelineSpec, RuleSpec
 
 SOURCE_FILE = "_source_file"
 
 
-def slice_of_run(context: dg.AssetExecutionContext, part: PartitionsSpec) -> load.Slice:
+def slice_of_run(context: dg.AssetExecutionContext, part: PartitionsSpec) -> warehouse_tables.Slice:
     """The rows this run replaces."""
     if not part.by_time:
         key = context.partition_key
-        return load.Slice(column=SOURCE_FILE, label=key, value=key)
+        return warehouse_tables.Slice(column=SOURCE_FILE, label=key, value=key)
     window = context.partition_time_window
     keys = context.partition_key_range
     label = keys.start if keys.start == keys.end else f"{keys.start}...{keys.end}"
-    return load.Slice(column=part.column, label=label, start=window.start, end=window.end)
+    return warehouse_tables.Slice(column=part.column, label=label, start=window.start, end=window.end)
 
 
-def spec_for_run(spec: PipelineSpec, part: load.Slice | None) -> PipelineSpec:
+def spec_for_run(spec: PipelineSpec, part: warehouse_tables.Slice | None) -> PipelineSpec:
     """The spec as this run reads: a REST endpoint asked for the window, and rows without a
     value in the partition column rejected (they belong to no partition)."""
     partitions = spec.partitions
@@ -51,7 +51,7 @@ class SliceOf:
     """A destination whose commit replaces one partition's rows (``Destination.replace_slice``)."""
 
     destination: Destination
-    part: load.Slice
+    part: warehouse_tables.Slice
 
     @property
     def two_phase(self) -> bool:
@@ -104,8 +104,8 @@ class SliceOf:
         return self.destination.history(duck, pipeline, limit)
 
 
-def partition_metadata(part: load.Slice, committed: load.Committed) -> dict:
-    """What the materialization records about the partition's load. rows_read, rows_accepted
+def partition_metadata(part: warehouse_tables.Slice, committed: warehouse_tables.Committed) -> dict:
+    """What the materialization records about the partition's warehouse_tables. rows_read, rows_accepted
     and rows_rejected count the partition's rows (and rows of no partition, which are
     rejected); rows_outside_partition counts the rows read that belong to other time
     partitions: left out, neither checked, rejected nor loaded by this run."""

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from etl_platform import settings
 from etl_platform.destinations.warehouse import state as warehouse_state
-from etl_platform.destinations.warehouse import tables as load
+from etl_platform.destinations.warehouse import tables as warehouse_tables
 from etl_platform.spec.pipeline import PipelineSpec
 from etl_platform.sql import literal, quote
 from etl_platform.steps import ingest, load_result, load_target, pending_commits
@@ -101,7 +101,7 @@ def _load_from_api(spec: PipelineSpec, pipeline: str, connector, con, common: di
                 0,
                 0,
                 0,
-                load.Committed(0, cursor_before=plan.cursor_before, cursor_after=plan.cursor_before),
+                warehouse_tables.Committed(0, cursor_before=plan.cursor_before, cursor_after=plan.cursor_before),
                 [],
                 {},
                 0.0,

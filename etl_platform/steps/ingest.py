@@ -16,7 +16,7 @@ import duckdb
 from etl_platform.connectors.formats.base import FileFormat, missing_columns
 from etl_platform.destinations.base import DestinationError
 from etl_platform.destinations.warehouse import state as warehouse_state
-from etl_platform.destinations.warehouse import tables as load
+from etl_platform.destinations.warehouse import tables as warehouse_tables
 from etl_platform.intake import limits as intake_limits
 from etl_platform.intake.fingerprints import forget_table
 from etl_platform.intake.intake import FileIntake
@@ -132,7 +132,7 @@ def run_stream(
 ) -> tuple[LoadResult, PipelineSpec]:
     """Load an Arrow stream (a table, a query, an API's records) into ``target``.
 
-    The same stage, rules, rejected rows and sync as a file load. When the spec maps no
+    The same stage, rules, rejected rows and sync as a file warehouse_tables. When the spec maps no
     columns, every source column is loaded with its own type. Returns the result and the
     spec as loaded (with the columns it found).
     """
@@ -220,7 +220,7 @@ def _validate_and_commit(
     left_out = ingest.leave_out_other_partitions(staged)
     rule_rejected = ingest.record_rejections(staged, excluded)
     rows_staged = sum(f.rows for f in staged) - sum(left_out.values())
-    reader_rejected = load.scalar(con, "SELECT count(*) FROM __reader_lines") or 0
+    reader_rejected = warehouse_tables.scalar(con, "SELECT count(*) FROM __reader_lines") or 0
     superseded = ingest.record_superseded()
     if ingest.with_cast_errors:
         con.execute(f"ALTER TABLE {target.stage.sql} DROP COLUMN {stage.CAST_ERRORS}")
@@ -230,7 +230,9 @@ def _validate_and_commit(
     accepted = rows_staged - rule_rejected
     refused = _nothing_to_replace(ingest, accepted, rows_staged + reader_rejected, staged, excluded)
     if refused:
-        committed = load.Committed(rows_written=0, cursor_before=plan.cursor_before, cursor_after=plan.cursor_before)
+        committed = warehouse_tables.Committed(
+            rows_written=0, cursor_before=plan.cursor_before, cursor_after=plan.cursor_before
+        )
     else:
         committed = target.committer.commit(
             con,

@@ -3,7 +3,7 @@
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from etl_platform.destinations.warehouse import tables as load
+from etl_platform.destinations.warehouse import tables as warehouse_tables
 
 
 class LoadFailed(Exception):
@@ -36,7 +36,7 @@ class LoadResult:
     rows_read: int
     rows_accepted: int
     rows_rejected: int
-    committed: load.Committed
+    committed: warehouse_tables.Committed
     files: list[FileResult]
     rejected_by_reason: dict[str, int]
     seconds: float

@@ -6,7 +6,7 @@ import duckdb
 
 from etl_platform.destinations.base import Destination
 from etl_platform.destinations.warehouse import state as warehouse_state
-from etl_platform.destinations.warehouse import tables as load
+from etl_platform.destinations.warehouse import tables as warehouse_tables
 from etl_platform.destinations.warehouse.destination import WarehouseTable
 from etl_platform.spec.pipeline import PipelineSpec
 
@@ -16,19 +16,19 @@ class Target:
     """Where a load goes. ``table`` names the stage and the rows' place in the warehouse;
     ``destination`` commits them (default: the warehouse table itself)."""
 
-    table: load.TableRef
-    rejected: load.TableRef
+    table: warehouse_tables.TableRef
+    rejected: warehouse_tables.TableRef
     destination: Destination | None = None
 
     @property
-    def part(self) -> load.Slice | None:
+    def part(self) -> warehouse_tables.Slice | None:
         """The partition a partition's load replaces (its destination is then partitions.runs.SliceOf);
         staged rows of other time partitions are left out of it."""
         return getattr(self.destination, "part", None)
 
     @property
-    def stage(self) -> load.TableRef:
-        return load.TableRef(self.table.schema, f"__stage_{self.table.name}")
+    def stage(self) -> warehouse_tables.TableRef:
+        return warehouse_tables.TableRef(self.table.schema, f"__stage_{self.table.name}")
 
     @property
     def committer(self) -> Destination:

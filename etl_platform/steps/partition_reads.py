@@ -3,7 +3,7 @@
 from collections.abc import Callable
 from pathlib import Path
 
-from etl_platform.destinations.warehouse import tables as load
+from etl_platform.destinations.warehouse import tables as warehouse_tables
 from etl_platform.spec.pipeline import PipelineSpec
 from etl_platform.steps.load_result import LoadFailed
 
@@ -13,7 +13,7 @@ class PartitionNotFound(LoadFailed):
     next time, so not retried."""
 
 
-def source_window(spec: PipelineSpec, part: load.Slice | None) -> tuple[str, str, str] | None:
+def source_window(spec: PipelineSpec, part: warehouse_tables.Slice | None) -> tuple[str, str, str] | None:
     """(source column, start, end) a SQL source filters on, or None. Bounds are the window's
     local date (date and time for hourly partitions) as text, which compares right with DATE,
     TIMESTAMP and ISO text columns in every database."""
@@ -26,7 +26,9 @@ def source_window(spec: PipelineSpec, part: load.Slice | None) -> tuple[str, str
     return column, start, end
 
 
-def files_of_run(files: list[Path], relative: Callable[[Path], str], part: load.Slice | None, where: str) -> list[Path]:
+def files_of_run(
+    files: list[Path], relative: Callable[[Path], str], part: warehouse_tables.Slice | None, where: str
+) -> list[Path]:
     """The files a run reads: all of them, or for a per-file partition only its file."""
     if part is None or part.value is None:
         return files

@@ -3,7 +3,7 @@ is settled by the next one, from the pending commits the warehouse records."""
 
 import duckdb
 
-from etl_platform.destinations.warehouse import tables as load
+from etl_platform.destinations.warehouse import tables as warehouse_tables
 from etl_platform.intake.fingerprints import undo_ledger
 from etl_platform.sql import quote
 from etl_platform.steps.load_target import Target
@@ -11,11 +11,11 @@ from etl_platform.steps.staging import Ingest
 
 # Loads into another database or a file table commit twice: first the warehouse (rejected rows,
 # ledger, and a marker naming the load), then the destination, whose commit records the load id.
-PENDING = f"{load.STATE_SCHEMA}.pending_commits"
+PENDING = f"{warehouse_tables.STATE_SCHEMA}.pending_commits"
 
 
 def _ensure_pending_table(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(load.STATE_SCHEMA)}")
+    con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(warehouse_tables.STATE_SCHEMA)}")
     con.execute(
         f"CREATE TABLE IF NOT EXISTS {PENDING} (pipeline VARCHAR, table_name VARCHAR, load_id VARCHAR, run_id VARCHAR, "
         "rejected_table VARCHAR, marked_at TIMESTAMPTZ)"
@@ -55,7 +55,7 @@ def recover(con: duckdb.DuckDBPyConnection, target: "Target", pipeline: str) -> 
     try:
         for load_id, run_id, _ in pending:
             if load_id not in done:
-                if load.table_exists(con, target.rejected):
+                if warehouse_tables.table_exists(con, target.rejected):
                     con.execute(f"DELETE FROM {target.rejected.sql} WHERE run_id = ?", [run_id])
                 undo_ledger(con, pipeline, str(target.table), run_id)
                 undone += 1

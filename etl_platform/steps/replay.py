@@ -49,9 +49,9 @@ class Replayed:
 
 
 def _latest_run(con: duckdb.DuckDBPyConnection, rejected: TableRef) -> str | None:
-    from etl_platform.destinations.warehouse import tables as load
+    from etl_platform.destinations.warehouse import tables as warehouse_tables
 
-    return load.scalar(con, f"SELECT run_id FROM {rejected.sql} ORDER BY rejected_at DESC LIMIT 1")
+    return warehouse_tables.scalar(con, f"SELECT run_id FROM {rejected.sql} ORDER BY rejected_at DESC LIMIT 1")
 
 
 def candidates_filter(con: duckdb.DuckDBPyConnection, spec: PipelineSpec, rejected: TableRef, where: str | None) -> str:
@@ -106,12 +106,12 @@ def replay(
 ) -> Replayed:
     """Replay the rejected rows of one pipeline (see the module's docstring); all or nothing."""
     from etl_platform.destinations.warehouse import state as warehouse_state
-    from etl_platform.destinations.warehouse import tables as load
+    from etl_platform.destinations.warehouse import tables as warehouse_tables
     from etl_platform.destinations.warehouse.destination import WarehouseTable
     from etl_platform.destinations.warehouse.tables import TableRef
     from etl_platform.steps import stage
 
-    if not load.table_exists(con, rejected):
+    if not warehouse_tables.table_exists(con, rejected):
         return Replayed(0, 0, 0, 0)
     committer = destination or WarehouseTable(table)
     if committer.two_phase:
@@ -127,7 +127,7 @@ def replay(
                    len(list_filter(reasons, lambda r: r LIKE {literal(_CAST_REASON)})) > 0 AS __raw
             FROM {rejected.sql} WHERE {condition}"""
         )
-        candidates = load.scalar(con, f"SELECT count(*) FROM {_INPUT}") or 0
+        candidates = warehouse_tables.scalar(con, f"SELECT count(*) FROM {_INPUT}") or 0
         stage_columns = stage.stage_columns(spec, with_cast_errors=True) + [(_ROW, "BIGINT")]
         con.execute(f"DROP TABLE IF EXISTS {stage_ref.sql}")
         con.execute(f"CREATE TABLE {stage_ref.sql} ({', '.join(f'{quote(n)} {t}' for n, t in stage_columns)})")
@@ -139,7 +139,7 @@ def replay(
         rules = stage.compile_rules(spec)
         fails = stage.any_fails(rules, with_cast_errors=True)
         con.execute(f"CREATE OR REPLACE TEMP TABLE {_PASSED} AS SELECT {_ROW} FROM {stage_ref.sql} WHERE NOT ({fails})")
-        accepted = load.scalar(con, f"SELECT count(*) FROM {_PASSED}") or 0
+        accepted = warehouse_tables.scalar(con, f"SELECT count(*) FROM {_PASSED}") or 0
         con.execute(
             f"CREATE OR REPLACE TEMP TABLE __replay_failing AS SELECT {_ROW}, "
             f"{stage.reasons(rules, with_cast_errors=True)} AS reasons "
@@ -207,9 +207,9 @@ def _mark_replayed(con: duckdb.DuckDBPyConnection, rejected: TableRef, load_id: 
 def settle_replays(con: duckdb.DuckDBPyConnection, committer: Destination, pipeline: str, rejected: TableRef) -> None:
     """Remove from the rejected table the rows of replays the destination committed; forget the
     replays it did not (their rows stay rejected)."""
-    from etl_platform.destinations.warehouse import tables as load
+    from etl_platform.destinations.warehouse import tables as warehouse_tables
 
-    if not load.table_exists(con, load.TableRef("_etl", "pending_replays")):
+    if not warehouse_tables.table_exists(con, warehouse_tables.TableRef("_etl", "pending_replays")):
         return
     pending = [
         row[0]

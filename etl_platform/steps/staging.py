@@ -16,7 +16,7 @@ from etl_platform.connectors.formats.base import (
 )
 from etl_platform.connectors.formats.csv import CsvFormat
 from etl_platform.destinations.warehouse import state as warehouse_state
-from etl_platform.destinations.warehouse import tables as load
+from etl_platform.destinations.warehouse import tables as warehouse_tables
 from etl_platform.intake import limits as intake_limits
 from etl_platform.intake.intake import FileIntake
 from etl_platform.intake.sniff import reader_error
@@ -133,7 +133,7 @@ class Ingest:
         if not self.rejects:
             return None
         try:
-            return load.scalar(self.con, f"SELECT max(scan_id) FROM {self.rejects.scans}")
+            return warehouse_tables.scalar(self.con, f"SELECT max(scan_id) FROM {self.rejects.scans}")
         except duckdb.CatalogException:
             return None
 
@@ -156,7 +156,7 @@ class Ingest:
         )
         progress.file_started(label, 0)
         self.con.execute(f"INSERT INTO {self.target.stage.sql} BY NAME {mapped}")
-        rows = load.scalar(self.con, f"SELECT count(*) FROM {self.target.stage.sql}") or 0
+        rows = warehouse_tables.scalar(self.con, f"SELECT count(*) FROM {self.target.stage.sql}") or 0
         progress.file_finished(rows)
         return [StagedFile(Path(label), label, 0, rows, None)]
 
@@ -169,12 +169,12 @@ class Ingest:
         part, stage_sql = self.target.part, self.target.stage.sql
         if part is None or part.start is None:
             return {}
-        column_type = dict(load.columns_of(self.con, self.target.stage)).get(part.column)
+        column_type = dict(warehouse_tables.columns_of(self.con, self.target.stage)).get(part.column)
         if column_type is None:
             return {}  # the commit names the missing partition column
         outside = f"{quote(part.column)} IS NOT NULL AND NOT ({part.where(column_type)})"
         counts = {
-            f.name: load.scalar(
+            f.name: warehouse_tables.scalar(
                 self.con,
                 f"SELECT count(*) FROM {stage_sql} WHERE rowid BETWEEN ? AND ? AND {outside}",
                 [f.first_row, f.first_row + f.rows - 1],
@@ -259,7 +259,7 @@ class Ingest:
                 [self.run_id, self.relative(path), reason],
             )
         con.execute(f"DELETE FROM {self.target.stage.sql} WHERE rowid IN (SELECT __row FROM __failing)")
-        return load.scalar(con, "SELECT count(*) FROM __failing") or 0
+        return warehouse_tables.scalar(con, "SELECT count(*) FROM __failing") or 0
 
     def _add_destination_limits(self) -> None:
         """Rows holding a value the destination cannot store exactly break a rule of their own."""
@@ -350,7 +350,7 @@ class Ingest:
             f"{stage_sql} "
             f"WINDOW w AS (PARTITION BY {keys} ORDER BY {', '.join(order)})) WHERE __rank > 1"
         )
-        superseded = load.scalar(con, "SELECT count(*) FROM __superseded") or 0
+        superseded = warehouse_tables.scalar(con, "SELECT count(*) FROM __superseded") or 0
         if not superseded:
             return 0
         con.execute(

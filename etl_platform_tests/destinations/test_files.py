@@ -19,10 +19,10 @@ from moto.server import ThreadedMotoServer
 from etl_platform.destinations.files import commit as files
 from etl_platform.destinations.files import reading as files_reading
 from etl_platform.destinations.files import state as files_state
-from etl_platform.destinations.warehouse import tables as load
+from etl_platform.destinations.warehouse import tables as warehouse_tables
 from etl_platform.spec.pipeline import SyncSpec
 
-STAGE = load.TableRef("main", "stage")
+STAGE = warehouse_tables.TableRef("main", "stage")
 COLUMNS = "id BIGINT, name VARCHAR, updated_at TIMESTAMP, amount DECIMAL(10, 2)"
 FORMATS = ["parquet", "csv"]
 
@@ -40,7 +40,7 @@ def stage(duck: duckdb.DuckDBPyConnection, rows: list[tuple], columns: str = COL
 def commit(duck, location, rows, *, mode, columns=COLUMNS, key=("id",), cursor="updated_at", **options):
     stage(duck, rows, columns)
     sync = SyncSpec(mode=mode, primary_key=list(key), cursor=cursor)
-    data_columns = [name for name, _ in load.columns_of(duck, STAGE) if not name.startswith("_")]
+    data_columns = [name for name, _ in warehouse_tables.columns_of(duck, STAGE) if not name.startswith("_")]
     return files.commit(
         duck,
         STAGE,
@@ -387,7 +387,7 @@ def test_hostile_column_names_round_trip(duck, location, tmp_path, file_format):
 def test_freeze_refuses_a_changed_schema_naming_every_difference(duck, local, tmp_path):
     commit(duck, local, FIRST, mode="append")
     changed = "id VARCHAR, name VARCHAR, updated_at TIMESTAMP, discount DOUBLE"
-    with pytest.raises(load.SchemaMismatch) as refused:
+    with pytest.raises(warehouse_tables.SchemaMismatch) as refused:
         commit(duck, local, [("1", "a", day(1), 0.5)], mode="append", columns=changed)
 
     message = str(refused.value)

@@ -25,7 +25,7 @@ from psycopg2.extensions import make_dsn
 from etl_platform.destinations.postgres import commit as postgres
 from etl_platform.destinations.postgres import state as postgres_state
 from etl_platform.destinations.warehouse import state as warehouse_state
-from etl_platform.destinations.warehouse import tables as load
+from etl_platform.destinations.warehouse import tables as warehouse_tables
 from etl_platform.destinations.warehouse.tables import SchemaMismatch, TableRef
 from etl_platform.spec.pipeline import SyncSpec
 from etl_platform.sql import quote
@@ -66,7 +66,7 @@ def stage(duck, rows: list[tuple], columns: str = COLUMNS) -> None:
 
 def commit(
     duck, dsn, mode: str, rows: list[tuple] | None = None, *, policy="freeze", run_id="run-1", **sync
-) -> load.Committed:
+) -> warehouse_tables.Committed:
     if rows is not None:
         stage(duck, rows)
     return postgres.commit(

@@ -20,7 +20,7 @@ from etl_platform.destinations.base import DestinationError
 from etl_platform.destinations.files.reading import read_table
 from etl_platform.destinations.files.storage import FilesLocation
 from etl_platform.destinations.registry import destination_for
-from etl_platform.destinations.warehouse import tables as sync
+from etl_platform.destinations.warehouse import tables as warehouse_tables
 from etl_platform.destinations.warehouse.tables import TableRef
 from etl_platform.intake import fingerprints
 from etl_platform.secrets.references import MissingSecret
@@ -85,7 +85,7 @@ class Outcome:
         return self.error is not None
 
 
-LOAD_ERRORS = (load_result.LoadFailed, ConnectorError, DestinationError, MissingSecret, sync.SchemaMismatch)
+LOAD_ERRORS = (load_result.LoadFailed, ConnectorError, DestinationError, MissingSecret, warehouse_tables.SchemaMismatch)
 
 
 def load(
@@ -134,7 +134,7 @@ def stored(destination: Destination, con: duckdb.DuckDBPyConnection, schema: str
     """The committed rows of the destination table, read the way a user reads them."""
     if destination.kind == "warehouse":
         ref = TableRef(schema, table)
-        if not sync.table_exists(con, ref):
+        if not warehouse_tables.table_exists(con, ref):
             return Stored(exists=False)
         return _duckdb_rows(con, ref.sql)
     if destination.kind == "postgres":
@@ -251,7 +251,7 @@ class RejectedRow:
 def rejected(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> list[RejectedRow]:
     """Every row of the warehouse's rejected table of ``schema.table`` (none when it does not exist)."""
     ref = TableRef(schema, f"{table}_rejected")
-    if not sync.table_exists(con, ref):
+    if not warehouse_tables.table_exists(con, ref):
         return []
     rows = con.execute(f"SELECT run_id, source_file, source_line, kind, reasons, record FROM {ref.sql}").fetchall()
     return [RejectedRow(*row) for row in rows]
@@ -268,7 +268,7 @@ def reset_state(destination: Destination, con, schema: str, table: str, pipeline
 
 
 def lookback_supported() -> bool:
-    """Whether the spec has ``sync.lookback`` yet."""
+    """Whether the spec has ``warehouse_tables.lookback`` yet."""
     from etl_platform.spec.pipeline import SyncSpec
 
     return "lookback" in SyncSpec.model_fields
@@ -278,7 +278,9 @@ def superseded_supported() -> bool:
     """Whether a merge records the rows it supersedes within one load (kind 'superseded')."""
     import inspect
 
-    return "superseded" in inspect.getsource(sync) or "superseded" in inspect.getsource(ingest)
+    from etl_platform.steps import staging
+
+    return "superseded" in inspect.getsource(staging) or "superseded" in inspect.getsource(ingest)
 
 
 @contextlib.contextmanager

@@ -14,7 +14,7 @@ import pytest
 
 from etl_platform.connectors.registry import build
 from etl_platform.destinations.warehouse import state as warehouse_state
-from etl_platform.destinations.warehouse import tables as load
+from etl_platform.destinations.warehouse import tables as warehouse_tables
 from etl_platform.destinations.warehouse.destination import WarehouseTable
 from etl_platform.destinations.warehouse.tables import TableRef
 from etl_platform.intake import fingerprints
@@ -370,7 +370,7 @@ def test_an_api_that_answers_an_empty_page_is_a_quiet_tick(con, api, sync, mappe
     quiet = run(con, spec, connector, "run-2")
 
     assert (quiet.rows_read, quiet.committed.rows_written) == (0, 0)
-    assert [c for c, _ in load.columns_of(con, TABLE)] == ["id", "ts", "amount", "_source_file", "_load_id"]
+    assert [c for c, _ in warehouse_tables.columns_of(con, TABLE)] == ["id", "ts", "amount", "_source_file", "_load_id"]
     assert rows(con, "id, ts, amount::VARCHAR" if mapped else "id, ts") == [
         (1, 5, "99999999999999.99") if mapped else (1, 5)
     ]

@@ -14,7 +14,7 @@ manifest and older than the commit (what failed runs left) are deleted; the prev
 version's files stay until the next commit so a reader that opened the previous manifest
 can finish. A failed clean-up does not fail the commit: the next commit tries again.
 
-Sync modes mean what they mean in ``steps/load.py``:
+Sync modes mean what they mean in ``steps/warehouse_tables.py``:
 
 - replace: a new version holding exactly the staged rows.
 - append: the staged rows' files are added to the list.
@@ -28,7 +28,7 @@ Sync modes mean what they mean in ``steps/load.py``:
 
 Schema changes follow ``schema_policy`` as in the warehouse: freeze fails naming every new,
 missing and changed column; evolve adds new columns (older files read NULL for them);
-discard drops new columns from the load. A column the load lacks is written as NULL, and a
+discard drops new columns from the warehouse_tables. A column the load lacks is written as NULL, and a
 changed type always fails. A table's file format changes only by a replace.
 
 CSV files have a header, RFC 4180 quoting and CRLF line ends. A text cell starting with
@@ -61,7 +61,7 @@ from etl_platform.destinations.files.storage import FileFormat, FilesLocation, M
 from etl_platform.destinations.files.writing import _LATEST, _STAGED, TableWrite, _reconcile
 from etl_platform.destinations.safe_export import FORMULA_STARTS
 from etl_platform.destinations.warehouse import state as warehouse_state
-from etl_platform.destinations.warehouse import tables as load
+from etl_platform.destinations.warehouse import tables as warehouse_tables
 from etl_platform.spec.pipeline import SchemaChanges, SyncSpec
 
 
@@ -70,7 +70,7 @@ class Prepared:
     """A commit whose data files are written: ``finish`` puts its manifest in place (the commit),
     ``abandon`` leaves them unlisted (the next commit removes them)."""
 
-    committed: load.Committed
+    committed: warehouse_tables.Committed
     target: "_LocalTable | _S3Table"
     manifest: Manifest
     before: Manifest | None
@@ -90,7 +90,7 @@ class Prepared:
 
 def prepare(
     duck: duckdb.DuckDBPyConnection,
-    stage: load.TableRef,
+    stage: warehouse_tables.TableRef,
     *,
     location: FilesLocation,
     schema: str,
@@ -110,7 +110,7 @@ def prepare(
     sync = plan.sync
     target = location.table(schema, table)
     before, started = target.read_manifest()
-    staged = load.columns_of(duck, stage)
+    staged = warehouse_tables.columns_of(duck, stage)
     found, columns = _reconcile(staged, before, schema_policy, str(target), keep_dropped=plan.replaces_table)
     _check_request(columns, before, sync, file_format, partition_by, str(target), replacing=plan.replaces_table)
     version = _version(before) + 1
@@ -168,7 +168,7 @@ def prepare(
         _now(),
         history=history[-HISTORY_KEPT:],
     )
-    committed = load.Committed(
+    committed = warehouse_tables.Committed(
         rows,
         skipped,
         cursor_before,
@@ -182,7 +182,7 @@ def prepare(
 
 def commit(
     duck: duckdb.DuckDBPyConnection,
-    stage: load.TableRef,
+    stage: warehouse_tables.TableRef,
     *,
     location: FilesLocation,
     schema: str,
@@ -195,7 +195,7 @@ def commit(
     partition_by: Sequence[str] = (),
     schema_policy: SchemaChanges = "freeze",
     plan: warehouse_state.Plan | None = None,
-) -> load.Committed:
+) -> warehouse_tables.Committed:
     """Commit the staged rows to the file table by ``sync.mode`` (or ``plan``; without one, the
     table's manifest says what the load does: a pending full refresh or rewind, the saved cursor).
     The new manifest is the commit. Leaves ``stage`` as it was."""

@@ -10,7 +10,7 @@ import duckdb
 from etl_platform.destinations.base import DestinationError, PendingCommit
 from etl_platform.destinations.registry import register
 from etl_platform.destinations.warehouse import state as warehouse_state
-from etl_platform.destinations.warehouse import tables as load
+from etl_platform.destinations.warehouse import tables as warehouse_tables
 from etl_platform.failure_codes import with_codes
 from etl_platform.spec.pipeline import SchemaChanges
 from etl_platform.sql import quote
@@ -76,14 +76,14 @@ class FileTable:
     def commit(
         self,
         duck: duckdb.DuckDBPyConnection,
-        stage: load.TableRef,
+        stage: warehouse_tables.TableRef,
         plan: warehouse_state.Plan,
         *,
         pipeline: str,
         run_id: str,
         data_columns: list[str],
         schema_changes: SchemaChanges,
-    ) -> load.Committed:
+    ) -> warehouse_tables.Committed:
         from etl_platform.destinations.files import commit as files
 
         with self._errors("committing to"):
@@ -107,14 +107,14 @@ class FileTable:
     def replace_slice(
         self,
         duck: duckdb.DuckDBPyConnection,
-        stage: load.TableRef,
-        part: load.Slice,
+        stage: warehouse_tables.TableRef,
+        part: warehouse_tables.Slice,
         *,
         pipeline: str,
         run_id: str,
         load_id: str,
         schema_changes: SchemaChanges,
-    ) -> load.Committed:
+    ) -> warehouse_tables.Committed:
         # Refused when definitions load (etl_platform.validation.partitions); this guards direct use.
         raise DestinationError(f"{self} cannot replace one partition's rows: file destinations are not partitioned")
 

@@ -12,7 +12,7 @@ from etl_platform.destinations.files.reading import _FILE, _ROW, _relation
 from etl_platform.destinations.files.storage import DataFile, FileFormat, Manifest, _LocalTable, _S3Table
 from etl_platform.destinations.safe_export import neutralised_sql
 from etl_platform.destinations.warehouse import state as warehouse_state
-from etl_platform.destinations.warehouse import tables as load
+from etl_platform.destinations.warehouse import tables as warehouse_tables
 from etl_platform.spec.pipeline import SchemaChanges, SyncSpec
 from etl_platform.sql import literal, quote
 
@@ -26,14 +26,15 @@ def _neutralised(column: str) -> str:
 
 def _reconcile(
     staged: list[tuple[str, str]], before: Manifest | None, policy: SchemaChanges, where: str, *, keep_dropped: bool
-) -> tuple[load.Drift, list[tuple[str, str]]]:
-    """The columns to write, by ``policy``, and how the load differs from the table (as load.apply_schema_policy)."""
+) -> tuple[warehouse_tables.Drift, list[tuple[str, str]]]:
+    """The columns to write, by ``policy``, and how the load differs from the table (as the warehouse's
+    ``apply_schema_policy``)."""
     if policy not in ("freeze", "evolve", "discard"):
         raise ValueError(f"schema_policy must be freeze, evolve or discard, not {policy!r}")
     if before is None:
-        return load.Drift(), staged
+        return warehouse_tables.Drift(), staged
     loaded, existing = dict(staged), dict(before.columns)
-    found = load.Drift.between(loaded, existing)
+    found = warehouse_tables.Drift.between(loaded, existing)
     found.refuse(policy, where)
     new = [(c, t) for c, t in staged if c not in existing and policy == "evolve"]
     if keep_dropped:
@@ -61,7 +62,7 @@ class TableWrite:
     def cursor_type(self) -> str:
         return dict(self.columns)[self.sync.cursor or ""]
 
-    def copy_stage(self, stage: load.TableRef, staged: dict[str, str]) -> None:
+    def copy_stage(self, stage: warehouse_tables.TableRef, staged: dict[str, str]) -> None:
         """Copy the staged rows aside in the table's columns (and, for CSV, in their written form)."""
         select = []
         for name, type_ in self.columns:
@@ -149,10 +150,10 @@ class TableWrite:
             f"{same_key}) "
             f"UNION ALL SELECT {names} FROM (SELECT * FROM {_LATEST} ORDER BY {_ROW})"
         )
-        return int(load.scalar(self.duck, f"SELECT count(*) FROM {_LATEST}") or 0), written
+        return int(warehouse_tables.scalar(self.duck, f"SELECT count(*) FROM {_LATEST}") or 0), written
 
     def append(self, files: Sequence[DataFile]) -> tuple[int, list[DataFile]]:
-        rows = int(load.scalar(self.duck, f"SELECT count(*) FROM {_STAGED}") or 0)
+        rows = int(warehouse_tables.scalar(self.duck, f"SELECT count(*) FROM {_STAGED}") or 0)
         return rows, [*files, *self.write(f"SELECT * EXCLUDE ({_ROW}) FROM {_STAGED}")]
 
     def drop_loaded(self, files: Sequence[DataFile], bound: str, data_columns: Sequence[str]) -> int:
@@ -161,7 +162,7 @@ class TableWrite:
         assert self.sync.cursor
         cursor, type_ = quote(self.sync.cursor), self.cursor_type
         at_bound = f"CAST({literal(bound)} AS {type_})"
-        skipped = int(load.scalar(self.duck, f"DELETE FROM {_STAGED} WHERE {cursor} < {at_bound}") or 0)
+        skipped = int(warehouse_tables.scalar(self.duck, f"DELETE FROM {_STAGED} WHERE {cursor} < {at_bound}") or 0)
         if self.sync.primary_key or not files or self.before is None:
             return skipped
         self.already = warehouse_state.already_loaded(
@@ -196,7 +197,7 @@ class TableWrite:
         names = ", ".join(quote(n) for n, _ in self.columns)
         relation = self.existing(reaching)
         removed = int(
-            load.scalar(
+            warehouse_tables.scalar(
                 self.duck, f"SELECT count(*) FROM {relation} WHERE {cursor} >= CAST({literal(bound)} AS {type_})"
             )
             or 0
@@ -220,7 +221,7 @@ class TableWrite:
                 for f in files
             ]
         values = [f.maxima[cursor] for f in files if f.maxima[cursor] is not None]
-        top = load.scalar(
+        top = warehouse_tables.scalar(
             self.duck, f"SELECT max(CAST(v AS {self.cursor_type}))::VARCHAR FROM unnest(?::VARCHAR[]) AS u(v)", [values]
         )
         return (top if top is not None else before), files

@@ -1,4 +1,4 @@
-"""PostgreSQL columns and names for a load.
+"""PostgreSQL columns and names for a warehouse_tables.
 
 DuckDB types map to the PostgreSQL types a table is created with; names are checked
 against PostgreSQL's limits before anything is changed; the staging and replacement
@@ -13,7 +13,7 @@ import re
 from psycopg2 import sql
 
 from etl_platform.destinations.base import DestinationError
-from etl_platform.destinations.warehouse import tables as load
+from etl_platform.destinations.warehouse import tables as warehouse_tables
 from etl_platform.spec.pipeline import SchemaChanges
 
 MAX_NAME_BYTES = 63  # PostgreSQL cuts longer names short without an error
@@ -141,17 +141,17 @@ def _definitions(columns: list[Column], staged: bool = False) -> sql.Composable:
 
 def _reconcile(
     columns: list[Column], existing: dict[str, str] | None, policy: SchemaChanges, where: str, *, keep_dropped: bool
-) -> tuple[load.Drift, list[Column], list[Column]]:
+) -> tuple[warehouse_tables.Drift, list[Column], list[Column]]:
     """How the load differs from the table, the load columns that are written, and the
-    table's columns after the load (as ``load.apply_schema_policy``).
+    table's columns after the load (as ``warehouse_tables.apply_schema_policy``).
 
     With ``keep_dropped`` (a replace) the new table keeps the old one's columns that the
     load lacks, NULL in every row. Raises SchemaMismatch before anything is changed.
     """
     if existing is None:
-        return load.Drift(), columns, columns
+        return warehouse_tables.Drift(), columns, columns
     loaded = {c.name: c.pg_type for c in columns}
-    found = load.Drift.between(loaded, existing)
+    found = warehouse_tables.Drift.between(loaded, existing)
     found.refuse(policy, where)
     kept = [c for c in columns if c.name in existing or policy == "evolve"]
     if keep_dropped:  # the new table: the load's columns, then the old table's the load lacks

@@ -28,7 +28,7 @@ from etl_platform.destinations.postgres.connection import _connect, _lock, _secr
 from etl_platform.destinations.postgres.state import read_state
 from etl_platform.destinations.postgres.transaction import ROW, Transaction
 from etl_platform.destinations.warehouse import state as warehouse_state
-from etl_platform.destinations.warehouse import tables as load
+from etl_platform.destinations.warehouse import tables as warehouse_tables
 from etl_platform.failure_codes import with_codes
 from etl_platform.secrets import references as secrets
 from etl_platform.spec.pipeline import SchemaChanges, SyncSpec
@@ -43,7 +43,7 @@ ROWS_PER_BATCH = 100_000
 
 def _copy_to_staging(
     duck: duckdb.DuckDBPyConnection,
-    stage: load.TableRef,
+    stage: warehouse_tables.TableRef,
     pg: PgConnection,
     dsn: str,
     names: _Names,
@@ -89,7 +89,7 @@ class Prepared:
     """A load applied in an open PostgreSQL transaction, holding the table's lock: ``finish``
     commits it, ``abandon`` rolls it back. Either closes the connection."""
 
-    def __init__(self, pg: PgConnection, committed: load.Committed, failure: str, hidden: list[str]):
+    def __init__(self, pg: PgConnection, committed: warehouse_tables.Committed, failure: str, hidden: list[str]):
         self.pg, self.committed, self._failure, self._hidden = pg, committed, failure, hidden
 
     def finish(self) -> None:
@@ -112,7 +112,7 @@ class Prepared:
 
 def prepare(
     duck: duckdb.DuckDBPyConnection,
-    stage: load.TableRef,
+    stage: warehouse_tables.TableRef,
     *,
     dsn: str,
     schema: str,
@@ -130,7 +130,7 @@ def prepare(
     if schema_policy not in ("freeze", "evolve", "discard"):
         raise ValueError(f"schema_policy must be freeze, evolve or discard, not {schema_policy!r}")
 
-    def apply(tx: "Transaction", columns: list[Column]) -> load.Committed:
+    def apply(tx: "Transaction", columns: list[Column]) -> warehouse_tables.Committed:
         return tx.commit(columns, plan, schema_policy, pipeline=pipeline, run_id=run_id, data_columns=data_columns)
 
     return prepare_staged(duck, stage, dsn, schema, table, rows_per_batch, "loading into", apply)
@@ -138,7 +138,7 @@ def prepare(
 
 def commit(
     duck: duckdb.DuckDBPyConnection,
-    stage: load.TableRef,
+    stage: warehouse_tables.TableRef,
     *,
     dsn: str,
     schema: str,
@@ -150,7 +150,7 @@ def commit(
     schema_policy: SchemaChanges = "freeze",
     rows_per_batch: int = ROWS_PER_BATCH,
     plan: warehouse_state.Plan | None = None,
-) -> load.Committed:
+) -> warehouse_tables.Committed:
     """Commit the DuckDB ``stage`` into PostgreSQL table ``schema.table`` by ``sync.mode``.
 
     ``dsn`` is a libpq connection string or URI, password included; it never appears in
@@ -161,7 +161,7 @@ def commit(
     always fails. Leaves ``stage`` as it was. Without a ``plan``, the pipeline's state in this
     database says what the load does (a pending full refresh or rewind, the saved cursor).
 
-    Raises PostgresDestinationError (driver errors, scrubbed) or load.SchemaMismatch;
+    Raises PostgresDestinationError (driver errors, scrubbed) or warehouse_tables.SchemaMismatch;
     either way the table and its saved cursor are as they were.
     """
     if plan is None:
@@ -188,7 +188,7 @@ def prepare_staged(duck, stage, dsn: str, schema: str, table: str, rows_per_batc
     table's lock), then ``apply(transaction, columns)`` in one transaction left open. Every load's
     way in: a commit by sync mode, or a partition's replacement."""
     names = _Names(schema, table)
-    columns = [pg_column(name, duckdb_type) for name, duckdb_type in load.columns_of(duck, stage)]
+    columns = [pg_column(name, duckdb_type) for name, duckdb_type in warehouse_tables.columns_of(duck, stage)]
     for name in [schema, table, *(c.name for c in columns)]:
         _check_name(name)
     if ROW in {c.name for c in columns}:

@@ -8,7 +8,7 @@ import duckdb
 from etl_platform.destinations.base import PendingCommit
 from etl_platform.destinations.registry import register
 from etl_platform.destinations.warehouse import state as warehouse_state
-from etl_platform.destinations.warehouse import tables as load
+from etl_platform.destinations.warehouse import tables as warehouse_tables
 from etl_platform.spec.pipeline import SchemaChanges
 
 
@@ -49,14 +49,14 @@ class PostgresTable:
     def commit(
         self,
         duck: duckdb.DuckDBPyConnection,
-        stage: load.TableRef,
+        stage: warehouse_tables.TableRef,
         plan: warehouse_state.Plan,
         *,
         pipeline: str,
         run_id: str,
         data_columns: list[str],
         schema_changes: SchemaChanges,
-    ) -> load.Committed:
+    ) -> warehouse_tables.Committed:
         from etl_platform.destinations.postgres import commit as postgres
 
         prepared = postgres.prepare(
@@ -77,14 +77,14 @@ class PostgresTable:
     def replace_slice(
         self,
         duck: duckdb.DuckDBPyConnection,
-        stage: load.TableRef,
-        part: load.Slice,
+        stage: warehouse_tables.TableRef,
+        part: warehouse_tables.Slice,
         *,
         pipeline: str,
         run_id: str,
         load_id: str,
         schema_changes: SchemaChanges,
-    ) -> load.Committed:
+    ) -> warehouse_tables.Committed:
         from etl_platform.destinations.postgres import slice as postgres_slice
 
         prepared = postgres_slice.prepare_slice(

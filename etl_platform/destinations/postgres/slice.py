@@ -9,11 +9,11 @@ from etl_platform.destinations.postgres.columns import _reconcile
 from etl_platform.destinations.postgres.commit import ROWS_PER_BATCH, Prepared, prepare_staged
 from etl_platform.destinations.postgres.state import _ensure_state_tables, _record_history
 from etl_platform.destinations.postgres.transaction import Transaction
-from etl_platform.destinations.warehouse import tables as load
+from etl_platform.destinations.warehouse import tables as warehouse_tables
 from etl_platform.spec.pipeline import SchemaChanges, SyncSpec
 
 
-def _where(part: load.Slice, column_type: str) -> sql.Composable:
+def _where(part: warehouse_tables.Slice, column_type: str) -> sql.Composable:
     column = sql.Identifier(part.column)
     if part.value is not None:
         return sql.SQL("{} = {}").format(column, sql.Literal(part.value))
@@ -25,14 +25,16 @@ def _where(part: load.Slice, column_type: str) -> sql.Composable:
     )
 
 
-def _replace_in_transaction(tx: Transaction, columns, part: load.Slice, policy: SchemaChanges) -> load.Committed:
+def _replace_in_transaction(
+    tx: Transaction, columns, part: warehouse_tables.Slice, policy: SchemaChanges
+) -> warehouse_tables.Committed:
     names = tx.names
     tx.run(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(names.schema)))
     existing = tx.existing_columns()
     found, kept, table = _reconcile(columns, existing, policy, str(names), keep_dropped=False)
     column_type = next((c.pg_type for c in table if c.name == part.column), None)
     if column_type is None:
-        raise load.SchemaMismatch(
+        raise warehouse_tables.SchemaMismatch(
             f"the partition column {part.column!r} is not a column of {names}. Nothing was changed."
         )
     tx.ensure_target(existing, table, SyncSpec())
@@ -43,17 +45,17 @@ def _replace_in_transaction(tx: Transaction, columns, part: load.Slice, policy: 
     deleted = tx.run(sql.SQL("DELETE FROM {} WHERE {}").format(names.target, where))
     rows = tx.insert(names.target, kept, names.staging)
     tx.run(sql.SQL("DROP TABLE {}").format(names.staging))
-    return load.Committed(rows_written=rows, drift=found, rows_deleted=deleted, rows_outside=outside)
+    return warehouse_tables.Committed(rows_written=rows, drift=found, rows_deleted=deleted, rows_outside=outside)
 
 
 def prepare_slice(
     duck: duckdb.DuckDBPyConnection,
-    stage: load.TableRef,
+    stage: warehouse_tables.TableRef,
     *,
     dsn: str,
     schema: str,
     table: str,
-    part: load.Slice,
+    part: warehouse_tables.Slice,
     schema_policy: SchemaChanges = "freeze",
     rows_per_batch: int = ROWS_PER_BATCH,
     pipeline: str | None = None,
@@ -65,11 +67,11 @@ def prepare_slice(
     is given); commit it with ``finish``. Staged rows outside the partition are left out. Schema
     policy as ``postgres.commit``.
 
-    Raises PostgresDestinationError (driver errors, scrubbed) or load.SchemaMismatch;
+    Raises PostgresDestinationError (driver errors, scrubbed) or warehouse_tables.SchemaMismatch;
     either way the table is as it was.
     """
 
-    def apply(tx: Transaction, columns) -> load.Committed:
+    def apply(tx: Transaction, columns) -> warehouse_tables.Committed:
         committed = _replace_in_transaction(tx, columns, part, schema_policy)
         if pipeline is not None:
             _ensure_state_tables(tx.cur)
@@ -92,7 +94,9 @@ def prepare_slice(
     )
 
 
-def replace_slice(duck: duckdb.DuckDBPyConnection, stage: load.TableRef, **options) -> load.Committed:
+def replace_slice(
+    duck: duckdb.DuckDBPyConnection, stage: warehouse_tables.TableRef, **options
+) -> warehouse_tables.Committed:
     """``prepare_slice``, committed at once."""
     prepared = prepare_slice(duck, stage, **options)
     prepared.finish()

@@ -6,13 +6,13 @@ from psycopg2.extensions import cursor as PgCursor
 from etl_platform.destinations.postgres.columns import _Names
 from etl_platform.destinations.postgres.connection import _session
 from etl_platform.destinations.warehouse import state as warehouse_state
-from etl_platform.destinations.warehouse import tables as load
+from etl_platform.destinations.warehouse import tables as warehouse_tables
 from etl_platform.sql import qualified
 
-STATE = sql.Identifier(load.STATE_SCHEMA, load.STATE_TABLE)
+STATE = sql.Identifier(warehouse_tables.STATE_SCHEMA, warehouse_tables.STATE_TABLE)
 
 
-HISTORY = sql.Identifier(load.STATE_SCHEMA, warehouse_state.HISTORY_TABLE)
+HISTORY = sql.Identifier(warehouse_tables.STATE_SCHEMA, warehouse_state.HISTORY_TABLE)
 
 
 def _ensure_state_tables(cur: PgCursor) -> None:
@@ -21,14 +21,14 @@ def _ensure_state_tables(cur: PgCursor) -> None:
     other pipelines into this database would wait for each other."""
     cur.execute(
         "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(%s) AND attnum > 0 AND NOT attisdropped",
-        [qualified(load.STATE_SCHEMA, load.STATE_TABLE)],
+        [qualified(warehouse_tables.STATE_SCHEMA, warehouse_tables.STATE_TABLE)],
     )
     state_columns = {row[0] for row in cur.fetchall()}
-    cur.execute("SELECT to_regclass(%s)", [qualified(load.STATE_SCHEMA, warehouse_state.HISTORY_TABLE)])
+    cur.execute("SELECT to_regclass(%s)", [qualified(warehouse_tables.STATE_SCHEMA, warehouse_state.HISTORY_TABLE)])
     has_history = cur.fetchone()[0] is not None
     if state_columns and "pending" in state_columns and has_history:
         return
-    cur.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(load.STATE_SCHEMA)))
+    cur.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(warehouse_tables.STATE_SCHEMA)))
     cur.execute(
         sql.SQL(
             "CREATE TABLE IF NOT EXISTS {} (pipeline text PRIMARY KEY, cursor_value text, updated_at timestamptz, "
@@ -89,7 +89,7 @@ def read_state(dsn: str, pipeline: str, table: str | None = None) -> warehouse_s
     with _session(dsn, f"reading the cursor of pipeline {pipeline!r}{where} failed") as pg, pg, pg.cursor() as cur:
         cur.execute(
             "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(%s) AND attnum > 0 AND NOT attisdropped",
-            [qualified(load.STATE_SCHEMA, load.STATE_TABLE)],
+            [qualified(warehouse_tables.STATE_SCHEMA, warehouse_tables.STATE_TABLE)],
         )
         columns = {row[0] for row in cur.fetchall()}
         if not columns:
@@ -129,7 +129,7 @@ def reset_state(dsn: str, pipeline: str, to: str | None, *, table: str = "") -> 
 def history(dsn: str, pipeline: str, limit: int = 100) -> list[warehouse_state.HistoryEntry]:
     """The pipeline's committed loads, resets and rewinds in this database, newest first."""
     with _session(dsn, f"reading the history of pipeline {pipeline!r} failed") as pg, pg, pg.cursor() as cur:
-        cur.execute("SELECT to_regclass(%s)", [qualified(load.STATE_SCHEMA, warehouse_state.HISTORY_TABLE)])
+        cur.execute("SELECT to_regclass(%s)", [qualified(warehouse_tables.STATE_SCHEMA, warehouse_state.HISTORY_TABLE)])
         if cur.fetchone()[0] is None:
             return []
         cur.execute(
@@ -146,7 +146,7 @@ def history(dsn: str, pipeline: str, limit: int = 100) -> list[warehouse_state.H
 def committed_loads(dsn: str, load_ids: list[str]) -> set[str]:
     """Which of ``load_ids`` this database committed (each commit records its load id)."""
     with _session(dsn, "reading the committed loads failed") as pg, pg, pg.cursor() as cur:
-        cur.execute("SELECT to_regclass(%s)", [qualified(load.STATE_SCHEMA, warehouse_state.HISTORY_TABLE)])
+        cur.execute("SELECT to_regclass(%s)", [qualified(warehouse_tables.STATE_SCHEMA, warehouse_state.HISTORY_TABLE)])
         if cur.fetchone()[0] is None:
             return set()
         cur.execute(sql.SQL("SELECT load_id FROM {} WHERE load_id = ANY(%s)").format(HISTORY), [list(load_ids)])

@@ -15,7 +15,7 @@ from etl_platform.destinations.postgres.columns import (
 )
 from etl_platform.destinations.postgres.state import _ensure_state_tables, _record_history, _save_state
 from etl_platform.destinations.warehouse import state as warehouse_state
-from etl_platform.destinations.warehouse import tables as load
+from etl_platform.destinations.warehouse import tables as warehouse_tables
 from etl_platform.spec.pipeline import SchemaChanges, SyncSpec
 from etl_platform.sql import qualified
 
@@ -190,7 +190,7 @@ class Transaction:
         plan: warehouse_state.Plan,
         *,
         data_columns: list[str],
-    ) -> load.Committed:
+    ) -> warehouse_tables.Committed:
         """Load rows at or after the plan's bound, as ``warehouse_state.incremental``: a rewind's rows replaced,
         rows loaded already left out, the new cursor the highest committed one."""
         sync = plan.sync
@@ -215,7 +215,7 @@ class Transaction:
         # The table's cursor column is indexed: its maximum is one index lookup.
         after = self.value(sql.SQL("SELECT max({})::text FROM {}").format(cursor, self.names.target))
         after = after if after is not None else (plan.replace_from or plan.cursor_before)
-        return load.Committed(
+        return warehouse_tables.Committed(
             rows, skipped, plan.cursor_before, after, rows_deleted=deleted, rows_already_loaded=duplicates
         )
 
@@ -228,14 +228,16 @@ class Transaction:
         pipeline: str,
         run_id: str,
         data_columns: list[str],
-    ) -> load.Committed:
+    ) -> warehouse_tables.Committed:
         sync = plan.sync
         self.run(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.names.schema)))
         existing = self.existing_columns()
         found, kept, table = _reconcile(columns, existing, policy, str(self.names), keep_dropped=plan.replaces_table)
         _check_sync_columns(kept, sync, self.names)
         if plan.replaces_table:
-            committed = load.Committed(self.replace(existing, kept, table), cursor_before=plan.cursor_before)
+            committed = warehouse_tables.Committed(
+                self.replace(existing, kept, table), cursor_before=plan.cursor_before
+            )
             if sync.mode == "incremental":
                 after = self.value(
                     sql.SQL("SELECT max({})::text FROM {}").format(sql.Identifier(sync.cursor), self.names.target)
@@ -246,9 +248,9 @@ class Transaction:
             if sync.mode == "incremental":
                 committed = self.incremental(existing, kept, plan, data_columns=data_columns)
             elif sync.mode == "merge":
-                committed = load.Committed(self.merge(kept, sync))
+                committed = warehouse_tables.Committed(self.merge(kept, sync))
             else:
-                committed = load.Committed(self.insert(self.names.target, kept, self.names.staging))
+                committed = warehouse_tables.Committed(self.insert(self.names.target, kept, self.names.staging))
         self.run(sql.SQL("DROP TABLE {}").format(self.names.staging))
         _ensure_state_tables(self.cur)
         if sync.mode == "incremental" or plan.full_refresh or plan.cursor_before is not None:
@@ -282,6 +284,6 @@ def _check_sync_columns(kept: list[Column], sync: SyncSpec, names: _Names) -> No
     for what, wanted in needed.items():
         lacking = [c for c in wanted if c not in written]
         if lacking:
-            raise load.SchemaMismatch(
+            raise warehouse_tables.SchemaMismatch(
                 f"{what} names {', '.join(lacking)}, not a column the load writes to {names}. Nothing was changed."
             )

@@ -8,7 +8,7 @@ import duckdb
 from etl_platform.destinations.base import WAREHOUSE
 from etl_platform.destinations.registry import register
 from etl_platform.destinations.warehouse import state as warehouse_state
-from etl_platform.destinations.warehouse import tables as load
+from etl_platform.destinations.warehouse import tables as warehouse_tables
 from etl_platform.spec.pipeline import SchemaChanges
 
 
@@ -17,7 +17,7 @@ from etl_platform.spec.pipeline import SchemaChanges
 class WarehouseTable:
     """A table of the DuckDB warehouse; the cursor in its ``_etl.state``."""
 
-    table: load.TableRef
+    table: warehouse_tables.TableRef
     two_phase = False
     connection_kinds = (WAREHOUSE,)
     writes_files = False
@@ -26,7 +26,7 @@ class WarehouseTable:
     def declared(
         cls, connector, schema: str, table: str, *, file_format: str | None, partition_by: tuple[str, ...]
     ) -> "Self":
-        return cls(load.TableRef(schema, table))
+        return cls(warehouse_tables.TableRef(schema, table))
 
     @classmethod
     def asset_kinds(cls, connection_kind: str, file_format: str | None) -> set[str]:
@@ -44,14 +44,14 @@ class WarehouseTable:
     def commit(
         self,
         duck: duckdb.DuckDBPyConnection,
-        stage: load.TableRef,
+        stage: warehouse_tables.TableRef,
         plan: warehouse_state.Plan,
         *,
         pipeline: str,
         run_id: str,
         data_columns: list[str],
         schema_changes: SchemaChanges,
-    ) -> load.Committed:
+    ) -> warehouse_tables.Committed:
         return warehouse_state.commit(
             duck,
             stage,
@@ -66,14 +66,14 @@ class WarehouseTable:
     def replace_slice(
         self,
         duck: duckdb.DuckDBPyConnection,
-        stage: load.TableRef,
-        part: load.Slice,
+        stage: warehouse_tables.TableRef,
+        part: warehouse_tables.Slice,
         *,
         pipeline: str,
         run_id: str,
         load_id: str,
         schema_changes: SchemaChanges,
-    ) -> load.Committed:
+    ) -> warehouse_tables.Committed:
         return warehouse_state.replace_slice(
             duck,
             stage,
@@ -95,9 +95,11 @@ class WarehouseTable:
         return set(load_ids)  # committed in the warehouse's own transaction
 
     def summary(self, duck: duckdb.DuckDBPyConnection) -> tuple[int, list[tuple[str, str]]]:
-        if not load.table_exists(duck, self.table):
+        if not warehouse_tables.table_exists(duck, self.table):
             return 0, []
-        return load.scalar(duck, f"SELECT count(*) FROM {self.table.sql}") or 0, load.columns_of(duck, self.table)
+        return warehouse_tables.scalar(
+            duck, f"SELECT count(*) FROM {self.table.sql}"
+        ) or 0, warehouse_tables.columns_of(duck, self.table)
 
     def reset_state(
         self, duck: duckdb.DuckDBPyConnection, pipeline: str, to: str | None
