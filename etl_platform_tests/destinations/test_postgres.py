@@ -24,6 +24,7 @@ from psycopg2.extensions import make_dsn
 
 from etl_platform.destinations.postgres import commit as postgres
 from etl_platform.destinations.postgres import state as postgres_state
+from etl_platform.destinations.postgres import transaction as postgres_transaction
 from etl_platform.destinations.warehouse import state as warehouse_state
 from etl_platform.destinations.warehouse import tables as warehouse_tables
 from etl_platform.destinations.warehouse.tables import SchemaMismatch, TableRef
@@ -328,12 +329,14 @@ BIG_STAGE = (  # one row a second from 2024-01-01, ids from 0
 )
 
 
-@pytest.mark.parametrize("mode, last_step", [("replace", "_Transaction.replace"), ("incremental", "_save_state")])
+@pytest.mark.parametrize("mode, last_step", [("replace", "Transaction.replace"), ("incremental", "_save_state")])
 def test_a_failure_after_the_copy_leaves_the_old_table_and_cursor(duck, dsn, monkeypatch, mode, last_step):
     sync = {"primary_key": ["id"], "cursor": "updated_at"} if mode == "incremental" else {}
     commit(duck, dsn, mode, [row(1, 1, "old")], **sync)
     postgres_state.reset_state(dsn, "p", "2024-01-01 00:00:00")
-    owner, name = (postgres._Transaction, "replace") if "." in last_step else (postgres, last_step)
+    owner, name = (
+        (postgres_transaction.Transaction, "replace") if "." in last_step else (postgres_transaction, last_step)
+    )
     step = getattr(owner, name)
 
     def step_then_fail(*args):
@@ -978,16 +981,17 @@ KILL_ROWS = 100_000
 REPLACE_CHILD = f"""
 import sys, time, duckdb
 from etl_platform.destinations.postgres import commit as postgres
+from etl_platform.destinations.postgres import transaction as postgres_transaction
 from etl_platform.spec.pipeline import SyncSpec
 from etl_platform.destinations.warehouse.tables import TableRef
 if sys.argv[2] == "before the commit":
-    replace = postgres._Transaction.replace
+    replace = postgres_transaction.Transaction.replace
     def replace_then_wait(*args):
         rows = replace(*args)
         print("replaced", flush=True)
         time.sleep(120)
         return rows
-    postgres._Transaction.replace = replace_then_wait
+    postgres_transaction.Transaction.replace = replace_then_wait
 duck = duckdb.connect()
 duck.execute("CREATE SCHEMA p")
 duck.execute("CREATE TABLE p.stage AS SELECT range AS id, TIMESTAMP '2024-06-01' + to_seconds(range) AS updated_at, "
