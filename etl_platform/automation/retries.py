@@ -202,6 +202,7 @@ def failures_classified() -> Iterator[None]:
     except Exception as err:
         if classify(err) == "unknown":
             raise failure_for(err) from err
+        # a driver's error may hold a credential in its words: only the scrubbed message and codes are kept
         raise failure_for(err) from None
 
 

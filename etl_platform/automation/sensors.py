@@ -324,6 +324,7 @@ def file_sensor(
             try:
                 listed = listing.list(watch.pattern)
             except Exception as err:  # the folder's own error (S3 access denied, ...), credentials masked
+                # a driver's error behind it may hold a credential: only its scrubbed words are kept
                 raise dg.Failure(scrub(f"listing '{watch.pattern}' in {listing.location} failed: {err}")) from None
             return take_up(ledger, listed, watch, listing.content_id, now=time.time(), deadline=deadline, ask=ask)
 

@@ -101,6 +101,7 @@ def _replay(args: argparse.Namespace) -> int:
                 destination=destination,
             )
         except duckdb.Error as err:
+            # DuckDB's error can quote the replayed rows' values, of sensitive columns too: its first line only
             raise SystemExit(f"replay of {args.pipeline} failed, nothing changed: {first_line(err)}") from None
     print(
         f"{args.pipeline}: replayed {done.candidates:,} rejected row(s): {done.accepted:,} now pass and were loaded "

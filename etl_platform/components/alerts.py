@@ -91,6 +91,7 @@ class Alerts(dg.Component):
         except ValidationError as err:
             first = err.errors()[0]
             locate = SpecLocator(context.resolution_context.source_position_tree, fallback=str(context.path))
+            # pydantic's error quotes the input, which may be a password or a webhook URL with its token: dropped
             raise locate.error([str(p) for p in first["loc"]], first["msg"]) from None
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:

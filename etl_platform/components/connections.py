@@ -60,10 +60,12 @@ class Connections(dg.Component):
             try:
                 connectors.append(build(name, kind, options))
             except UnknownKind as err:
+                # the message is the cause's own, now with its line: nothing more to show
                 raise locate.error(["connections", name, "kind"], str(err)) from None
             except ValidationError as err:
                 first = err.errors()[0]
                 field = [str(p) for p in first["loc"]]
+                # pydantic's error quotes the input, which may be a password written as a value: dropped
                 raise locate.error(["connections", name, *field], first["msg"]) from None
             secrets.update({secret: ["connections", name, *at] for secret, at in vault_references(options)})
         _open_vault(secrets, locate)
@@ -89,6 +91,7 @@ def _open_vault(secrets: dict[str, list], locate: SpecLocator) -> None:
     try:
         missing = vault.unlock_at_start(set(secrets))
     except vault.VaultError as err:
+        # the vault's error is this message, and reveals nothing by design: nothing more to show
         raise locate.error(["connections"], str(err)) from None
     if missing:
         name = sorted(missing)[0]

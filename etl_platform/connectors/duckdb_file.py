@@ -35,13 +35,14 @@ class DuckdbConnector(SqlConnector):
         try:
             con = duckdb.connect(str(Path(self.options.path).absolute()), read_only=True)
         except duckdb.Error as err:
-            raise self._fail("opening", err) from None
+            raise self._fail("opening", err) from err
         try:
             try:
                 con.execute("SET arrow_lossless_conversion = true")
                 exact_sql, hints = self._exact_select(con, sql)
                 reader = con.sql(exact_sql).to_arrow_reader(BATCH_ROWS)
             except duckdb.Error as err:
+                # a read's error can quote the rows' values, of sensitive columns too: its first line only
                 raise self._fail("reading", err) from None
             yield SourceStream(reader, hints)
         finally:

@@ -57,6 +57,7 @@ class PostgresConnector(SqlConnector):
                 database = opened.enter_context(adbc_driver_postgresql.connect(self.uri()))
                 connection = opened.enter_context(adbc_driver_manager.AdbcConnection(database))
             except Exception as err:
+                # the driver's error may hold the password: dropped, its codes kept
                 raise self._fail("connecting", err) from None
             try:
                 exact = postgres_types.exact_read(connection, sql, self.quote)
@@ -67,13 +68,15 @@ class PostgresConnector(SqlConnector):
                 stream = KeptErrorStream(capsule)
                 opened.callback(stream.close)
             except Exception as err:
+                # the driver's error may hold the password: dropped, its codes kept
                 raise self._fail("reading", err, connected=True) from None
             try:
                 yield SourceStream(stream.capsule, exact.hints, exact.notices)
             except Exception:
                 if stream.error is None:
                     raise
-                # DuckDB, which read the stream, passes on only the driver's message.
+                # DuckDB, which read the stream, passes on only the driver's message. The driver's error (and
+                # DuckDB's, which repeats its words) may hold the password: dropped, its codes kept.
                 raise self._fail("reading", stream.error, connected=True) from None
 
     def discover(self) -> dict[str, list[tuple[str, str]]]:
@@ -89,6 +92,7 @@ class PostgresConnector(SqlConnector):
                 cur.execute(sql)
                 rows = cur.fetchall()
         except Exception as err:
+            # the driver's error may hold the password: dropped, its codes kept
             raise self._fail("discovering tables", err) from None
         found: dict[str, list[tuple[str, str]]] = {}
         for schema, table, column, dtype in rows:

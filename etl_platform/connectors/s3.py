@@ -195,7 +195,7 @@ class S3Connector(FileConnector):
             def relative(path: Path) -> str:
                 try:
                     return names[Path(path)]
-                except KeyError:
+                except KeyError:  # the cause adds nothing to this message
                     raise ValueError(f"{path} is not one of the files fetched from {self.location}") from None
 
             yield FileSet(self.location, paths, relative)
@@ -240,6 +240,7 @@ class S3Connector(FileConnector):
             if isinstance(err, S3DownloadFailedError) and isinstance(err.__context__, ClientError):
                 err = err.__context__  # the transfer's own wording hides the S3 error code
             reason = _client_error_reason(err, missing) if isinstance(err, ClientError) else str(err)
+            # botocore's error may hold credentials (the access key id, a signed URL): dropped, its codes kept
             raise with_codes(S3Error(secrets.scrub(f"{self.location}: {doing} failed: {reason}")), failure) from None
 
 
@@ -297,7 +298,7 @@ class KeyGlob:
                 "".join(_segment_regex(part, last=i == len(parts) - 1) for i, part in enumerate(parts)) + r"\Z"
             )
         except re.error as err:
-            raise ValueError(f"file pattern {pattern!r} is not a valid glob: {err}") from None
+            raise ValueError(f"file pattern {pattern!r} is not a valid glob: {err}") from err
         # Leading segments without wildcards narrow the listing to their folder.
         literal = []
         for part in parts[:-1]:

@@ -150,6 +150,7 @@ class SqlAlchemyConnector(SqlConnector):
             engine = self.engine()
             conn = engine.connect().execution_options(stream_results=True, yield_per=BATCH_ROWS)
         except Exception as err:
+            # the driver's error may hold the password: dropped, its codes kept
             raise self._fail("connecting", err) from None
         try:
             try:
@@ -158,13 +159,15 @@ class SqlAlchemyConnector(SqlConnector):
             except SourceError:
                 raise
             except Exception as err:
+                # the driver's error may hold the password: dropped, its codes kept
                 raise self._fail("reading", err, connected=True) from None
             try:
                 yield read
             except Exception:
                 if kept.error is None:
                     raise
-                # DuckDB, which read the rows, passes on only the driver's message.
+                # DuckDB, which read the rows, passes on only the driver's message. The driver's error (and
+                # DuckDB's, which repeats its words) may hold the password: dropped, its codes kept.
                 raise self._fail("reading", kept.error, connected=True) from None
         finally:
             conn.close()
@@ -184,6 +187,7 @@ class SqlAlchemyConnector(SqlConnector):
             engine.dispose()
             return found
         except Exception as err:
+            # the driver's error may hold the password: dropped, its codes kept
             raise self._fail("discovering tables", err) from None
 
 

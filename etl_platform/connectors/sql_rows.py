@@ -71,7 +71,7 @@ def _column(name: str, reader: ColumnReader, values: list):
 
     try:
         return reader.build(values)
-    except ValueMismatch as err:
+    except ValueMismatch as err:  # the same error, named for its column
         raise ValueMismatch(f"column {name!r} {err}") from None
     except (pa.ArrowInvalid, pa.ArrowTypeError, ValueError, TypeError, OverflowError):
         # pyarrow's message quotes the value; a read's failure names the column, never row data.

@@ -210,7 +210,7 @@ def build_pipeline_defs(spec: PipelineSpec, ctx: PipelineContext) -> dg.Definiti
                     run_id=context.run.run_id,
                     log=context.log.info,
                 )
-            except warehouse_tables.SchemaMismatch as err:
+            except warehouse_tables.SchemaMismatch as err:  # the message is the cause's own: nothing more to show
                 raise dg.Failure(
                     str(err), metadata={"schema_changes": dest.schema_changes}, allow_retries=False
                 ) from None
@@ -218,8 +218,9 @@ def build_pipeline_defs(spec: PipelineSpec, ctx: PipelineContext) -> dg.Definiti
                 # The table keeps its rows; what was rejected is recorded and shown, and the run fails.
                 rejected_total = con.execute(f"SELECT count(*) FROM {target.rejected.sql}").fetchone()[0]
                 yield from refused_results(spec, err.result, table_key, rejected_key, rejected_total)
-                raise failure_for(err) from None
+                raise failure_for(err) from None  # its message, said again: nothing more to show
             except (load_result.LoadFailed, ConnectorError, DestinationError, MissingSecret) as err:
+                # its message is scrubbed here, not what it was raised during (a driver's error): dropped, codes kept
                 raise failure_for(err) from None
             rejected_total = con.execute(f"SELECT count(*) FROM {target.rejected.sql}").fetchone()[0]
         extra = partition_runs.partition_metadata(part, result.committed) if part else {}

@@ -300,6 +300,7 @@ def transcode(src: Path, dest: Path, codec: str, *, declared: bool = False, refu
                 text = decoder.decode(chunk, final=not chunk)
             except UnicodeDecodeError as err:
                 at = offset - held + max(err.start, 0)
+                # it holds the chunk's raw bytes and a place within the chunk; the message gives the file's
                 raise EncodingError(f"is not valid {codec}{said}: {where(src, at)} does not decode") from None
             if refuse_utf8_text:
                 joined = previous + chunk

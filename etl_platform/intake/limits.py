@@ -71,7 +71,7 @@ def decompress(
         raise
     except (OSError, EOFError, zlib.error, zipfile.BadZipFile, RuntimeError, NotImplementedError) as err:
         dest.unlink(missing_ok=True)
-        raise Unreadable(f"is not a readable {compression} file ({type(err).__name__}: {err})") from None
+        raise Unreadable(f"is not a readable {compression} file ({type(err).__name__}: {err})") from err
 
 
 def _open_content(path: Path, compression: str, ceiling: int, setting: str):

@@ -110,6 +110,7 @@ def build_train_defs(spec: PipelineSpec, pipeline: str, names: TableNames) -> dg
         try:
             yield from _train_run(context, warehouse, tracker, train, pipeline, names, model_name)
         except (feature_set.FeatureError, training.TrainingFailed, registry.RegistryError) as err:
+            # the cause is this message before the scrub (and MLflow's errors behind it): it may hold a credential
             raise dg.Failure(scrub(str(err))) from None
 
     keys = [features_key, model_key, champion_key, predictions_key]
@@ -262,6 +263,7 @@ def _champion_value(client, current, trained, train: TrainSpec, metric: str) -> 
     except (MlflowException, ValueError, KeyError, TypeError) as err:
         recorded = client.get_run(current.run_id).data.metrics.get(metric) if current.run_id else None
         if recorded is None:
+            # MLflow's error may hold the tracking URL's credentials: the step scrubs this message, not a cause
             raise registry.RegistryError(
                 f"the champion (version {current.version}) cannot score this run's test rows ({err}) and has no "
                 f"recorded {metric}; remove its 'champion' alias in MLflow to let a new model be promoted"

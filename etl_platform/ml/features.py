@@ -59,7 +59,7 @@ def build(
         available = {row[0]: row[1] for row in con.execute(f"DESCRIBE SELECT * FROM ({source})").fetchall()}
     except duckdb.Error as err:
         field = "train.query" if train.query is not None else "train.table"
-        raise FeatureError(f"{field}: {first_line(err)}") from None
+        raise FeatureError(f"{field}: {first_line(err)}") from err
     _require(available, train)
     select = []
     for column in kept_columns(train):

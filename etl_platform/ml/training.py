@@ -82,7 +82,7 @@ def fit(train: TrainSpec, frame) -> Trained:
     try:
         model.fit(train_rows[features], y_train)
     except (ValueError, TypeError) as err:
-        raise TrainingFailed(f"train.estimator: {train.estimator} could not be fitted: {err}") from None
+        raise TrainingFailed(f"train.estimator: {train.estimator} could not be fitted: {err}") from err
     X_test, y_test = test_rows[features], _target(test_rows[train.target], task)
     metrics = measure(model.predict(X_test), y_test, metric_names(train), task)
     return Trained(model, task, metrics, train_rows[features], X_test, y_test, params)

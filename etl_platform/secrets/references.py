@@ -62,6 +62,7 @@ def reveal(ref: SecretRef | str | None) -> str | None:
         try:
             value = vault.lookup(ref.secret)
         except vault.VaultError as err:
+            # the vault's error is this message, and reveals nothing by design: nothing more to show
             raise MissingSecret(str(err)) from None
     if value:
         with _lock:

@@ -72,7 +72,7 @@ def password_from_environment() -> str | None:
         try:
             return Path(file).read_text().rstrip("\r\n")
         except OSError as err:
-            raise VaultError(f"{PASSWORD_FILE_ENV} names {file}, which cannot be read: {err.strerror}") from None
+            raise VaultError(f"{PASSWORD_FILE_ENV} names {file}, which cannot be read: {err.strerror}") from err
     return None
 
 
@@ -84,6 +84,7 @@ def _derive(password: str, kdf: dict) -> Fernet:
             salt=base64.b64decode(kdf["salt"]), length=kdf["length"], n=kdf["n"], r=kdf["r"], p=kdf["p"]
         ).derive(password.encode())
     except (KeyError, TypeError, ValueError) as err:
+        # a damaged vault reveals nothing of its content: the error's type only, its words dropped
         raise Tampered(f"the key derivation settings are damaged ({type(err).__name__})") from None
     return Fernet(base64.urlsafe_b64encode(key))
 
@@ -117,6 +118,7 @@ class Vault:
         try:
             plain = json.loads(self._fernet.decrypt(token.encode()))
         except (InvalidToken, ValueError, TypeError):
+            # a JSON error holds the decrypted text (the secret) as its document: dropped
             raise Tampered(f"vault entry {name!r} has been tampered with or belongs to another vault") from None
         if not isinstance(plain, dict) or plain.get("name") != name or not isinstance(plain.get("value"), str):
             raise Tampered(f"vault entry {name!r} holds another entry's value: it has been tampered with")
@@ -159,9 +161,10 @@ class Vault:
 def read_file(path: Path) -> dict:
     try:
         content = json.loads(path.read_text())
-    except FileNotFoundError:
+    except FileNotFoundError:  # the cause adds nothing to this message
         raise VaultError(f"no vault at {path}: create one with `etl-platform vault init`") from None
     except (OSError, ValueError) as err:
+        # a JSON or decoding error holds the file's content (wrapped keys, entries): its type only
         raise Tampered(f"the vault {path} cannot be read: {type(err).__name__}") from None
     if not isinstance(content, dict) or content.get("format") != FORMAT:
         raise Tampered(f"{path} is not an etl_platform vault (format {FORMAT})")
@@ -182,7 +185,7 @@ def unlock(password: str, path: Path | None = None) -> Vault:
         raise Tampered(f"the vault {path} is missing parts")
     try:
         keys = json.loads(_derive(password, kdf).decrypt(content["data_keys"].encode()))
-    except InvalidToken:
+    except InvalidToken:  # it has no words: the cause adds nothing to this message
         raise WrongPassword(
             f"wrong master password for the vault {path} (or its keys have been tampered with)"
         ) from None
@@ -313,5 +316,6 @@ def lookup(name: str) -> str:
     try:
         keys = _data_keys(path, content).result()
     except VaultError as err:
+        # the same error, named for the entry: its causes were dropped where it was raised
         raise type(err)(f"vault entry {name!r}: {err}") from None
     return Vault(path, content["kdf"], keys, dict(content.get("entries") or {})).get(name)

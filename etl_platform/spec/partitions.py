@@ -72,10 +72,10 @@ class PartitionsSpec(SpecModel):
     def _known_timezone(cls, timezone: str) -> str:
         try:
             ZoneInfo(timezone)
-        except (ZoneInfoNotFoundError, ValueError):
+        except (ZoneInfoNotFoundError, ValueError) as err:
             raise ValueError(
                 f"unknown timezone {timezone!r}; use an IANA name such as 'UTC' or 'Europe/Berlin'"
-            ) from None
+            ) from err
         return timezone
 
     @field_validator("start")
@@ -84,8 +84,8 @@ class PartitionsSpec(SpecModel):
         if start is not None:
             try:
                 datetime.fromisoformat(start)
-            except ValueError:
-                raise ValueError(f"start {start!r} is not an ISO date or date and time, e.g. '2024-01-01'") from None
+            except ValueError as err:
+                raise ValueError(f"start {start!r} is not an ISO date or date and time, e.g. '2024-01-01'") from err
         return start
 
     @model_validator(mode="after")

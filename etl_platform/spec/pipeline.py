@@ -87,7 +87,7 @@ class RegexRule(SpecModel):
         try:
             re.compile(pattern)
         except re.error as err:
-            raise ValueError(f"invalid regular expression: {err}") from None
+            raise ValueError(f"invalid regular expression: {err}") from err
         return pattern
 
 

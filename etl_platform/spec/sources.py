@@ -21,11 +21,11 @@ def check_declared(encoding: str) -> str:
         return AUTO_ENCODING
     try:
         return codecs.lookup(encoding).name
-    except LookupError:
+    except LookupError as err:
         raise ValueError(
             f"unknown encoding {encoding!r}; use 'auto', 'utf-8', 'utf-16', 'cp1252', 'latin-1', "
             "'cp1251', 'shift_jis' or another name Python knows"
-        ) from None
+        ) from err
 
 
 class CsvOptions(SpecModel):

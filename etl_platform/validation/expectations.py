@@ -84,9 +84,9 @@ def _read_suite(path: Path) -> list[tuple[str, Any]]:
     try:
         raw = json.loads(path.read_text())
     except OSError as err:
-        raise _Problem([], f"cannot read suite file {path}: {err.strerror or err}") from None
+        raise _Problem([], f"cannot read suite file {path}: {err.strerror or err}") from err
     except json.JSONDecodeError as err:
-        raise _Problem([], f"suite file {path} is not JSON: {err}") from None
+        raise _Problem([], f"suite file {path} is not JSON: {err}") from err
     entries = raw.get("expectations") if isinstance(raw, dict) else None
     if not isinstance(entries, list):
         raise _Problem([], f"suite file {path} needs an 'expectations' list")
@@ -121,7 +121,7 @@ def resolve_expectations(
             base = ["expectations", i, entry.expectation]
             try:
                 _check_one(entry.expectation, entry.arguments, columns, table)
-            except _Problem as problem:
+            except _Problem as problem:  # our own carrier of the message, with nothing behind it
                 raise locate.error(base + problem.path, problem.message) from None
             items = [(entry.expectation, dict(entry.arguments), entry.name)]
         else:
@@ -136,11 +136,12 @@ def resolve_expectations(
                 for j, (kind, kwargs) in enumerate(listed):
                     try:
                         _check_one(kind, kwargs, columns, table)
-                    except _Problem as problem:
+                    except _Problem as problem:  # our own carrier of the message, with nothing behind it
                         where = ".".join(str(p) for p in [f"expectations[{j}]", kind, *problem.path])
                         raise _Problem([], f"{entry.suite}: {where}: {problem.message}") from None
             except _Problem as problem:
-                raise locate.error(field_path, problem.message) from None
+                # not our carrier of the message, but what it was raised from: the suite file's OSError or JSON error
+                raise locate.error(field_path, problem.message) from problem.__cause__
             prefix = f"{entry.name}__" if entry.name else ""
             items = [
                 (kind, dict(kwargs), None if not prefix else prefix + _default_name(kind, kwargs))

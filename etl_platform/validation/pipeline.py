@@ -97,7 +97,7 @@ def check_pipeline(
                 named = {c: "VARCHAR" for c in col.source_columns(name) if c != (col.source or name)}
                 _bind(col.expression, {"value": "VARCHAR", **named})
             except (duckdb.Error, ValueError) as err:
-                raise locate.error(["source", "columns", name, "expression"], _first_line(err)) from None
+                raise locate.error(["source", "columns", name, "expression"], _first_line(err)) from err
     if src.columns:  # otherwise the columns are the source's, known when it is read
         _check_sync(spec, locate, target_types)
         _check_rules(spec, locate, target_types)
@@ -167,6 +167,7 @@ def _check_endpoint(endpoint: dict, locate: SpecLocator) -> None:
         RestEndpoint.model_validate(endpoint)
     except ValidationError as err:
         first = err.errors()[0]
+        # pydantic's error quotes the input, e.g. a refused path that is a URL with credentials: dropped
         raise locate.error(["source", "endpoint", *first["loc"]], first["msg"]) from None
 
 
@@ -198,7 +199,7 @@ def _check_rules(spec: PipelineSpec, locate: SpecLocator, target_types: dict[str
             try:
                 _bind(rule.check, target_types)
             except duckdb.Error as err:
-                raise locate.error(["rules", i, "check"], _first_line(err)) from None
+                raise locate.error(["rules", i, "check"], _first_line(err)) from err
 
 
 def _check_transforms(spec: PipelineSpec, locate: SpecLocator, names: TableNames) -> None:
@@ -214,7 +215,7 @@ def _check_transforms(spec: PipelineSpec, locate: SpecLocator, names: TableNames
                 raise locate.error(["transforms", i, "sql"], "must be exactly one SELECT statement")
             refs = transform_references(transform.sql)
         except duckdb.Error as err:
-            raise locate.error(["transforms", i, "sql"], _first_line(err)) from None
+            raise locate.error(["transforms", i, "sql"], _first_line(err)) from err
         for ref in sorted(refs):
             parts = ref.split(".")
             if len(parts) == 1 and ref not in names.own:
@@ -237,7 +238,7 @@ def _check_transform_cycles(spec: PipelineSpec, locate: SpecLocator) -> None:
     reads = {t.name: [r for r in transform_references(t.sql) if r in names] for t in spec.transforms}
     try:
         TopologicalSorter(reads).prepare()
-    except CycleError as err:
+    except CycleError as err:  # the cycle, spelt out here, is all it says
         cycle = err.args[1]
         raise locate.error(
             ["transforms", names.index(cycle[0]), "sql"],

@@ -55,6 +55,7 @@ def check_train(spec: PipelineSpec, locate: SpecLocator, names: TableNames) -> N
     try:
         task = estimators.task_of(train.estimator)
     except estimators.EstimatorNotAllowed as err:
+        # the message is the cause's own, now with its line: nothing more to show
         raise locate.error(["train", "estimator"], str(err)) from None
     for i, metric in enumerate(train.metrics):
         known = {m for m, d in estimators.METRICS.items() if d.task == task}
@@ -122,7 +123,7 @@ def _check_reads(train, locate: SpecLocator, names: TableNames) -> None:
             raise locate.error(["train", "query"], "must be exactly one SELECT statement")
         refs = transform_references(train.query)
     except duckdb.Error as err:
-        raise locate.error(["train", "query"], first_line(err)) from None
+        raise locate.error(["train", "query"], first_line(err)) from err
     for ref in sorted(refs):
         parts = ref.split(".")
         if len(parts) == 1 and ref not in names.own:

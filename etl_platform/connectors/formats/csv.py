@@ -6,6 +6,7 @@ from pathlib import Path
 import duckdb
 
 from etl_platform.connectors.formats.base import FileFormat, ReaderRejects, missing_columns, register_format, scan_path
+from etl_platform.errors import first_line
 from etl_platform.spec.columns import ColumnSpec
 from etl_platform.sql import literal
 
@@ -44,7 +45,7 @@ class CsvFormat(FileFormat):
                 raise duckdb.InvalidInputException(
                     'its fields are quoted, but not all the same way (a quote escaped as \\" and as "" in one file?), '
                     "so they cannot be read without changing their values; declare source.csv.quote and "
-                    f"source.csv.escape ({str(err).splitlines()[0]})"
+                    f"source.csv.escape ({first_line(err)})"
                 ) from err
         offered = self.columns(con, path)
         if self.options.delimiter is not None or not missing_columns(offered, wanted):

@@ -171,8 +171,10 @@ class _Http:
                 problem, wait = f"{type(err).__name__}: {_first_line(err)}", None
                 if attempt == retries:
                     failed = RestError(self.scrub(f"{self.shown(request)} failed after {attempt} retries: {problem}"))
+                    # requests' error names the URL with its query, the API key too: dropped, its codes kept
                     raise with_codes(failed, err) from None
             except requests.RequestException as err:
+                # requests' error names the URL with its query, the API key too: dropped, its codes kept
                 raise with_codes(
                     RestError(self.scrub(f"{self.shown(request)} failed: {_first_line(err)}")), err
                 ) from None
@@ -195,7 +197,7 @@ class _Http:
         try:
             # Numbers with a fraction as Decimal: every digit the API sent reaches the table.
             return json.loads(response.content, parse_float=decimal.Decimal)
-        except ValueError:
+        except ValueError:  # its document is the whole body, unscrubbed: dropped, a scrubbed excerpt shown
             kind = response.headers.get("Content-Type", "no content type")
             raise RestError(
                 self.scrub(f"{self.shown(request)}: the response is not JSON ({kind}): {_excerpt(response)}"),

@@ -62,6 +62,7 @@ class FileTable:
         try:
             yield
         except (ValueError, OSError, ConcurrentCommit, ClientError, BotoCoreError) as err:
+            # botocore's error may hold credentials (the access key id, a signed URL): dropped, its codes kept
             raise with_codes(DestinationError(scrub(f"{doing} {self} failed: {err}")), err) from None
 
     def state(self, duck: duckdb.DuckDBPyConnection, pipeline: str) -> warehouse_state.State:

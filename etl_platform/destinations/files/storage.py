@@ -301,6 +301,7 @@ class _S3Table:
             )
         except ClientError as err:
             if err.response.get("Error", {}).get("Code") in ("PreconditionFailed", "ConditionalRequestConflict"):
+                # S3's answer adds nothing to this message (its error responses may hold the access key id): dropped
                 raise ConcurrentCommit(f"{self} was committed by another run while this commit ran") from None
             raise
 

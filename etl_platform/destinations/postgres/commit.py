@@ -97,6 +97,7 @@ class Prepared:
             self.pg.commit()
         except psycopg2.Error as err:
             failed = PostgresDestinationError(secrets.scrub(f"{self._failure}: {str(err).strip()}", extra=self._hidden))
+            # the driver's error may hold the password: dropped, its codes kept
             raise with_codes(failed, err, connected=True) from None
         finally:
             self.pg.close()
@@ -203,6 +204,7 @@ def prepare_staged(duck, stage, dsn: str, schema: str, table: str, rows_per_batc
     except (psycopg2.Error, adbc_driver_manager.Error) as err:
         Prepared(pg, None, failure, hidden).abandon()
         failed = PostgresDestinationError(secrets.scrub(f"{failure}: {str(err).strip()}", extra=hidden))
+        # the driver's error may hold the password: dropped, its codes kept
         raise with_codes(failed, err, connected=True) from None
     except BaseException:
         Prepared(pg, None, failure, hidden).abandon()

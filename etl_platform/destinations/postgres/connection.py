@@ -39,6 +39,7 @@ def _connect(dsn: str, failure: str, hidden: list[str]) -> PgConnection:
         return pg
     except psycopg2.Error as err:
         failed = PostgresDestinationError(secrets.scrub(f"{failure}: {str(err).strip()}", extra=hidden))
+        # the driver's error may hold the password: dropped, its codes kept
         raise with_codes(failed, err, connected=connected) from None
 
 
@@ -53,6 +54,7 @@ def _session(dsn: str, failure: str) -> Iterator[PgConnection]:
             yield pg
     except (psycopg2.Error, adbc_driver_manager.Error) as err:
         failed = PostgresDestinationError(secrets.scrub(f"{failure}: {str(err).strip()}", extra=hidden))
+        # the driver's error may hold the password: dropped, its codes kept
         raise with_codes(failed, err, connected=connected) from None
 
 
