@@ -1,11 +1,11 @@
-"""The sensors that send alerts: one on failed runs, one on failed freshness checks."""
+"""The sensors that send alerts: one on failed runs, one on tables whose freshness fails."""
+
+import json
+import time
 
 import dagster as dg
 
 from etl_platform.automation.alerts import Alert, deliver, summary, ui_url
-
-FRESHNESS_CHECK = "freshness_check"  # the name Dagster gives a last-update freshness check
-_SCAN_LIMIT = 500
 
 
 def pipeline_of(step_key: str | None, job_name: str) -> str:
@@ -58,23 +58,16 @@ def run_failure_alerts(spec, name: str = "alert_on_run_failure") -> dg.SensorDef
     return alert_on_run_failure
 
 
-def stale_table_alert(evaluation, timestamp: float) -> Alert | None:
-    """The alert for one failed freshness check evaluation, or None for any other check result."""
-    if evaluation.check_name != FRESHNESS_CHECK or evaluation.passed:
-        return None
-    metadata = {k: getattr(v, "value", v) for k, v in evaluation.metadata.items()}
-    last = metadata.get("dagster/last_updated_timestamp")
-    key = evaluation.asset_key
-    details = "never loaded" if last is None else f"last loaded {_ago(last, timestamp)} ago"
-    if evaluation.description:  # Dagster's own words: "Asset is overdue. Expected an update within ..."
-        details += f". {evaluation.description}"
+def stale_table_alert(key: dg.AssetKey, fail_hours: float, last_loaded: float | None, now: float) -> Alert:
+    """The alert for a table whose freshness policy has turned to FAIL."""
+    details = "never loaded" if last_loaded is None else f"last loaded {_ago(last_loaded, now)} ago"
     pipeline = key.path[0]  # the table's schema, which is the pipeline's name unless set otherwise
     return Alert(
         subject=f"[etl] {pipeline}: table {key.to_user_string()} is stale",
         pipeline=pipeline,
-        step=FRESHNESS_CHECK,
-        error=summary(f"freshness check failed: {details}"),
-        link=f"{ui_url()}/assets/{'/'.join(key.path)}?view=checks",
+        step="freshness",
+        error=summary(f"freshness FAIL: {details}; it is expected to load at least every {fail_hours:g} h"),
+        link=f"{ui_url()}/assets/{'/'.join(key.path)}",
     )
 
 
@@ -84,31 +77,45 @@ def _ago(then: float, now: float) -> str:
 
 
 def stale_table_alerts(spec, name: str = "alert_on_stale_tables") -> dg.SensorDefinition:
-    """Alerts for every failed freshness check, looked up in each run that finishes.
+    """Alerts for every table whose freshness policy turned to FAIL, once per failure.
 
-    A failed check does not fail its run, so this watches successful runs; Dagster does not
-    evaluate a failed freshness check again until the table is loaded, so one alert each time.
+    The daemon evaluates each table's freshness policy and records the table's freshness state;
+    this sensor reads the latest state of the tables that have a policy and alerts on a FAIL it has
+    not alerted yet. The cursor holds, per failing table, when its failure began.
     """
 
-    @dg.run_status_sensor(
+    @dg.sensor(
         name=name,
-        run_status=dg.DagsterRunStatus.SUCCESS,
         minimum_interval_seconds=spec.min_interval_seconds,
         default_status=dg.DefaultSensorStatus.RUNNING,
-        description=(
-            "Emails and/or posts to a webhook when a table's freshness check fails (see defs/alerts/defs.yaml)."
-        ),
+        description="Emails and/or posts to a webhook when a table's freshness turns to FAIL "
+        "(see defs/alerts/defs.yaml).",
     )
-    def alert_on_stale_tables(context: dg.RunStatusSensorContext) -> None:
-        from dagster import DagsterEventType
-
-        records = context.instance.get_records_for_run(
-            context.dagster_run.run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION, limit=_SCAN_LIMIT
-        ).records
-        for record in records:
-            evaluation = record.event_log_entry.dagster_event.event_specific_data
-            alert = stale_table_alert(evaluation, record.timestamp)
-            if alert is not None and watches(spec, alert.pipeline):
+    def alert_on_stale_tables(context: dg.SensorEvaluationContext) -> dg.SkipReason | None:
+        policies = {
+            node.key: node.freshness_policy
+            for node in context.repository_def.asset_graph.asset_nodes
+            if node.freshness_policy is not None
+        }
+        if not policies:
+            return dg.SkipReason("no table has a freshness policy")
+        alerted = json.loads(context.cursor or "{}")
+        now = time.time()
+        for key, record in context.instance.get_freshness_state_records(list(policies)).items():
+            table = key.to_user_string()
+            if record.freshness_state != "FAIL":
+                alerted.pop(table, None)
+                continue
+            since = record.updated_at.timestamp()
+            if alerted.get(table) == since:
+                continue
+            latest = context.instance.get_latest_materialization_event(key)
+            fail_hours = policies[key].fail_window.to_timedelta().total_seconds() / 3600
+            alert = stale_table_alert(key, fail_hours, latest.timestamp if latest else None, now)
+            if watches(spec, alert.pipeline):
                 deliver(spec, alert, context.log.warning)
+            alerted[table] = since
+        context.update_cursor(json.dumps(alerted, sort_keys=True))
+        return None
 
     return alert_on_stale_tables

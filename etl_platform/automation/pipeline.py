@@ -1,12 +1,9 @@
-"""A pipeline's automation, as the factory adds it: file sensor with its check ``files_not_loaded``,
-freshness check and its sensor.
+"""A pipeline's automation, as the factory adds it: the file sensor with its check ``files_not_loaded``.
+(A table's freshness is its Dagster freshness policy, set by the factory.)
 
 Per-file partitions (``partitions: {by: file}``) are named ``<pipeline>_files``; when a
 pipeline has them its file sensor asks for one run per file, otherwise one run per tick.
 """
-
-import datetime
-import warnings
 
 import dagster as dg
 
@@ -61,8 +58,8 @@ def listing_of(connection: str):
 
 
 def pipeline_automation(spec: PipelineSpec, pipeline: str, job, table_key: dg.AssetKey) -> dg.Definitions:
-    """The sensors and checks a pipeline's triggers and freshness ask for."""
-    sensors, checks, file_checks = [], [], []
+    """The sensors and checks a pipeline's triggers ask for (its freshness is the table's policy)."""
+    sensors, file_checks = [], []
     if spec.triggers.on_new_files and spec.source.reads == "files":
         connection = spec.source.connection
         watch = file_watch(spec, pipeline, table_key)
@@ -76,24 +73,4 @@ def pipeline_automation(spec: PipelineSpec, pipeline: str, job, table_key: dg.As
                 required_resource_keys=None if connection == LANDING else {resource_key(connection)},
             )
         )
-    if spec.freshness is not None:
-        # Freshness checks with their sensor, not 1.13's FreshnessPolicy: a policy is evaluated only
-        # when the instance's freshness daemon is switched on, and Dagster marks these as superseded.
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", dg.SupersessionWarning)
-            checks = list(
-                dg.build_last_update_freshness_checks(
-                    assets=[table_key],
-                    lower_bound_delta=datetime.timedelta(hours=spec.freshness.max_age_hours),
-                    severity=dg.AssetCheckSeverity.ERROR,
-                )
-            )
-            sensors.append(
-                dg.build_sensor_for_freshness_checks(
-                    freshness_checks=checks,
-                    name=f"{pipeline}_freshness_sensor",
-                    minimum_interval_seconds=300,
-                    default_status=dg.DefaultSensorStatus.RUNNING,
-                )
-            )
-    return dg.Definitions(sensors=sensors, asset_checks=[*checks, *file_checks])
+    return dg.Definitions(sensors=sensors, asset_checks=file_checks)

@@ -72,7 +72,7 @@ class AlertsSpec(SpecModel):
 
 
 class Alerts(dg.Component):
-    """Alerts on failed runs and failed freshness checks, by email and/or webhook."""
+    """Alerts on failed runs and on tables whose freshness turns to FAIL, by email and/or webhook."""
 
     def __init__(self, spec: AlertsSpec):
         self.spec = spec

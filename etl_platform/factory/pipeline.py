@@ -1,6 +1,7 @@
 """One pipeline spec -> its whole slice of definitions: assets, checks, job, schedule."""
 
 import dataclasses
+import datetime
 from dataclasses import dataclass
 from graphlib import TopologicalSorter
 from pathlib import Path
@@ -32,6 +33,7 @@ from etl_platform.quality.checks import expectation_checks
 from etl_platform.quality.expectations import Expectation
 from etl_platform.resources.warehouse import WAREHOUSE_POOL, WarehouseResource
 from etl_platform.secrets.references import MissingSecret
+from etl_platform.spec.automation import FreshnessSpec
 from etl_platform.spec.pipeline import PipelineSpec, TransformSpec
 from etl_platform.spec.tables import TableNames, transform_references
 from etl_platform.steps import extract, load_result, load_target, transform
@@ -153,6 +155,7 @@ def build_pipeline_defs(spec: PipelineSpec, ctx: PipelineContext) -> dg.Definiti
                 group_name=group,
                 kinds=_destination_kinds(ctx.destination_kind, dest.format),
                 owners=owners,
+                freshness_policy=_freshness_policy(spec.freshness),
                 metadata={
                     "dagster/column_schema": _declared_schema(spec),
                     "dagster/table_name": f"{names.schema}.{names.table}",
@@ -265,6 +268,16 @@ def build_pipeline_defs(spec: PipelineSpec, ctx: PipelineContext) -> dg.Definiti
     )  # features, model, champion, predictions, train job
     quality = [expectation_checks(ctx.expectations, names.schema, ctx.name)] if ctx.expectations else []
     return dg.Definitions.merge(slice_, pipeline_automation(spec, ctx.name, job, table_key), *ml, *quality)
+
+
+def _freshness_policy(freshness: FreshnessSpec | None) -> dg.FreshnessPolicy | None:
+    """The table's freshness policy (a time window since its last load), evaluated by the daemon."""
+    if freshness is None:
+        return None
+    warn = None if freshness.warn_after_hours is None else datetime.timedelta(hours=freshness.warn_after_hours)
+    return dg.FreshnessPolicy.time_window(
+        fail_window=datetime.timedelta(hours=freshness.max_age_hours), warn_window=warn
+    )
 
 
 def _source_kinds(spec: PipelineSpec, connection_kind: str) -> set[str]:

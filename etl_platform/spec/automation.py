@@ -3,7 +3,7 @@
 Every field description here is the user's documentation.
 """
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from etl_platform.spec.base import SpecModel
 
@@ -61,10 +61,21 @@ class RetrySpec(SpecModel):
 
 
 class FreshnessSpec(SpecModel):
-    """How old the table may get before it counts as stale."""
+    """How old the table may get before it counts as stale: the table's Dagster freshness policy."""
 
     max_age_hours: float = Field(
-        gt=0,
-        description="The table is stale when its last load is older than this many hours; its freshness check "
-        "then fails and the alerts are sent.",
+        ge=1 / 60,
+        description="The table is stale when its last load is older than this many hours (one minute at least): "
+        "its freshness turns to FAIL in the UI and the alerts are sent.",
     )
+    warn_after_hours: float | None = Field(
+        None,
+        ge=1 / 60,
+        description="Freshness turns to WARN when the last load is older than this (less than max_age_hours).",
+    )
+
+    @model_validator(mode="after")
+    def _warn_before_fail(self) -> "FreshnessSpec":
+        if self.warn_after_hours is not None and self.warn_after_hours >= self.max_age_hours:
+            raise ValueError("warn_after_hours must be less than max_age_hours")
+        return self

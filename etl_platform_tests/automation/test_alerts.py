@@ -1,5 +1,6 @@
 """Alerts reach a real SMTP server and a real webhook on loopback, with no secret in them."""
 
+import datetime
 import email
 import email.policy
 import json
@@ -187,49 +188,70 @@ def test_the_demo_alerts_load_with_no_server_configured(etl_home: Path, monkeypa
     assert not spec.email.switched_on() and not spec.webhook.switched_on()
 
 
-def test_a_stale_table_fails_its_freshness_check_and_is_alerted(landing, etl_home, instance, webhook, monkeypatch):
+def test_a_stale_table_turns_its_freshness_to_fail_and_is_alerted_once(
+    landing, etl_home, instance, webhook, monkeypatch
+):
+    """The table carries a Dagster freshness policy; the daemon records its freshness state (here
+    the record the freshness daemon writes when the window has passed, reported directly); the
+    alert sensor sends one alert per failure, and another after the table was fresh again."""
+    from dagster._core.definitions.freshness import FreshnessState, FreshnessStateChange
+
     from etl_platform.automation.alert_sensors import stale_table_alerts
-    from etl_platform_tests.conftest import check_results
     from etl_platform_tests.connectors.test_sources import pipeline_defs, run
 
     url, received = webhook
     monkeypatch.setenv("ETL_TEST_WEBHOOK_URL", url)
     (landing / "a.csv").write_text("id\n1\n2\n")
-    max_age_seconds = 6
     spec = {
         "source": {"files": "*.csv", "columns": {"id": {"type": "bigint"}}},
         "destination": {"table": "things"},
-        "freshness": {"max_age_hours": max_age_seconds / 3600},
+        "freshness": {"max_age_hours": 2, "warn_after_hours": 1},
     }
-    defs = pipeline_defs("fresh", spec, {"kind": "local", "path": str(landing)})
-    check = dg.AssetCheckKey(dg.AssetKey(["fresh", "things"]), "freshness_check")
-    assert defs.get_sensor_def("fresh_freshness_sensor").default_status == dg.DefaultSensorStatus.RUNNING
-    loaded = run(defs, "fresh", instance)
-    assert (
-        loaded.success and check_results(loaded)["fresh/things:freshness_check"] is True
-    )  # checked right after the load
-
-    check_job = dg.Definitions.merge(
-        defs, dg.Definitions(jobs=[dg.define_asset_job("check_freshness", selection=dg.AssetSelection.checks(check))])
-    )
-    loaded_at = instance.get_latest_materialization_event(check.asset_key).timestamp
-    time.sleep(max(0.0, loaded_at + max_age_seconds + 0.5 - time.time()))
-    stale = check_job.resolve_job_def("check_freshness").execute_in_process(instance=instance, raise_on_error=False)
-    assert stale.success and check_results(stale)["fresh/things:freshness_check"] is False
-
     alerts = stale_table_alerts(AlertsSpec.model_validate({"webhook": {"url": {"env": "ETL_TEST_WEBHOOK_URL"}}}))
-    for finished in (loaded, stale):
-        alerts(
-            dg.build_run_status_sensor_context(
-                sensor_name=alerts.name,
-                dagster_event=finished.get_run_success_event(),
-                dagster_instance=instance,
-                dagster_run=finished.dagster_run,
-            )
-        )
-    [posted] = received  # the passing evaluation sent nothing, the failing one one alert
-    text = posted["text"]
-    assert "table fresh/things is stale" in text and "Step: freshness_check" in text
-    assert (
-        "last loaded 0.0 h ago" in text and "is overdue" in text and "http://127.0.0.1:3000/assets/fresh/things" in text
+    defs = dg.Definitions.merge(
+        pipeline_defs("fresh", spec, {"kind": "local", "path": str(landing)}), dg.Definitions(sensors=[alerts])
     )
+    table = dg.AssetKey(["fresh", "things"])
+    policy = defs.resolve_assets_def(table).specs_by_key[table].freshness_policy
+    assert policy == dg.FreshnessPolicy.time_window(
+        fail_window=datetime.timedelta(hours=2), warn_window=datetime.timedelta(hours=1)
+    )
+    assert not any("freshness" in s.name for s in defs.sensors or [])  # no superseded check sensor
+    assert run(defs, "fresh", instance).success
+    repository = defs.get_repository_def()
+
+    def tick(cursor: str | None) -> str | None:
+        context = dg.build_sensor_context(instance=instance, cursor=cursor, repository_def=repository)
+        alerts(context)
+        return context.cursor
+
+    def freshness(new: FreshnessState, old: FreshnessState) -> None:
+        instance.report_runless_asset_event(
+            FreshnessStateChange(key=table, new_state=new, previous_state=old, state_change_timestamp=time.time())
+        )
+
+    cursor = tick(None)
+    assert received == []  # no state yet: nothing to say
+    freshness(FreshnessState.FAIL, FreshnessState.PASS)
+    cursor = tick(tick(cursor))  # two ticks, one alert
+    [posted] = received
+    text = posted["text"]
+    assert "table fresh/things is stale" in text and "last loaded 0.0 h ago" in text
+    assert "expected to load at least every 2 h" in text and "http://127.0.0.1:3000/assets/fresh/things" in text
+    freshness(FreshnessState.PASS, FreshnessState.FAIL)
+    cursor = tick(cursor)
+    time.sleep(0.01)
+    freshness(FreshnessState.FAIL, FreshnessState.PASS)
+    tick(cursor)
+    assert len(received) == 2  # stale again after it was fresh: a second alert
+
+
+def test_a_freshness_window_below_dagsters_minute_is_refused_at_load():
+    from pydantic import ValidationError
+
+    from etl_platform.spec.automation import FreshnessSpec
+
+    with pytest.raises(ValidationError, match="greater than or equal to 0.0166"):
+        FreshnessSpec.model_validate({"max_age_hours": 0.001})
+    with pytest.raises(ValidationError, match="warn_after_hours must be less than max_age_hours"):
+        FreshnessSpec.model_validate({"max_age_hours": 1, "warn_after_hours": 1})

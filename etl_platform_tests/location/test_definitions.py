@@ -64,7 +64,6 @@ CHECKS = {
     )
     for check in ("rejected_rows_within_limit", "all_files_readable", "schema_drift")
 } | {
-    "shop_customers/customers:freshness_check",
     "shop_customers/source_files:files_not_loaded",  # evaluated by shop_customers_file_sensor
     # Great Expectations checks of the campaigns demo
     *(
@@ -101,13 +100,22 @@ SENSORS = {
     "alert_on_run_failure",
     "alert_on_stale_tables",
     "shop_customers_file_sensor",
-    "shop_customers_freshness_sensor",
 }
+
+
+# Tables with a Dagster freshness policy (fail window in hours), evaluated by the daemon.
+FRESHNESS = {"shop_customers/customers": 26.0}
 
 
 def test_graph_snapshot(etl_home):
     defs = load_definitions()
     graph = defs.resolve_asset_graph()
+    policies = {
+        node.key.to_user_string(): node.freshness_policy.fail_window.to_timedelta().total_seconds() / 3600
+        for node in graph.asset_nodes
+        if node.freshness_policy is not None
+    }
+    assert policies == FRESHNESS
     assert {k.to_user_string() for k in graph.get_all_asset_keys()} == ASSETS
     assert {f"{c.asset_key.to_user_string()}:{c.name}" for c in graph.asset_check_keys} == CHECKS
     assert {j.name for j in defs.resolve_all_job_defs() if not j.name.startswith("__")} == JOBS
