@@ -1,0 +1,1 @@
+"""``etl-platform``: one module per command group. Nothing in the package imports it."""

@@ -1,0 +1,1 @@
+"""Where a load's valid rows are committed, one package per kind, found through ``registry``."""

@@ -1,0 +1,1 @@
+"""Credentials: references to them (``{env:}``, ``{secret:}``), scrubbing, and the encrypted vault."""

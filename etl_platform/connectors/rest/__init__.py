@@ -1,0 +1,1 @@
+"""REST APIs as a source: connection options, HTTP with retries and auth, pagination."""

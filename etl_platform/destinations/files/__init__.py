@@ -1,0 +1,1 @@
+"""A table of Parquet or CSV files, locally or on S3, committed by replacing its manifest."""
