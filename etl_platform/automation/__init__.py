@@ -1,1 +1,1 @@
-"""Automation: file sensors, retries of transient failures, alerts and freshness."""
+"""Automation: file sensors, retries of transient failures, and alerts (freshness is a table policy)."""

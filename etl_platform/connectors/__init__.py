@@ -1,1 +1,1 @@
-"""Sources and destinations. One module per kind; each registers itself by name."""
+"""Sources by kind, one module each, found through ``registry`` (and file formats in ``formats``)."""

@@ -1,1 +1,1 @@
-"""Data quality: Great Expectations suites as asset checks, and safe files for humans."""
+"""Data quality: Great Expectations suites run as asset checks, in one SQL pass where they allow it."""
