@@ -52,6 +52,8 @@ _KINDS: dict[str, type[Connector]] = {}
 
 # what a connector of each read shape must offer to steps.extract
 READ_METHODS: dict[str, tuple[str, ...]] = {"files": ("fetch",), "sql": ("select", "stream"), "rest": ("fetch",)}
+# the source fields a pipeline gives for each read shape, as an error names them
+READ_FIELDS: dict[str, str] = {"files": "files", "sql": "table or query", "rest": "endpoint"}
 
 
 def register(cls: type[Connector]) -> type[Connector]:

@@ -11,7 +11,7 @@ import duckdb
 
 from etl_platform.connectors.formats.base import FORMATS, file_format, missing_columns
 from etl_platform.connectors.landing import LANDING, LocalFolder
-from etl_platform.connectors.registry import connector_class
+from etl_platform.connectors.registry import READ_FIELDS, connector_class
 from etl_platform.destinations.base import WAREHOUSE
 from etl_platform.destinations.registry import DESTINATION_KINDS, destination_class
 from etl_platform.errors import first_line
@@ -70,7 +70,7 @@ def check_pipeline(
         )
     reads = connector_class(kinds[src.connection]).reads
     if reads != src.reads:
-        needs = {"files": "files", "sql": "table or query", "rest": "endpoint"}[reads]
+        needs = READ_FIELDS[reads]
         raise locate.error(
             ["source", "connection"],
             f"connection {src.connection!r} is a {kinds[src.connection]} connection: the source needs {needs}",

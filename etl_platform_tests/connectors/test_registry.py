@@ -45,3 +45,10 @@ def test_a_connector_with_untyped_options_or_an_unknown_read_shape_is_refused():
 
     with pytest.raises(TypeError, match=r"Options is not a SpecModel; reads 'stream'"):
         register(Loose)
+
+
+def test_every_read_shape_has_its_methods_its_fields_and_a_loader():
+    from etl_platform.connectors.registry import READ_FIELDS, READ_METHODS
+    from etl_platform.steps.extract import _READERS
+
+    assert set(READ_METHODS) == set(READ_FIELDS) == set(_READERS)
