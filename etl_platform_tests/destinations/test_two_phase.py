@@ -38,7 +38,7 @@ from etl_platform.connectors.registry import build
 from etl_platform.destinations.files.destination import FileTable
 from etl_platform.destinations.postgres.destination import PostgresTable
 from etl_platform.spec.pipeline import PipelineSpec
-from etl_platform.steps import extract, ingest
+from etl_platform.steps import extract, ingest, load_target
 from etl_platform.destinations.warehouse.tables import TableRef
 
 warehouse, files, kind, where, point = sys.argv[1:6]
@@ -57,10 +57,9 @@ def die(*args, **kwargs):
 if point == "between the commits":
     type(destination).finish = die
 else:
-    original = pending_commits._clear_pending
-    def finish_then_die(*args, **kwargs):
+    def finish_then_die(*args, **kwargs):  # the load's own clearing, after the destination's commit
         die()
-    pending_commits._clear_pending = finish_then_die
+    ingest._clear_pending = finish_then_die
 with duckdb.connect(warehouse) as con:
     target = load_target.Target(TableRef("p", "t"), TableRef("p", "t_rejected"), destination)
     extract.load_source(spec, pipeline="p", connector=connector, con=con, target=target, run_id="killed-run", log=print)
