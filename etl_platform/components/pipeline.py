@@ -21,6 +21,9 @@ from etl_platform.validation.training import check_train
 # An environment variable whose name says it holds a secret. A pipeline file's values end up in the
 # definitions (UI, metadata, run config), so a template must not copy a secret into one.
 _SECRET_NAME = re.compile(r"(?i)PASSW(OR)?D|SECRET|TOKEN|API_?KEY|PRIVATE_?KEY|CREDENTIAL")
+_EXPRESSION = re.compile(r"\{\{(.*?)\}\}", re.S)
+_QUOTED = r"""(?:'[^']*'|"[^"]*")"""
+_TEMPLATE = re.compile(rf"env\s*\.\s*\w+|env\s*\(\s*{_QUOTED}\s*(?:,\s*{_QUOTED}\s*)?\)|{_QUOTED}")
 _ENV_READ = re.compile(r"""env\s*(?:\.\s*(\w+)|\[\s*['"](\w+)['"]|\(\s*['"](\w+)['"])""")
 
 
@@ -35,6 +38,14 @@ def fill_templates(value: Any, at: tuple = ()) -> Any:
     if not isinstance(value, str) or "{{" not in value:
         return value
     field = ".".join(str(part) for part in at) or "attributes"
+    for expression in _EXPRESSION.findall(value):
+        # Jinja renders any other name as '' without a word: SQL, a regex or a value holding '{{'
+        # would change silently. Only environment reads and quoted text are templates here.
+        if not _TEMPLATE.fullmatch(expression.strip()):
+            raise ValueError(
+                f"{field}: '{{{{ {expression.strip()} }}}}' is not an env template; write a literal "
+                "'{{' as {{ '{{' }}"
+            )
     for read in _ENV_READ.finditer(value):
         name = next(group for group in read.groups() if group)
         if _SECRET_NAME.search(name):

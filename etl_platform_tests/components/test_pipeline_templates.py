@@ -66,3 +66,12 @@ def test_the_component_validates_with_dagsters_own_loader(etl_home, monkeypatch)
                 dg.AssetKey(["costs", "source_files"])
             ]
     assert "costs_in/*.csv" in str(spec.metadata["source"])
+
+
+def test_braces_that_are_not_an_env_template_are_refused_not_rendered_empty(etl_home):
+    """Jinja renders an unknown name as '' silently: a transform's SQL holding '{{ x }}' would load
+    other values with a green run. It is refused, naming the field; a quoted literal still works."""
+    sql = "      sql: SELECT day, sum(spend) AS spend FROM costs GROUP BY day\n"
+    error = load_error(VALID.replace(sql, "      sql: \"SELECT day, '{{ x }}' AS tag FROM costs\"\n"))
+    assert "transforms.0.sql: '{{ x }}' is not an env template" in error
+    assert fill_templates("SELECT '{{ '{{' }}x}}' AS tag") == "SELECT '{{x}}' AS tag"
